@@ -1,0 +1,68 @@
+package targets
+
+import (
+	"context"
+
+	"github.com/ferry-wasm/ferry/deploy"
+)
+
+// Target is one place apps run. Implementations are safe for concurrent use
+// by multiple goroutines, each working on a different app.
+type Target interface {
+	// Observe returns every app the target runs now, managed by ferry or
+	// not. An error means the target could not be read; retrying may help
+	// when errors.Is(err, ErrUnavailable).
+	Observe(ctx context.Context) ([]ObservedApp, error)
+	// Put deploys or updates one app to exactly want and returns once the
+	// target reports the new version healthy, or an error. On error the
+	// previous version, if any, keeps serving.
+	Put(ctx context.Context, want DesiredApp) error
+	// Delete removes one app. Deleting an absent app is not an error.
+	Delete(ctx context.Context, name string) error
+}
+
+// RollBacker is implemented by targets that keep the previous version of an
+// app loaded and can switch back to it at once.
+type RollBacker interface {
+	// RollBack switches app name back to its previous version.
+	RollBack(ctx context.Context, name string) error
+}
+
+// DesiredApp is what a target should run for one app: a signed app artifact
+// in an OCI registry, pinned by digest, and its resolved configuration.
+type DesiredApp struct {
+	// Name is the app's name.
+	Name string `json:"name"`
+	// Ref is the artifact reference, "repository@sha256:<hex>".
+	Ref string `json:"ref"`
+	// Digest is the artifact's manifest digest (the part after '@' in Ref).
+	Digest string `json:"digest"`
+	// App is the resolved configuration stored in the artifact.
+	App deploy.App `json:"app"`
+	// Secrets are values of the app's secret variables, sent to the target
+	// over its authenticated channel. They are never serialised into a plan
+	// file or a log.
+	Secrets map[string]string `json:"-"`
+}
+
+// ObservedApp is what a target reports about one app it runs.
+type ObservedApp struct {
+	// Name is the app's name.
+	Name string `json:"name"`
+	// Ref is the artifact reference the app was deployed from, if known.
+	Ref string `json:"ref,omitempty"`
+	// Digest is the running version's artifact digest.
+	Digest string `json:"digest"`
+	// Managed is true when ferry deployed the app; only managed apps are
+	// ever pruned.
+	Managed bool `json:"managed"`
+	// Status is the target's own word for the app's state ("serving",
+	// "failed", ...).
+	Status string `json:"status,omitempty"`
+	// Healthy reports the last health probe.
+	Healthy bool `json:"healthy"`
+	// Previous is the digest of the version kept for rollback, if any.
+	Previous string `json:"previous,omitempty"`
+	// Message explains a failed status.
+	Message string `json:"message,omitempty"`
+}
