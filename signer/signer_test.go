@@ -182,7 +182,7 @@ func TestTampering(t *testing.T) {
 			return ref, VerifyOptions{CheckBlobs: true}
 		},
 		want: []error{ErrDigestMismatch},
-		msg:  []string{"layer 0 (application/wasm)", "the blob was changed"},
+		msg:  []string{"layer 0 (application/wasm, sha256:", "the blob was changed"},
 	}, {
 		name: "changed manifest in place",
 		setup: func(t *testing.T, repo string) (string, VerifyOptions) {
