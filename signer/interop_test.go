@@ -1,0 +1,105 @@
+package signer
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/ferry-wasm/ferry/internal/testenv"
+)
+
+// TestInteropCosign proves the formats are cosign's own: signatures and keys
+// made by ferry work in the real cosign v2.6.5 and v3.1.3 CLIs, and theirs
+// work in ferry. The registry is an in-process CNCF Distribution on loopback;
+// cosign runs offline (see cosignCLI).
+func TestInteropCosign(t *testing.T) {
+	ctx := context.Background()
+	const pw = "interop-pw"
+	reg := testenv.Registry(t)
+	v2 := newCosign(t, "v2.6.5", pw)
+	v3 := newCosign(t, "v3.1.3", pw)
+	dir := t.TempDir()
+
+	// A key pair from ferry...
+	fPriv, fPub, err := GenerateKeyPair([]byte(pw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ferryKeyPath := writeFile(t, dir, "ferry.key", fPriv)
+	ferryPubPath := writeFile(t, dir, "ferry.pub", fPub)
+	ferryKey, err := LoadPrivateKeyFile(ferryKeyPath, []byte(pw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ferryPolicy, err := PolicyFromFiles([]string{ferryPubPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// ...and one from cosign generate-key-pair.
+	v2.run(dir, false, "generate-key-pair")
+	cosignKeyPath, cosignPubPath := filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
+	cosignPolicy, err := PolicyFromFiles([]string{cosignPubPath})
+	if err != nil {
+		t.Fatalf("cosign.pub in ferry: %v", err)
+	}
+
+	verifyFerry := func(t *testing.T, a artifact, policy Policy, wantKey string) {
+		t.Helper()
+		res, err := Verify(ctx, a.Ref(), policy, VerifyOptions{})
+		if err != nil {
+			t.Fatalf("ferry verify: %v", err)
+		}
+		if res.Key != wantKey || res.Digest != a.Digest {
+			t.Errorf("ferry verify = key %q digest %s; want %q %s", res.Key, res.Digest, wantKey, a.Digest)
+		}
+	}
+
+	t.Run("ferry signs, cosign v2 and v3 verify", func(t *testing.T) {
+		a := pushWasm(t, reg+"/interop/ferry-signed", wasmModule("a"), "")
+		if _, err := Sign(ctx, a.Ref(), ferryKey, SignOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []*cosignCLI{v2, v3} {
+			out := c.run(dir, false, "verify", "--key", ferryPubPath, "--insecure-ignore-tlog", a.Ref())
+			t.Logf("%s verify:\n%s", filepath.Base(c.bin), out)
+		}
+		// Control: cosign refuses an artifact nobody signed, so the checks
+		// above are not vacuous.
+		u := pushWasm(t, reg+"/interop/unsigned", wasmModule("u"), "")
+		v2.run(dir, true, "verify", "--key", ferryPubPath, "--insecure-ignore-tlog", u.Ref())
+	})
+
+	t.Run("cosign v2 signs, ferry verifies", func(t *testing.T) {
+		a := pushWasm(t, reg+"/interop/cosign-v2-signed", wasmModule("b"), "")
+		v2.run(dir, false, "sign", "--key", cosignKeyPath, "--tlog-upload=false", "--yes", a.Ref())
+		verifyFerry(t, a, cosignPolicy, cosignPubPath)
+	})
+
+	t.Run("cosign v3 legacy format signs, ferry verifies", func(t *testing.T) {
+		a := pushWasm(t, reg+"/interop/cosign-v3-signed", wasmModule("c"), "")
+		v3.run(dir, false, "sign", "--key", cosignKeyPath, "--new-bundle-format=false",
+			"--use-signing-config=false", "--tlog-upload=false", "--yes", a.Ref())
+		verifyFerry(t, a, cosignPolicy, cosignPubPath)
+	})
+
+	t.Run("cosign key pair works in ferry", func(t *testing.T) {
+		k, err := LoadPrivateKeyFile(cosignKeyPath, []byte(pw))
+		if err != nil {
+			t.Fatalf("cosign.key in ferry: %v", err)
+		}
+		a := pushWasm(t, reg+"/interop/cosign-key", wasmModule("d"), "")
+		if _, err := Sign(ctx, a.Ref(), k, SignOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		verifyFerry(t, a, cosignPolicy, cosignPubPath)
+		v2.run(dir, false, "verify", "--key", cosignPubPath, "--insecure-ignore-tlog", a.Ref())
+	})
+
+	t.Run("ferry key pair works in cosign", func(t *testing.T) {
+		a := pushWasm(t, reg+"/interop/ferry-key", wasmModule("e"), "")
+		v2.run(dir, false, "sign", "--key", ferryKeyPath, "--tlog-upload=false", "--yes", a.Ref())
+		verifyFerry(t, a, ferryPolicy, ferryPubPath)
+		v3.run(dir, false, "verify", "--key", ferryPubPath, "--insecure-ignore-tlog", a.Ref())
+	})
+}
