@@ -1,0 +1,156 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+)
+
+// goToolchain is the resolved Go toolchain of a Builder.
+type goToolchain struct {
+	path    string            // absolute path of the go command
+	version string            // GOVERSION, e.g. "go1.26.8"
+	env     map[string]string // settings passed through to builds
+}
+
+// goPassEnv are the go settings read once with `go env` and passed to every
+// build explicitly (with GOENV=off), so module and build caches work
+// offline as they do for the user and nothing else leaks in.
+var goPassEnv = []string{
+	"GOPATH", "GOMODCACHE", "GOCACHE", "GOROOT",
+	"GOPROXY", "GONOPROXY", "GOPRIVATE", "GOSUMDB", "GONOSUMDB", "GOINSECURE", "GOAUTH",
+	"GOFLAGS", "GOEXPERIMENT", "GOWASM",
+}
+
+// goKeyEnv are the passed settings that can change the output; they are
+// part of the cache key. (Proxy and cache locations cannot: go.sum pins
+// the content.)
+var goKeyEnv = []string{"GOFLAGS", "GOEXPERIMENT", "GOWASM", "GOTOOLCHAIN"}
+
+// goToolchain resolves the go command and its settings once per Builder.
+func (b *Builder) goToolchain(ctx context.Context) (*goToolchain, error) {
+	b.toolMu.Lock()
+	defer b.toolMu.Unlock()
+	if b.tool != nil {
+		return b.tool, nil
+	}
+	path, err := exec.LookPath(b.goBinary)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v — install Go 1.26+ or set GoBinary", ErrToolchainMissing, b.goBinary, errors.Unwrap(err))
+	}
+	toolchain := os.Getenv("GOTOOLCHAIN")
+	if toolchain == "" {
+		toolchain = "local"
+	}
+	cmd := exec.CommandContext(ctx, path, append([]string{"env", "-json", "GOVERSION"}, goPassEnv...)...)
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN="+toolchain)
+	cmd.Dir = os.TempDir() // no go.mod or go.work of the caller's directory
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s env: %v: %s", ErrToolchainMissing, path, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	env := map[string]string{}
+	if err := json.Unmarshal(out, &env); err != nil {
+		return nil, fmt.Errorf("%s env: %w", path, err)
+	}
+	version := env["GOVERSION"]
+	if version == "" {
+		return nil, fmt.Errorf("%w: %s env printed no GOVERSION", ErrToolchainMissing, path)
+	}
+	delete(env, "GOVERSION")
+	env["GOTOOLCHAIN"] = toolchain
+	b.tool = &goToolchain{path: path, version: version, env: env}
+	b.log.Debug("go toolchain", "path", path, "version", version)
+	return b.tool, nil
+}
+
+// goBuildArgs are the arguments of `go build` for c, writing to out.
+func goBuildArgs(c Component, out string) []string {
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid="}
+	if c.executor() == ExecutorReactor {
+		args = append(args, "-buildmode=c-shared")
+	}
+	return append(args, "-o", out, ".")
+}
+
+// goEnv is the complete environment of a Go build: PATH and HOME, the
+// toolchain's settings, the declared Env, then the fixed target.
+func goEnv(c Component, tool *goToolchain) []string {
+	env := map[string]string{
+		"PATH":   os.Getenv("PATH"),
+		"HOME":   os.Getenv("HOME"),
+		"GOENV":  "off",
+		"GOWORK": "off",
+		"TMPDIR": os.TempDir(),
+		"LANG":   "C",
+		"LC_ALL": "C",
+	}
+	for n, v := range tool.env {
+		if v != "" {
+			env[n] = v
+		}
+	}
+	for n, v := range c.Env {
+		env[n] = v
+	}
+	env["GOOS"], env["GOARCH"], env["CGO_ENABLED"] = "wasip1", "wasm", "0"
+	return envList(env)
+}
+
+func envList(env map[string]string) []string {
+	list := make([]string, 0, len(env))
+	for n, v := range env {
+		list = append(list, n+"="+v)
+	}
+	sort.Strings(list)
+	return list
+}
+
+// buildGo runs `go build` for c into a temp file in the cache and returns
+// the module bytes, or the compiler's output with the error.
+func (b *Builder) buildGo(ctx context.Context, c Component, tool *goToolchain) ([]byte, string, error) {
+	out, err := cacheDir(b.cacheDir).tempFile("go-*.wasm")
+	if err != nil {
+		return nil, "", err
+	}
+	defer os.Remove(out)
+	cmd := exec.CommandContext(ctx, tool.path, goBuildArgs(c, out)...)
+	cmd.Dir = c.GoPackage
+	cmd.Env = goEnv(c, tool)
+	b.log.Debug("go build", "component", c.ID(), "dir", c.GoPackage, "args", cmd.Args[1:])
+	if output, err := run(ctx, cmd); err != nil {
+		return nil, output, err
+	}
+	wasm, err := os.ReadFile(out)
+	if err != nil {
+		return nil, "", err
+	}
+	return wasm, "", nil
+}
+
+// run runs cmd in its own process group (killed as a whole when ctx ends)
+// and returns its combined output, trimmed, when it fails.
+func run(ctx context.Context, cmd *exec.Cmd) (string, error) {
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	setProcessGroup(cmd)
+	err := cmd.Run()
+	if err == nil {
+		return "", nil
+	}
+	if ctx.Err() != nil {
+		return "", fmt.Errorf("%w (%s killed)", ctx.Err(), cmd.Args[0])
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return trimOutput(buf.Bytes()), fmt.Errorf("%w: %s: %v", ErrBuildFailed, cmd.Args[0], err)
+	}
+	return trimOutput(buf.Bytes()), err
+}
