@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"crypto/sha256"
 	"context"
 	"errors"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/targets"
 )
 
@@ -192,6 +195,7 @@ func (m *memTarget) counts() (puts, deletes, rollbacks, maxInflight int) {
 type lockingMem struct {
 	*memTarget
 	sem     chan struct{}
+	waiting atomic.Int32
 	holders []string
 }
 
@@ -200,6 +204,8 @@ var _ Locker = (*lockingMem)(nil)
 func newLockingMem() *lockingMem { return &lockingMem{memTarget: newMem(), sem: make(chan struct{}, 1)} }
 
 func (l *lockingMem) Lock(ctx context.Context, holder string) (func(), error) {
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
 	select {
 	case l.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -223,9 +229,7 @@ func (n noRollBack) Delete(ctx context.Context, name string) error      { return
 
 // dg returns a valid, distinct digest for a label.
 func dg(label string) string {
-	h := fmt.Sprintf("%x", label)
-	h = strings.Repeat("0", max(0, 64-len(h))) + h
-	return "sha256:" + h[len(h)-64:]
+	return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(label)))
 }
 
 // app returns a desired app with a valid ref and config.
@@ -245,3 +249,7 @@ func tmap(kv ...any) map[string]targets.Target {
 func sortedKeys(m map[string]string) []string {
 	return slices.Sorted(maps.Keys(m))
 }
+
+type deployVariable = deploy.Variable
+
+func ptr[T any](v T) *T { return &v }

@@ -85,6 +85,15 @@ func (p *Plan) RenderWith(w io.Writer, o RenderOptions) error {
 			for _, r := range ch.Reasons {
 				fmt.Fprintf(&b, "      reason: %s\n", r)
 			}
+			if ch.After != nil && ch.Action != ActionNoop {
+				for _, c := range ch.After.App.Components {
+					fmt.Fprintf(&b, "      component %s: %s", c.Name, shortDigest(c.Digest))
+					if len(c.Routes) > 0 {
+						fmt.Fprintf(&b, " routes %s", strings.Join(c.Routes, " "))
+					}
+					b.WriteString("\n")
+				}
+			}
 		}
 		if noops > 0 && !o.ShowNoops {
 			fmt.Fprintf(&b, "    (%d unchanged)\n", noops)
