@@ -1,8 +1,8 @@
 package sync
 
 import (
-	"crypto/sha256"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -201,7 +201,9 @@ type lockingMem struct {
 
 var _ Locker = (*lockingMem)(nil)
 
-func newLockingMem() *lockingMem { return &lockingMem{memTarget: newMem(), sem: make(chan struct{}, 1)} }
+func newLockingMem() *lockingMem {
+	return &lockingMem{memTarget: newMem(), sem: make(chan struct{}, 1)}
+}
 
 func (l *lockingMem) Lock(ctx context.Context, holder string) (func(), error) {
 	l.waiting.Add(1)
@@ -225,7 +227,7 @@ func (n noRollBack) Observe(ctx context.Context) ([]targets.ObservedApp, error) 
 	return n.t.Observe(ctx)
 }
 func (n noRollBack) Put(ctx context.Context, w targets.DesiredApp) error { return n.t.Put(ctx, w) }
-func (n noRollBack) Delete(ctx context.Context, name string) error      { return n.t.Delete(ctx, name) }
+func (n noRollBack) Delete(ctx context.Context, name string) error       { return n.t.Delete(ctx, name) }
 
 // dg returns a valid, distinct digest for a label.
 func dg(label string) string {
