@@ -1,0 +1,352 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/ferry-wasm/ferry/deploy"
+)
+
+var errEOF = io.EOF
+
+// component is one component of a loaded version, ready to serve.
+type component struct {
+	rt      *Runtime
+	app     string
+	name    string
+	digest  string
+	exec    deploy.Executor
+	routes  []string
+	health  string
+	eng     *engine
+	mod     *moduleEntry
+	cfg     wazero.ModuleConfig // base config: stderr, fs, name ""
+	env     []string            // static KEY=VALUE pairs from Env, sorted
+	vars    map[string]string   // resolved variables; never logged
+	stores  map[string]kvStore
+	allowed allowSet
+
+	timeout time.Duration
+	maxResp int64
+	sem     chan struct{}
+
+	log   *slog.Logger
+	pool  *pool // reactor only
+	m     *compMetrics
+	alive atomic.Int64 // live instances
+	mem   atomic.Int64 // bytes of pooled reactor instance memory
+}
+
+// newComponent validates and compiles one component of v.
+func (r *Runtime) newComponent(ctx context.Context, v *version, dc deploy.Component, b Bundle) (*component, error) {
+	exec := dc.Executor
+	if exec == "" {
+		exec = deploy.ExecutorWAGI
+	}
+	if !exec.Valid() {
+		return nil, fmt.Errorf("%w: unknown executor %q", ErrInvalidApp, exec)
+	}
+	lim := r.limits(dc.Limits)
+	c := &component{
+		rt: r, app: v.app.Name, name: dc.Name, digest: dc.Digest, exec: exec,
+		routes: slices.Clone(dc.Routes), timeout: lim.Timeout.Std(), maxResp: lim.MaxResponseBytes,
+		sem: make(chan struct{}, lim.MaxConcurrency),
+		log: r.log.With(slog.String("app", v.app.Name), slog.String("component", dc.Name)),
+	}
+	if dc.Health != nil && dc.Health.Path != "" {
+		c.health = dc.Health.Path
+	}
+	for _, p := range c.routes {
+		if _, _, err := splitPattern(p); err != nil {
+			return nil, err
+		}
+	}
+	for k, val := range dc.Env {
+		c.env = append(c.env, k+"="+val)
+	}
+	sort.Strings(c.env)
+	var err error
+	if c.vars, err = resolveVariables(v.app, dc, b.Secrets); err != nil {
+		return nil, err
+	}
+	if c.allowed, err = parseAllowed(dc.AllowedOutboundHosts); err != nil {
+		return nil, err
+	}
+	c.stores = map[string]kvStore{}
+	for _, s := range dc.KeyValueStores {
+		if !slices.Contains(v.app.KeyValueStores, s) {
+			return nil, fmt.Errorf("%w: key-value store %q is not declared by the app", ErrInvalidApp, s)
+		}
+		st, err := r.kv.store(v.app.Name, s)
+		if err != nil {
+			return nil, err
+		}
+		c.stores[s] = st
+	}
+
+	// Module: verify, compile once per digest, check the ABI.
+	wasm, ok := b.Modules[dc.Digest]
+	if !ok {
+		return nil, fmt.Errorf("%w: digest %q", ErrMissingModule, dc.Digest)
+	}
+	if err := verifyDigest(dc.Digest, wasm); err != nil {
+		return nil, err
+	}
+	pages := uint32((lim.MemoryBytes + 65535) / 65536)
+	pages = min(max(pages, 1), 65536)
+	if c.eng, err = r.engineFor(ctx, pages); err != nil {
+		return nil, err
+	}
+	if c.mod, err = r.compile(ctx, c.eng, dc.Digest, wasm); err != nil {
+		return nil, err
+	}
+	if err := requiredExports(c.mod.cm, exec); err != nil {
+		c.close()
+		return nil, err
+	}
+
+	cfg := wazero.NewModuleConfig().WithName("").
+		WithStderr(logWriter{c: c, stream: "stderr"}).
+		WithSysWalltime().WithSysNanotime().WithSysNanosleep()
+	if len(dc.Files) > 0 {
+		fsys := b.Files[dc.Name]
+		if fsys == nil {
+			c.close()
+			return nil, fmt.Errorf("%w: component declares files but no file tree was given", ErrInvalidApp)
+		}
+		ff, err := newFilteredFS(fsys, dc.Files)
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		cfg = cfg.WithFSConfig(wazero.NewFSConfig().WithFSMount(ff, "/"))
+	}
+	if exec == deploy.ExecutorReactor {
+		cfg = cfg.WithStdout(logWriter{c: c, stream: "stdout"}).WithStartFunctions("_initialize")
+	} else {
+		cfg = cfg.WithStartFunctions("_start")
+	}
+	c.cfg = cfg
+	c.m = r.metrics.component(c.app, c.name)
+	if exec == deploy.ExecutorReactor {
+		c.pool = &pool{c: c, max: lim.MaxConcurrency, maxUses: r.opts.ReactorMaxRequests}
+		// Initialise one instance now: a failing _initialize refuses the
+		// deploy, and the first request finds a warm instance.
+		inst, err := c.pool.newInstance(ctx)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("%w: %w", ErrInstantiate, err)
+		}
+		c.pool.put(inst)
+	}
+	return c, nil
+}
+
+// limits fills zero fields of l from the runtime defaults.
+func (r *Runtime) limits(l deploy.Limits) deploy.Limits {
+	d := r.opts.Defaults
+	pick := func(a, b, c int64) int64 {
+		if a > 0 {
+			return a
+		}
+		if b > 0 {
+			return b
+		}
+		return c
+	}
+	l.MemoryBytes = pick(l.MemoryBytes, d.MemoryBytes, DefaultMemoryBytes)
+	l.MaxResponseBytes = pick(l.MaxResponseBytes, d.MaxResponseBytes, DefaultMaxResponseBytes)
+	l.Timeout = deploy.Duration(pick(int64(l.Timeout), int64(d.Timeout), int64(DefaultTimeout)))
+	l.MaxConcurrency = int(pick(int64(l.MaxConcurrency), int64(d.MaxConcurrency), DefaultMaxConcurrency))
+	return l
+}
+
+// close releases the component's instances and module reference.
+func (c *component) close() {
+	if c.pool != nil {
+		c.pool.closeAll()
+	}
+	if c.mod != nil {
+		c.rt.release(c.mod)
+		c.mod = nil
+	}
+}
+
+// serve runs one request. It never panics on guest behaviour: every failure
+// becomes a status code and a log line naming app and component.
+func (c *component) serve(w http.ResponseWriter, r *http.Request, m *match) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
+	defer cancel()
+
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			c.fail(w, r, start, http.StatusServiceUnavailable, "component at its concurrency limit", nil)
+			return
+		}
+	}
+	defer func() { <-c.sem }()
+
+	cs := getCall(c)
+	defer putCall(cs)
+	cs.cancel = cancel
+	cs.out.max, cs.out.cancel = c.maxResp, cancel
+	if code, err := cs.readBody(w, r, c.rt.opts.MaxRequestBytes, c.timeout); err != nil {
+		c.fail(w, r, start, code, "reading request body", err)
+		return
+	}
+	ctx = context.WithValue(ctx, callKey{}, cs)
+	cs.ctx = ctx
+
+	var err error
+	if c.exec == deploy.ExecutorReactor {
+		err = c.runReactor(ctx, cs, r, m)
+	} else {
+		err = c.runWAGI(ctx, cs, r, m)
+	}
+	if err != nil {
+		switch {
+		case cs.out.overflow:
+			c.fail(w, r, start, http.StatusInternalServerError, "response larger than "+strconv.FormatInt(c.maxResp, 10)+" bytes", err)
+		case errors.Is(ctx.Err(), context.DeadlineExceeded) || isExit(err, sys.ExitCodeDeadlineExceeded):
+			c.fail(w, r, start, http.StatusGatewayTimeout, "guest exceeded its deadline of "+c.timeout.String(), err)
+		case r.Context().Err() != nil:
+			c.fail(w, r, start, 499, "client went away", err)
+		default:
+			c.fail(w, r, start, http.StatusInternalServerError, "guest failed", err)
+		}
+		return
+	}
+	var status int
+	var body []byte
+	if c.exec == deploy.ExecutorReactor {
+		status, body = c.writeReactorHead(w, cs)
+	} else {
+		status, body, err = writeCGIHead(w, cs.out.b)
+		if err != nil {
+			c.fail(w, r, start, http.StatusInternalServerError, "malformed CGI response", err)
+			return
+		}
+	}
+	if len(body) > 64<<10 {
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Now().Add(c.timeout))
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	c.m.observe(status, time.Since(start))
+}
+
+// fail answers a failed request and logs why.
+func (c *component) fail(w http.ResponseWriter, r *http.Request, start time.Time, code int, why string, err error) {
+	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", code)}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	c.log.LogAttrs(r.Context(), slog.LevelWarn, "request failed: "+why, attrs...)
+	if code != 499 {
+		http.Error(w, http.StatusText(code), code)
+	}
+	c.m.observe(code, time.Since(start))
+}
+
+func isExit(err error, code uint32) bool {
+	var ee *sys.ExitError
+	return errors.As(err, &ee) && ee.ExitCode() == code
+}
+
+// readBody reads the whole request body (bounded) before the guest runs, so
+// a slow client never holds a guest instance.
+func (cs *callState) readBody(w http.ResponseWriter, r *http.Request, max int64, timeout time.Duration) (int, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		cs.body.Reset(nil)
+		return 0, nil
+	}
+	if r.ContentLength > max {
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("content length %d over %d", r.ContentLength, max)
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+	buf := cs.bodyB[:0]
+	lr := io.LimitReader(r.Body, max+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			cs.bodyB = buf
+			return http.StatusRequestTimeout, err
+		}
+	}
+	cs.bodyB = buf
+	if int64(len(buf)) > max {
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("body over %d bytes", max)
+	}
+	cs.body.Reset(buf)
+	return 0, nil
+}
+
+// compMetrics are a component's pre-resolved metric children, so a request
+// does no label lookups.
+type compMetrics struct {
+	codes     [6]prometheus.Counter // by status class 0..5 (0 = other)
+	latency   prometheus.Observer
+	instances prometheus.Gauge
+}
+
+func (m *compMetrics) observe(status int, d time.Duration) {
+	k := status / 100
+	if k < 1 || k > 5 {
+		k = 0
+	}
+	m.codes[k].Inc()
+	m.latency.Observe(d.Seconds())
+}
+
+// logWriter forwards guest output to the log, one record per line.
+type logWriter struct {
+	c      *component
+	stream string
+}
+
+func (l logWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		line := p
+		if i := slices.Index(p, '\n'); i >= 0 {
+			line, p = p[:i], p[i+1:]
+		} else {
+			p = nil
+		}
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		if len(line) == 0 {
+			continue
+		}
+		l.c.log.LogAttrs(context.Background(), slog.LevelInfo, string(line), slog.String("source", "guest"), slog.String("stream", l.stream))
+	}
+	return n, nil
+}

@@ -1,0 +1,170 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/ferry-wasm/ferry/targets/host/abi"
+)
+
+// engine is one wazero runtime; there is one per distinct memory limit,
+// because wazero sets the limit per runtime. They share one compilation
+// cache, so a module compiled under one limit is not recompiled under
+// another.
+type engine struct {
+	rt    wazero.Runtime
+	pages uint32
+	// offered are the function definitions of the host modules, by
+	// module then name, to check imports at deploy.
+	offered map[string]map[string]api.FunctionDefinition
+}
+
+// modKey identifies a compiled module.
+type modKey struct {
+	pages  uint32
+	digest string
+}
+
+// moduleEntry is a compiled module shared by every component using the same
+// digest under the same memory limit. refs counts those components.
+type moduleEntry struct {
+	key   modKey
+	ready chan struct{}
+	cm    wazero.CompiledModule
+	err   error
+	refs  int
+}
+
+// engineFor returns the engine for a memory limit, creating it on first use.
+func (r *Runtime) engineFor(ctx context.Context, pages uint32) (*engine, error) {
+	r.engMu.Lock()
+	defer r.engMu.Unlock()
+	if e := r.engines[pages]; e != nil {
+		return e, nil
+	}
+	// NewRuntimeConfig picks the compiler where wazero supports it and the
+	// interpreter elsewhere (32-bit ARM), where NewRuntimeConfigCompiler
+	// would panic.
+	cfg := wazero.NewRuntimeConfig().
+		WithCompilationCache(r.cache).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(pages).
+		WithDebugInfoEnabled(false)
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	e := &engine{rt: rt, pages: pages, offered: map[string]map[string]api.FunctionDefinition{}}
+	wasi, err := instantiateWASI(ctx, rt)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("host: instantiating WASI: %w", err)
+	}
+	ferry, err := r.instantiateFerry(ctx, rt)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("host: instantiating ferry host module: %w", err)
+	}
+	for _, m := range []api.Module{wasi, ferry} {
+		defs := map[string]api.FunctionDefinition{}
+		for name, d := range m.ExportedFunctionDefinitions() {
+			defs[name] = d
+		}
+		e.offered[m.Name()] = defs
+	}
+	r.engines[pages] = e
+	return e, nil
+}
+
+// compile returns the compiled module for digest under e, compiling it only
+// when no component holds it yet. The caller must release it.
+func (r *Runtime) compile(ctx context.Context, e *engine, digest string, wasm []byte) (*moduleEntry, error) {
+	key := modKey{pages: e.pages, digest: digest}
+	r.modMu.Lock()
+	if m := r.modules[key]; m != nil {
+		m.refs++
+		r.modMu.Unlock()
+		<-m.ready
+		if m.err != nil {
+			r.release(m)
+			return nil, m.err
+		}
+		r.metrics.compileHits.Inc()
+		return m, nil
+	}
+	m := &moduleEntry{key: key, ready: make(chan struct{}), refs: 1}
+	r.modules[key] = m
+	r.modMu.Unlock()
+
+	r.metrics.compiles.Inc()
+	cm, err := e.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		m.err = fmt.Errorf("%w: %w", ErrMalformedModule, err)
+	} else if err := checkImports(e, cm); err != nil {
+		cm.Close(ctx)
+		m.err = err
+	} else {
+		m.cm = cm
+	}
+	close(m.ready)
+	if m.err != nil {
+		r.release(m)
+		return nil, m.err
+	}
+	return m, nil
+}
+
+// release drops one reference to m and closes it after the last.
+func (r *Runtime) release(m *moduleEntry) {
+	r.modMu.Lock()
+	m.refs--
+	last := m.refs == 0
+	if last {
+		delete(r.modules, m.key)
+	}
+	r.modMu.Unlock()
+	if last && m.cm != nil {
+		m.cm.Close(context.Background())
+	}
+}
+
+// checkImports refuses a module importing anything the host does not offer,
+// naming the first such import.
+func checkImports(e *engine, cm wazero.CompiledModule) error {
+	for _, d := range cm.ImportedFunctions() {
+		mod, name, _ := d.Import()
+		defs := e.offered[mod]
+		off, ok := defs[name]
+		if !ok || !abi.Offered(mod, name) {
+			return fmt.Errorf("%w: function %s.%s", ErrImportNotOffered, mod, name)
+		}
+		if !slices.Equal(off.ParamTypes(), d.ParamTypes()) || !slices.Equal(off.ResultTypes(), d.ResultTypes()) {
+			return fmt.Errorf("%w: function %s.%s has type %s, the host offers %s",
+				ErrImportNotOffered, mod, name, sigString(d), sigString(off))
+		}
+	}
+	for _, d := range cm.ImportedMemories() {
+		mod, name, _ := d.Import()
+		return fmt.Errorf("%w: memory %s.%s (the module must define its own memory)", ErrImportNotOffered, mod, name)
+	}
+	return nil
+}
+
+func sigString(d api.FunctionDefinition) string {
+	s := "("
+	for i, t := range d.ParamTypes() {
+		if i > 0 {
+			s += ","
+		}
+		s += api.ValueTypeName(t)
+	}
+	s += ")->("
+	for i, t := range d.ResultTypes() {
+		if i > 0 {
+			s += ","
+		}
+		s += api.ValueTypeName(t)
+	}
+	return s + ")"
+}

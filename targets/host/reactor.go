@@ -1,0 +1,172 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/ferry-wasm/ferry/targets/host/abi"
+)
+
+// instance is one initialised reactor instance.
+type instance struct {
+	mod    api.Module
+	handle api.Function
+	uses   int
+	mem    int64
+	stack  [1]uint64
+}
+
+// pool keeps idle reactor instances of a component, most recently used first.
+// Instances are created on demand, so the pool never holds more than the
+// component's concurrency limit.
+type pool struct {
+	c       *component
+	max     int
+	maxUses int
+
+	mu     sync.Mutex
+	idle   []*instance
+	closed bool
+}
+
+// newInstance instantiates the module and runs _initialize.
+func (p *pool) newInstance(ctx context.Context) (*instance, error) {
+	c := p.c
+	cs := getCall(c)
+	defer putCall(cs)
+	for _, kv := range c.env {
+		cs.env = append(cs.env, kv...)
+		cs.env = append(cs.env, 0)
+		cs.envN++
+	}
+	cs.addArg(c.name)
+	ictx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	ictx = context.WithValue(ictx, callKey{}, cs)
+	// The instance outlives this context: wazero only watches it during
+	// instantiation when CloseOnContextDone is set.
+	mod, err := c.eng.rt.InstantiateModule(ictx, c.mod.cm, c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	fn := mod.ExportedFunction(abi.ReactorHandler)
+	if fn == nil {
+		mod.Close(context.Background())
+		return nil, fmt.Errorf("%w: %s", ErrMissingExport, abi.ReactorHandler)
+	}
+	inst := &instance{mod: mod, handle: fn}
+	if m := mod.Memory(); m != nil {
+		inst.mem = int64(m.Size())
+	}
+	c.alive.Add(1)
+	c.mem.Add(inst.mem)
+	c.m.instances.Inc()
+	return inst, nil
+}
+
+// get returns an idle instance or a new one.
+func (p *pool) get(ctx context.Context) (*instance, error) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		inst := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		return inst, nil
+	}
+	p.mu.Unlock()
+	return p.newInstance(context.WithoutCancel(ctx))
+}
+
+// put returns a healthy instance to the pool, or discards it when the pool
+// is closed, full, or the instance has served its quota.
+func (p *pool) put(inst *instance) {
+	if m := inst.mod.Memory(); m != nil {
+		sz := int64(m.Size())
+		p.c.mem.Add(sz - inst.mem)
+		inst.mem = sz
+	}
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.max || inst.uses >= p.maxUses {
+		p.mu.Unlock()
+		p.discard(inst)
+		return
+	}
+	p.idle = append(p.idle, inst)
+	p.mu.Unlock()
+}
+
+func (p *pool) discard(inst *instance) {
+	inst.mod.Close(context.Background())
+	p.c.alive.Add(-1)
+	p.c.mem.Add(-inst.mem)
+	p.c.m.instances.Dec()
+}
+
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	for _, inst := range idle {
+		p.discard(inst)
+	}
+}
+
+// runReactor calls ferry_handle on a pooled instance. A trap, a timeout or
+// a non-zero result discards the instance.
+func (c *component) runReactor(ctx context.Context, cs *callState, r *http.Request, m *match) error {
+	cs.req, cs.m = r, m
+	inst, err := c.pool.get(ctx)
+	if err != nil {
+		return fmt.Errorf("instantiating: %w", err)
+	}
+	inst.uses++
+	inst.stack[0] = 0
+	err = inst.handle.CallWithStack(ctx, inst.stack[:])
+	if err == nil && inst.stack[0] != 0 {
+		err = fmt.Errorf("ferry_handle returned %d", int32(uint32(inst.stack[0])))
+	}
+	if err != nil || inst.mod.IsClosed() {
+		c.pool.discard(inst)
+		if err == nil {
+			err = fmt.Errorf("instance closed during the call")
+		}
+		return err
+	}
+	c.pool.put(inst)
+	return nil
+}
+
+// writeReactorHead sets the headers the guest gave to resp_start and returns
+// the status and body.
+func (c *component) writeReactorHead(w http.ResponseWriter, cs *callState) (int, []byte) {
+	if !cs.started {
+		return http.StatusOK, cs.out.b
+	}
+	h := w.Header()
+	rest := cs.hdr
+	for len(rest) > 0 {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		k, v, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		name := http.CanonicalHeaderKey(string(bytes.TrimSpace(k)))
+		if name == "Content-Length" || name == "Transfer-Encoding" || name == "Connection" {
+			continue
+		}
+		h.Add(name, string(bytes.TrimSpace(v)))
+	}
+	return cs.status, cs.out.b
+}

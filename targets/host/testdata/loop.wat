@@ -1,0 +1,5 @@
+;; loop: never returns.
+(module
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (loop $forever (br $forever))))

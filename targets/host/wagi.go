@@ -1,0 +1,194 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// runWAGI runs a fresh instance of a WAGI module for the request: the CGI
+// environment in environ, the body on stdin, the response on stdout.
+func (c *component) runWAGI(ctx context.Context, cs *callState, r *http.Request, m *match) error {
+	c.wagiEnv(cs, r, m)
+	cs.addArg(m.t.script)
+	if q := r.URL.RawQuery; q != "" {
+		for _, a := range strings.Split(q, "&") {
+			if u, err := url.QueryUnescape(a); err == nil {
+				a = u
+			}
+			cs.addArg(a)
+		}
+	}
+	cfg := c.cfg.WithStdin(&cs.body).WithStdout(&cs.out)
+	c.alive.Add(1)
+	c.m.instances.Inc()
+	mod, err := c.eng.rt.InstantiateModule(ctx, c.mod.cm, cfg)
+	c.alive.Add(-1)
+	c.m.instances.Dec()
+	if mod != nil {
+		mod.Close(context.Background())
+	}
+	return err
+}
+
+// wagiEnv fills cs.env with the WAGI/CGI variables (see ABI.md), then the
+// component's own Env, which wins on a clash.
+func (c *component) wagiEnv(cs *callState, r *http.Request, m *match) {
+	host, port := r.Host, ""
+	if h, p, err := net.SplitHostPort(r.Host); err == nil {
+		host, port = h, p
+	}
+	if port == "" {
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			if _, p, err := net.SplitHostPort(a.String()); err == nil {
+				port = p
+			}
+		}
+	}
+	if port == "" {
+		port = "80"
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	remote := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		remote = h
+	}
+	rawInfo := m.rest
+	info := rawInfo
+	if strings.IndexByte(info, '%') >= 0 {
+		if u, err := url.PathUnescape(info); err == nil {
+			info = u
+		}
+	}
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+
+	cs.addEnv("AUTH_TYPE", "")
+	cs.addEnv("CONTENT_LENGTH", strconv.Itoa(len(cs.bodyB)))
+	cs.addEnv("CONTENT_TYPE", r.Header.Get("Content-Type"))
+	cs.addEnv("GATEWAY_INTERFACE", "CGI/1.1")
+	cs.addEnv("PATH_INFO", info)
+	cs.addEnv("PATH_TRANSLATED", info)
+	cs.addEnv("QUERY_STRING", r.URL.RawQuery)
+	cs.addEnv("REMOTE_ADDR", remote)
+	cs.addEnv("REMOTE_HOST", remote)
+	cs.addEnv("REMOTE_USER", "")
+	cs.addEnv("REQUEST_METHOD", r.Method)
+	cs.addEnv("SCRIPT_NAME", m.t.script)
+	cs.addEnv("SERVER_NAME", host)
+	cs.addEnv("SERVER_PORT", port)
+	cs.addEnv("SERVER_PROTOCOL", r.Proto)
+	cs.addEnv("SERVER_SOFTWARE", "ferry-host")
+	cs.addEnv("X_FULL_URL", scheme+"://"+host+":"+port+uri)
+	cs.addEnv("X_MATCHED_ROUTE", m.t.pattern)
+	cs.addEnv("X_RAW_PATH_INFO", rawInfo)
+	cs.addEnv("X_RELATIVE_PATH", strings.TrimPrefix(info, "/"))
+	for i, name := range m.t.params {
+		if i < len(m.params) {
+			v := m.params[i]
+			if u, err := url.PathUnescape(v); err == nil {
+				v = u
+			}
+			cs.addEnv("X_PARAM_"+envName(name), v)
+		}
+	}
+	for k, vs := range r.Header {
+		if k == "Authorization" || k == "Connection" {
+			continue
+		}
+		cs.addEnv("HTTP_"+envName(k), strings.Join(vs, ", "))
+	}
+	if r.Header.Get("Host") == "" && r.Host != "" {
+		cs.addEnv("HTTP_HOST", r.Host)
+	}
+	for _, kv := range c.env {
+		cs.env = append(cs.env, kv...)
+		cs.env = append(cs.env, 0)
+		cs.envN++
+	}
+}
+
+// envName upper-cases a header or parameter name and maps '-' to '_'.
+func envName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z':
+			b[i] = c - 32
+		case c == '-':
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+var errNoHeaders = errors.New("no blank line after the CGI headers")
+
+// writeCGIHead parses a CGI response (headers, blank line, body), sets the
+// headers on w and returns the status and body. "Status: 404 Not Found" sets
+// the status; "Location:" without a status means 302; the default is 200.
+// At least one of Content-Type, Location or Status is required.
+func writeCGIHead(w http.ResponseWriter, out []byte) (int, []byte, error) {
+	status := http.StatusOK
+	explicit, sufficient := false, false
+	rest := out
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			return 0, nil, errNoHeaders
+		}
+		line := rest[:i]
+		rest = rest[i+1:]
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
+			break
+		}
+		k, v, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			return 0, nil, fmt.Errorf("CGI header line %q has no colon", line)
+		}
+		name := http.CanonicalHeaderKey(string(bytes.TrimSpace(k)))
+		val := string(bytes.TrimSpace(v))
+		switch name {
+		case "Status":
+			code := val
+			if sp := strings.IndexByte(val, ' '); sp >= 0 {
+				code = val[:sp]
+			}
+			n, err := strconv.Atoi(code)
+			if err != nil || n < 100 || n > 999 {
+				return 0, nil, fmt.Errorf("CGI status %q is not a status code", val)
+			}
+			status, explicit, sufficient = n, true, true
+		case "Location":
+			w.Header().Set("Location", val)
+			if !explicit {
+				status = http.StatusFound
+			}
+			sufficient = true
+		default:
+			if name == "Content-Type" {
+				sufficient = true
+			}
+			if name == "Content-Length" || name == "Transfer-Encoding" || name == "Connection" {
+				continue // the host frames the body itself
+			}
+			w.Header().Add(name, val)
+		}
+	}
+	if !sufficient {
+		return 0, nil, errors.New("CGI response has none of Content-Type, Location or Status")
+	}
+	return status, rest, nil
+}
