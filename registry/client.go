@@ -1,0 +1,238 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content/oci"
+	orasreg "oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/credentials"
+	"oras.land/oras-go/v2/registry/remote/retry"
+)
+
+// Environment variables read by EnvCredential.
+const (
+	EnvUsername = "FERRY_REGISTRY_USERNAME"
+	EnvPassword = "FERRY_REGISTRY_PASSWORD"
+	EnvToken    = "FERRY_REGISTRY_TOKEN"
+)
+
+// Credential is a registry login. Its String and LogValue never show the
+// password or token.
+type Credential struct {
+	// Username and Password are sent with HTTP basic auth or exchanged for a
+	// bearer token, as the registry asks.
+	Username string
+	Password string
+	// Token is a registry bearer (access) token sent as is; it wins over
+	// Username/Password.
+	Token string
+}
+
+// String implements fmt.Stringer without revealing secrets.
+func (c Credential) String() string {
+	return fmt.Sprintf("Credential{Username:%q Password:%s Token:%s}", c.Username, redact(c.Password), redact(c.Token))
+}
+
+// GoString implements fmt.GoStringer without revealing secrets.
+func (c Credential) GoString() string { return c.String() }
+
+// LogValue implements slog.LogValuer without revealing secrets.
+func (c Credential) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("username", c.Username),
+		slog.String("password", redact(c.Password)), slog.String("token", redact(c.Token)))
+}
+
+func redact(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return "[redacted]"
+}
+
+func (c Credential) empty() bool { return c.Username == "" && c.Password == "" && c.Token == "" }
+
+func (c Credential) oras() auth.Credential {
+	if c.Token != "" {
+		return auth.Credential{AccessToken: c.Token}
+	}
+	return auth.Credential{Username: c.Username, Password: c.Password}
+}
+
+// EnvCredential reads FERRY_REGISTRY_USERNAME, FERRY_REGISTRY_PASSWORD and
+// FERRY_REGISTRY_TOKEN through getenv (os.Getenv in a program). ok is false
+// when none is set.
+func EnvCredential(getenv func(string) string) (c Credential, ok bool) {
+	c = Credential{Username: getenv(EnvUsername), Password: getenv(EnvPassword), Token: getenv(EnvToken)}
+	return c, !c.empty()
+}
+
+// Options configure a Client. The zero value is a usable default.
+type Options struct {
+	// Credentials are explicit logins by registry host ("ghcr.io",
+	// "127.0.0.1:5000"); the key "*" applies to every host not listed. They
+	// win over the Docker config file. Nil means none.
+	Credentials map[string]Credential
+	// DockerConfig is the path of a Docker config file whose "auths" and
+	// credential helpers give logins. Empty means the Docker default
+	// ($DOCKER_CONFIG/config.json, else ~/.docker/config.json); a missing
+	// file is fine.
+	DockerConfig string
+	// NoDockerConfig turns the Docker config file off.
+	NoDockerConfig bool
+	// Insecure allows plain HTTP to every registry (a spec's
+	// `registry { insecure = true }`). False means HTTPS, except for
+	// loopback hosts (127.0.0.0/8, ::1, localhost), which always use plain
+	// HTTP.
+	Insecure bool
+	// CacheDir is the local OCI-layout cache that PullApp fills and reads.
+	// Empty means <user cache dir>/ferry/oci. Use one Client per cache
+	// directory in a process (the layout's index.json is held in memory).
+	CacheDir string
+	// UserAgent is sent with every request. Empty means "ferry".
+	UserAgent string
+	// Transport carries the HTTP requests. Nil means
+	// http.DefaultTransport. Requests are retried on 5xx, 429 and timeouts
+	// (oras-go's retry policy) on top of it.
+	Transport http.RoundTripper
+	// Concurrency caps parallel blob transfers of one operation. Zero
+	// means 4.
+	Concurrency int
+	// Logger receives debug messages (blobs uploaded, skipped, fetched).
+	// Nil means none. Credentials are never logged.
+	Logger *slog.Logger
+}
+
+// Client pushes, pulls, resolves, copies and inspects ferry artifacts. It
+// is safe for concurrent use. Create it with New.
+type Client struct {
+	opts   Options
+	log    *slog.Logger
+	client *auth.Client
+	store  credentials.Store
+
+	cacheOnce sync.Once
+	cache     *oci.Store
+	cacheErr  error
+}
+
+// New returns a Client. It fails only if the Docker config file exists but
+// cannot be read.
+func New(opts Options) (*Client, error) {
+	c := &Client{opts: opts, log: opts.Logger}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.opts.Concurrency <= 0 {
+		c.opts.Concurrency = 4
+	}
+	if c.opts.UserAgent == "" {
+		c.opts.UserAgent = "ferry"
+	}
+	if !opts.NoDockerConfig {
+		var (
+			st  credentials.Store
+			err error
+		)
+		if opts.DockerConfig != "" {
+			st, err = credentials.NewStore(opts.DockerConfig, credentials.StoreOptions{})
+		} else {
+			st, err = credentials.NewStoreFromDocker(credentials.StoreOptions{})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("registry: reading Docker config: %w", err)
+		}
+		c.store = st
+	}
+	base := opts.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.client = &auth.Client{
+		Client:     &http.Client{Transport: retry.NewTransport(base)},
+		Header:     http.Header{"User-Agent": {c.opts.UserAgent}},
+		Cache:      auth.NewCache(),
+		Credential: c.credential,
+	}
+	return c, nil
+}
+
+// credential resolves the login for hostport: explicit first, then Docker.
+func (c *Client) credential(ctx context.Context, hostport string) (auth.Credential, error) {
+	if cr, ok := c.opts.Credentials[hostport]; ok {
+		return cr.oras(), nil
+	}
+	if cr, ok := c.opts.Credentials["*"]; ok {
+		return cr.oras(), nil
+	}
+	if c.store != nil {
+		return credentials.Credential(c.store)(ctx, hostport)
+	}
+	return auth.EmptyCredential, nil
+}
+
+// repository returns the oras-go repository for ref.
+func (c *Client) repository(ref Reference) (*remote.Repository, error) {
+	repo := &remote.Repository{
+		Client:    c.client,
+		Reference: orasreg.Reference{Registry: ref.Registry, Repository: ref.Repository},
+		PlainHTTP: c.opts.Insecure || ref.IsLoopback(),
+	}
+	return repo, nil
+}
+
+// localCache opens the OCI-layout cache once.
+func (c *Client) localCache() (*oci.Store, error) {
+	c.cacheOnce.Do(func() {
+		dir := c.opts.CacheDir
+		if dir == "" {
+			ucd, err := os.UserCacheDir()
+			if err != nil {
+				c.cacheErr = fmt.Errorf("registry: %w: no cache directory: %w", ErrCache, err)
+				return
+			}
+			dir = filepath.Join(ucd, "ferry", "oci")
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			c.cacheErr = fmt.Errorf("registry: %w: %w", ErrCache, err)
+			return
+		}
+		st, err := oci.New(dir)
+		if err != nil {
+			c.cacheErr = fmt.Errorf("registry: %w: opening %s: %w", ErrCache, dir, err)
+			return
+		}
+		c.cache = st
+	})
+	return c.cache, c.cacheErr
+}
+
+// Resolve returns the descriptor of the manifest ref names; for a tag,
+// this is where the tag points now.
+func (c *Client) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	r, err := ParseReference(ref)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if r.ref() == "" {
+		return ocispec.Descriptor{}, fmt.Errorf("registry: %w %q: names no tag or digest", ErrInvalidReference, ref)
+	}
+	repo, err := c.repository(r)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc, err := repo.Resolve(ctx, r.ref())
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("registry: resolving %s: %w", r, classify(err))
+	}
+	return desc, nil
+}

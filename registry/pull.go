@@ -1,0 +1,325 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/ferry-wasm/ferry/deploy"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"oras.land/oras-go/v2/content/oci"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
+)
+
+// maxManifestBytes caps manifests and config blobs read into memory.
+const maxManifestBytes = 4 << 20
+
+// PulledApp is an app read from a registry or the local cache, every blob
+// checked against its digest.
+type PulledApp struct {
+	// Ref is "HOST/REPO@DIGEST" of the app manifest.
+	Ref string `json:"ref"`
+	// Digest is the app manifest's digest.
+	Digest digest.Digest `json:"digest"`
+	// App is the resolved app config stored in the artifact.
+	App deploy.App `json:"app"`
+	// Manifest is the app manifest.
+	Manifest ocispec.Manifest `json:"manifest"`
+	// Modules are the Wasm modules by layer digest ("sha256:<hex>", the
+	// same string as deploy.Component.Digest).
+	Modules map[string][]byte `json:"-"`
+	// FromCache is true when nothing was fetched from the registry.
+	FromCache bool `json:"from_cache"`
+}
+
+// Module returns the Wasm bytes of the named component.
+func (p *PulledApp) Module(component string) ([]byte, error) {
+	for _, c := range p.App.Components {
+		if c.Name == component {
+			if b, ok := p.Modules[c.Digest]; ok {
+				return b, nil
+			}
+			return nil, fmt.Errorf("registry: %w: component %q: module %s missing", ErrInvalidArtifact, component, c.Digest)
+		}
+	}
+	return nil, fmt.Errorf("registry: %w: app %q has no component %q", ErrNotFound, p.App.Name, component)
+}
+
+// PullApp reads the app that ref names ("HOST/REPO@DIGEST", or a tag, which
+// is resolved first) into the local OCI-layout cache and returns it. An app
+// already in the cache under a digest reference is served from the cache
+// without any network traffic. Every manifest and blob is verified against
+// its digest; a mismatch fails with a BlobError wrapping ErrDigestMismatch
+// that names the blob.
+func (c *Client) PullApp(ctx context.Context, ref string) (*PulledApp, error) {
+	r, err := ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	if r.ref() == "" {
+		return nil, fmt.Errorf("registry: %w %q: names no tag or digest", ErrInvalidReference, ref)
+	}
+	cache, err := c.localCache()
+	if err != nil {
+		return nil, err
+	}
+	d := r.Digest
+	if d == "" {
+		desc, err := c.Resolve(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		d = desc.Digest
+	}
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("registry: %w %q: %w", ErrInvalidReference, ref, err)
+	}
+	pulled, err := c.pullFromCache(ctx, cache, d)
+	switch {
+	case err == nil:
+		pulled.Ref = r.WithDigest(d).String()
+		c.log.DebugContext(ctx, "app served from cache", "ref", pulled.Ref)
+		return pulled, nil
+	case !errors.Is(err, ErrNotFound):
+		return nil, err
+	}
+	rp, err := c.repository(r)
+	if err != nil {
+		return nil, err
+	}
+	pulled, err = c.pullFromRemote(ctx, rp, cache, d)
+	if err != nil {
+		return nil, err
+	}
+	pulled.Ref = r.WithDigest(d).String()
+	return pulled, nil
+}
+
+// pullFromCache assembles the app from the cache; ErrNotFound when any
+// piece is missing.
+func (c *Client) pullFromCache(ctx context.Context, cache *oci.Store, d digest.Digest) (*PulledApp, error) {
+	read := func(desc ocispec.Descriptor, role string) ([]byte, error) {
+		rc, err := cache.Fetch(ctx, desc)
+		if err != nil {
+			if errors.Is(err, errdef.ErrNotFound) {
+				return nil, ErrNotFound
+			}
+			return nil, &BlobError{Role: role + " (local cache)", Digest: desc.Digest, Err: fmt.Errorf("%w: %w", ErrCache, err)}
+		}
+		defer rc.Close()
+		b, err := readVerified(rc, desc)
+		if err != nil {
+			return nil, &BlobError{Role: role + " (local cache)", Digest: desc.Digest, Err: err}
+		}
+		return b, nil
+	}
+	manJSON, err := read(ocispec.Descriptor{Digest: d, Size: -1}, "app manifest")
+	if err != nil {
+		return nil, err
+	}
+	man, app, err := parseApp(d, manJSON, nil)
+	if err != nil {
+		return nil, err
+	}
+	cfgJSON, err := read(man.Config, "app config")
+	if err != nil {
+		return nil, err
+	}
+	_, app, err = parseApp(d, manJSON, cfgJSON)
+	if err != nil {
+		return nil, err
+	}
+	modules := map[string][]byte{}
+	for _, l := range man.Layers {
+		if _, ok := modules[l.Digest.String()]; ok {
+			continue
+		}
+		b, err := read(l, layerRole(l))
+		if err != nil {
+			return nil, err
+		}
+		modules[l.Digest.String()] = b
+	}
+	return &PulledApp{Digest: d, App: app, Manifest: man, Modules: modules, FromCache: true}, nil
+}
+
+// pullFromRemote fetches the app from the registry, verifies it and stores
+// it in the cache (blobs first, the manifest last, so a manifest in the
+// cache means a complete app).
+func (c *Client) pullFromRemote(ctx context.Context, rp *remote.Repository, cache *oci.Store, d digest.Digest) (*PulledApp, error) {
+	manDesc, rc, err := rp.FetchReference(ctx, d.String())
+	if err != nil {
+		return nil, &BlobError{Role: "app manifest", Digest: d, Err: classify(err)}
+	}
+	manJSON, err := readVerified(rc, ocispec.Descriptor{Digest: d, Size: -1})
+	rc.Close()
+	if err != nil {
+		return nil, &BlobError{Role: "app manifest", Digest: d, Err: err}
+	}
+	manDesc.Digest, manDesc.Size = d, int64(len(manJSON))
+	man, _, err := parseApp(d, manJSON, nil)
+	if err != nil {
+		return nil, err
+	}
+
+	var mu sync.Mutex
+	blobs := map[digest.Digest][]byte{}
+	todo := append([]ocispec.Descriptor{man.Config}, man.Layers...)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.opts.Concurrency)
+	queued := map[digest.Digest]bool{}
+	for i, desc := range todo {
+		if queued[desc.Digest] {
+			continue
+		}
+		queued[desc.Digest] = true
+		role := "app config"
+		if i > 0 {
+			role = layerRole(desc)
+		}
+		g.Go(func() error {
+			b, err := fetchVerified(gctx, rp, desc)
+			if err != nil {
+				return &BlobError{Role: role, Digest: desc.Digest, Err: err}
+			}
+			if err := pushCache(gctx, cache, desc, b); err != nil {
+				return &BlobError{Role: role, Digest: desc.Digest, Err: err}
+			}
+			mu.Lock()
+			blobs[desc.Digest] = b
+			mu.Unlock()
+			c.log.DebugContext(gctx, "blob fetched", "role", role, "digest", desc.Digest, "size", desc.Size)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	_, app, err := parseApp(d, manJSON, blobs[man.Config.Digest])
+	if err != nil {
+		return nil, err
+	}
+	if err := pushCache(ctx, cache, manDesc, manJSON); err != nil {
+		return nil, &BlobError{Role: "app manifest", Digest: d, Err: err}
+	}
+	modules := map[string][]byte{}
+	for _, l := range man.Layers {
+		modules[l.Digest.String()] = blobs[l.Digest]
+	}
+	return &PulledApp{Digest: d, App: app, Manifest: man, Modules: modules}, nil
+}
+
+func layerRole(l ocispec.Descriptor) string {
+	if t := l.Annotations[ocispec.AnnotationTitle]; t != "" {
+		return fmt.Sprintf("layer %q", t)
+	}
+	return "layer"
+}
+
+// fetchVerified reads the blob desc from the registry and checks its size
+// and digest.
+func fetchVerified(ctx context.Context, rp *remote.Repository, desc ocispec.Descriptor) ([]byte, error) {
+	rc, err := rp.Fetch(ctx, desc)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rc.Close()
+	return readVerified(rc, desc)
+}
+
+// readVerified reads r fully and checks it against desc's size and
+// digest. A negative desc.Size means "unknown, at most maxManifestBytes".
+func readVerified(r io.Reader, desc ocispec.Descriptor) ([]byte, error) {
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidArtifact, err)
+	}
+	limit := desc.Size
+	if limit < 0 {
+		limit = maxManifestBytes
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, classify(err)
+	}
+	switch {
+	case desc.Size < 0 && int64(len(b)) > limit:
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidArtifact, maxManifestBytes)
+	case desc.Size >= 0 && int64(len(b)) != desc.Size:
+		more := ""
+		if int64(len(b)) > desc.Size {
+			more = " or more"
+		}
+		return nil, fmt.Errorf("%w: received %d%s bytes, want %d", ErrDigestMismatch, len(b), more, desc.Size)
+	}
+	if got := desc.Digest.Algorithm().FromBytes(b); got != desc.Digest {
+		return nil, fmt.Errorf("%w: received content has digest %s", ErrDigestMismatch, got)
+	}
+	return b, nil
+}
+
+// pushCache stores b in the cache unless it is there.
+func pushCache(ctx context.Context, cache *oci.Store, desc ocispec.Descriptor, b []byte) error {
+	if ok, err := cache.Exists(ctx, desc); err == nil && ok {
+		return nil
+	}
+	if err := cache.Push(ctx, desc, bytes.NewReader(b)); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
+		return fmt.Errorf("%w: %w", ErrCache, err)
+	}
+	return nil
+}
+
+// parseApp decodes and checks an app manifest and, when cfgJSON is not
+// nil, its config.
+func parseApp(d digest.Digest, manJSON, cfgJSON []byte) (ocispec.Manifest, deploy.App, error) {
+	var man ocispec.Manifest
+	bad := func(format string, args ...any) error {
+		return &BlobError{Role: "app manifest", Digest: d, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidArtifact}, args...)...)}
+	}
+	if err := json.Unmarshal(manJSON, &man); err != nil {
+		return man, deploy.App{}, bad("not an OCI manifest: %v", err)
+	}
+	if man.MediaType != ocispec.MediaTypeImageManifest {
+		return man, deploy.App{}, bad("media type %q is not an OCI image manifest", man.MediaType)
+	}
+	if man.ArtifactType != ArtifactTypeApp || man.Config.MediaType != MediaTypeAppConfig {
+		return man, deploy.App{}, bad("not a ferry app (artifactType %q, config %q)", man.ArtifactType, man.Config.MediaType)
+	}
+	if man.Config.Size > maxManifestBytes || man.Config.Size < 0 {
+		return man, deploy.App{}, bad("config size %d out of range", man.Config.Size)
+	}
+	for _, l := range man.Layers {
+		if l.MediaType != MediaTypeWasmLayer {
+			return man, deploy.App{}, bad("layer %s has media type %q, want %q", l.Digest, l.MediaType, MediaTypeWasmLayer)
+		}
+		if err := l.Digest.Validate(); err != nil {
+			return man, deploy.App{}, bad("layer digest: %v", err)
+		}
+	}
+	if err := man.Config.Digest.Validate(); err != nil {
+		return man, deploy.App{}, bad("config digest: %v", err)
+	}
+	if cfgJSON == nil {
+		return man, deploy.App{}, nil
+	}
+	var app deploy.App
+	if err := json.Unmarshal(cfgJSON, &app); err != nil {
+		return man, app, &BlobError{Role: "app config", Digest: man.Config.Digest, Err: fmt.Errorf("%w: %v", ErrInvalidArtifact, err)}
+	}
+	layers := map[string]bool{}
+	for _, l := range man.Layers {
+		layers[l.Digest.String()] = true
+	}
+	for _, comp := range app.Components {
+		if !layers[comp.Digest] {
+			return man, app, bad("component %q names layer %q, which the manifest does not list", comp.Name, comp.Digest)
+		}
+	}
+	return man, app, nil
+}

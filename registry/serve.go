@@ -1,0 +1,253 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // ServeOptions.Htpasswd
+	"github.com/distribution/distribution/v3/registry/handlers"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // ServeOptions.Dir
+	"github.com/sirupsen/logrus"
+)
+
+// ServeOptions configure the embedded registry. Dir is required; every
+// other zero value is a default.
+type ServeOptions struct {
+	// Dir is the filesystem storage root. It is created if missing.
+	// Required.
+	Dir string
+	// Addr is the TCP address to listen on. Empty means "127.0.0.1:0" (a
+	// free loopback port; read it from Server.Addr).
+	Addr string
+	// Logger receives the server's messages: ferry's own and Distribution's
+	// warnings and errors (everything, with Debug). Nil means none.
+	Logger *slog.Logger
+	// Debug forwards Distribution's info and debug messages (one per
+	// request) to Logger too.
+	Debug bool
+	// Htpasswd is the path of an htpasswd file (bcrypt entries); when set,
+	// every request needs HTTP basic auth from it. Empty means no auth.
+	Htpasswd string
+}
+
+// Server is a running embedded registry: CNCF Distribution with filesystem
+// storage, in this process.
+type Server struct {
+	addr   string
+	srv    *http.Server
+	cancel context.CancelFunc
+	done   chan error
+	log    *slog.Logger
+	unhook func()
+	once   sync.Once
+}
+
+// NewServer starts the embedded registry and returns once it listens. It
+// runs until Close is called or ctx ends.
+func NewServer(ctx context.Context, opts ServeOptions) (*Server, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("registry: serve: no storage directory")
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("registry: serve: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("registry: serve: %w", err)
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("registry: serve: %w", err)
+	}
+
+	cfg := &configuration.Configuration{}
+	cfg.Storage = configuration.Storage{
+		"filesystem": configuration.Parameters{"rootdirectory": dir},
+		"delete":     configuration.Parameters{"enabled": true},
+	}
+	cfg.HTTP.Secret = hex.EncodeToString(secret)
+	cfg.Log.AccessLog.Disabled = true
+	if opts.Htpasswd != "" {
+		if _, err := os.Stat(opts.Htpasswd); err != nil {
+			return nil, fmt.Errorf("registry: serve: htpasswd file: %w", err)
+		}
+		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "ferry", "path": opts.Htpasswd}}
+	}
+
+	unhook := hookLogrus(log, opts.Debug)
+	appCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	app, err := newApp(appCtx, cfg)
+	if err != nil {
+		cancel()
+		unhook()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		cancel()
+		unhook()
+		return nil, fmt.Errorf("registry: serve: %w", err)
+	}
+	s := &Server{
+		addr:   ln.Addr().String(),
+		srv:    &http.Server{Handler: app, ReadHeaderTimeout: 30 * time.Second},
+		cancel: cancel,
+		done:   make(chan error, 1),
+		log:    log,
+		unhook: unhook,
+	}
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.Close()
+		case <-appCtx.Done():
+		}
+	}()
+	log.Info("registry listening", "addr", s.addr, "dir", dir, "auth", opts.Htpasswd != "")
+	return s, nil
+}
+
+// newApp builds Distribution's handler, turning its panics on bad
+// configuration (e.g. an unusable storage directory) into errors.
+func newApp(ctx context.Context, cfg *configuration.Configuration) (app *handlers.App, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("registry: serve: starting Distribution: %v", r)
+		}
+	}()
+	return handlers.NewApp(ctx, cfg), nil
+}
+
+// Addr returns the address the server listens on ("127.0.0.1:41234").
+func (s *Server) Addr() string { return s.addr }
+
+// Close stops the server, waiting up to five seconds for requests in
+// flight. It is safe to call more than once.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = s.srv.Shutdown(ctx)
+		if serr := <-s.done; err == nil {
+			err = serr
+		}
+		s.cancel()
+		s.log.Info("registry stopped", "addr", s.addr)
+		s.unhook()
+	})
+	return err
+}
+
+// Serve runs the embedded registry until ctx ends. It returns nil after a
+// clean stop.
+func Serve(ctx context.Context, opts ServeOptions) error {
+	s, err := NewServer(ctx, opts)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return s.Close()
+}
+
+// Distribution logs through logrus's standard logger, a process-wide
+// value. The first embedded server silences its output and installs one
+// hook that forwards entries to the slog loggers of the servers running now.
+var logrusSinks = struct {
+	sync.Mutex
+	once  sync.Once
+	next  int
+	sinks map[int]logSink
+}{sinks: map[int]logSink{}}
+
+type logSink struct {
+	log   *slog.Logger
+	debug bool
+}
+
+func hookLogrus(log *slog.Logger, debug bool) (unhook func()) {
+	logrusSinks.once.Do(func() {
+		logrus.SetOutput(io.Discard)
+		logrus.AddHook(fanoutHook{})
+	})
+	logrusSinks.Lock()
+	id := logrusSinks.next
+	logrusSinks.next++
+	logrusSinks.sinks[id] = logSink{log: log, debug: debug}
+	setLogrusLevel()
+	logrusSinks.Unlock()
+	return func() {
+		logrusSinks.Lock()
+		delete(logrusSinks.sinks, id)
+		setLogrusLevel()
+		logrusSinks.Unlock()
+	}
+}
+
+// setLogrusLevel lets logrus produce debug entries only while a server
+// wants them. Called with the lock held.
+func setLogrusLevel() {
+	lvl := logrus.WarnLevel
+	for _, s := range logrusSinks.sinks {
+		if s.debug {
+			lvl = logrus.DebugLevel
+		}
+	}
+	logrus.SetLevel(lvl)
+}
+
+type fanoutHook struct{}
+
+func (fanoutHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (fanoutHook) Fire(e *logrus.Entry) error {
+	lvl := slog.LevelDebug
+	switch {
+	case e.Level <= logrus.ErrorLevel:
+		lvl = slog.LevelError
+	case e.Level == logrus.WarnLevel:
+		lvl = slog.LevelWarn
+	case e.Level == logrus.InfoLevel:
+		lvl = slog.LevelInfo
+	}
+	attrs := make([]any, 0, 2*len(e.Data)+2)
+	attrs = append(attrs, "source", "distribution")
+	for k, v := range e.Data {
+		attrs = append(attrs, k, v)
+	}
+	logrusSinks.Lock()
+	defer logrusSinks.Unlock()
+	for _, s := range logrusSinks.sinks {
+		if lvl < slog.LevelWarn && !s.debug {
+			continue
+		}
+		s.log.Log(context.Background(), lvl, e.Message, attrs...)
+	}
+	return nil
+}
