@@ -146,6 +146,9 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 			tp.Diagnostics = append(tp.Diagnostics, ds...)
 			tp.Errored = true
 		}
+		if a.Name == "" {
+			continue
+		}
 		if a.Name != "" && names[a.Name] {
 			tp.Diagnostics = append(tp.Diagnostics, errorDiag(dt.Name, a.Name, "Duplicate app",
 				"App %q is listed twice for this target.", a.Name))

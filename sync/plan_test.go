@@ -103,6 +103,13 @@ func TestComputePlan(t *testing.T) {
 			errored: true,
 		},
 		{
+			name:    "nameless desired app",
+			desired: []targets.DesiredApp{{Digest: dg("v1")}},
+			want:    nil,
+			diags:   []string{"error: : Desired app has no name"},
+			errored: true,
+		},
+		{
 			name:    "duplicate desired app",
 			desired: []targets.DesiredApp{app("a", "v1"), app("a", "v2")},
 			want:    []brief{{"a", ActionCreate, []string{"not on the target"}}},
