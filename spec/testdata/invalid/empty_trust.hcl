@@ -1,0 +1,3 @@
+# An empty trust block would trust nobody.
+trust { # ERROR: Empty trust policy
+}

@@ -1,0 +1,6 @@
+# A component without a source.
+app "hello" {
+  component "web" { # ERROR: Missing component source
+    routes = ["/"]
+  }
+}

@@ -1,0 +1,5 @@
+# A block that is never closed.
+app "hello" { # ERROR: Unclosed configuration block
+  component "web" {
+    wasm = "./hello.wasm"
+  }

@@ -1,0 +1,9 @@
+# A component with two sources.
+app "hello" {
+  component "web" {
+    wasm = "./hello.wasm"
+    go { # ERROR: Conflicting component sources
+      package = "./api"
+    }
+  }
+}

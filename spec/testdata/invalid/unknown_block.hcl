@@ -1,0 +1,3 @@
+# A block type ferry does not know.
+service "hello" { # ERROR: Unsupported block type
+}

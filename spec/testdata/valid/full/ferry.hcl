@@ -1,0 +1,163 @@
+# Every block and argument of the language, with the defaults it fills in.
+variable "greeting" {
+  default     = "hello"
+  description = "The greeting the web component answers with."
+}
+
+variable "api_token" {
+  secret      = true
+  description = "Token for the upstream API; resolved on the target at run time."
+}
+
+variable "replicas" {
+  default = 3
+}
+
+locals {
+  prefix  = "/api"
+  regions = ["eu", "us"]
+  env = {
+    REGION_LIST = join(",", local.regions)
+  }
+}
+
+registry {
+  repository = "127.0.0.1:5000/examples"
+  insecure   = true
+}
+
+trust {
+  keys = ["./cosign.pub"]
+  identity {
+    issuer         = "https://token.actions.githubusercontent.com"
+    subject_regexp = "^https://github.com/acme/.*$"
+  }
+  identity {
+    issuer_regexp = "^https://accounts\\.example\\.com$"
+    subject       = "release@example.com"
+  }
+}
+
+app "shop" {
+  hosts            = ["shop.example.com", "*.shop.example.com"]
+  key_value_stores = ["default", "cache"]
+
+  component "web" {
+    wasm     = "./app.wasm"
+    executor = "wagi"
+    routes   = ["/", "/static/...", "/users/:id"]
+    env = merge(local.env, {
+      GREETING = upper(var.greeting)
+      WELCOME  = format("%s, %s!", title(var.greeting), "world")
+      REPLICAS = var.replicas
+    })
+    files                  = ["static/index.html", "./static/../static"]
+    allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:8080", "*://*.cdn.example.com:*"]
+    key_value_stores       = ["cache"]
+    variables = {
+      token    = "{{ api_token }}"
+      greeting = "{{greeting}}, {{ greeting }}"
+    }
+
+    limits {
+      memory          = "64MiB"
+      timeout         = "5s"
+      max_concurrency = 100
+      max_response    = "10MiB"
+    }
+
+    health {
+      path = "/healthz"
+    }
+  }
+
+  component "api" {
+    go {
+      package = "./api"
+    }
+    executor         = "reactor"
+    routes           = ["${local.prefix}/..."]
+    key_value_stores = ["default", "cache"]
+
+    limits {
+      memory       = 1048576
+      timeout      = "1m30s"
+      max_response = "100MB"
+    }
+  }
+}
+
+target "local" {
+  type      = "host"
+  apps      = ["shop"]
+  endpoint  = "http://127.0.0.1:8081"
+  token_env = "FERRY_HOST_TOKEN"
+}
+
+target "hosts" {
+  type             = "host"
+  apps             = ["shop"]
+  endpoints        = ["https://a.example.com:8443", "https://b.example.com:8443"]
+  token_file       = "/etc/ferry/token"
+  ca_file          = "certs/ca.pem"
+  client_cert_file = "~/certs/client.pem"
+  client_key_file  = "~/certs/client.key"
+}
+
+target "k8s" {
+  type       = "kubernetes"
+  apps       = ["shop"]
+  kubeconfig = "~/.kube/config"
+  context    = "prod"
+  namespace  = "apps"
+  mode       = "spinapp"
+}
+
+target "k8s-defaults" {
+  type = "kubernetes"
+  apps = ["shop"]
+}
+
+target "edge" {
+  type     = "fleet"
+  apps     = ["shop"]
+  selector = "region in (${join(",", local.regions)}), tier!=lab, gpu, !retired"
+
+  rollout {
+    wave {
+      selector = "ring=canary"
+    }
+    wave {
+      selector = "example.com/ring=early"
+      percent  = 50
+    }
+    wave {
+      percent = 10
+    }
+    wave {
+      percent = 50
+    }
+    wave {
+      percent = 100
+    }
+    rate_limit = 20
+
+    health_gate {
+      success_ratio = 0.99
+      soak          = "5m"
+    }
+
+    abort {
+      failure_ratio = 0.1
+      min_sample    = 10
+    }
+
+    device_timeout = "2m"
+    auto_rollback  = false
+  }
+}
+
+target "fleet-defaults" {
+  type = "fleet"
+  apps = []
+}
