@@ -13,6 +13,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
@@ -101,6 +102,8 @@ func sentinelFor(err error) error {
 		return ErrDigestMismatch
 	case errors.Is(err, errdef.ErrNotFound):
 		return ErrNotFound
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		return ErrUnauthorized
 	case errors.Is(err, errdef.ErrInvalidReference), errors.Is(err, errdef.ErrMissingReference):
 		return ErrInvalidReference
 	}

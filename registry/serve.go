@@ -74,7 +74,7 @@ func NewServer(ctx context.Context, opts ServeOptions) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	secret := make([]byte, 16)
+	secret := make([]byte, 24)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("registry: serve: %w", err)
 	}
@@ -84,7 +84,7 @@ func NewServer(ctx context.Context, opts ServeOptions) (*Server, error) {
 		"filesystem": configuration.Parameters{"rootdirectory": dir},
 		"delete":     configuration.Parameters{"enabled": true},
 	}
-	cfg.HTTP.Secret = hex.EncodeToString(secret)
+	cfg.HTTP.Secret = hex.EncodeToString(secret[8:])
 	cfg.Log.AccessLog.Disabled = true
 	if opts.Htpasswd != "" {
 		if _, err := os.Stat(opts.Htpasswd); err != nil {
@@ -93,8 +93,13 @@ func NewServer(ctx context.Context, opts ServeOptions) (*Server, error) {
 		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "ferry", "path": opts.Htpasswd}}
 	}
 
-	unhook := hookLogrus(log, opts.Debug)
+	instance := hex.EncodeToString(secret[:8])
+	unhook := hookLogrus(instance, log, opts.Debug)
 	appCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Distribution tags its log entries with the context value
+	// "instance.id" (a plain string key); ours routes them to this
+	// server's logger.
+	appCtx = context.WithValue(appCtx, "instance.id", instance) //nolint:staticcheck // key defined by Distribution
 	app, err := newApp(appCtx, cfg)
 	if err != nil {
 		cancel()
@@ -178,40 +183,38 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 
 // Distribution logs through logrus's standard logger, a process-wide
 // value. The first embedded server silences its output and installs one
-// hook that forwards entries to the slog loggers of the servers running now.
+// hook that forwards each entry to the slog logger of the server it comes
+// from (by its "instance.id" field); entries without one go to all.
 var logrusSinks = struct {
 	sync.Mutex
 	once  sync.Once
-	next  int
-	sinks map[int]logSink
-}{sinks: map[int]logSink{}}
+	sinks map[string]logSink
+}{sinks: map[string]logSink{}}
 
 type logSink struct {
 	log   *slog.Logger
 	debug bool
 }
 
-func hookLogrus(log *slog.Logger, debug bool) (unhook func()) {
+func hookLogrus(instance string, log *slog.Logger, debug bool) (unhook func()) {
 	logrusSinks.once.Do(func() {
 		logrus.SetOutput(io.Discard)
 		logrus.AddHook(fanoutHook{})
 	})
 	logrusSinks.Lock()
-	id := logrusSinks.next
-	logrusSinks.next++
-	logrusSinks.sinks[id] = logSink{log: log, debug: debug}
+	logrusSinks.sinks[instance] = logSink{log: log, debug: debug}
 	setLogrusLevel()
 	logrusSinks.Unlock()
 	return func() {
 		logrusSinks.Lock()
-		delete(logrusSinks.sinks, id)
+		delete(logrusSinks.sinks, instance)
 		setLogrusLevel()
 		logrusSinks.Unlock()
 	}
 }
 
-// setLogrusLevel lets logrus produce debug entries only while a server
-// wants them. Called with the lock held.
+// setLogrusLevel lets logrus produce info and debug entries only while a
+// server wants them. Called with the lock held.
 func setLogrusLevel() {
 	lvl := logrus.WarnLevel
 	for _, s := range logrusSinks.sinks {
@@ -236,15 +239,22 @@ func (fanoutHook) Fire(e *logrus.Entry) error {
 	case e.Level == logrus.InfoLevel:
 		lvl = slog.LevelInfo
 	}
+	// Distribution logs every 4xx answer (a HEAD for a blob not yet
+	// uploaded, a wrong password) as an error; for a server those are
+	// the client's business.
+	if status, ok := e.Data["http.response.status"].(int); ok && status < 500 && lvl > slog.LevelInfo {
+		lvl = slog.LevelInfo
+	}
 	attrs := make([]any, 0, 2*len(e.Data)+2)
 	attrs = append(attrs, "source", "distribution")
 	for k, v := range e.Data {
 		attrs = append(attrs, k, v)
 	}
+	instance, tagged := e.Data["instance.id"].(string)
 	logrusSinks.Lock()
 	defer logrusSinks.Unlock()
-	for _, s := range logrusSinks.sinks {
-		if lvl < slog.LevelWarn && !s.debug {
+	for id, s := range logrusSinks.sinks {
+		if (tagged && id != instance) || (lvl < slog.LevelWarn && !s.debug) {
 			continue
 		}
 		s.log.Log(context.Background(), lvl, e.Message, attrs...)
