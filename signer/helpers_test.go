@@ -3,6 +3,7 @@ package signer
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/ferry-wasm/ferry/internal/testenv"
+	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/registry/remote"
@@ -71,6 +73,33 @@ func pushWasm(t testing.TB, repoRef string, wasm []byte, tag string) artifact {
 		}
 	}
 	return artifact{Repo: repoRef, Digest: man.Digest.String(), Layer: layer, Config: cfgDesc}
+}
+
+// pushIndex pushes an OCI image index over the given artifacts.
+func pushIndex(t testing.TB, repoRef string, parts ...artifact) artifact {
+	t.Helper()
+	repo, err := remote.NewRepository(repoRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.PlainHTTP = true
+	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
+	for _, p := range parts {
+		d, err := repo.Resolve(context.Background(), p.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	b, err := json.Marshal(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := oras.PushBytes(context.Background(), repo, ocispec.MediaTypeImageIndex, b)
+	if err != nil {
+		t.Fatalf("push index: %v", err)
+	}
+	return artifact{Repo: repoRef, Digest: desc.Digest.String()}
 }
 
 // copyTag points tag dst at whatever src points to (for example a .sig

@@ -47,7 +47,7 @@ func loadTrustRoot(o KeylessOptions) (root.TrustedMaterial, error) {
 	if o.TrustedRootFile != "" {
 		tr, err := root.NewTrustedRootFromPath(o.TrustedRootFile)
 		if err != nil {
-			return nil, fmt.Errorf("trusted root file %s: %w", o.TrustedRootFile, err)
+			return nil, fmt.Errorf("cannot load trusted root file %s: %w", o.TrustedRootFile, err)
 		}
 		return tr, nil
 	}
@@ -63,7 +63,7 @@ func loadTrustRoot(o KeylessOptions) (root.TrustedMaterial, error) {
 	}
 	tr, err := root.FetchTrustedRootWithOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("TUF mirror %s: %w", opts.RepositoryBaseURL, err)
+		return nil, fmt.Errorf("TUF mirror %s not reachable: %w", opts.RepositoryBaseURL, err)
 	}
 	return tr, nil
 }

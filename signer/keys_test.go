@@ -71,7 +71,10 @@ func TestKeyErrors(t *testing.T) {
 		{"unencrypted private", func() error { _, err := LoadPrivateKey(unencrypted, nil); return err }, ErrInvalidKey, "import-key-pair"},
 		{"not PEM", func() error { _, err := LoadPrivateKey([]byte("hello"), nil); return err }, ErrInvalidKey, "not a PEM file"},
 		{"private as public", func() error { _, err := LoadPublicKey(priv); return err }, ErrInvalidKey, "this is a private key"},
-		{"garbage public", func() error { _, err := LoadPublicKey([]byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")); return err }, ErrInvalidKey, "invalid key"},
+		{"garbage public", func() error {
+			_, err := LoadPublicKey([]byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"))
+			return err
+		}, ErrInvalidKey, "invalid key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.load()

@@ -310,3 +310,33 @@ func TestKeyRotation(t *testing.T) {
 		})
 	}
 }
+
+// TestSignIndex signs an app stored as an OCI index of components: the
+// index digest is what is signed, and CheckBlobs walks into every component.
+func TestSignIndex(t *testing.T) {
+	ctx := context.Background()
+	reg := testenv.Registry(t)
+	proxy := newTamperProxy(t, reg)
+	repo := reg + "/ferry/indexed"
+	c1 := pushWasm(t, repo, wasmModule("frontend"), "")
+	c2 := pushWasm(t, repo, wasmModule("api"), "")
+	index := pushIndex(t, repo, c1, c2)
+	key, pub, _, _ := testKey(t, "k.pub")
+	if _, err := Sign(ctx, index.Ref(), key, SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	policy := Policy{Keys: []Key{pub}}
+	ref := strings.Replace(index.Ref(), reg, proxy.Addr, 1)
+	if _, err := Verify(ctx, ref, policy, VerifyOptions{CheckBlobs: true}); err != nil {
+		t.Fatalf("Verify index: %v", err)
+	}
+	// A component is not signed on its own: only the app index is.
+	if _, err := Verify(ctx, c1.Ref(), policy, VerifyOptions{}); !errors.Is(err, ErrUnsigned) {
+		t.Errorf("component: err = %v, want ErrUnsigned", err)
+	}
+	proxy.Replace("/v2/ferry/indexed/blobs/"+c2.Layer.Digest.String(), wasmModule("evil"))
+	_, err := Verify(ctx, ref, policy, VerifyOptions{CheckBlobs: true})
+	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), "of manifest "+c2.Digest) {
+		t.Fatalf("tampered component layer: err = %v, want ErrDigestMismatch naming manifest %s", err, c2.Digest)
+	}
+}

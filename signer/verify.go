@@ -344,30 +344,32 @@ func explain(h v1.Hash, outcomes []sigOutcome, kvs []keyVerifier, policy Policy,
 		}
 	}
 	if tr.err != nil {
-		return fmt.Errorf("%w: not reachable: %v", ErrTrustRootUnavailable, tr.err)
+		return fmt.Errorf("%w: %v", ErrTrustRootUnavailable, tr.err)
 	}
-	names := make([]string, 0, len(kvs))
-	for _, kv := range kvs {
-		names = append(names, kv.key.label())
-	}
-	sort.Strings(names)
-	msg := fmt.Sprintf("%d signature(s) found, none made by the policy's %d key(s)", n, len(kvs))
-	if len(names) > 0 {
-		msg += " [" + strings.Join(names, ", ") + "]"
+	var parts []string
+	if len(kvs) > 0 {
+		names := make([]string, 0, len(kvs))
+		for _, kv := range kvs {
+			names = append(names, kv.key.label())
+		}
+		sort.Strings(names)
+		parts = append(parts, fmt.Sprintf("none made by the policy's %d key(s) [%s]", len(kvs), strings.Join(names, ", ")))
 	}
 	if len(policy.Identities) > 0 {
 		ids := make([]string, 0, len(policy.Identities))
 		for _, id := range policy.Identities {
 			ids = append(ids, id.String())
 		}
-		msg += fmt.Sprintf(" or carrying a certificate for its %d identit(ies) [%s]", len(ids), strings.Join(ids, "; "))
+		p := fmt.Sprintf("none with a certificate for the policy's %d identit(ies) [%s]", len(ids), strings.Join(ids, "; "))
 		for _, o := range outcomes {
 			if o.certReason != "" {
-				msg += "; " + o.certReason
+				p += " (" + o.certReason + ")"
 				break
 			}
 		}
+		parts = append(parts, p)
 	}
+	msg := fmt.Sprintf("%d signature(s) found, %s", n, strings.Join(parts, " and "))
 	return fmt.Errorf("%w: %s", ErrNoMatchingKey, msg)
 }
 
