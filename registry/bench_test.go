@@ -9,7 +9,6 @@ import (
 	"github.com/ferry-wasm/ferry/registry"
 )
 
-
 // BenchmarkPushUnchanged re-pushes an app the registry holds; the
 // blobs/op and writes/op metrics must stay 0.
 func BenchmarkPushUnchanged(b *testing.B) {
