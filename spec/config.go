@@ -315,9 +315,10 @@ type HealthGate struct {
 // Abort is the condition that stops a rollout.
 type Abort struct {
 	// FailureRatio, 0 to 1: the rollout stops when more than this share of
-	// the updated devices failed...
+	// the updated devices failed, once MinSample devices have reported.
 	FailureRatio float64 `json:"failure_ratio"`
-	// MinSample ...once at least this many devices have reported.
+	// MinSample is how many updated devices must have reported before
+	// FailureRatio is applied.
 	MinSample int `json:"min_sample"`
 }
 
