@@ -89,6 +89,10 @@ func TestCredentials(t *testing.T) {
 			if _, err := c.PullApp(ctx, res.Ref); err != nil {
 				t.Fatal(err)
 			}
+			cr, err := c.CredentialFor(ctx, addr)
+			if err != nil || cr.Username != user || cr.Password != pass {
+				t.Errorf("CredentialFor(%s) = %v, %v", addr, cr, err)
+			}
 			if strings.Contains(logs.String(), pass) {
 				t.Error("logs reveal the password")
 			}

@@ -36,11 +36,15 @@ type Credential struct {
 	// Token is a registry bearer (access) token sent as is; it wins over
 	// Username/Password.
 	Token string
+	// IdentityToken is an OAuth2 refresh token (Docker's "identitytoken")
+	// exchanged for access tokens.
+	IdentityToken string
 }
 
 // String implements fmt.Stringer without revealing secrets.
 func (c Credential) String() string {
-	return fmt.Sprintf("Credential{Username:%q Password:%s Token:%s}", c.Username, redact(c.Password), redact(c.Token))
+	return fmt.Sprintf("Credential{Username:%q Password:%s Token:%s IdentityToken:%s}",
+		c.Username, redact(c.Password), redact(c.Token), redact(c.IdentityToken))
 }
 
 // GoString implements fmt.GoStringer without revealing secrets.
@@ -49,7 +53,8 @@ func (c Credential) GoString() string { return c.String() }
 // LogValue implements slog.LogValuer without revealing secrets.
 func (c Credential) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("username", c.Username),
-		slog.String("password", redact(c.Password)), slog.String("token", redact(c.Token)))
+		slog.String("password", redact(c.Password)), slog.String("token", redact(c.Token)),
+		slog.String("identity_token", redact(c.IdentityToken)))
 }
 
 func redact(s string) string {
@@ -59,13 +64,19 @@ func redact(s string) string {
 	return "[redacted]"
 }
 
-func (c Credential) empty() bool { return c.Username == "" && c.Password == "" && c.Token == "" }
+func (c Credential) empty() bool {
+	return c.Username == "" && c.Password == "" && c.Token == "" && c.IdentityToken == ""
+}
 
 func (c Credential) oras() auth.Credential {
 	if c.Token != "" {
 		return auth.Credential{AccessToken: c.Token}
 	}
-	return auth.Credential{Username: c.Username, Password: c.Password}
+	return auth.Credential{Username: c.Username, Password: c.Password, RefreshToken: c.IdentityToken}
+}
+
+func fromOras(c auth.Credential) Credential {
+	return Credential{Username: c.Username, Password: c.Password, Token: c.AccessToken, IdentityToken: c.RefreshToken}
 }
 
 // EnvCredential reads FERRY_REGISTRY_USERNAME, FERRY_REGISTRY_PASSWORD and
@@ -180,12 +191,28 @@ func (c *Client) credential(ctx context.Context, hostport string) (auth.Credenti
 	return auth.EmptyCredential, nil
 }
 
+// CredentialFor returns the login this client uses for the registry host
+// ("ghcr.io", "127.0.0.1:5000"): explicit Options.Credentials first, then
+// the Docker config. The zero Credential means anonymous. It lets other
+// OCI clients (the signer's cosign code) use the same logins.
+func (c *Client) CredentialFor(ctx context.Context, host string) (Credential, error) {
+	cr, err := c.credential(ctx, host)
+	if err != nil {
+		return Credential{}, fmt.Errorf("registry: credentials for %s: %w", host, err)
+	}
+	return fromOras(cr), nil
+}
+
+// PlainHTTP reports whether this client talks plain HTTP to the registry
+// host: always for loopback hosts, for others only with Options.Insecure.
+func (c *Client) PlainHTTP(host string) bool { return c.opts.Insecure || isLoopbackHost(host) }
+
 // repository returns the oras-go repository for ref.
 func (c *Client) repository(ref Reference) (*remote.Repository, error) {
 	repo := &remote.Repository{
 		Client:    c.client,
 		Reference: orasreg.Reference{Registry: ref.Registry, Repository: ref.Repository},
-		PlainHTTP: c.opts.Insecure || ref.IsLoopback(),
+		PlainHTTP: c.PlainHTTP(ref.Registry),
 	}
 	return repo, nil
 }

@@ -96,3 +96,35 @@ func TestReadVerified(t *testing.T) {
 		})
 	}
 }
+
+func TestPlainHTTPPolicy(t *testing.T) {
+	tests := []struct {
+		ref      string
+		insecure bool
+		want     bool
+	}{
+		{"127.0.0.1:5000/a", false, true},
+		{"localhost:5000/a", false, true},
+		{"[::1]:5000/a", false, true},
+		{"ghcr.io/a", false, false},
+		{"10.1.2.3:5000/a", false, false},
+		{"registry.lan:5000/a", true, true},
+	}
+	for _, tc := range tests {
+		c, err := New(Options{Insecure: tc.insecure, NoDockerConfig: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ParseReference(tc.ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		repo, err := c.repository(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if repo.PlainHTTP != tc.want || c.PlainHTTP(r.Registry) != tc.want {
+			t.Errorf("%s insecure=%v: plain HTTP = %v, want %v", tc.ref, tc.insecure, repo.PlainHTTP, tc.want)
+		}
+	}
+}

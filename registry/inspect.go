@@ -65,7 +65,9 @@ type Inspection struct {
 type Blobinfo struct {
 	// Title is the org.opencontainers.image.title annotation (a component
 	// name in a ferry app).
-	Title        string            `json:"title,omitempty"`
+	Title string `json:"title,omitempty"`
+	// MediaType, ArtifactType, Digest, Size and Annotations are the
+	// descriptor's fields.
 	MediaType    string            `json:"mediaType"`
 	ArtifactType string            `json:"artifactType,omitempty"`
 	Digest       digest.Digest     `json:"digest"`

@@ -112,7 +112,9 @@ type PackedComponent struct {
 
 // Blob is a descriptor with its content.
 type Blob struct {
+	// Desc describes Data (media type, digest, size).
 	Desc ocispec.Descriptor
+	// Data is the content.
 	Data []byte
 }
 

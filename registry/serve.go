@@ -43,7 +43,12 @@ type ServeOptions struct {
 }
 
 // Server is a running embedded registry: CNCF Distribution with filesystem
-// storage, in this process.
+// storage, in this process. Several may run at once.
+//
+// Distribution logs through logrus's process-wide standard logger; the
+// first Server sends that logger's output to io.Discard and routes its
+// entries to each Server's ServeOptions.Logger instead (4xx answers at
+// info level, so a quiet server logs only real trouble).
 type Server struct {
 	addr   string
 	srv    *http.Server
