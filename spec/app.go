@@ -211,7 +211,7 @@ func (l *loader) decodeComponent(b *hcl.Block, app *App) (*Component, []routeIte
 		items, _ := l.strList(a, "files")
 		for _, it := range items {
 			abs, ok := l.specPath(it.val, it.rng, "file")
-			if !ok {
+			if !ok || !l.notLinkedOut(abs, it.val, it.rng, "file") {
 				continue
 			}
 			rel, _ := filepath.Rel(l.absDir, abs)

@@ -76,3 +76,19 @@ func (l *loader) credPath(p string) string {
 	}
 	return filepath.Join(l.absDir, p)
 }
+
+// notLinkedOut reports when abs exists and resolves through symbolic links
+// to somewhere outside the spec directory. A path that does not exist (yet)
+// passes.
+func (l *loader) notLinkedOut(abs, written string, rng hcl.Range, what string) bool {
+	if _, err := os.Lstat(abs); err != nil {
+		return true
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil || l.realDir == "" || !within(l.realDir, real) {
+		l.diags = append(l.diags, errDiag(rng, "Path outside the spec directory",
+			"The %s %q leads outside the spec directory through a symbolic link; everything a spec uses must be inside it.", what, written))
+		return false
+	}
+	return true
+}
