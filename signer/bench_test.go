@@ -13,8 +13,8 @@ func benchSetup(b *testing.B) (artifact, *SignResult, Policy) {
 	b.Helper()
 	reg := testenv.Registry(b)
 	a := pushWasm(b, reg+"/bench/app", wasmModule("bench"), "")
-	_, oldPub, _, _ := testKey(b, "old.pub")
-	key, newPub, _, _ := testKey(b, "new.pub")
+	_, oldPub := testKey(b, "old.pub")
+	key, newPub := testKey(b, "new.pub")
 	sr, err := Sign(context.Background(), a.Ref(), key, SignOptions{})
 	if err != nil {
 		b.Fatal(err)
@@ -57,7 +57,7 @@ func BenchmarkVerify(b *testing.B) {
 func BenchmarkSign(b *testing.B) {
 	reg := testenv.Registry(b)
 	a := pushWasm(b, reg+"/bench/sign", wasmModule("sign"), "")
-	key, _, _, _ := testKey(b, "k.pub")
+	key, _ := testKey(b, "k.pub")
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

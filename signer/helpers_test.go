@@ -3,6 +3,10 @@ package signer
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -20,6 +24,7 @@ import (
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/registry/remote"
 )
@@ -193,22 +198,20 @@ func fetchRaw(t testing.TB, addr, path, accept string) []byte {
 	return b
 }
 
-// testKey makes a key pair with GenerateKeyPair and loads both halves.
-func testKey(t testing.TB, name string) (*PrivateKey, Key, []byte, []byte) {
+// testKey makes an in-memory ECDSA P-256 key. It skips the encrypted file
+// format (scrypt costs about half a second per key); that format is tested
+// in keys_test.go and against cosign in interop_test.go.
+func testKey(t testing.TB, name string) (*PrivateKey, Key) {
 	t.Helper()
-	priv, pub, err := GenerateKeyPair([]byte("pw-" + name))
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := LoadPrivateKey(priv, []byte("pw-"+name))
+	sv, err := signature.LoadECDSASignerVerifier(priv, crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := LoadPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k, Key{Name: name, Public: p}, priv, pub
+	return &PrivateKey{sv: sv, pub: &priv.PublicKey}, Key{Name: name, Public: &priv.PublicKey}
 }
 
 // cosignCLI runs a real cosign binary offline: HOME and the TUF cache are

@@ -2,7 +2,9 @@ package signer
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ferry-wasm/ferry/internal/testenv"
@@ -81,6 +83,21 @@ func TestInteropCosign(t *testing.T) {
 		v3.run(dir, false, "sign", "--key", cosignKeyPath, "--new-bundle-format=false",
 			"--use-signing-config=false", "--tlog-upload=false", "--yes", a.Ref())
 		verifyFerry(t, a, cosignPolicy, cosignPubPath)
+	})
+
+	t.Run("cosign v3 bundle format is refused with a hint", func(t *testing.T) {
+		a := pushWasm(t, reg+"/interop/cosign-v3-bundle", wasmModule("bundle"), "")
+		sc := filepath.Join(dir, "signing-config.json")
+		v3.run(dir, false, "signing-config", "create", "--out", sc)
+		v3.run(dir, false, "sign", "--key", cosignKeyPath, "--signing-config", sc, "--yes", a.Ref())
+		// cosign itself accepts it...
+		v3.run(dir, false, "verify", "--key", cosignPubPath, "--insecure-ignore-tlog", a.Ref())
+		// ...ferry reads only the .sig format and says why it refuses.
+		_, err := Verify(ctx, a.Ref(), cosignPolicy, VerifyOptions{})
+		if !errors.Is(err, ErrUnsigned) || !strings.Contains(err.Error(), "cosign v3 bundle") {
+			t.Fatalf("err = %v, want ErrUnsigned with a hint about cosign v3 bundles", err)
+		}
+		t.Logf("refused: %v", err)
 	})
 
 	t.Run("cosign key pair works in ferry", func(t *testing.T) {

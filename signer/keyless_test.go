@@ -94,7 +94,7 @@ func TestKeyless(t *testing.T) {
 	const subject, issuer = "release@ferry.example", "https://accounts.example"
 	certSigned := pushWasm(t, reg+"/keyless/cert", wasmModule("cert"), "")
 	signWithCert(t, certSigned, subject, issuer)
-	key, pub, _, _ := testKey(t, "k.pub")
+	key, pub := testKey(t, "k.pub")
 	keySigned := pushWasm(t, reg+"/keyless/key", wasmModule("key"), "")
 	if _, err := Sign(ctx, keySigned.Ref(), key, SignOptions{}); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	reg := testenv.Registry(t)
 	a := pushWasm(t, reg+"/ferry/app", wasmModule("v1"), "v1")
-	key, pub, _, _ := testKey(t, "release.pub")
+	key, pub := testKey(t, "release.pub")
 	policy := Policy{Keys: []Key{pub}}
 
 	sr, err := Sign(ctx, a.Ref(), key, SignOptions{Annotations: map[string]string{"dev.ferry/commit": "abc123"}})
@@ -104,7 +104,7 @@ func TestSignRefuses(t *testing.T) {
 	ctx := context.Background()
 	reg := testenv.Registry(t)
 	a := pushWasm(t, reg+"/ferry/app", wasmModule("v1"), "v1")
-	key, _, _, _ := testKey(t, "k")
+	key, _ := testKey(t, "k")
 	missing := a.Repo + "@sha256:" + strings.Repeat("0", 64)
 	for _, tc := range []struct {
 		ref     string
@@ -135,8 +135,8 @@ func TestTampering(t *testing.T) {
 	ctx := context.Background()
 	reg := testenv.Registry(t)
 	proxy := newTamperProxy(t, reg)
-	key, pub, _, _ := testKey(t, "trusted.pub")
-	other, _, _, _ := testKey(t, "other.pub")
+	key, pub := testKey(t, "trusted.pub")
+	other, _ := testKey(t, "other.pub")
 	policy := Policy{Keys: []Key{pub}}
 	sign := func(t *testing.T, a artifact, k *PrivateKey) {
 		t.Helper()
@@ -261,8 +261,8 @@ func TestTampering(t *testing.T) {
 func TestKeyRotation(t *testing.T) {
 	ctx := context.Background()
 	reg := testenv.Registry(t)
-	oldKey, oldPub, _, _ := testKey(t, "2024.pub")
-	newKey, newPub, _, _ := testKey(t, "2025.pub")
+	oldKey, oldPub := testKey(t, "2024.pub")
+	newKey, newPub := testKey(t, "2025.pub")
 	both := Policy{Keys: []Key{oldPub, newPub}}
 
 	byNew := pushWasm(t, reg+"/rot/a", wasmModule("new"), "")
@@ -321,7 +321,7 @@ func TestSignIndex(t *testing.T) {
 	c1 := pushWasm(t, repo, wasmModule("frontend"), "")
 	c2 := pushWasm(t, repo, wasmModule("api"), "")
 	index := pushIndex(t, repo, c1, c2)
-	key, pub, _, _ := testKey(t, "k.pub")
+	key, pub := testKey(t, "k.pub")
 	if _, err := Sign(ctx, index.Ref(), key, SignOptions{}); err != nil {
 		t.Fatal(err)
 	}

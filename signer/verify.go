@@ -133,6 +133,11 @@ func Verify(ctx context.Context, ref string, policy Policy, opts VerifyOptions) 
 	}
 	if len(sl) == 0 {
 		unsigned := fmt.Errorf("%w: %s has no signatures (no %s)", ErrUnsigned, digest, sigTag.TagStr())
+		if f.hasReferrersTag(ctx, h) {
+			unsigned = fmt.Errorf("%w: %s has no signatures in cosign's .sig format (no %s), but has OCI referrers, "+
+				"perhaps a cosign v3 bundle, which ferry does not read: sign with ferry, or with cosign --new-bundle-format=false",
+				ErrUnsigned, digest, sigTag.TagStr())
+		}
 		if isTag {
 			if others := otherSignedDigests(ctx, repo, h, opts.Registry); len(others) > 0 {
 				return nil, fmt.Errorf("%w: %w: tag %s now points to %s; signatures found are for %s",
