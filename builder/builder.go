@@ -49,7 +49,40 @@ type Builder struct {
 	toolMu sync.Mutex
 	tool   *goToolchain // resolved once, on first Go component
 
-	keyLocks sync.Map // key -> *sync.Mutex: one build per key at a time
+	keyMu    sync.Mutex
+	keyLocks map[string]*keyLock // one build per key at a time
+}
+
+// keyLock serialises builds of one key; n counts its holders and waiters so
+// the map entry goes away with the last of them.
+type keyLock struct {
+	mu sync.Mutex
+	n  int
+}
+
+// lockKey blocks until no other build of key runs and returns the unlock
+// function.
+func (b *Builder) lockKey(key string) func() {
+	b.keyMu.Lock()
+	if b.keyLocks == nil {
+		b.keyLocks = map[string]*keyLock{}
+	}
+	l := b.keyLocks[key]
+	if l == nil {
+		l = &keyLock{}
+		b.keyLocks[key] = l
+	}
+	l.n++
+	b.keyMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		b.keyMu.Lock()
+		if l.n--; l.n == 0 {
+			delete(b.keyLocks, key)
+		}
+		b.keyMu.Unlock()
+	}
 }
 
 // New returns a Builder with opts, defaults filled in.
@@ -170,9 +203,7 @@ func (b *Builder) buildOne(ctx context.Context, c Component, n, total int) Resul
 	}
 	res.Key = key
 
-	mu, _ := b.keyLocks.LoadOrStore(key, new(sync.Mutex))
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	defer b.lockKey(key)()
 
 	cache := cacheDir(b.cacheDir)
 	if wasm, digest, err := cache.get(key); err == nil {

@@ -200,6 +200,7 @@ func TestBuildWasm(t *testing.T) {
 		{"wagi.wasm", ExecutorReactor, ErrMissingExport, []string{"_initialize", "ferry_handle"}},
 		{"env_import.wasm", "", ErrImportNotOffered, []string{"env.foo", "ferry.nope"}},
 		{"memory_import.wasm", "", ErrImportNotOffered, []string{"env.memory (memory)"}},
+		{"global_import.wasm", "", ErrImportNotOffered, []string{"env.g (global), env.t (table)"}},
 		{"no_start.wasm", "", ErrMissingExport, []string{"_start"}},
 		{"bad_start.wasm", "", ErrMissingExport, []string{"_start with type () -> () (it has (i32) -> ())"}},
 		{"wagi.wat", "", ErrInvalidModule, nil}, // text, not binary
@@ -254,6 +255,7 @@ func TestGoCompileError(t *testing.T) {
 	if !errors.Is(err, ErrBuildFailed) {
 		t.Fatalf("err = %v, want ErrBuildFailed", err)
 	}
+	t.Logf("compile error: %v", err)
 	var be *BuildError
 	if !errors.As(res[0].Err, &be) || be.Component != "app/broken" {
 		t.Fatalf("Err = %#v, want a BuildError for app/broken", res[0].Err)
@@ -277,6 +279,7 @@ func TestMissingToolchain(t *testing.T) {
 		if !errors.Is(err, ErrToolchainMissing) {
 			t.Fatalf("GoBinary %s: err = %v, want ErrToolchainMissing", bin, err)
 		}
+		t.Logf("GoBinary %s: %v", bin, err)
 		for _, w := range []string{"app/web", bin, "install Go 1.26+ or set GoBinary"} {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("error %q does not contain %q", err, w)

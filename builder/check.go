@@ -12,7 +12,7 @@ import (
 )
 
 // check validates wasm with wazero: a valid module that imports only
-// functions ferry-host offers and no memory, and exports what executor
+// functions ferry-host offers (no memory, table or global), and exports what executor
 // needs (abi.RequiredExports). Entry points other than the reactor handler
 // must take and return nothing.
 func check(ctx context.Context, wasm []byte, executor string) error {
@@ -33,9 +33,16 @@ func check(ctx context.Context, wasm []byte, executor string) error {
 			bad = append(bad, mod+"."+name)
 		}
 	}
-	for _, mem := range m.ImportedMemories() {
-		mod, name, _ := mem.Import()
-		bad = append(bad, mod+"."+name+" (memory)")
+	// The host offers functions only: any memory, table or global import
+	// is refused.
+	all, err := moduleImports(wasm)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidModule, err)
+	}
+	for _, im := range all {
+		if im.kind != 0 {
+			bad = append(bad, fmt.Sprintf("%s.%s (%s)", im.module, im.name, importKinds[im.kind]))
+		}
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("%w: %s (the host offers all of %s and %s.{%s})", ErrImportNotOffered,

@@ -26,7 +26,7 @@ func (b *Builder) buildCommand(ctx context.Context, c Component) ([]byte, string
 	cmd.Dir = c.Workdir
 	cmd.Env = envList(env)
 	b.log.Debug("build command", "component", c.ID(), "dir", c.Workdir, "command", c.Command)
-	if output, err := run(ctx, cmd); err != nil {
+	if output, err := run(ctx, cmd, "sh -c"); err != nil {
 		return nil, output, err
 	}
 	wasm, err := os.ReadFile(c.Output)

@@ -125,7 +125,7 @@ func (b *Builder) buildGo(ctx context.Context, c Component, tool *goToolchain) (
 	cmd.Dir = c.GoPackage
 	cmd.Env = goEnv(c, tool)
 	b.log.Debug("go build", "component", c.ID(), "dir", c.GoPackage, "args", cmd.Args[1:])
-	if output, err := run(ctx, cmd); err != nil {
+	if output, err := run(ctx, cmd, "go build"); err != nil {
 		return nil, output, err
 	}
 	wasm, err := os.ReadFile(out)
@@ -136,8 +136,9 @@ func (b *Builder) buildGo(ctx context.Context, c Component, tool *goToolchain) (
 }
 
 // run runs cmd in its own process group (killed as a whole when ctx ends)
-// and returns its combined output, trimmed, when it fails.
-func run(ctx context.Context, cmd *exec.Cmd) (string, error) {
+// and returns its combined output, trimmed, when it fails. label names the
+// tool in errors.
+func run(ctx context.Context, cmd *exec.Cmd, label string) (string, error) {
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	setProcessGroup(cmd)
@@ -146,11 +147,11 @@ func run(ctx context.Context, cmd *exec.Cmd) (string, error) {
 		return "", nil
 	}
 	if ctx.Err() != nil {
-		return "", fmt.Errorf("%w (%s killed)", ctx.Err(), cmd.Args[0])
+		return "", fmt.Errorf("%w (%s killed)", ctx.Err(), label)
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		return trimOutput(buf.Bytes()), fmt.Errorf("%w: %s: %v", ErrBuildFailed, cmd.Args[0], err)
+		return trimOutput(buf.Bytes()), fmt.Errorf("%w: %s: %v", ErrBuildFailed, label, err)
 	}
-	return trimOutput(buf.Bytes()), err
+	return trimOutput(buf.Bytes()), fmt.Errorf("%s: %w", label, err)
 }
