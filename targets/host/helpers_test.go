@@ -69,8 +69,26 @@ func goGuest(t testing.TB, dir string) []byte {
 	return b
 }
 
+var cacheDir string
+
+func sharedCacheDir(t testing.TB) string {
+	goBuildMu.Lock()
+	defer goBuildMu.Unlock()
+	if cacheDir == "" {
+		d, err := os.MkdirTemp("", "ferry-host-cache-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cacheDir = d
+	}
+	return cacheDir
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if cacheDir != "" {
+		os.RemoveAll(cacheDir)
+	}
 	if goBuildDir != "" {
 		os.RemoveAll(goBuildDir)
 	}
@@ -107,6 +125,11 @@ type env struct {
 func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	logs := &syncBuffer{}
+	if opts.CompilationCacheDir == "" {
+		// One cache for the whole test binary keeps Go guests from being
+		// compiled again by every test.
+		opts.CompilationCacheDir = sharedCacheDir(t)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -174,4 +197,14 @@ func (e *env) get(t testing.TB, path string) (int, string) {
 	t.Helper()
 	code, body, _ := e.do(t, http.MethodGet, "", path, nil)
 	return code, body
+}
+
+func readAll(t testing.TB, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -137,7 +137,7 @@ func putOut(mod api.Module, stack []uint64, ptr, n uint64, data []byte) {
 		ret(stack, abi.ErrTooLarge)
 		return
 	}
-	if uint64(len(data)) <= n {
+	if uint64(len(data)) <= uint64(uint32(n)) {
 		if mem := mod.Memory(); mem == nil || !mem.Write(uint32(ptr), data) {
 			ret(stack, abi.ErrInvalid)
 			return
@@ -217,7 +217,7 @@ func hostKVSet(ctx context.Context, mod api.Module, stack []uint64) {
 		ret(stack, code)
 		return
 	}
-	if stack[5] > maxValueBytes {
+	if uint32(stack[5]) > maxValueBytes {
 		ret(stack, abi.ErrTooLarge)
 		return
 	}

@@ -43,7 +43,9 @@ func respStart(status int32, head unsafe.Pointer, headLen uint32) int32
 //go:wasmimport ferry resp_write
 func respWrite(buf unsafe.Pointer, bufLen uint32) int32
 
-func sp(s string) (unsafe.Pointer, uint32) { return unsafe.Pointer(unsafe.StringData(s)), uint32(len(s)) }
+func sp(s string) (unsafe.Pointer, uint32) {
+	return unsafe.Pointer(unsafe.StringData(s)), uint32(len(s))
+}
 
 func bp(b []byte) (unsafe.Pointer, uint32) {
 	if len(b) == 0 {

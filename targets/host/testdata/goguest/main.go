@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ferry-wasm/ferry/sdk"
 	"github.com/ferry-wasm/ferry/sdk/kv"
@@ -107,6 +109,19 @@ func init() {
 			return
 		}
 		w.Write(b)
+	})
+	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
+		if ms, err := strconv.Atoi(r.URL.Query().Get("sleep_ms")); err == nil {
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+		}
+		fmt.Fprint(w, os.Getenv("VERSION"))
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if os.Getenv("HEALTHY") == "no" {
+			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "ok")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "goguest")
