@@ -1,0 +1,42 @@
+# ferry — the two commands are `make run` and `make test`.
+# Everything else here is a helper they (or you) can call.
+
+GO        ?= go
+BIN       := bin
+FERRY     := $(BIN)/ferry
+LDFLAGS   := -s -w
+GOFLAGS_BUILD := -trimpath -buildvcs=false
+TEST_TIMEOUT ?= 45m
+BENCH_REPORT ?= bench/report.txt
+
+.PHONY: all build run test test-race bench check testdata vet fmt-check tools clean
+
+all: build
+
+build: ## build ferry (and ferry-host once it exists) into ./bin
+	@mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+run: build ## the main job on the embedded default (see README)
+	@./scripts/run.sh
+
+test: ## every test, with the real services they need (built once, cached)
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) run ./cmd/ferry fmt -check -r .
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+bench: ## benchmarks, compared in one run against native baselines; writes $(BENCH_REPORT)
+	@mkdir -p $(dir $(BENCH_REPORT))
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./... | tee $(BENCH_REPORT)
+	@echo "report written to $(BENCH_REPORT)"
+
+check: ## cross-build ferry-host for the edge architectures and every example guest for wasip1
+	@./scripts/check.sh
+
+testdata: ## rebuild committed Wasm fixtures from their sources (needs wat2wasm from wabt)
+	@./scripts/testdata.sh
+
+clean:
+	rm -rf $(BIN)
