@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -446,7 +448,8 @@ func TestCacheCorruptEntryRebuilt(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cache := t.TempDir()
-			b := New(Options{CacheDir: cache})
+			var logs syncWriter
+			b := New(Options{CacheDir: cache, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			first := buildOK(t, b, c)
 			tt.corrupt(t, cache, first.Key)
 			r := buildOK(t, b, c)
@@ -455,6 +458,9 @@ func TestCacheCorruptEntryRebuilt(t *testing.T) {
 			}
 			if r := buildOK(t, b, c); !r.Cached {
 				t.Errorf("the rebuilt entry is not used")
+			}
+			if got := logs.String(); !strings.Contains(got, "corrupt build cache entry") || !strings.Contains(got, "component=app/w") {
+				t.Errorf("no warning logged for the corrupt entry:\n%s", got)
 			}
 		})
 	}
@@ -479,7 +485,8 @@ func TestParallel(t *testing.T) {
 	}
 	comps = append(comps, Component{App: "app", Name: "bad", Kind: KindWasm, Wasm: bad})
 
-	b := New(Options{CacheDir: t.TempDir(), Parallelism: 3, Progress: &syncWriter{}})
+	wrapper, log := countingGo(t)
+	b := New(Options{CacheDir: t.TempDir(), Parallelism: 3, Progress: &syncWriter{}, GoBinary: wrapper})
 	var wg sync.WaitGroup
 	all := make([][]Result, 4)
 	for g := range all {
@@ -510,12 +517,29 @@ func TestParallel(t *testing.T) {
 			}
 		}
 	}
+	// Concurrent builds of one key wait for each other: each Go component
+	// was compiled once, however many goroutines asked for it.
+	if diff := cmp.Diff([]string{"build", "build", "env"}, sortedCopy(goCalls(t, log))); diff != "" {
+		t.Errorf("toolchain calls (-want +got):\n%s", diff)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
 
 // syncWriter is a goroutine-safe progress sink.
 type syncWriter struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
 
 func (w *syncWriter) Write(p []byte) (int, error) {
