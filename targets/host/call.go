@@ -96,6 +96,14 @@ func (l *limitBuf) Write(p []byte) (int, error) {
 		}
 		return 0, errTooLarge
 	}
+	if need := len(l.b) + len(p); need > cap(l.b) {
+		// Double (append grows large slices by 1.25x, which allocates
+		// several times the cap on the way up), never past max.
+		c := min(max(2*cap(l.b), need, 4096), int(l.max))
+		nb := make([]byte, len(l.b), c)
+		copy(nb, l.b)
+		l.b = nb
+	}
 	l.b = append(l.b, p...)
 	return len(p), nil
 }

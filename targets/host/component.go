@@ -221,6 +221,9 @@ func (c *component) serve(w http.ResponseWriter, r *http.Request, m *match) {
 	} else {
 		err = c.runWAGI(ctx, cs, r, m)
 	}
+	if err == nil && cs.out.overflow {
+		err = errTooLarge
+	}
 	if err != nil {
 		switch {
 		case cs.out.overflow:

@@ -33,11 +33,11 @@ func TestRouterMatch(t *testing.T) {
 		want *result
 	}{
 		{"/", &result{Pattern: "/"}},
-		{"/hello", &result{Pattern: "/hello"}},                 // exact beats prefix
-		{"/hello/", &result{Pattern: "/hello"}},                // empty segments ignored
+		{"/hello", &result{Pattern: "/hello"}},  // exact beats prefix
+		{"/hello/", &result{Pattern: "/hello"}}, // empty segments ignored
 		{"/hello/x/y", &result{Pattern: "/hello/...", Rest: "/x/y"}},
-		{"/api", &result{Pattern: "/api/..."}},                 // a prefix matches its own root
-		{"/api/users", &result{Pattern: "/api/users"}},         // literal beats prefix
+		{"/api", &result{Pattern: "/api/..."}},         // a prefix matches its own root
+		{"/api/users", &result{Pattern: "/api/users"}}, // literal beats prefix
 		{"/api/users/42", &result{Pattern: "/api/users/:id", Params: []string{"42"}}},
 		{"/api/users/42/posts", &result{Pattern: "/api/users/:id/posts/...", Params: []string{"42"}}},
 		{"/api/users/42/posts/7", &result{Pattern: "/api/users/:id/posts/...", Params: []string{"42"}, Rest: "/7"}},
