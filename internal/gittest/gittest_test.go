@@ -1,0 +1,67 @@
+package gittest
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestServerCloneCommitPush(t *testing.T) {
+	s := NewServer(t, Options{})
+	w := s.Clone(t)
+	if w.Branch != "main" {
+		t.Fatalf("branch = %q, want main", w.Branch)
+	}
+	sha := w.CommitPush("first", map[string]string{"a/b.txt": "hello\n"})
+	if got := s.Head("main"); got != sha {
+		t.Fatalf("server head = %q, want %q", got, sha)
+	}
+	// A second clone sees the file.
+	w2 := s.Clone(t)
+	b, err := os.ReadFile(filepath.Join(w2.Dir, "a", "b.txt"))
+	if err != nil || string(b) != "hello\n" {
+		t.Fatalf("second clone: %q, %v", b, err)
+	}
+	w2.Remove("a")
+	sha2 := w2.Commit("remove")
+	w2.Push()
+	if s.Head("main") != sha2 || sha2 == sha {
+		t.Fatalf("head after remove = %q", s.Head("main"))
+	}
+	if s.Requests() == 0 {
+		t.Fatal("no HTTP requests counted")
+	}
+}
+
+func TestServerAuth(t *testing.T) {
+	s := NewServer(t, Options{Username: "u", Password: "p4ss"})
+	w := CloneURL(t, strings.Replace(s.URL(), "http://", "http://u:p4ss@", 1), s.Home())
+	w.CommitPush("x", map[string]string{"f": "1"})
+	if _, err := run(s.Home(), t.TempDir(), "ls-remote", s.URL()); err == nil {
+		t.Fatal("ls-remote without credentials succeeded")
+	}
+	if _, err := run(s.Home(), t.TempDir(), "ls-remote", strings.Replace(s.URL(), "http://", "http://u:wrong@", 1)); err == nil {
+		t.Fatal("ls-remote with a wrong password succeeded")
+	}
+}
+
+func TestServerDownUp(t *testing.T) {
+	s := NewServer(t, Options{})
+	w := s.Clone(t)
+	w.CommitPush("x", map[string]string{"f": "1"})
+	s.Down()
+	if _, err := run(s.Home(), t.TempDir(), "ls-remote", s.URL()); err == nil {
+		t.Fatal("ls-remote succeeded while the server is down")
+	}
+	w.Write("f", "2")
+	w.Commit("y")
+	if err := w.TryPush(); err == nil {
+		t.Fatal("push succeeded while the server is down")
+	}
+	s.Up()
+	w.Push()
+	if out, err := run(s.Home(), t.TempDir(), "ls-remote", s.URL()); err != nil || !strings.Contains(out, "refs/heads/main") {
+		t.Fatalf("ls-remote after Up: %q, %v", out, err)
+	}
+}
