@@ -554,7 +554,12 @@ func TestApplyLocksSerialise(t *testing.T) {
 			go func() { _, err := Apply(context.Background(), pb, tg, opts); errB <- err }()
 			switch mode {
 			case "locker":
+				deadline := time.Now().Add(10 * time.Second)
 				for lm.waiting.Load() == 0 { // B is queued on the lock
+					if time.Now().After(deadline) {
+						close(release)
+						t.Fatalf("B never waited for the lock; B = %v", <-errB)
+					}
 					time.Sleep(time.Millisecond)
 				}
 			case "lockdir":

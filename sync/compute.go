@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -248,9 +249,23 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 		}
 		tp.Changes = append(tp.Changes, ch)
 	}
+	keep := map[string]bool{}
+	for _, k := range dt.Keep {
+		if !names[k] {
+			keep[k] = true
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(keep)) {
+		detail := fmt.Sprintf("App %q is not in this desired state, so whatever runs under that name is neither updated nor deleted.", k)
+		if o := obs[k]; o != nil {
+			detail = fmt.Sprintf("App %q is not in this desired state; it keeps running %s, neither updated nor deleted.", k, shortDigest(o.Digest))
+		}
+		tp.Diagnostics = append(tp.Diagnostics, Diagnostic{Severity: SeverityNote, Target: dt.Name, App: k,
+			Summary: "App kept as it runs", Detail: detail})
+	}
 	for i := range observed {
 		o := &observed[i]
-		if names[o.Name] {
+		if names[o.Name] || keep[o.Name] {
 			continue
 		}
 		if !o.Managed {

@@ -36,6 +36,11 @@ type DesiredTarget struct {
 	// unique. Secrets in them are used only by SecretsFrom: a plan never
 	// holds them.
 	Apps []targets.DesiredApp `json:"apps"`
+	// Keep names apps that are left exactly as they run: neither updated
+	// nor deleted, whatever their state (e.g. an app whose release failed
+	// this round, so that the plan does not prune it). A name in both Apps
+	// and Keep is planned from Apps. Each kept app gets a note in the plan.
+	Keep []string `json:"keep,omitempty"`
 }
 
 // SecretsFrom returns a function for ApplyOptions.SecretsFor that hands out

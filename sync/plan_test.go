@@ -45,6 +45,7 @@ func TestComputePlan(t *testing.T) {
 		observed  []obs
 		rollbackD map[string]string // app → label of its previous version (set via a real Put sequence)
 		desired   []targets.DesiredApp
+		keep      []string
 		opts      PlanOptions
 		want      []brief
 		diags     []string
@@ -103,6 +104,14 @@ func TestComputePlan(t *testing.T) {
 			errored: true,
 		},
 		{
+			name:     "kept apps are neither updated nor deleted",
+			observed: []obs{{"broken", "v1", true, false}, {"gone", "v1", true, true}},
+			desired:  []targets.DesiredApp{app("both", "v1")},
+			keep:     []string{"broken", "both", "never"},
+			want:     []brief{{"both", ActionCreate, []string{"not on the target"}}, {"gone", ActionDelete, []string{"removed from the spec"}}},
+			diags:    []string{"note: broken: App kept as it runs", "note: never: App kept as it runs"},
+		},
+		{
 			name:    "nameless desired app",
 			desired: []targets.DesiredApp{{Digest: dg("v1")}},
 			want:    nil,
@@ -141,7 +150,7 @@ func TestComputePlan(t *testing.T) {
 			for _, o := range tc.observed {
 				m.set(o.name, dg(o.label), o.managed, o.healthy)
 			}
-			d := Desired{Commit: "abc123", Targets: []DesiredTarget{{Name: "local", Type: "host", Apps: tc.desired}}}
+			d := Desired{Commit: "abc123", Targets: []DesiredTarget{{Name: "local", Type: "host", Apps: tc.desired, Keep: tc.keep}}}
 			p, err := ComputePlan(context.Background(), d, tmap("local", m), tc.opts)
 			if err != nil {
 				t.Fatal(err)
