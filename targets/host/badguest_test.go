@@ -31,24 +31,27 @@ func bystander(t *testing.T, e *env) func() {
 func TestBadWAGIGuests(t *testing.T) {
 	e := newEnv(t, Options{})
 	check := bystander(t, e)
-	lim := deploy.Limits{Timeout: deploy.Duration(300 * time.Millisecond), MemoryBytes: 8 << 20}
+	// Only the loop relies on the deadline; the others get a long one so
+	// that a slow machine (or -race) cannot turn their 500 into a 504.
+	short, long := deploy.Duration(300*time.Millisecond), deploy.Duration(20*time.Second)
 	tests := []struct {
 		fixture string
+		timeout deploy.Duration
 		status  int
 		logMsg  string
 	}{
-		{"loop", 504, "guest exceeded its deadline"},
-		{"membomb", 500, "guest failed"},
-		{"recurse", 500, "guest failed"},
-		{"trap", 500, "guest failed"},
-		{"big", 500, "response larger than"},
+		{"loop", short, 504, "guest exceeded its deadline"},
+		{"membomb", long, 500, "guest failed"},
+		{"recurse", long, 500, "guest failed"},
+		{"trap", long, 500, "guest failed"},
+		{"big", long, 500, "response larger than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
 			w := fixture(t, tt.fixture)
 			a := app(tt.fixture, deploy.ExecutorWAGI, w, "/...")
 			a.Hosts = []string{tt.fixture + ".test"}
-			a.Components[0].Limits = lim
+			a.Components[0].Limits = deploy.Limits{Timeout: tt.timeout, MemoryBytes: 8 << 20}
 			e.deploy(t, a, w)
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
@@ -87,26 +90,34 @@ func TestBadReactorGuest(t *testing.T) {
 	e := newEnv(t, Options{})
 	check := bystander(t, e)
 	g := goGuest(t, "targets/host/testdata/goguest")
-	a := app("bad", deploy.ExecutorReactor, g, "/...")
-	a.Components[0].Limits = deploy.Limits{Timeout: deploy.Duration(500 * time.Millisecond), MemoryBytes: 64 << 20}
-	e.deploy(t, a, g)
+	// Two deployments of the guest: a short deadline for the spinning
+	// handler, a long one for the rest (so that -race cannot make them 504).
+	for _, d := range []struct {
+		host    string
+		timeout time.Duration
+	}{{"bad.test", 20 * time.Second}, {"spin.test", 500 * time.Millisecond}} {
+		a := app(strings.TrimSuffix(d.host, ".test"), deploy.ExecutorReactor, g, "/...")
+		a.Hosts = []string{d.host}
+		a.Components[0].Limits = deploy.Limits{Timeout: deploy.Duration(d.timeout), MemoryBytes: 64 << 20}
+		e.deploy(t, a, g)
+	}
 	tests := []struct {
-		path   string
-		status int
+		host, path string
+		status     int
 	}{
-		{"/panic", 500},
-		{"/exit", 500},
-		{"/spin", 504},
-		{"/grow", 500},
-		{"/big", 500},
+		{"bad.test", "/panic", 500},
+		{"bad.test", "/exit", 500},
+		{"spin.test", "/spin", 504},
+		{"bad.test", "/grow", 500},
+		{"bad.test", "/big", 500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			if code, _ := e.get(t, tt.path); code != tt.status {
+			if code, _, _ := e.do(t, http.MethodGet, tt.host, tt.path, nil); code != tt.status {
 				t.Errorf("status %d, want %d", code, tt.status)
 			}
 			// A fresh or recycled instance serves the next request.
-			if code, body := e.get(t, "/"); code != 200 || body != "goguest" {
+			if code, body, _ := e.do(t, http.MethodGet, tt.host, "/", nil); code != 200 || body != "goguest" {
 				t.Errorf("next request: %d %q", code, body)
 			}
 			check()

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/ferry-wasm/ferry/deploy"
@@ -118,7 +120,7 @@ func (r *Runtime) newComponent(ctx context.Context, v *version, dc deploy.Compon
 		return nil, err
 	}
 
-	cfg := wazero.NewModuleConfig().WithName("").
+	cfg := wazero.NewModuleConfig().WithName("").WithRandSource(rand.Reader).
 		WithStderr(logWriter{c: c, stream: "stderr"}).
 		WithSysWalltime().WithSysNanotime().WithSysNanosleep()
 	if len(dc.Files) > 0 {
@@ -191,6 +193,7 @@ func (c *component) serve(w http.ResponseWriter, r *http.Request, m *match) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
 	defer cancel()
+	ctx = experimental.WithMemoryAllocator(ctx, memAllocator{})
 
 	select {
 	case c.sem <- struct{}{}:

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/ferry-wasm/ferry/targets/host/abi"
 )
@@ -48,6 +49,7 @@ func (p *pool) newInstance(ctx context.Context) (*instance, error) {
 	ictx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	ictx = context.WithValue(ictx, callKey{}, cs)
+	ictx = experimental.WithMemoryAllocator(ictx, memAllocator{})
 	// The instance outlives this context: wazero only watches it during
 	// instantiation when CloseOnContextDone is set.
 	mod, err := c.eng.rt.InstantiateModule(ictx, c.mod.cm, c.cfg)

@@ -1,0 +1,418 @@
+package host
+
+// Benchmarks of the performance goals. Each pairs the runtime with a
+// native Go net/http handler doing the same work, over loopback HTTP, in the
+// same run, and reports the ratio. Run them with
+//
+//	go test -run '^$' -bench . -benchtime 2000x ./targets/host
+//
+// (density: FERRY_BENCH_DENSITY=10000 for the 10,000-app figure; the
+// density, swap and restart benchmarks do their whole job once per
+// iteration, so -benchtime 1x is enough for them).
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-wasm/ferry/deploy"
+)
+
+// serve starts an HTTP server for h on 127.0.0.1:0.
+func serve(b *testing.B, h http.Handler) (string, func()) {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }
+}
+
+// load sends n GET requests to url from clients concurrent keep-alive
+// clients and returns requests/s, the median latency and the failures.
+func load(b *testing.B, url string, n, clients int) (rps float64, p50 time.Duration, failed int64) {
+	b.Helper()
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var fails atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}
+			defer c.CloseIdleConnections()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				t0 := time.Now()
+				resp, err := c.Get(url)
+				if err != nil {
+					fails.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				lat[i] = time.Since(t0)
+				if resp.StatusCode != 200 {
+					fails.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(lat)
+	return float64(n) / el.Seconds(), lat[n/2], fails.Load()
+}
+
+// compare measures native then wasm with the same load and reports both and
+// their ratio.
+func compare(b *testing.B, nativeURL, wasmURL string, clients int) {
+	n := max(b.N, 200)
+	// Warm both paths (connections, pools, caches).
+	load(b, nativeURL, 200, clients)
+	load(b, wasmURL, 200, clients)
+	b.ResetTimer()
+	nr, np50, nf := load(b, nativeURL, n, clients)
+	wr, wp50, wf := load(b, wasmURL, n, clients)
+	b.StopTimer()
+	if nf+wf > 0 {
+		b.Errorf("failed requests: native %d, wasm %d", nf, wf)
+	}
+	b.ReportMetric(nr, "native-rps")
+	b.ReportMetric(wr, "wasm-rps")
+	b.ReportMetric(wr/nr, "ratio")
+	b.ReportMetric(float64(np50.Microseconds()), "native-p50-µs")
+	b.ReportMetric(float64(wp50.Microseconds()), "wasm-p50-µs")
+	b.ReportMetric(float64((wp50 - np50).Microseconds()), "added-p50-µs")
+}
+
+func benchEnv(b *testing.B, opts Options) *Runtime {
+	b.Helper()
+	rt, err := New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rt.Close(context.Background()) })
+	return rt
+}
+
+// BenchmarkWAGI: the tiny WAT guest, a fresh instance per request, against a
+// native handler writing the same response. Goal: ratio >= 0.6, added p50
+// <= 50 µs, at 1 and 2 clients.
+func BenchmarkWAGI(b *testing.B) {
+	rt := benchEnv(b, Options{})
+	h := fixture(b, "hello")
+	if err := rt.Deploy(context.Background(), app("tiny", deploy.ExecutorWAGI, h, "/hello"), bundle(h)); err != nil {
+		b.Fatal(err)
+	}
+	wasmURL, stop := serve(b, rt)
+	defer stop()
+	nativeURL, stop2 := serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("hello\n"))
+	}))
+	defer stop2()
+	for _, clients := range []int{1, 2} {
+		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
+			compare(b, nativeURL+"/hello", wasmURL+"/hello", clients)
+		})
+	}
+}
+
+// helloNative is examples/hello-go's handler, compiled natively.
+func helloNative() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		name := r.URL.Query().Get("name")
+		if name == "" {
+			name = "world"
+		}
+		fmt.Fprintf(w, "Hello, %s, from ferry!\n", name)
+	})
+	return mux
+}
+
+// BenchmarkReactor: examples/hello-go on pooled reactor instances against the
+// same handler compiled natively. Goal: ratio >= 0.85.
+func BenchmarkReactor(b *testing.B) {
+	rt := benchEnv(b, Options{CompilationCacheDir: sharedCacheDir(b)})
+	g := goGuest(b, "examples/hello-go")
+	if err := rt.Deploy(context.Background(), app("hello-go", deploy.ExecutorReactor, g, "/..."), bundle(g)); err != nil {
+		b.Fatal(err)
+	}
+	wasmURL, stop := serve(b, rt)
+	defer stop()
+	nativeURL, stop2 := serve(b, helloNative())
+	defer stop2()
+	for _, clients := range []int{1, 2} {
+		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
+			compare(b, nativeURL+"/?name=bench", wasmURL+"/?name=bench", clients)
+		})
+	}
+}
+
+// distinctHello returns a copy of the hello fixture whose greeting is id
+// (6 bytes), so every app has its own digest and its own compiled module.
+func distinctHello(base []byte, id string) []byte {
+	i := bytes.Index(base, []byte("hello\n"))
+	out := bytes.Clone(base)
+	copy(out[i:i+6], id)
+	return out
+}
+
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// BenchmarkDensity deploys N distinct small apps (FERRY_BENCH_DENSITY,
+// default 1000), each on its own host name, and reports deploy time, process
+// RSS, and the latency of first requests right after deploy. Goal at
+// 10,000: RSS <= 1 GiB, deploy <= 60 s, first request <= 1 ms.
+func BenchmarkDensity(b *testing.B) {
+	n := 1000
+	if s := os.Getenv("FERRY_BENCH_DENSITY"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = v
+	}
+	base := fixture(b, "hello")
+	mods := make([][]byte, n)
+	for i := range mods {
+		mods[i] = distinctHello(base, fmt.Sprintf("%05d\n", i))
+	}
+	for range b.N {
+		rss0 := rssBytes()
+		rt, err := New(Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		url, stop := serve(b, rt)
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+		var firsts []time.Duration
+		start := time.Now()
+		for i, m := range mods {
+			a := app(fmt.Sprintf("app-%d", i), deploy.ExecutorWAGI, m, "/...")
+			a.Hosts = []string{fmt.Sprintf("app-%d.test", i)}
+			if err := rt.Deploy(context.Background(), a, bundle(m)); err != nil {
+				b.Fatal(err)
+			}
+			if i%max(n/100, 1) == 0 { // first request of every 100th app, right after its deploy
+				req, _ := http.NewRequest(http.MethodGet, url+"/", nil)
+				req.Host = a.Hosts[0]
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				firsts = append(firsts, time.Since(t0))
+				if want := fmt.Sprintf("%05d\n", i); string(body) != want {
+					b.Fatalf("app %d answered %q, want %q", i, body, want)
+				}
+			}
+		}
+		deployTime := time.Since(start)
+		rss := rssBytes()
+		slices.Sort(firsts)
+		b.ReportMetric(float64(n), "apps")
+		b.ReportMetric(deployTime.Seconds(), "deploy-s")
+		b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+		b.ReportMetric(float64(rss-rss0)/(1<<20), "rss-growth-MiB")
+		b.ReportMetric(float64(firsts[len(firsts)/2].Microseconds()), "first-req-p50-µs")
+		b.ReportMetric(float64(firsts[len(firsts)-1].Microseconds()), "first-req-max-µs")
+		client.CloseIdleConnections()
+		stop()
+		rt.Close(context.Background())
+	}
+}
+
+// BenchmarkSwapsUnderLoad deploys 100 new versions while two clients keep
+// requesting; every failed request is counted. Goal: zero.
+func BenchmarkSwapsUnderLoad(b *testing.B) {
+	h := fixture(b, "hello")
+	for range b.N {
+		rt := benchEnv(b, Options{})
+		mk := func(i int) deploy.App {
+			a := app("swap", deploy.ExecutorWAGI, h, "/...")
+			a.Components[0].Env = map[string]string{"V": strconv.Itoa(i)}
+			a.Components[0].Health = &deploy.Health{Path: "/"}
+			return a
+		}
+		if err := rt.Deploy(context.Background(), mk(0), bundle(h)); err != nil {
+			b.Fatal(err)
+		}
+		url, stop := serve(b, rt)
+		var reqs, fails atomic.Int64
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := &http.Client{Transport: &http.Transport{}}
+				for {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					resp, err := c.Get(url + "/")
+					reqs.Add(1)
+					if err != nil {
+						fails.Add(1)
+						continue
+					}
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || string(body) != "hello\n" {
+						fails.Add(1)
+					}
+				}
+			}()
+		}
+		for i := 1; i <= 100; i++ {
+			time.Sleep(2 * time.Millisecond)
+			if err := rt.Deploy(context.Background(), mk(i), bundle(h)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		close(done)
+		wg.Wait()
+		stop()
+		b.ReportMetric(100, "swaps")
+		b.ReportMetric(float64(reqs.Load()), "requests")
+		b.ReportMetric(float64(fails.Load()), "failed")
+	}
+}
+
+// BenchmarkWarmRestart: a new Runtime on a warm compilation cache deploys
+// examples/hello-go and answers its first request. Goal: <= 150 ms.
+func BenchmarkWarmRestart(b *testing.B) {
+	g := goGuest(b, "examples/hello-go")
+	dir := b.TempDir()
+	a := app("hello-go", deploy.ExecutorReactor, g, "/...")
+	a.Components[0].Health = &deploy.Health{Path: "/healthz"}
+	coldStart := time.Now()
+	rt, err := New(Options{StateDir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rt.Deploy(context.Background(), a, bundle(g)); err != nil {
+		b.Fatal(err)
+	}
+	cold := time.Since(coldStart)
+	rt.Close(context.Background())
+	b.ResetTimer()
+	var last time.Duration
+	for range b.N {
+		t0 := time.Now()
+		rt, err := New(Options{StateDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := rt.Deploy(context.Background(), a, bundle(g)); err != nil {
+			b.Fatal(err)
+		}
+		url, stop := serve(b, rt)
+		resp, err := http.Get(url + "/")
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		last = time.Since(t0)
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+		stop()
+		rt.Close(context.Background())
+	}
+	b.ReportMetric(float64(cold.Milliseconds()), "cold-deploy-ms")
+	b.ReportMetric(float64(last.Microseconds())/1000, "warm-first-response-ms")
+}
+
+// BenchmarkWAGIHandler measures the runtime's own cost per WAGI request,
+// without HTTP: ServeHTTP on a recorder.
+func BenchmarkWAGIHandler(b *testing.B) {
+	rt := benchEnv(b, Options{})
+	h := fixture(b, "hello")
+	if err := rt.Deploy(context.Background(), app("tiny", deploy.ExecutorWAGI, h, "/hello"), bundle(h)); err != nil {
+		b.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://x/hello", nil)
+	req.RemoteAddr = "127.0.0.1:1234"
+	b.ReportAllocs()
+	for b.Loop() {
+		w := &nullWriter{h: http.Header{}}
+		rt.ServeHTTP(w, req)
+		if w.code != 200 {
+			b.Fatal(w.code)
+		}
+	}
+}
+
+type nullWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *nullWriter) Header() http.Header         { return w.h }
+func (w *nullWriter) WriteHeader(c int)           { w.code = c }
+func (w *nullWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkReactorHandler measures the runtime's own cost per reactor
+// request to examples/hello-go, without HTTP.
+func BenchmarkReactorHandler(b *testing.B) {
+	rt := benchEnv(b, Options{CompilationCacheDir: sharedCacheDir(b)})
+	g := goGuest(b, "examples/hello-go")
+	if err := rt.Deploy(context.Background(), app("hello-go", deploy.ExecutorReactor, g, "/..."), bundle(g)); err != nil {
+		b.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://x/?name=bench", nil)
+	req.RemoteAddr = "127.0.0.1:1234"
+	req.Header.Set("User-Agent", "Go-http-client/1.1")
+	b.ReportAllocs()
+	for b.Loop() {
+		w := &nullWriter{h: http.Header{}}
+		rt.ServeHTTP(w, req)
+		if w.code != 200 {
+			b.Fatal(w.code)
+		}
+	}
+}

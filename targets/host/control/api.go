@@ -1,0 +1,79 @@
+package control
+
+import (
+	"time"
+
+	"github.com/ferry-wasm/ferry/targets/host"
+)
+
+// PutRequest is the body of PUT /v1/apps/{name}.
+type PutRequest struct {
+	// Ref is the artifact, "REPO@sha256:<hex>" (or "REPO" with Digest).
+	Ref string `json:"ref"`
+	// Digest is the app manifest digest. It may be empty when Ref carries
+	// one; when both are given they must agree.
+	Digest string `json:"digest,omitempty"`
+	// Secrets are values of the app's variables (secret ones, or overrides
+	// of defaults). The host keeps them in a 0600 file and never logs them.
+	Secrets map[string]string `json:"secrets,omitempty"`
+}
+
+// String describes the request without its secrets.
+func (p PutRequest) String() string { return "PutRequest{" + p.Ref + " " + p.Digest + "}" }
+
+// Status words of AppInfo.Status.
+const (
+	// StatusServing: the app takes traffic.
+	StatusServing = "serving"
+	// StatusFailed: the app is recorded on the host but could not be
+	// brought back after a restart (AppInfo.Message says why).
+	StatusFailed = "failed"
+)
+
+// AppInfo describes one app on the host, as GET /v1/apps returns it.
+type AppInfo struct {
+	// Name is the app's name.
+	Name string `json:"name"`
+	// Ref is the artifact the serving version came from.
+	Ref string `json:"ref,omitempty"`
+	// Digest is the serving version's artifact digest.
+	Digest string `json:"digest,omitempty"`
+	// Status is StatusServing or StatusFailed.
+	Status string `json:"status"`
+	// Health is the runtime's deploy-time probe result ("healthy", or
+	// "unchecked" when no component declares a health path; empty when
+	// failed).
+	Health string `json:"health,omitempty"`
+	// Healthy is true when the app serves and its probe (if any) passed.
+	Healthy bool `json:"healthy"`
+	// Managed is always true: every app on a ferry-host was put there
+	// through this API.
+	Managed bool `json:"managed"`
+	// Previous and PreviousRef name the version kept for rollback.
+	Previous    string `json:"previous,omitempty"`
+	PreviousRef string `json:"previous_ref,omitempty"`
+	// Message explains a failed status.
+	Message string `json:"message,omitempty"`
+	// VerifiedBy names the trust key that verified the serving version
+	// (empty when the host runs with verification off).
+	VerifiedBy string `json:"verified_by,omitempty"`
+	// DeployedAt is when the serving version was first deployed.
+	DeployedAt time.Time `json:"deployed_at,omitzero"`
+	// Generation is the runtime's version counter (changes on restart).
+	Generation uint64 `json:"generation,omitempty"`
+	// Components lists the serving version's components.
+	Components []host.ComponentStatus `json:"components,omitempty"`
+}
+
+// ListResponse is the body of GET /v1/apps.
+type ListResponse struct {
+	Apps []AppInfo `json:"apps"`
+}
+
+// ErrorBody is the body of every error answer.
+type ErrorBody struct {
+	// Error is a full-sentence explanation.
+	Error string `json:"error"`
+	// Code classifies it (Code* constants).
+	Code string `json:"code"`
+}

@@ -1,0 +1,207 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/ferry-wasm/ferry/targets"
+)
+
+// ClientOptions configure a Client. The zero value is a plain client with
+// no timeout of its own (contexts bound each call).
+type ClientOptions struct {
+	// HTTPClient makes the requests. Nil means a client built from TLS (or
+	// http.DefaultTransport's settings when TLS is nil).
+	HTTPClient *http.Client
+	// TLS is the client TLS configuration for an https:// endpoint: the CA
+	// that signed the host's certificate (RootCAs) and, for mTLS, the
+	// client certificate. Ignored when HTTPClient is set.
+	TLS *tls.Config
+}
+
+// Client talks to one ferry-host's control API. It implements
+// targets.Target and targets.RollBacker. It is safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+var (
+	_ targets.Target     = (*Client)(nil)
+	_ targets.RollBacker = (*Client)(nil)
+)
+
+// NewClient returns a client for the host whose control API listens at
+// endpoint ("http://127.0.0.1:8081", "https://edge-1:8081"), sending token
+// as the bearer token. It fails only on an endpoint that is not an http or
+// https URL.
+func NewClient(endpoint, token string, opts ClientOptions) (*Client, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: endpoint %q is not an http:// or https:// URL", ErrBadRequest, endpoint)
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if opts.TLS != nil {
+			tr.TLSClientConfig = opts.TLS.Clone()
+		}
+		hc = &http.Client{Transport: tr}
+	}
+	return &Client{base: strings.TrimRight(u.String(), "/"), token: token, hc: hc}, nil
+}
+
+// Apps returns every app on the host.
+func (c *Client) Apps(ctx context.Context) ([]AppInfo, error) {
+	var lr ListResponse
+	if err := c.do(ctx, http.MethodGet, "/v1/apps", nil, &lr); err != nil {
+		return nil, err
+	}
+	return lr.Apps, nil
+}
+
+// App returns one app; ErrNotFound when the host does not run it.
+func (c *Client) App(ctx context.Context, name string) (AppInfo, error) {
+	var ai AppInfo
+	err := c.do(ctx, http.MethodGet, "/v1/apps/"+url.PathEscape(name), nil, &ai)
+	return ai, err
+}
+
+// PutApp deploys the artifact req names as app name and returns the host's
+// status for it once the new version serves.
+func (c *Client) PutApp(ctx context.Context, name string, req PutRequest) (AppInfo, error) {
+	var ai AppInfo
+	err := c.do(ctx, http.MethodPut, "/v1/apps/"+url.PathEscape(name), req, &ai)
+	return ai, err
+}
+
+// DeleteApp removes app name; absent is not an error.
+func (c *Client) DeleteApp(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/apps/"+url.PathEscape(name), nil, nil)
+}
+
+// RollBackApp switches app name back to its previous version and returns
+// its new status.
+func (c *Client) RollBackApp(ctx context.Context, name string) (AppInfo, error) {
+	var ai AppInfo
+	err := c.do(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(name)+"/rollback", nil, &ai)
+	return ai, err
+}
+
+// Observe implements targets.Target: every app on the host (all managed).
+func (c *Client) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
+	apps, err := c.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]targets.ObservedApp, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, targets.ObservedApp{
+			Name: a.Name, Ref: a.Ref, Digest: a.Digest, Managed: a.Managed, Status: a.Status,
+			Healthy: a.Healthy, Previous: a.Previous, Message: a.Message,
+		})
+	}
+	return out, nil
+}
+
+// Put implements targets.Target: the host pulls want.Ref by want.Digest,
+// verifies it against its own trust policy and deploys it with
+// want.Secrets. want.App is not sent: the host uses the configuration in
+// the signed artifact. Errors wrap targets.ErrVerification (403),
+// targets.ErrUnhealthy (422) or targets.ErrUnavailable (502/503/504 or no
+// answer) where they apply.
+func (c *Client) Put(ctx context.Context, want targets.DesiredApp) error {
+	_, err := c.PutApp(ctx, want.Name, PutRequest{Ref: want.Ref, Digest: want.Digest, Secrets: want.Secrets})
+	return err
+}
+
+// Delete implements targets.Target.
+func (c *Client) Delete(ctx context.Context, name string) error { return c.DeleteApp(ctx, name) }
+
+// RollBack implements targets.RollBacker.
+func (c *Client) RollBack(ctx context.Context, name string) error {
+	_, err := c.RollBackApp(ctx, name)
+	return err
+}
+
+// do sends one request and decodes the answer into out (when non-nil).
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	op := method + " " + path
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return &APIError{Op: op, Message: "encoding request: " + err.Error(), Err: ErrBadRequest}
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return &APIError{Op: op, Message: err.Error(), Err: ErrBadRequest}
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		// url.Error's message carries the URL, never the header.
+		return &APIError{Op: op, Message: err.Error(), Err: errors.Join(targets.ErrUnavailable, ctx.Err())}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return &APIError{Op: op, StatusCode: resp.StatusCode, Message: "reading answer: " + err.Error(), Err: targets.ErrUnavailable}
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if out == nil || resp.StatusCode == http.StatusNoContent {
+			return nil
+		}
+		if err := json.Unmarshal(data, out); err != nil {
+			return &APIError{Op: op, StatusCode: resp.StatusCode, Message: "decoding answer: " + err.Error(), Err: ErrServer}
+		}
+		return nil
+	}
+	var eb ErrorBody
+	if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
+		eb.Error = strings.TrimSpace(string(data))
+		if len(eb.Error) > 512 {
+			eb.Error = eb.Error[:512] + "..."
+		}
+	}
+	return &APIError{Op: op, StatusCode: resp.StatusCode, Code: eb.Code, Message: eb.Error, Err: sentinelFor(resp.StatusCode, eb.Code)}
+}
+
+// sentinelFor maps an error status (and code) to the client's sentinels.
+func sentinelFor(status int, code string) error {
+	switch {
+	case status == http.StatusBadRequest:
+		return ErrBadRequest
+	case status == http.StatusUnauthorized:
+		return ErrUnauthorized
+	case status == http.StatusForbidden:
+		return targets.ErrVerification
+	case status == http.StatusNotFound && code == CodeArtifactNotFound:
+		return ErrArtifactNotFound
+	case status == http.StatusNotFound:
+		return ErrNotFound
+	case status == http.StatusConflict:
+		return ErrNoPrevious
+	case status == http.StatusUnprocessableEntity:
+		return targets.ErrUnhealthy
+	case status == http.StatusBadGateway, status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout,
+		status == http.StatusTooManyRequests:
+		return targets.ErrUnavailable
+	}
+	return ErrServer
+}

@@ -1,0 +1,78 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Sentinel errors of the client (besides targets.ErrVerification,
+// targets.ErrUnhealthy and targets.ErrUnavailable, which it also returns).
+// Errors from the client are *APIError values wrapping one of them; test
+// with errors.Is.
+var (
+	// ErrUnauthorized means the host refused the bearer token (401). Not
+	// retryable with the same token.
+	ErrUnauthorized = errors.New("control: token refused by host")
+	// ErrNotFound means the host runs no app of that name (404).
+	ErrNotFound = errors.New("control: app not found on host")
+	// ErrArtifactNotFound means the registry holds no artifact with the
+	// digest the PUT named (404 with code "artifact_not_found").
+	ErrArtifactNotFound = errors.New("control: artifact not found in registry")
+	// ErrNoPrevious means a rollback was asked for an app without a
+	// previous version (409).
+	ErrNoPrevious = errors.New("control: no previous version to roll back to")
+	// ErrBadRequest means the host rejected the request itself: a bad app
+	// name, a reference without a digest, a malformed body (400).
+	ErrBadRequest = errors.New("control: bad request")
+	// ErrServer means the host failed in a way it did not classify (500).
+	ErrServer = errors.New("control: host error")
+)
+
+// Error codes carried in ErrorBody.Code.
+const (
+	CodeBadRequest       = "bad_request"
+	CodeUnauthorized     = "unauthorized"
+	CodeVerification     = "verification_failed"
+	CodeNotFound         = "not_found"
+	CodeArtifactNotFound = "artifact_not_found"
+	CodeNoPrevious       = "no_previous"
+	CodeRejected         = "rejected"
+	CodeUnavailable      = "unavailable"
+	CodeInternal         = "internal"
+)
+
+// APIError is an error answer from the control API (or a failure to get
+// one). It wraps the sentinel that classifies it.
+type APIError struct {
+	// Op is the request, e.g. "PUT /v1/apps/web".
+	Op string
+	// StatusCode is the HTTP status; 0 when the host could not be reached.
+	StatusCode int
+	// Code is the host's error code (Code* constants), if any.
+	Code string
+	// Message is the host's explanation, or the transport error.
+	Message string
+	// Err is the sentinel (ErrUnauthorized, targets.ErrVerification, ...).
+	Err error
+}
+
+// Error implements error.
+func (e *APIError) Error() string {
+	if e.StatusCode == 0 {
+		return fmt.Sprintf("ferry-host: %s: %s", e.Op, e.Message)
+	}
+	return fmt.Sprintf("ferry-host: %s: %d %s: %s", e.Op, e.StatusCode, http.StatusText(e.StatusCode), e.Message)
+}
+
+// Unwrap returns the sentinel.
+func (e *APIError) Unwrap() error { return e.Err }
+
+// errBadRequest marks input errors on the server side.
+var errBadRequest = errors.New("bad request")
+
+// errAppMismatch: the artifact holds another app than the path names.
+var errAppMismatch = errors.New("artifact holds a different app")
+
+// errPersist: deployed but the state directory could not be written.
+var errPersist = errors.New("state directory write failed")

@@ -1,0 +1,520 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/signer"
+	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/targets/host/state"
+)
+
+// DefaultMaxBodyBytes caps a request body: 1 MiB.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Options configure a Server.
+type Options struct {
+	// Runtime serves the apps. Required.
+	Runtime *host.Runtime
+	// Store is the host's state directory. Nil means nothing is persisted
+	// and Restore has nothing to do.
+	Store *state.Store
+	// Registry pulls artifacts by digest. Nil means PUTs of artifacts the
+	// store does not already hold fail as unavailable (502).
+	Registry *registry.Client
+	// Policy is the host's own trust policy; every artifact must be signed
+	// under it. It must be valid unless InsecureSkipVerify is set.
+	Policy signer.Policy
+	// InsecureSkipVerify turns signature verification off entirely. Only
+	// for development; the caller should warn loudly.
+	InsecureSkipVerify bool
+	// Verify says how signer.Verify reaches the registry (plain HTTP,
+	// credentials). The zero value is HTTPS except on loopback, with
+	// Docker-config credentials.
+	Verify signer.RegistryOptions
+	// Token is the bearer token every request but /healthz must carry.
+	// Required: an empty token is refused by NewServer.
+	Token string
+	// Logger receives one line per deploy, rollback, delete and restore.
+	// Nil discards. Tokens and secrets are never logged.
+	Logger *slog.Logger
+	// Metrics, when set, gets the control API's collectors registered and
+	// is what GET /metrics serves (register the runtime's there too). Nil
+	// means /metrics answers 404.
+	Metrics *prometheus.Registry
+	// MaxBodyBytes caps a request body. Zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// Server is the control API: an http.Handler, plus the operations behind it
+// as methods for in-process use. Create it with NewServer. It is safe for
+// concurrent use; operations on one app are serialised.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	rt      *host.Runtime
+	store   *state.Store
+	locks   keyedLock
+	metrics *ctlMetrics
+	tokenH  [32]byte
+	handler http.Handler
+
+	mu   sync.Mutex
+	apps map[string]*entry
+}
+
+// entry mirrors what the runtime runs for one app, with the artifact
+// details the runtime does not know.
+type entry struct {
+	cur, prev *state.Version
+	failed    string // non-empty: recorded but not running
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+
+// NewServer returns a Server. It fails when Runtime or Token is missing, or
+// the policy is unusable while verification is on.
+func NewServer(opts Options) (*Server, error) {
+	if opts.Runtime == nil {
+		return nil, errors.New("control: no runtime")
+	}
+	if opts.Token == "" {
+		return nil, errors.New("control: no bearer token configured")
+	}
+	if !opts.InsecureSkipVerify {
+		if err := opts.Policy.Validate(); err != nil {
+			return nil, fmt.Errorf("control: trust policy: %w", err)
+		}
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	s := &Server{
+		opts:  opts,
+		log:   opts.Logger,
+		rt:    opts.Runtime,
+		store: opts.Store,
+		apps:  map[string]*entry{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.tokenH = hashToken(opts.Token)
+	s.handler = s.buildMux()
+	s.metrics = newCtlMetrics()
+	if opts.Metrics != nil {
+		if err := s.metrics.register(opts.Metrics); err != nil {
+			return nil, fmt.Errorf("control: registering metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// RestoreReport says what Restore brought back.
+type RestoreReport struct {
+	// Serving are the apps that serve again, sorted.
+	Serving []string
+	// Failed maps each app that could not be restored to why. Those apps
+	// are listed with StatusFailed until a PUT or DELETE.
+	Failed map[string]error
+}
+
+// Restore deploys every app recorded in the store into the runtime, without
+// any registry: each version's modules are read from the store (verified
+// by digest) and its cached signatures are verified again locally against
+// the host's policy before anything runs. The previous version is loaded
+// too, for rollback. An app whose current version fails is reported and
+// skipped; the others still load. Apps are restored in parallel.
+func (s *Server) Restore(ctx context.Context) RestoreReport {
+	rep := RestoreReport{Failed: map[string]error{}}
+	if s.store == nil {
+		return rep
+	}
+	names, err := s.store.Names()
+	if err != nil {
+		rep.Failed["*"] = err
+		return rep
+	}
+	var mu sync.Mutex
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(names), 1)) {
+		wg.Go(func() {
+			for name := range work {
+				err := s.restoreOne(ctx, name)
+				mu.Lock()
+				if err != nil {
+					rep.Failed[name] = err
+				} else {
+					rep.Serving = append(rep.Serving, name)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, n := range names {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	sort.Strings(rep.Serving)
+	return rep
+}
+
+func (s *Server) restoreOne(ctx context.Context, name string) error {
+	unlock, err := s.locks.lock(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	start := time.Now()
+	fail := func(cur *state.Version, err error) error {
+		s.mu.Lock()
+		s.apps[name] = &entry{cur: cur, failed: err.Error()}
+		s.mu.Unlock()
+		s.log.LogAttrs(ctx, slog.LevelError, "app not restored", slog.String("app", name), slog.String("error", err.Error()))
+		return err
+	}
+	rec, err := s.store.Load(name)
+	if err != nil {
+		return fail(nil, err)
+	}
+	curMods, err := s.checkLocal(ctx, &rec.Current)
+	if err != nil {
+		return fail(&rec.Current, err)
+	}
+	var prev *state.Version
+	if rec.Previous != nil {
+		if mods, err := s.checkLocal(ctx, rec.Previous); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "previous version not restored", slog.String("app", name),
+				slog.String("digest", rec.Previous.Digest), slog.String("error", err.Error()))
+		} else if err := s.rt.Deploy(ctx, rec.Previous.App, host.Bundle{Modules: mods, Secrets: rec.Previous.Secrets}); err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "previous version not restored", slog.String("app", name),
+				slog.String("digest", rec.Previous.Digest), slog.String("error", err.Error()))
+		} else {
+			prev = rec.Previous
+		}
+	}
+	if err := s.rt.Deploy(ctx, rec.Current.App, host.Bundle{Modules: curMods, Secrets: rec.Current.Secrets}); err != nil {
+		if prev != nil {
+			_ = s.rt.Delete(name)
+		}
+		return fail(&rec.Current, err)
+	}
+	s.mu.Lock()
+	s.apps[name] = &entry{cur: &rec.Current, prev: prev}
+	s.mu.Unlock()
+	s.log.LogAttrs(ctx, slog.LevelInfo, "app restored", slog.String("app", name),
+		slog.String("digest", rec.Current.Digest), slog.Bool("previous", prev != nil), slog.Duration("took", time.Since(start)))
+	return nil
+}
+
+// checkLocal reads v's modules from the store and verifies its cached
+// signatures against the policy.
+func (s *Server) checkLocal(ctx context.Context, v *state.Version) (map[string][]byte, error) {
+	if !s.opts.InsecureSkipVerify {
+		res, err := signer.VerifyLocal(ctx, v.Digest, v.Signatures, s.opts.Policy, signer.VerifyOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("cached signature of %s: %w", v.Ref, err)
+		}
+		v.VerifiedBy = res.Key
+	}
+	return s.store.Modules(v)
+}
+
+// Put deploys the artifact req names as app name and returns its new
+// status. See the package documentation for the checks and the errors.
+func (s *Server) Put(ctx context.Context, name string, req PutRequest) (AppInfo, error) {
+	start := time.Now()
+	info, err := s.put(ctx, name, req)
+	result := "ok"
+	if err != nil {
+		_, result = classify(err)
+	}
+	s.metrics.deploys.WithLabelValues(result).Inc()
+	s.metrics.deploySeconds.Observe(time.Since(start).Seconds())
+	return info, err
+}
+
+func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo, error) {
+	if !nameRE.MatchString(name) {
+		return AppInfo{}, fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
+	}
+	ref, err := registry.ParseReference(req.Ref)
+	if err != nil {
+		return AppInfo{}, fmt.Errorf("%w: ref: %w", errBadRequest, err)
+	}
+	dgst := string(ref.Digest)
+	switch {
+	case dgst == "" && req.Digest == "":
+		return AppInfo{}, fmt.Errorf("%w: ref %q names no digest; the host deploys by digest only", errBadRequest, req.Ref)
+	case dgst == "":
+		dgst = req.Digest
+	case req.Digest != "" && req.Digest != dgst:
+		return AppInfo{}, fmt.Errorf("%w: ref %q and digest %q disagree", errBadRequest, req.Ref, req.Digest)
+	}
+	ref.Tag = ""
+	ref.Digest = ""
+	fullRef := ref.String() + "@" + dgst
+	if _, err := registry.ParseReference(fullRef); err != nil {
+		return AppInfo{}, fmt.Errorf("%w: digest: %w", errBadRequest, err)
+	}
+
+	unlock, err := s.locks.lock(ctx, name)
+	if err != nil {
+		return AppInfo{}, err
+	}
+	defer unlock()
+
+	v, mods, err := s.fetch(ctx, name, fullRef, dgst)
+	if err != nil {
+		return AppInfo{}, err
+	}
+	if v.App.Name != name {
+		return AppInfo{}, fmt.Errorf("%w: %s holds app %q, not %q", errAppMismatch, fullRef, v.App.Name, name)
+	}
+	v.Secrets = req.Secrets
+	v.DeployedAt = time.Now().UTC()
+
+	s.mu.Lock()
+	old := s.apps[name]
+	s.mu.Unlock()
+	if err := s.rt.Deploy(ctx, v.App, host.Bundle{Modules: mods, Secrets: req.Secrets}); err != nil {
+		return AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
+	}
+	next := &entry{cur: v}
+	if old != nil && old.failed == "" {
+		next.prev = old.cur
+	}
+	if s.store != nil {
+		rec := state.Record{Name: name, Current: *v, Previous: next.prev}
+		if err := s.store.Save(rec, mods); err != nil {
+			// Undo, so what runs is what the state directory says.
+			if next.prev != nil {
+				if rerr := s.rt.Rollback(name); rerr == nil {
+					next = &entry{cur: old.cur, prev: v}
+				}
+			} else if rerr := s.rt.Delete(name); rerr == nil {
+				next = old
+			}
+			s.setEntry(name, next)
+			return AppInfo{}, fmt.Errorf("%w: %w (the version before keeps serving)", errPersist, err)
+		}
+	}
+	s.setEntry(name, next)
+	s.log.LogAttrs(ctx, slog.LevelInfo, "app put", slog.String("app", name), slog.String("ref", fullRef),
+		slog.String("verified_by", v.VerifiedBy), slog.Int("secrets", len(req.Secrets)))
+	return s.Get(name)
+}
+
+func (s *Server) setEntry(name string, e *entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e == nil {
+		delete(s.apps, name)
+		return
+	}
+	s.apps[name] = e
+}
+
+// fetch returns the verified version and its modules: from the state
+// directory when this host already holds the digest (re-verified locally),
+// else from the registry (verified remotely, then pulled by digest).
+func (s *Server) fetch(ctx context.Context, name, fullRef, dgst string) (*state.Version, map[string][]byte, error) {
+	if s.store != nil {
+		if rec, err := s.store.Load(name); err == nil {
+			for _, v := range []*state.Version{&rec.Current, rec.Previous} {
+				if v == nil || v.Digest != dgst {
+					continue
+				}
+				v := *v
+				v.Ref = fullRef
+				if mods, err := s.checkLocal(ctx, &v); err == nil {
+					return &v, mods, nil
+				}
+			}
+		}
+	}
+	if s.opts.Registry == nil {
+		return nil, nil, fmt.Errorf("%w: no registry configured to pull %s", registry.ErrUnavailable, fullRef)
+	}
+	v := &state.Version{Ref: fullRef, Digest: dgst}
+	if !s.opts.InsecureSkipVerify {
+		res, err := signer.Verify(ctx, fullRef, s.opts.Policy, signer.VerifyOptions{Registry: s.opts.Verify, Logger: s.opts.Logger})
+		if err != nil {
+			return nil, nil, fmt.Errorf("verifying %s: %w", fullRef, err)
+		}
+		v.Signatures = res.Verified
+		v.VerifiedBy = res.Key
+	}
+	pulled, err := s.opts.Registry.PullApp(ctx, fullRef)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pulling %s: %w", fullRef, err)
+	}
+	if string(pulled.Digest) != dgst {
+		return nil, nil, fmt.Errorf("%w: pulled %s, wanted %s", registry.ErrDigestMismatch, pulled.Digest, dgst)
+	}
+	v.App = pulled.App
+	return v, pulled.Modules, nil
+}
+
+// Delete removes app name from the runtime and the state directory.
+// Deleting an absent app is not an error.
+func (s *Server) Delete(ctx context.Context, name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
+	}
+	unlock, err := s.locks.lock(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.rt.Delete(name); err != nil && !errors.Is(err, host.ErrNotFound) {
+		return err
+	}
+	s.setEntry(name, nil)
+	if s.store != nil {
+		if err := s.store.Delete(name); err != nil {
+			return fmt.Errorf("%w: %w", errPersist, err)
+		}
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "app deleted", slog.String("app", name))
+	return nil
+}
+
+// RollBack makes the previous version of app name serve again (and keeps
+// the one it replaces as the new previous). It fails with host.ErrNotFound
+// or host.ErrNoPrevious.
+func (s *Server) RollBack(ctx context.Context, name string) (AppInfo, error) {
+	if !nameRE.MatchString(name) {
+		return AppInfo{}, fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
+	}
+	unlock, err := s.locks.lock(ctx, name)
+	if err != nil {
+		return AppInfo{}, err
+	}
+	defer unlock()
+	s.mu.Lock()
+	e := s.apps[name]
+	s.mu.Unlock()
+	switch {
+	case e == nil:
+		return AppInfo{}, fmt.Errorf("%w: %q", host.ErrNotFound, name)
+	case e.failed != "" || e.prev == nil:
+		return AppInfo{}, fmt.Errorf("%w: app %q", host.ErrNoPrevious, name)
+	}
+	if err := s.rt.Rollback(name); err != nil {
+		return AppInfo{}, err
+	}
+	if s.store != nil {
+		if err := s.store.Save(state.Record{Name: name, Current: *e.prev, Previous: e.cur}, nil); err != nil {
+			_ = s.rt.Rollback(name)
+			return AppInfo{}, fmt.Errorf("%w: %w (nothing changed)", errPersist, err)
+		}
+	}
+	s.setEntry(name, &entry{cur: e.prev, prev: e.cur})
+	s.log.LogAttrs(ctx, slog.LevelInfo, "app rolled back", slog.String("app", name),
+		slog.String("digest", e.prev.Digest), slog.String("from", e.cur.Digest))
+	return s.Get(name)
+}
+
+// List returns every app on the host, sorted by name.
+func (s *Server) List() []AppInfo {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.apps))
+	for n := range s.apps {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	sort.Strings(names)
+	out := make([]AppInfo, 0, len(names))
+	for _, n := range names {
+		if ai, err := s.Get(n); err == nil {
+			out = append(out, ai)
+		}
+	}
+	return out
+}
+
+// Get returns the status of app name, or an error wrapping host.ErrNotFound.
+func (s *Server) Get(name string) (AppInfo, error) {
+	s.mu.Lock()
+	e := s.apps[name]
+	s.mu.Unlock()
+	if e == nil {
+		return AppInfo{}, fmt.Errorf("%w: %q", host.ErrNotFound, name)
+	}
+	ai := AppInfo{Name: name, Managed: true}
+	if e.cur != nil {
+		ai.Ref, ai.Digest, ai.VerifiedBy, ai.DeployedAt = e.cur.Ref, e.cur.Digest, e.cur.VerifiedBy, e.cur.DeployedAt
+	}
+	if e.failed != "" {
+		ai.Status, ai.Message = StatusFailed, e.failed
+		return ai, nil
+	}
+	if e.prev != nil {
+		ai.Previous, ai.PreviousRef = e.prev.Digest, e.prev.Ref
+	}
+	st, err := s.rt.App(name)
+	if err != nil {
+		ai.Status, ai.Message = StatusFailed, err.Error()
+		return ai, nil
+	}
+	ai.Status = StatusServing
+	ai.Health = string(st.Current.Health)
+	ai.Healthy = st.Current.Health == host.HealthHealthy || st.Current.Health == host.HealthUnchecked
+	ai.Generation = st.Current.Generation
+	ai.Components = st.Current.Components
+	return ai, nil
+}
+
+// keyedLock serialises work per key; waiting respects the context.
+type keyedLock struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	ch chan struct{}
+	n  int
+}
+
+func (k *keyedLock) lock(ctx context.Context, key string) (unlock func(), err error) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyLock{}
+	}
+	l := k.m[key]
+	if l == nil {
+		l = &keyLock{ch: make(chan struct{}, 1)}
+		k.m[key] = l
+	}
+	l.n++
+	k.mu.Unlock()
+	release := func() {
+		k.mu.Lock()
+		l.n--
+		if l.n == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, fmt.Errorf("waiting for another operation on app %q: %w", key, ctx.Err())
+	}
+}
