@@ -1,0 +1,643 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-wasm/ferry/deploy"
+	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/targets"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RoundInput is what a Releaser made of one commit: the desired state of
+// every target, the loaded spec, and what went wrong.
+type RoundInput struct {
+	// Desired lists, per spec target, the apps that were built, pushed and
+	// signed successfully, pinned by digest, with their secret values.
+	// Apps that failed are left out and named in AppErrors.
+	Desired Desired
+	// Config is the loaded spec; the agent hands it to Options.Targets.
+	// It may be nil only when Diagnostics has errors.
+	Config *spec.Config
+	// Diagnostics are the spec's diagnostics. When any is an error the
+	// agent deploys nothing from this commit: the previous desired state
+	// stays in force, and the errors (with file:line) show in status and
+	// history.
+	Diagnostics hcl.Diagnostics
+	// AppErrors names each app that could not be built, pushed or signed,
+	// and why. Such an app keeps the version it runs; the other apps of
+	// the commit deploy.
+	AppErrors map[string]error
+	// Steps optionally reports the load, build, push and sign steps as the
+	// releaser measured them. When empty the agent records one load step
+	// (from Diagnostics) and one build step (from AppErrors).
+	Steps []StepResult
+}
+
+// A Releaser turns a checked-out commit into the desired state: load the
+// spec in dir, build every component (cached), push and sign the apps.
+// An error means the release failed as a whole for a reason that retrying
+// may fix (a registry unreachable); spec mistakes go in
+// RoundInput.Diagnostics and per-app failures in RoundInput.AppErrors.
+// The agent calls Release from one goroutine at a time; it must honour ctx.
+type Releaser interface {
+	Release(ctx context.Context, dir, commit string) (*RoundInput, error)
+}
+
+// ReleaserFunc adapts a function to Releaser.
+type ReleaserFunc func(ctx context.Context, dir, commit string) (*RoundInput, error)
+
+// Release calls f.
+func (f ReleaserFunc) Release(ctx context.Context, dir, commit string) (*RoundInput, error) {
+	return f(ctx, dir, commit)
+}
+
+// TargetsFunc returns the targets of a loaded spec, by name. It is called
+// every round with the spec of the desired state in force, so it should
+// cache connections. An error fails the round's plan step (nothing is
+// changed) and the round is retried with backoff.
+type TargetsFunc func(ctx context.Context, cfg *spec.Config) (map[string]targets.Target, error)
+
+// Clock is the agent's source of time; tests may replace it.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// WebhookSecrets are the shared secrets of the webhook endpoints. An empty
+// secret disables that provider's endpoint (404): unauthenticated webhooks
+// are never accepted.
+type WebhookSecrets struct {
+	// GitHub is the secret of POST /hooks/github (X-Hub-Signature-256).
+	GitHub string
+	// GitLab is the token of POST /hooks/gitlab (X-Gitlab-Token).
+	GitLab string
+	// Gitea is the secret of POST /hooks/gitea (X-Gitea-Signature).
+	Gitea string
+}
+
+// Options configure an Agent. The zero value of each field is its default;
+// Repo, DataDir, Releaser and Targets are required.
+type Options struct {
+	// Repo is the spec repository: an https, http, ssh or file URL, or a
+	// local path.
+	Repo string
+	// Branch is the branch to deploy. Empty means "main".
+	Branch string
+	// Path is the directory inside the repository holding the spec,
+	// slash-separated. Empty means the repository root.
+	Path string
+	// Interval is the time between rounds when nothing wakes the agent.
+	// Zero means 30 seconds.
+	Interval time.Duration
+	// MaxBackoff caps the wait before retrying after a failed round (git or
+	// the registry unreachable); retries start at one second and double,
+	// with jitter. Zero means 5 minutes.
+	MaxBackoff time.Duration
+	// FetchTimeout bounds one git fetch. Zero means 2 minutes.
+	FetchTimeout time.Duration
+	// DataDir holds the git mirror, checkouts and the history database.
+	DataDir string
+	// Releaser loads, builds, pushes and signs a commit.
+	Releaser Releaser
+	// Targets returns the targets of a spec.
+	Targets TargetsFunc
+	// Auth are the git credentials; see GitAuthFromEnv.
+	Auth GitAuth
+	// Webhooks are the webhook secrets.
+	Webhooks WebhookSecrets
+	// WebhookMaxBody caps a webhook request body. Zero means 1 MiB; larger
+	// bodies get 413.
+	WebhookMaxBody int64
+	// APIToken is the bearer token of the status API. Empty means the API
+	// refuses every request (401).
+	APIToken string
+	// MetricsPublic serves /metrics without the bearer token.
+	MetricsPublic bool
+	// Plan and Apply tune each round's ComputePlan and Apply. Apply's
+	// SecretsFor defaults to the secrets of the released desired state;
+	// both Loggers default to Logger.
+	Plan  PlanOptions
+	Apply ApplyOptions
+	// HistoryRetention is how many rounds the history keeps. Zero means
+	// 5000.
+	HistoryRetention int
+	// Logger receives the agent's structured logs. Nil means no logging.
+	Logger *slog.Logger
+	// Metrics, when set, also registers the agent's Prometheus collectors
+	// there (they are always served on the API's /metrics). If it is also a
+	// prometheus.Gatherer, /metrics serves it instead of the agent's own
+	// registry.
+	Metrics prometheus.Registerer
+	// Clock is the source of time. Nil means the real clock.
+	Clock Clock
+}
+
+// Agent is ferry's GitOps loop: each round it fetches the branch, releases
+// its newest commit (load, build, push, sign), plans against what the
+// targets run now and applies, then records the round in its history.
+// Rounds are level-based: every round re-observes the targets and repairs
+// drift, whether or not the commit changed; a webhook or API call only
+// wakes the loop early.
+//
+// Create it with NewAgent, run it with Start, and Close it after Start
+// returns. All methods are safe for concurrent use.
+type Agent struct {
+	opts  Options
+	log   *slog.Logger
+	clock Clock
+	git   *gitSource
+	hist  *history
+	met   *agentMetrics
+
+	wake    chan string
+	started atomic.Bool
+	closed  atomic.Bool
+
+	mu     sync.Mutex // guards the fields below, read by API calls
+	status Status
+	good   *goodState // desired state in force (last valid release)
+
+	// Used only by the round goroutine.
+	released     string // commit released last (valid or not)
+	releaseRetry bool   // the last release had failures worth retrying
+	releaseFails int
+	releaseAt    time.Time // earliest retry of a partly failed release
+	failStreak   int
+	failures     map[string]*appFailure // target + "/" + app
+}
+
+// goodState is the desired state in force: the newest commit whose spec
+// was valid, with failed apps replaced by their previous versions.
+type goodState struct {
+	commit   string
+	cfg      *spec.Config
+	desired  Desired
+	digests  map[string]string   // app → desired digest (first target wins)
+	released map[string]string   // app → digest released from this commit (no fallbacks)
+	appErrs  map[string]string   // app → release error
+	holds    map[string]string   // app → why it is held (failed, no previous version)
+	secrets  func(string, string) map[string]string
+}
+
+type appFailure struct {
+	digest  string
+	count   int
+	retryAt time.Time
+	err     string
+}
+
+// NewAgent checks opts, opens the history database in opts.DataDir (marking
+// a round left running by a killed agent as interrupted) and returns the
+// agent. It does not contact git yet. Errors wrap ErrAgentOptions or
+// ErrHistoryLocked.
+func NewAgent(opts Options) (*Agent, error) {
+	switch {
+	case opts.Repo == "":
+		return nil, fmt.Errorf("%w: no repository", ErrAgentOptions)
+	case opts.DataDir == "":
+		return nil, fmt.Errorf("%w: no data directory", ErrAgentOptions)
+	case opts.Releaser == nil:
+		return nil, fmt.Errorf("%w: no releaser", ErrAgentOptions)
+	case opts.Targets == nil:
+		return nil, fmt.Errorf("%w: no targets function", ErrAgentOptions)
+	case opts.Interval < 0 || opts.MaxBackoff < 0:
+		return nil, fmt.Errorf("%w: negative interval", ErrAgentOptions)
+	}
+	opts.Branch = orDefault(opts.Branch, "main")
+	opts.Path = orDefault(opts.Path, ".")
+	if !filepath.IsLocal(filepath.FromSlash(opts.Path)) {
+		return nil, fmt.Errorf("%w: path %q must stay inside the repository", ErrAgentOptions, opts.Path)
+	}
+	opts.Interval = orDefault(opts.Interval, 30*time.Second)
+	opts.MaxBackoff = orDefault(opts.MaxBackoff, 5*time.Minute)
+	opts.WebhookMaxBody = orDefault(opts.WebhookMaxBody, 1<<20)
+	if _, err := opts.Auth.method(opts.Repo); err != nil && errors.Is(err, ErrGitURL) {
+		return nil, err
+	}
+	a := &Agent{
+		opts:     opts,
+		log:      loggerOr(opts.Logger),
+		clock:    opts.Clock,
+		wake:     make(chan string, 1),
+		failures: map[string]*appFailure{},
+	}
+	if a.clock == nil {
+		a.clock = realClock{}
+	}
+	a.git = &gitSource{url: opts.Repo, branch: opts.Branch, dir: opts.DataDir, auth: opts.Auth, timeout: opts.FetchTimeout}
+	met, err := newAgentMetrics(opts.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	a.met = met
+	h, interrupted, err := openHistory(opts.DataDir, opts.HistoryRetention)
+	if err != nil {
+		return nil, err
+	}
+	a.hist = h
+	for _, id := range interrupted {
+		a.log.Warn("round was interrupted by a stop or crash; the next round converges", "round", id)
+		a.met.rounds.WithLabelValues(string(RoundInterrupted)).Inc()
+	}
+	a.status = Status{Repo: redactURL(opts.Repo), Branch: opts.Branch, Path: opts.Path}
+	if rs, err := h.rounds(1); err == nil && len(rs) > 0 {
+		a.status.LastRound = &rs[0]
+	}
+	if ls, err := h.lastSuccess(); err == nil {
+		a.status.LastSuccessfulCommit, a.status.LastSuccessfulAt = ls.Commit, ls.At
+	}
+	return a, nil
+}
+
+// Close closes the history database. Call it after Start returned.
+func (a *Agent) Close() error {
+	if !a.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	return a.hist.close()
+}
+
+// Wake asks for a round now; trigger says why ("webhook:github", "api").
+// Wakes that arrive while a round runs coalesce into one more round.
+func (a *Agent) Wake(trigger string) {
+	select {
+	case a.wake <- trigger:
+	default:
+	}
+}
+
+// Start runs rounds until ctx ends: one at once, then one per Interval, or
+// sooner when woken, or with backoff after a failed round. It returns nil
+// when ctx ends (a round in progress is cancelled and recorded as
+// interrupted), or an error if Start was already called.
+func (a *Agent) Start(ctx context.Context) error {
+	if !a.started.CompareAndSwap(false, true) {
+		return fmt.Errorf("sync: agent already started")
+	}
+	if a.closed.Load() {
+		return fmt.Errorf("sync: agent closed")
+	}
+	a.git.prune() // leftovers of checkouts a killed agent did not finish
+	a.log.Info("agent started", "repo", redactURL(a.opts.Repo), "branch", a.opts.Branch, "path", a.opts.Path, "interval", a.opts.Interval)
+	trigger := "start"
+	for {
+		retry := a.runRound(ctx, trigger)
+		if ctx.Err() != nil {
+			a.log.Info("agent stopped")
+			return nil
+		}
+		delay := a.opts.Interval
+		trigger = "interval"
+		if retry {
+			a.failStreak++
+			delay = min(jitter(time.Second<<min(a.failStreak-1, 20)), a.opts.MaxBackoff)
+			trigger = "retry"
+		} else {
+			a.failStreak = 0
+		}
+		a.mu.Lock()
+		a.status.NextRoundAt = a.clock.Now().Add(delay).UTC()
+		a.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			a.log.Info("agent stopped")
+			return nil
+		case t := <-a.wake:
+			trigger = t
+		case <-a.clock.After(delay):
+		}
+	}
+}
+
+// jitter returns d scaled by a random factor in [0.8, 1.0].
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.2*rand.Float64()))
+}
+
+// roundRun carries one round's working state.
+type roundRun struct {
+	r       *Round
+	ctx     context.Context
+	retry   bool // retry with backoff
+	failed  bool // nothing deployed: result failed
+	partial bool
+	errs    []string
+	deploy  []targets.DesiredApp // artifacts to record
+	obs     map[string][]targets.ObservedApp
+}
+
+func (rr *roundRun) fail(msg string, retry bool) {
+	rr.failed = true
+	rr.retry = rr.retry || retry
+	rr.errs = append(rr.errs, msg)
+}
+
+func (a *Agent) step(rr *roundRun, name string, start time.Time, status StepStatus, msg string) {
+	d := a.clock.Now().Sub(start)
+	rr.r.Steps = append(rr.r.Steps, StepResult{Step: name, Status: status, Message: msg, Duration: deploy.Duration(d)})
+	if status != StepSkipped {
+		a.met.stepDuration.WithLabelValues(name).Observe(d.Seconds())
+	}
+	if status == StepFailed {
+		a.met.errors.WithLabelValues(name).Inc()
+	}
+	a.mu.Lock()
+	running := *rr.r
+	running.Steps = slices.Clone(rr.r.Steps)
+	a.status.Running = &running
+	a.mu.Unlock()
+}
+
+// runRound runs one round and records it; it reports whether the next
+// round should come early, with backoff.
+func (a *Agent) runRound(ctx context.Context, trigger string) (retry bool) {
+	r, err := a.hist.begin(trigger, a.clock.Now())
+	if err != nil {
+		a.log.Error("cannot record round", "err", err)
+		a.mu.Lock()
+		a.status.Errors = []string{err.Error()}
+		a.mu.Unlock()
+		return true
+	}
+	rr := &roundRun{r: r, ctx: ctx, obs: map[string][]targets.ObservedApp{}}
+	a.mu.Lock()
+	running := *r
+	a.status.Running = &running
+	a.mu.Unlock()
+	if trigger == "api" {
+		// A manual sync retries everything now.
+		clear(a.failures)
+		a.releaseAt = time.Time{}
+	}
+	a.log.Debug("round started", "round", r.ID, "trigger", trigger)
+
+	a.fetchAndRelease(rr)
+	a.planAndApply(rr)
+	a.finish(rr)
+	return rr.retry
+}
+
+func (a *Agent) fetchAndRelease(rr *roundRun) {
+	ctx := rr.ctx
+	t0 := a.clock.Now()
+	commit, err := a.git.fetch(ctx)
+	if err == nil {
+		a.step(rr, StepFetch, t0, StepOK, "branch "+a.opts.Branch+" at "+shortSHA(commit))
+	} else {
+		a.step(rr, StepFetch, t0, StepFailed, err.Error())
+		rr.fail(err.Error()+"; the targets keep serving the last good state", true)
+		a.skip(rr, "no commit fetched", StepLoad, StepBuild)
+		return
+	}
+	rr.r.Fetched = commit
+	a.mu.Lock()
+	a.status.FetchedCommit = commit
+	a.mu.Unlock()
+
+	if commit == a.released && (!a.releaseRetry || a.clock.Now().Before(a.releaseAt)) {
+		a.skip(rr, "commit "+shortSHA(commit)+" already released", StepLoad, StepBuild)
+		return
+	}
+	t0 = a.clock.Now()
+	dir, err := a.git.checkout(commit)
+	if err != nil {
+		a.step(rr, StepLoad, t0, StepFailed, err.Error())
+		rr.fail(err.Error(), true)
+		a.skip(rr, "checkout failed", StepBuild)
+		return
+	}
+	specDir := filepath.Join(dir, filepath.FromSlash(a.opts.Path))
+	in, err := a.opts.Releaser.Release(ctx, specDir, commit)
+	if err == nil && in == nil {
+		err = errors.New("releaser returned nothing")
+	}
+	if err != nil {
+		msg := fmt.Sprintf("release of %s failed: %v", shortSHA(commit), err)
+		a.step(rr, StepBuild, t0, StepFailed, msg)
+		rr.fail(msg+"; the targets keep serving the last good state", true)
+		a.released, a.releaseRetry = commit, true
+		return
+	}
+	diags := specDiagnostics(in.Diagnostics, dir)
+	a.mu.Lock()
+	a.status.SpecErrors = nil
+	if in.Diagnostics.HasErrors() {
+		a.status.SpecErrors = diags
+	}
+	a.mu.Unlock()
+	if len(in.Steps) > 0 {
+		for _, s := range in.Steps {
+			rr.r.Steps = append(rr.r.Steps, s)
+			if s.Status != StepSkipped {
+				a.met.stepDuration.WithLabelValues(s.Step).Observe(s.Duration.Std().Seconds())
+			}
+			if s.Status == StepFailed {
+				a.met.errors.WithLabelValues(s.Step).Inc()
+			}
+		}
+	}
+	a.released, a.releaseRetry = commit, false
+	if in.Diagnostics.HasErrors() {
+		rr.r.SpecErrors = diags
+		var first []string
+		for _, d := range diags {
+			if d.Severity == "error" {
+				first = append(first, d.String())
+			}
+		}
+		msg := fmt.Sprintf("spec of %s is invalid; nothing from it is deployed: %s", shortSHA(commit), strings.Join(first, "; "))
+		if len(in.Steps) == 0 {
+			a.step(rr, StepLoad, t0, StepFailed, msg)
+			a.skip(rr, "the spec is invalid", StepBuild)
+		}
+		rr.fail(msg, false)
+		return
+	}
+	if in.Config == nil {
+		msg := "releaser returned no spec config"
+		a.step(rr, StepLoad, t0, StepFailed, msg)
+		rr.fail(msg, true)
+		a.releaseRetry = true
+		return
+	}
+	if len(in.Steps) == 0 {
+		a.step(rr, StepLoad, t0, StepOK, fmt.Sprintf("%d apps, %d targets", len(in.Config.Apps), len(in.Config.Targets)))
+	}
+	a.mu.Lock()
+	prev := a.good
+	a.mu.Unlock()
+	g := a.newGood(commit, in, prev)
+	if len(in.AppErrors) > 0 {
+		names := slices.Sorted(maps.Keys(in.AppErrors))
+		var parts []string
+		for _, n := range names {
+			parts = append(parts, fmt.Sprintf("app %s: %v", n, in.AppErrors[n]))
+			rr.r.Apps = append(rr.r.Apps, AppRecord{Round: rr.r.ID, Commit: commit, Time: a.clock.Now().UTC(), App: n,
+				Action: "release", Result: string(OutcomeFailed), Error: in.AppErrors[n].Error(), Detail: g.holdOrKeep(n)})
+		}
+		msg := "release failed for " + strings.Join(parts, "; ")
+		if len(in.Steps) == 0 {
+			a.step(rr, StepBuild, t0, StepFailed, msg)
+		}
+		rr.partial = true
+		rr.errs = append(rr.errs, msg)
+		a.releaseRetry = true
+		a.releaseFails++
+		a.releaseAt = a.clock.Now().Add(a.appBackoff(a.releaseFails))
+	} else {
+		a.releaseFails = 0
+		if len(in.Steps) == 0 {
+			a.step(rr, StepBuild, t0, StepOK, fmt.Sprintf("%d apps built, pushed and signed", len(g.released)))
+		}
+	}
+	a.mu.Lock()
+	a.good = g
+	a.mu.Unlock()
+	keep := []string{commit}
+	if prev != nil {
+		keep = append(keep, prev.commit)
+	}
+	a.git.prune(keep...)
+}
+
+// newGood merges a valid release with the previous good state: an app that
+// failed to release keeps its previous desired version, or is held when it
+// has none.
+func (a *Agent) newGood(commit string, in *RoundInput, prev *goodState) *goodState {
+	g := &goodState{commit: commit, cfg: in.Config, digests: map[string]string{}, released: map[string]string{},
+		appErrs: map[string]string{}, holds: map[string]string{}}
+	d := Desired{Commit: commit}
+	for _, dt := range in.Desired.Targets {
+		nt := DesiredTarget{Name: dt.Name, Type: dt.Type, Apps: slices.Clone(dt.Apps)}
+		for _, app := range dt.Apps {
+			g.released[app.Name] = app.Digest
+		}
+		d.Targets = append(d.Targets, nt)
+	}
+	for n, err := range in.AppErrors {
+		g.appErrs[n] = err.Error()
+	}
+	for i := range d.Targets {
+		dt := &d.Targets[i]
+		has := map[string]bool{}
+		for _, app := range dt.Apps {
+			has[app.Name] = true
+		}
+		var want []string
+		if t := in.Config.Target(dt.Name); t != nil {
+			want = t.Apps
+		}
+		for _, n := range want {
+			if has[n] || g.appErrs[n] == "" {
+				continue
+			}
+			if old := prev.app(dt.Name, n); old != nil {
+				dt.Apps = append(dt.Apps, *old)
+				continue
+			}
+			g.holds[n] = "its release failed and there is no previous version to keep: " + g.appErrs[n]
+		}
+		for _, app := range dt.Apps {
+			if _, ok := g.digests[app.Name]; !ok {
+				g.digests[app.Name] = app.Digest
+			}
+		}
+	}
+	// Secrets: fresh ones from this release; kept apps use the previous
+	// release's.
+	cur := SecretsFrom(in.Desired)
+	var old func(string, string) map[string]string
+	if prev != nil {
+		old = prev.secrets
+	}
+	g.secrets = func(target, app string) map[string]string {
+		if _, ok := g.released[app]; !ok && old != nil {
+			return old(target, app)
+		}
+		return cur(target, app)
+	}
+	g.desired = d
+	return g
+}
+
+func (g *goodState) app(target, name string) *targets.DesiredApp {
+	if g == nil {
+		return nil
+	}
+	for _, dt := range g.desired.Targets {
+		if dt.Name != target {
+			continue
+		}
+		for i := range dt.Apps {
+			if dt.Apps[i].Name == name {
+				a := dt.Apps[i]
+				return &a
+			}
+		}
+	}
+	return nil
+}
+
+func (g *goodState) holdOrKeep(app string) string {
+	if h, ok := g.holds[app]; ok {
+		return "held: " + h
+	}
+	return "keeps its previous version " + shortDigest(g.digests[app])
+}
+
+func (a *Agent) skip(rr *roundRun, why string, steps ...string) {
+	for _, s := range steps {
+		rr.r.Steps = append(rr.r.Steps, StepResult{Step: s, Status: StepSkipped, Message: why})
+	}
+}
+
+func (a *Agent) appBackoff(n int) time.Duration {
+	d := a.opts.Interval << min(n-1, 20)
+	return jitter(min(d, max(a.opts.MaxBackoff, a.opts.Interval)))
+}
+
+func shortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// specDiagnostics converts hcl diagnostics, making file names relative to
+// the checkout root.
+func specDiagnostics(ds hcl.Diagnostics, root string) []SpecDiagnostic {
+	var out []SpecDiagnostic
+	for _, d := range ds {
+		sd := SpecDiagnostic{Summary: d.Summary, Detail: d.Detail, Severity: "error"}
+		if d.Severity == hcl.DiagWarning {
+			sd.Severity = "warning"
+		}
+		if d.Subject != nil {
+			f := d.Subject.Filename
+			if rel, err := filepath.Rel(root, f); err == nil && filepath.IsLocal(rel) {
+				f = rel
+			}
+			sd.File, sd.Line, sd.Column = filepath.ToSlash(f), d.Subject.Start.Line, d.Subject.Start.Column
+		}
+		out = append(out, sd)
+	}
+	return out
+}

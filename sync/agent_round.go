@@ -1,0 +1,405 @@
+package sync
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+)
+
+// hold says why a change is not made this round.
+type holdFunc func(target, app string, ch Change) (string, bool)
+
+// effective returns the desired state in force with rollback pins applied,
+// and which apps are pinned. Pins superseded by the commit are removed and
+// recorded.
+func (a *Agent) effective(rr *roundRun, g *goodState) (Desired, map[string]string, map[string]string) {
+	d := Desired{Commit: g.desired.Commit}
+	for _, dt := range g.desired.Targets {
+		d.Targets = append(d.Targets, DesiredTarget{Name: dt.Name, Type: dt.Type, Apps: slices.Clone(dt.Apps)})
+	}
+	pinned := map[string]string{}
+	holds := maps.Clone(g.holds)
+	pins, err := a.hist.pins()
+	if err != nil {
+		rr.errs = append(rr.errs, err.Error())
+		return d, pinned, holds
+	}
+	for _, name := range slices.Sorted(maps.Keys(pins)) {
+		p := pins[name]
+		cur, inRelease := g.released[name]
+		_, failed := g.appErrs[name]
+		switch {
+		case failed:
+			// Unknown whether the commit changes the app: keep the pin.
+		case inRelease && p.BaseDigest == "":
+			p.BaseDigest = cur
+			if err := a.hist.putJSON(bucketPins, name, p); err != nil {
+				rr.errs = append(rr.errs, err.Error())
+			}
+		case inRelease && cur == p.BaseDigest:
+		default:
+			why := fmt.Sprintf("commit %s changes app %s (now %s); the rollback pin to %s is superseded",
+				shortSHA(g.commit), name, shortDigest(cur), shortDigest(p.Digest))
+			if !inRelease {
+				why = fmt.Sprintf("commit %s no longer deploys app %s; the rollback pin to %s is superseded",
+					shortSHA(g.commit), name, shortDigest(p.Digest))
+			}
+			if err := a.hist.del(bucketPins, name); err != nil {
+				rr.errs = append(rr.errs, err.Error())
+				continue
+			}
+			a.log.Info("rollback pin superseded", "app", name, "pin", p.Digest, "commit", g.commit)
+			rr.r.Apps = append(rr.r.Apps, AppRecord{Round: rr.r.ID, Commit: g.commit, Time: a.clock.Now().UTC(), App: name,
+				Digest: cur, Previous: p.Digest, Action: "unpin", Result: "superseded", Detail: why})
+			continue
+		}
+		art, err := a.hist.artifact(name, p.Digest)
+		if err != nil || art == nil {
+			holds[name] = fmt.Sprintf("pinned to %s, but the history has no record of that artifact", shortDigest(p.Digest))
+			continue
+		}
+		pinned[name] = p.Digest
+		for i := range d.Targets {
+			for j := range d.Targets[i].Apps {
+				if d.Targets[i].Apps[j].Name == name {
+					d.Targets[i].Apps[j] = *art
+				}
+			}
+		}
+	}
+	return d, pinned, holds
+}
+
+// planAndApply plans the desired state in force against the live targets
+// and applies what is not held.
+func (a *Agent) planAndApply(rr *roundRun) {
+	ctx := rr.ctx
+	a.mu.Lock()
+	g := a.good
+	a.mu.Unlock()
+	if g == nil {
+		why := "no valid desired state yet"
+		a.skip(rr, why, StepPlan, StepApply)
+		if !rr.failed {
+			rr.fail(why, true)
+		}
+		return
+	}
+	rr.r.Commit = g.commit
+	t0 := a.clock.Now()
+	tgts, err := a.opts.Targets(ctx, g.cfg)
+	if err != nil {
+		msg := fmt.Sprintf("cannot set up targets: %v", err)
+		a.step(rr, StepPlan, t0, StepFailed, msg)
+		a.skip(rr, "planning failed", StepApply)
+		rr.fail(msg, true)
+		return
+	}
+	desired, pinned, holds := a.effective(rr, g)
+	suspended, err := a.hist.suspended()
+	if err != nil {
+		rr.errs = append(rr.errs, err.Error())
+	}
+	now := a.clock.Now()
+	hold := func(target, app string, ch Change) (string, bool) {
+		if _, ok := suspended[app]; ok {
+			return "suspended", true
+		}
+		if h, ok := holds[app]; ok {
+			return h, true
+		}
+		if f := a.failures[target+"/"+app]; f != nil && ch.After != nil && ch.After.Digest == f.digest && now.Before(f.retryAt) {
+			return fmt.Sprintf("%s failed %d time(s) (%s); next try after %s", shortDigest(f.digest), f.count, f.err,
+				f.retryAt.UTC().Format(time.RFC3339)), true
+		}
+		return "", false
+	}
+
+	popts := a.opts.Plan
+	popts.Logger = orDefault(popts.Logger, a.opts.Logger)
+	if popts.Now == nil {
+		popts.Now = a.clock.Now
+	}
+	plan, err := ComputePlan(ctx, desired, tgts, popts)
+	if err != nil {
+		msg := fmt.Sprintf("planning failed: %v", err)
+		a.step(rr, StepPlan, t0, StepFailed, msg)
+		a.skip(rr, "planning failed", StepApply)
+		rr.fail(msg, true)
+		return
+	}
+	sub := *plan
+	sub.Targets = nil
+	var errored []string
+	heldN := 0
+	for _, tp := range plan.Targets {
+		rr.obs[tp.Name] = tp.Observed
+		if tp.Errored || tp.Diagnostics.HasErrors() {
+			msg := fmt.Sprintf("target %s: %v", tp.Name, tp.Diagnostics.Err())
+			errored = append(errored, msg)
+			for _, ch := range tp.Changes {
+				rec := a.record(rr, tp.Name, ch, pinned)
+				rec.Result, rec.Error = string(OutcomeSkipped), "target could not be planned"
+				rr.r.Apps = append(rr.r.Apps, rec)
+			}
+			continue
+		}
+		ntp := tp
+		ntp.Changes = nil
+		for _, ch := range tp.Changes {
+			if ch.Action == ActionNoop {
+				ntp.Changes = append(ntp.Changes, ch)
+				continue
+			}
+			if why, ok := hold(tp.Name, ch.App, ch); ok {
+				heldN++
+				rec := a.record(rr, tp.Name, ch, pinned)
+				rec.Action, rec.Result, rec.Detail = "hold", "held", fmt.Sprintf("%s not made: %s", ch.Action, why)
+				rr.r.Apps = append(rr.r.Apps, rec)
+				continue
+			}
+			ntp.Changes = append(ntp.Changes, ch)
+		}
+		sub.Targets = append(sub.Targets, ntp)
+	}
+	c := sub.Counts()
+	msg := fmt.Sprintf("%d to create, %d to update, %d to delete, %d unchanged", c.Create, c.Update, c.Delete, c.Noop)
+	if heldN > 0 {
+		msg += fmt.Sprintf(", %d held", heldN)
+	}
+	if len(errored) > 0 {
+		msg += "; not planned: " + strings.Join(errored, "; ")
+		a.step(rr, StepPlan, t0, StepFailed, msg)
+		rr.partial, rr.retry = true, true
+		rr.errs = append(rr.errs, errored...)
+	} else {
+		a.step(rr, StepPlan, t0, StepOK, msg)
+	}
+
+	t0 = a.clock.Now()
+	if !sub.HasChanges() {
+		for _, tp := range sub.Targets {
+			for _, ch := range tp.Changes {
+				rec := a.record(rr, tp.Name, ch, pinned)
+				rec.Result = string(OutcomeUnchanged)
+				rr.r.Apps = append(rr.r.Apps, rec)
+			}
+		}
+		a.step(rr, StepApply, t0, StepSkipped, "nothing to change")
+		return
+	}
+	aopts := a.opts.Apply
+	aopts.Logger = orDefault(aopts.Logger, a.opts.Logger)
+	if aopts.SecretsFor == nil {
+		aopts.SecretsFor = g.secrets
+	}
+	res, err := Apply(ctx, &sub, tgts, aopts)
+	if res == nil {
+		msg := fmt.Sprintf("apply refused: %v", err)
+		a.step(rr, StepApply, t0, StepFailed, msg)
+		rr.partial, rr.retry = true, true
+		rr.errs = append(rr.errs, msg)
+		for _, tp := range sub.Targets {
+			for _, ch := range tp.Changes {
+				rec := a.record(rr, tp.Name, ch, pinned)
+				rec.Result, rec.Error = string(OutcomeSkipped), msg
+				if ch.Action == ActionNoop {
+					rec.Result, rec.Error = string(OutcomeUnchanged), ""
+				}
+				rr.r.Apps = append(rr.r.Apps, rec)
+			}
+		}
+		return
+	}
+	var failed []string
+	for _, tr := range res.Targets {
+		tp := sub.Target(tr.Name)
+		for _, ar := range tr.Apps {
+			var ch Change
+			if tp != nil {
+				for _, c := range tp.Changes {
+					if c.App == ar.App {
+						ch = c
+					}
+				}
+			}
+			rec := a.record(rr, tr.Name, ch, pinned)
+			rec.App, rec.Action, rec.Result = ar.App, string(ar.Action), string(ar.Outcome)
+			rec.Digest, rec.Previous, rec.Duration, rec.Error, rec.Detail = ar.Digest, ar.Previous, ar.Duration, ar.Error, ar.Detail
+			rr.r.Apps = append(rr.r.Apps, rec)
+			key := tr.Name + "/" + ar.App
+			switch ar.Outcome {
+			case OutcomeFailed:
+				failed = append(failed, fmt.Sprintf("target %s: %s", tr.Name, ar.Error))
+				f := a.failures[key]
+				if f == nil || f.digest != ar.Digest {
+					f = &appFailure{digest: ar.Digest}
+					a.failures[key] = f
+				}
+				f.count++
+				f.err = ar.Error
+				f.retryAt = a.clock.Now().Add(a.appBackoff(f.count))
+				a.met.appFailures.Inc()
+			case OutcomeApplied:
+				delete(a.failures, key)
+				if ch.After != nil {
+					rr.deploy = append(rr.deploy, *ch.After)
+				}
+			case OutcomeUnchanged:
+				if ch.After != nil {
+					rr.deploy = append(rr.deploy, *ch.After)
+				}
+			}
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		msg := fmt.Sprintf("%d applied, %d failed: %s", res.Count(OutcomeApplied), len(failed), strings.Join(failed, "; "))
+		a.step(rr, StepApply, t0, StepFailed, msg)
+		rr.partial = true
+		rr.errs = append(rr.errs, failed...)
+	case err != nil:
+		a.step(rr, StepApply, t0, StepFailed, err.Error())
+		rr.partial = true
+		rr.errs = append(rr.errs, err.Error())
+	default:
+		a.step(rr, StepApply, t0, StepOK, fmt.Sprintf("%d applied", res.Count(OutcomeApplied)))
+	}
+}
+
+func (a *Agent) record(rr *roundRun, target string, ch Change, pinned map[string]string) AppRecord {
+	rec := AppRecord{Round: rr.r.ID, Commit: rr.r.Commit, Time: a.clock.Now().UTC(), App: ch.App, Target: target, Action: string(ch.Action)}
+	if ch.After != nil {
+		rec.Digest = ch.After.Digest
+		if pinned[ch.App] == ch.After.Digest {
+			rec.Pinned = true
+		}
+	}
+	if ch.Before != nil {
+		rec.Previous = ch.Before.Digest
+	}
+	return rec
+}
+
+// finish records the round, updates metrics and publishes the status.
+func (a *Agent) finish(rr *roundRun) {
+	r := rr.r
+	r.FinishedAt = a.clock.Now().UTC()
+	switch {
+	case rr.ctx.Err() != nil:
+		r.Result = RoundInterrupted
+		rr.errs = append(rr.errs, "the agent stopped before the round finished; the next round converges")
+	case rr.failed:
+		r.Result = RoundFailed
+	case rr.partial:
+		r.Result = RoundPartial
+	default:
+		r.Result = RoundSucceeded
+	}
+	r.Error = strings.Join(rr.errs, "; ")
+	// Artifacts of every desired app are recorded too, so that any
+	// version the spec ever asked for can be rolled back to.
+	a.mu.Lock()
+	g := a.good
+	a.mu.Unlock()
+	arts := rr.deploy
+	if g != nil {
+		for _, dt := range g.desired.Targets {
+			arts = append(arts, dt.Apps...)
+		}
+	}
+	if err := a.hist.finish(r, arts); err != nil {
+		a.log.Error("cannot record round", "round", r.ID, "err", err)
+		rr.errs = append(rr.errs, err.Error())
+	}
+	a.met.rounds.WithLabelValues(string(r.Result)).Inc()
+	if r.Result == RoundSucceeded {
+		a.met.lastSuccess.Set(float64(r.FinishedAt.UnixNano()) / 1e9)
+		a.met.lastCommit.Reset()
+		a.met.lastCommit.WithLabelValues(r.Commit).Set(1)
+	}
+	st := a.appStatus(rr, g)
+	a.mu.Lock()
+	a.status.Running = nil
+	a.status.LastRound = r
+	a.status.Errors = slices.Clone(rr.errs)
+	a.status.Apps = st
+	if g != nil {
+		a.status.DesiredCommit = g.commit
+	}
+	if r.Result == RoundSucceeded {
+		a.status.LastSuccessfulCommit, a.status.LastSuccessfulAt = r.Commit, r.FinishedAt
+	}
+	a.mu.Unlock()
+	lvl := a.log.Info
+	if r.Result != RoundSucceeded {
+		lvl = a.log.Warn
+	}
+	lvl("round finished", "round", r.ID, "trigger", r.Trigger, "commit", shortSHA(r.Commit), "result", r.Result,
+		"took", r.FinishedAt.Sub(r.StartedAt), "error", r.Error)
+}
+
+// appStatus summarises each app from the desired state, what the round
+// observed and what it did.
+func (a *Agent) appStatus(rr *roundRun, g *goodState) []AppStatus {
+	apps := map[string]*AppStatus{}
+	get := func(n string) *AppStatus {
+		if apps[n] == nil {
+			apps[n] = &AppStatus{Name: n}
+		}
+		return apps[n]
+	}
+	if g != nil {
+		for n, d := range g.digests {
+			get(n).Desired = d
+		}
+		for n, e := range g.appErrs {
+			get(n).Error = e
+		}
+		for n, h := range g.holds {
+			get(n).Held = h
+		}
+	}
+	type key struct{ app, target string }
+	ts := map[key]*AppTargetStatus{}
+	for target, obs := range rr.obs {
+		for _, o := range obs {
+			if !o.Managed {
+				continue
+			}
+			ts[key{o.Name, target}] = &AppTargetStatus{Target: target, Digest: o.Digest, Status: o.Status, Healthy: o.Healthy}
+		}
+	}
+	for _, rec := range rr.r.Apps {
+		if rec.Target == "" {
+			continue
+		}
+		k := key{rec.App, rec.Target}
+		t := ts[k]
+		if t == nil {
+			t = &AppTargetStatus{Target: rec.Target}
+			ts[k] = t
+		}
+		t.Action, t.Result, t.Error, t.Detail, t.Pinned = rec.Action, rec.Result, rec.Error, rec.Detail, rec.Pinned
+		if rec.Result == string(OutcomeApplied) {
+			t.Digest, t.Healthy, t.Status = rec.Digest, rec.Action != string(ActionDelete), "serving"
+			if rec.Action == string(ActionDelete) {
+				t.Digest, t.Status = "", "deleted"
+			}
+		}
+	}
+	for k, t := range ts {
+		s := get(k.app)
+		s.Targets = append(s.Targets, *t)
+	}
+	out := make([]AppStatus, 0, len(apps))
+	for _, n := range slices.Sorted(maps.Keys(apps)) {
+		s := apps[n]
+		slices.SortFunc(s.Targets, func(x, y AppTargetStatus) int { return strings.Compare(x.Target, y.Target) })
+		out = append(out, *s)
+	}
+	return out
+}

@@ -1,0 +1,379 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	gitconfig "github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+)
+
+// GitAuth holds the credentials the agent uses to fetch the spec
+// repository. The zero value fetches anonymously. Its String method never
+// shows a secret.
+type GitAuth struct {
+	// Username is the HTTP basic user name (FERRY_GIT_USERNAME). With a
+	// Token and no Username, "x-access-token" is sent, which GitHub, GitLab
+	// and Gitea all accept.
+	Username string
+	// Password is the HTTP basic password (FERRY_GIT_PASSWORD or the file
+	// named by FERRY_GIT_PASSWORD_FILE).
+	Password string
+	// Token is an HTTP access token (FERRY_GIT_TOKEN or the file named by
+	// FERRY_GIT_TOKEN_FILE), sent as the basic-auth password.
+	Token string
+	// SSHKeyFile is a private key file for ssh URLs (FERRY_GIT_SSH_KEY).
+	// Empty means ssh URLs use the ssh agent.
+	SSHKeyFile string
+	// SSHKeyPassphrase decrypts SSHKeyFile (FERRY_GIT_SSH_KEY_PASSPHRASE).
+	SSHKeyPassphrase string
+	// SSHUser is the ssh user name. Empty means the URL's user, or "git".
+	SSHUser string
+	// KnownHostsFile lists the ssh host keys to trust
+	// (FERRY_GIT_KNOWN_HOSTS). Empty means ~/.ssh/known_hosts and
+	// /etc/ssh/ssh_known_hosts; an unknown host key is always refused.
+	KnownHostsFile string
+}
+
+// String describes which credentials are set without showing any secret.
+func (a GitAuth) String() string {
+	var parts []string
+	if a.Username != "" {
+		parts = append(parts, "username="+a.Username)
+	}
+	if a.Password != "" {
+		parts = append(parts, "password=(set)")
+	}
+	if a.Token != "" {
+		parts = append(parts, "token=(set)")
+	}
+	if a.SSHKeyFile != "" {
+		parts = append(parts, "ssh-key="+a.SSHKeyFile)
+	}
+	if a.KnownHostsFile != "" {
+		parts = append(parts, "known-hosts="+a.KnownHostsFile)
+	}
+	if len(parts) == 0 {
+		return "anonymous"
+	}
+	return strings.Join(parts, " ")
+}
+
+// GitAuthFromEnv reads GitAuth from the FERRY_GIT_* environment variables
+// through getenv (os.Getenv when nil): FERRY_GIT_USERNAME,
+// FERRY_GIT_PASSWORD, FERRY_GIT_PASSWORD_FILE, FERRY_GIT_TOKEN,
+// FERRY_GIT_TOKEN_FILE, FERRY_GIT_SSH_KEY, FERRY_GIT_SSH_KEY_PASSPHRASE,
+// FERRY_GIT_SSH_USER and FERRY_GIT_KNOWN_HOSTS. A *_FILE variable names a
+// file whose content (trailing newline trimmed) is the value; an unreadable
+// file is an error (the message names the file, never its content).
+func GitAuthFromEnv(getenv func(string) string) (GitAuth, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	a := GitAuth{
+		Username:         getenv("FERRY_GIT_USERNAME"),
+		Password:         getenv("FERRY_GIT_PASSWORD"),
+		Token:            getenv("FERRY_GIT_TOKEN"),
+		SSHKeyFile:       getenv("FERRY_GIT_SSH_KEY"),
+		SSHKeyPassphrase: getenv("FERRY_GIT_SSH_KEY_PASSPHRASE"),
+		SSHUser:          getenv("FERRY_GIT_SSH_USER"),
+		KnownHostsFile:   getenv("FERRY_GIT_KNOWN_HOSTS"),
+	}
+	for _, f := range []struct {
+		env string
+		dst *string
+	}{{"FERRY_GIT_PASSWORD_FILE", &a.Password}, {"FERRY_GIT_TOKEN_FILE", &a.Token}} {
+		p := getenv(f.env)
+		if p == "" || *f.dst != "" {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return GitAuth{}, fmt.Errorf("%w: %s names %s: %w", ErrGitAuth, f.env, p, err)
+		}
+		*f.dst = strings.TrimRight(string(b), "\r\n")
+	}
+	return a, nil
+}
+
+// method returns the go-git auth method for url.
+func (a GitAuth) method(url string) (transport.AuthMethod, error) {
+	ep, err := transport.NewEndpoint(url)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q: %w", ErrGitURL, redactURL(url), err)
+	}
+	switch ep.Protocol {
+	case "http", "https":
+		switch {
+		case a.Token != "":
+			user := a.Username
+			if user == "" {
+				user = "x-access-token"
+			}
+			return &githttp.BasicAuth{Username: user, Password: a.Token}, nil
+		case a.Username != "" || a.Password != "":
+			return &githttp.BasicAuth{Username: a.Username, Password: a.Password}, nil
+		}
+		return nil, nil
+	case "ssh":
+		user := a.SSHUser
+		if user == "" {
+			user = ep.User
+		}
+		if user == "" {
+			user = "git"
+		}
+		var files []string
+		if a.KnownHostsFile != "" {
+			files = []string{a.KnownHostsFile}
+		}
+		cb, err := gitssh.NewKnownHostsCallback(files...)
+		if err != nil {
+			return nil, fmt.Errorf("%w: known hosts: %w", ErrGitAuth, err)
+		}
+		if a.SSHKeyFile != "" {
+			k, err := gitssh.NewPublicKeysFromFile(user, a.SSHKeyFile, a.SSHKeyPassphrase)
+			if err != nil {
+				return nil, fmt.Errorf("%w: ssh key %s: %w", ErrGitAuth, a.SSHKeyFile, err)
+			}
+			k.HostKeyCallback = cb
+			return k, nil
+		}
+		ag, err := gitssh.NewSSHAgentAuth(user)
+		if err != nil {
+			return nil, fmt.Errorf("%w: no ssh key file and no ssh agent: %w", ErrGitAuth, err)
+		}
+		ag.HostKeyCallback = cb
+		return ag, nil
+	}
+	return nil, nil // file and git protocols take no credentials
+}
+
+// redactURL hides a password in a URL's user info.
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	at := strings.LastIndex(rest, "@")
+	slash := strings.Index(rest, "/")
+	if at < 0 || (slash >= 0 && at > slash) {
+		return u
+	}
+	user, _, hasPass := strings.Cut(rest[:at], ":")
+	if !hasPass {
+		return u
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}
+
+// gitSource keeps a bare mirror of one branch of the spec repository in
+// dir/repo and checks commits out into dir/worktrees/<sha>, each written to
+// a temporary directory and renamed into place, so a checkout either
+// exists completely or not at all, even after SIGKILL. It is used by one
+// goroutine at a time.
+type gitSource struct {
+	url, branch string
+	dir         string
+	auth        GitAuth
+	timeout     time.Duration
+	repo        *git.Repository
+}
+
+func (g *gitSource) repoDir() string     { return filepath.Join(g.dir, "repo") }
+func (g *gitSource) worktreeDir() string { return filepath.Join(g.dir, "worktrees") }
+
+// open opens the mirror, creating it (or re-creating it when it cannot be
+// opened, e.g. after a crash mid-write) as needed, and points its origin
+// remote at g.url.
+func (g *gitSource) open() error {
+	if g.repo != nil {
+		return nil
+	}
+	r, err := git.PlainOpen(g.repoDir())
+	if err != nil {
+		if rmErr := os.RemoveAll(g.repoDir()); rmErr != nil {
+			return fmt.Errorf("sync: reset git mirror: %w", rmErr)
+		}
+		if r, err = git.PlainInit(g.repoDir(), true); err != nil {
+			return fmt.Errorf("sync: create git mirror in %s: %w", g.repoDir(), err)
+		}
+	}
+	rem, err := r.Remote("origin")
+	if err == nil && !slices.Equal(rem.Config().URLs, []string{g.url}) {
+		if err := r.DeleteRemote("origin"); err != nil {
+			return fmt.Errorf("sync: git mirror: %w", err)
+		}
+		err = git.ErrRemoteNotFound
+	}
+	if errors.Is(err, git.ErrRemoteNotFound) {
+		_, err = r.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{g.url}})
+	}
+	if err != nil {
+		return fmt.Errorf("sync: git mirror: %w", err)
+	}
+	g.repo = r
+	return nil
+}
+
+// fetch brings the mirror up to date with the remote branch and returns the
+// branch's newest commit. Errors wrap ErrGitUnreachable when the remote
+// could not be read; retrying later may help.
+func (g *gitSource) fetch(ctx context.Context) (string, error) {
+	if err := g.open(); err != nil {
+		return "", err
+	}
+	auth, err := g.auth.method(g.url)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, orDefault(g.timeout, 2*time.Minute))
+	defer cancel()
+	local := plumbing.NewRemoteReferenceName("origin", g.branch)
+	spec := gitconfig.RefSpec("+" + plumbing.NewBranchReferenceName(g.branch).String() + ":" + local.String())
+	err = g.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: "origin",
+		RefSpecs:   []gitconfig.RefSpec{spec},
+		Auth:       auth,
+		Tags:       git.NoTags,
+		Force:      true,
+	})
+	switch {
+	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
+	case errors.Is(err, transport.ErrEmptyRemoteRepository), errors.Is(err, git.NoMatchingRefSpecError{}):
+		return "", fmt.Errorf("%w: %s has no branch %q yet", ErrGitUnreachable, redactURL(g.url), g.branch)
+	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
+		return "", fmt.Errorf("%w: %s: %w (credentials: %s)", ErrGitUnreachable, redactURL(g.url), err, g.auth)
+	default:
+		return "", fmt.Errorf("%w: fetch %s: %w", ErrGitUnreachable, redactURL(g.url), err)
+	}
+	ref, err := g.repo.Reference(local, true)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s has no branch %q: %w", ErrGitUnreachable, redactURL(g.url), g.branch, err)
+	}
+	return ref.Hash().String(), nil
+}
+
+// checkout returns a directory holding the files of commit, writing it
+// first when needed.
+func (g *gitSource) checkout(commit string) (string, error) {
+	if err := g.open(); err != nil {
+		return "", err
+	}
+	final := filepath.Join(g.worktreeDir(), commit)
+	if _, err := os.Stat(final); err == nil {
+		return final, nil
+	}
+	c, err := g.repo.CommitObject(plumbing.NewHash(commit))
+	if err != nil {
+		return "", fmt.Errorf("sync: checkout %s: %w", commit, err)
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return "", fmt.Errorf("sync: checkout %s: %w", commit, err)
+	}
+	if err := os.MkdirAll(g.worktreeDir(), 0o755); err != nil {
+		return "", fmt.Errorf("sync: checkout: %w", err)
+	}
+	tmp, err := os.MkdirTemp(g.worktreeDir(), ".tmp-"+commit[:min(12, len(commit))]+"-")
+	if err != nil {
+		return "", fmt.Errorf("sync: checkout: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	err = tree.Files().ForEach(func(f *object.File) error { return writeTreeFile(tmp, f) })
+	if err != nil {
+		return "", fmt.Errorf("sync: checkout %s: %w", commit, err)
+	}
+	if err := syncDir(tmp); err != nil {
+		return "", fmt.Errorf("sync: checkout %s: %w", commit, err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		if _, statErr := os.Stat(final); statErr == nil {
+			return final, nil
+		}
+		return "", fmt.Errorf("sync: checkout %s: %w", commit, err)
+	}
+	ok = true
+	return final, nil
+}
+
+func writeTreeFile(root string, f *object.File) error {
+	if !filepath.IsLocal(f.Name) {
+		return fmt.Errorf("tree entry %q leaves the checkout", f.Name)
+	}
+	p := filepath.Join(root, filepath.FromSlash(f.Name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	switch f.Mode {
+	case filemode.Symlink:
+		target, err := f.Contents()
+		if err != nil {
+			return err
+		}
+		return os.Symlink(target, p)
+	case filemode.Regular, filemode.Executable, filemode.Deprecated:
+	default:
+		return nil // submodules and other entries are not checked out
+	}
+	perm := os.FileMode(0o644)
+	if f.Mode == filemode.Executable {
+		perm = 0o755
+	}
+	r, err := f.Reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	out, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, r); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// prune removes checkouts other than keep, and leftover temporary
+// directories of interrupted checkouts.
+func (g *gitSource) prune(keep ...string) {
+	ents, err := os.ReadDir(g.worktreeDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if slices.Contains(keep, e.Name()) {
+			continue
+		}
+		os.RemoveAll(filepath.Join(g.worktreeDir(), e.Name()))
+	}
+}
