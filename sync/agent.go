@@ -190,10 +190,10 @@ type goodState struct {
 	commit   string
 	cfg      *spec.Config
 	desired  Desired
-	digests  map[string]string   // app → desired digest (first target wins)
-	released map[string]string   // app → digest released from this commit (no fallbacks)
-	appErrs  map[string]string   // app → release error
-	holds    map[string]string   // app → why it is held (failed, no previous version)
+	digests  map[string]string // app → desired digest (first target wins)
+	released map[string]string // app → digest released from this commit (no fallbacks)
+	appErrs  map[string]string // app → release error
+	holds    map[string]string // app → why it is held (failed, no previous version)
 	secrets  func(string, string) map[string]string
 }
 
