@@ -104,6 +104,13 @@ plan -detailed-exitcode), 3 fmt -check found unformatted files.`,
 		newFmtCmd(s),
 		newInitCmd(s),
 		newVersionCmd(s),
+		newBuildCmd(s),
+		newPushCmd(s),
+		newKeygenCmd(s),
+		newSignCmd(s),
+		newVerifyCmd(s),
+		newInspectCmd(s),
+		newRegistryCmd(s),
 	)
 	return root
 }

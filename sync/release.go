@@ -1,0 +1,320 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	gosync "sync"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/ferry-wasm/ferry/builder"
+	"github.com/ferry-wasm/ferry/deploy"
+	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/signer"
+	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/targets"
+)
+
+// ErrInvalidSpec means the spec did not load; the release's Diagnostics say
+// why, each with file:line:col. Nothing was built, pushed or signed.
+var ErrInvalidSpec = errors.New("invalid spec")
+
+// ErrNoRepository means neither the spec's registry block nor the options
+// name a repository to push to.
+var ErrNoRepository = errors.New("no registry repository")
+
+// ReleaseOptions configure BuildRelease. Builder and Registry are required.
+type ReleaseOptions struct {
+	// Load is passed to spec.Load (variable values).
+	Load spec.LoadOptions
+	// Builder builds components (cached by input hash).
+	Builder *builder.Builder
+	// Registry pushes app artifacts.
+	Registry *registry.Client
+	// Repository is the repository prefix apps are pushed under
+	// (REPOSITORY/APP). Empty means the spec's registry block.
+	Repository string
+	// Key signs every pushed app. Nil means apps are pushed unsigned
+	// (targets that verify will refuse them).
+	Key *signer.PrivateKey
+	// Sign tunes signing (registry access, annotations).
+	Sign signer.SignOptions
+	// Apps restricts the release to these app names. Empty means every app
+	// a target deploys, plus apps no target names.
+	Apps []string
+	// Secret returns the value of a secret variable. Nil means the
+	// environment variable FERRY_SECRET_<NAME> (upper case).
+	Secret func(name string) (string, bool)
+}
+
+// Release is the outcome of turning one spec directory (at one commit) into
+// signed artifacts: per app, where it was pushed, or why it failed. One
+// failing app does not stop the others.
+type Release struct {
+	// Commit is the commit the spec was read at (may be empty).
+	Commit string
+	// Config is the loaded spec; nil only when the directory could not be
+	// read at all.
+	Config *spec.Config
+	// Diagnostics are the spec's diagnostics (warnings, or the errors that
+	// stopped the release).
+	Diagnostics hcl.Diagnostics
+	// Apps are the released apps by name.
+	Apps   map[string]*ReleasedApp
+	secret func(string) (string, bool)
+}
+
+// ReleasedApp is one app of a Release.
+type ReleasedApp struct {
+	// Name is the app's name.
+	Name string `json:"name"`
+	// Ref is "REPOSITORY/APP@sha256:..." of the pushed app artifact.
+	Ref string `json:"ref,omitempty"`
+	// Digest is the app artifact's manifest digest.
+	Digest string `json:"digest,omitempty"`
+	// App is the resolved configuration as stored in the artifact.
+	App deploy.App `json:"-"`
+	// Builds are the component builds, in app order.
+	Builds []builder.Result `json:"-"`
+	// Built and Cached count components built now and found in the cache.
+	Built  int `json:"built"`
+	Cached int `json:"cached"`
+	// Uploaded counts blobs sent to the registry (0 for an unchanged app).
+	Uploaded int `json:"uploaded"`
+	// Signed reports that a signature was stored for Digest.
+	Signed bool `json:"signed"`
+	// Err is why this app could not be released; nil on success.
+	Err error `json:"-"`
+}
+
+// BuildRelease loads the spec in dir and, for each app, builds its
+// components, pushes the app artifact and signs it. An invalid spec returns
+// the release (with Diagnostics) and an error wrapping ErrInvalidSpec before
+// anything is built. Otherwise the error joins the apps' errors; apps that
+// succeeded are usable either way.
+func BuildRelease(ctx context.Context, dir, commit string, opts ReleaseOptions) (*Release, error) {
+	if opts.Builder == nil || opts.Registry == nil {
+		return nil, errors.New("sync: BuildRelease needs a Builder and a Registry client")
+	}
+	cfg, diags := spec.Load(dir, opts.Load)
+	rel := &Release{Commit: commit, Config: cfg, Diagnostics: diags, Apps: map[string]*ReleasedApp{}, secret: opts.Secret}
+	if diags.HasErrors() {
+		return rel, fmt.Errorf("%w: %s", ErrInvalidSpec, firstError(diags))
+	}
+	repo := opts.Repository
+	if repo == "" && cfg.Registry != nil {
+		repo = cfg.Registry.Repository
+	}
+	repo = strings.TrimSuffix(repo, "/")
+	if repo == "" {
+		return rel, fmt.Errorf("%w: add a registry { repository = \"HOST/PATH\" } block to the spec or pass one", ErrNoRepository)
+	}
+
+	apps := selectApps(cfg, opts.Apps)
+	var comps []builder.Component
+	for _, a := range apps {
+		for _, c := range a.Components {
+			comps = append(comps, builderComponent(cfg, a, c))
+		}
+	}
+	results, _ := opts.Builder.Build(ctx, comps) // per-result errors below
+	byApp := map[string][]builder.Result{}
+	for _, r := range results {
+		byApp[r.Component.App] = append(byApp[r.Component.App], r)
+	}
+
+	var wg gosync.WaitGroup
+	var mu gosync.Mutex
+	for _, a := range apps {
+		ra := &ReleasedApp{Name: a.Name, Builds: byApp[a.Name]}
+		rel.Apps[a.Name] = ra
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := releaseApp(ctx, cfg, repo, ra, opts)
+			mu.Lock()
+			ra.Err = err
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+
+	var errs []error
+	for _, a := range apps {
+		if err := rel.Apps[a.Name].Err; err != nil {
+			errs = append(errs, fmt.Errorf("app %s: %w", a.Name, err))
+		}
+	}
+	return rel, errors.Join(errs...)
+}
+
+func releaseApp(ctx context.Context, cfg *spec.Config, repo string, ra *ReleasedApp, opts ReleaseOptions) error {
+	modules := map[string][]byte{}
+	var errs []error
+	for _, b := range ra.Builds {
+		if b.Err != nil {
+			errs = append(errs, b.Err)
+			continue
+		}
+		if b.Cached {
+			ra.Cached++
+		} else {
+			ra.Built++
+		}
+		modules[b.Component.Name] = b.Wasm
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	app, ok := cfg.DeployApp(ra.Name)
+	if !ok {
+		return fmt.Errorf("app %q vanished from the spec", ra.Name)
+	}
+	res, err := opts.Registry.PushApp(ctx, repo+"/"+ra.Name, app, modules, registry.PushOptions{})
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	ra.Ref, ra.Digest, ra.App, ra.Uploaded = res.Ref, res.Digest.String(), res.App, res.Uploaded
+	if opts.Key == nil {
+		return nil
+	}
+	if _, err := signer.Sign(ctx, res.Ref, opts.Key, opts.Sign); err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	ra.Signed = true
+	return nil
+}
+
+// selectApps returns the spec's apps, restricted to names when given.
+func selectApps(cfg *spec.Config, names []string) []*spec.App {
+	if len(names) == 0 {
+		return cfg.Apps
+	}
+	var out []*spec.App
+	for _, a := range cfg.Apps {
+		for _, n := range names {
+			if a.Name == n {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// BuilderComponents returns the builder's input for every component of
+// every app in cfg, in spec order.
+func BuilderComponents(cfg *spec.Config) []builder.Component {
+	var comps []builder.Component
+	for _, a := range cfg.Apps {
+		for _, c := range a.Components {
+			comps = append(comps, builderComponent(cfg, a, c))
+		}
+	}
+	return comps
+}
+
+// builderComponent maps a spec component to the builder's input.
+func builderComponent(cfg *spec.Config, a *spec.App, c *spec.Component) builder.Component {
+	bc := builder.Component{App: a.Name, Name: c.Name, Dir: absDir(cfg.Dir), Executor: string(c.Executor)}
+	switch c.Source.Kind {
+	case spec.SourceGo:
+		bc.Kind, bc.GoPackage = builder.KindGo, c.Source.GoPackage
+	case spec.SourceBuild:
+		bc.Kind, bc.Command, bc.Workdir, bc.Output = builder.KindCommand, c.Source.Command, c.Source.Workdir, c.Source.Output
+		for _, w := range c.Source.Watch {
+			if rel, ok := strings.CutPrefix(w, strings.TrimSuffix(c.Source.Workdir, "/")+"/"); ok {
+				w = rel
+			}
+			bc.Watch = append(bc.Watch, w)
+		}
+	case spec.SourceWasm:
+		bc.Kind, bc.Wasm = builder.KindWasm, c.Source.Wasm
+	}
+	return bc
+}
+
+// Desired returns the desired state of every target in the spec (or of the
+// named ones): each target's apps pinned to the released digests. An app
+// that failed to release is left out of its targets and listed in Kept, so
+// the plan leaves whatever runs there alone instead of pruning it.
+func (r *Release) Desired(targetNames ...string) Desired {
+	d := Desired{Commit: r.Commit}
+	if r.Config == nil {
+		return d
+	}
+	for _, t := range r.Config.Targets {
+		if len(targetNames) > 0 && !contains(targetNames, t.Name) {
+			continue
+		}
+		dt := DesiredTarget{Name: t.Name, Type: string(t.Type)}
+		for _, name := range t.Apps {
+			ra := r.Apps[name]
+			if ra == nil || ra.Err != nil || ra.Digest == "" {
+				dt.Keep = append(dt.Keep, name)
+				continue
+			}
+			dt.Apps = append(dt.Apps, targets.DesiredApp{
+				Name: name, Ref: ra.Ref, Digest: ra.Digest, App: ra.App,
+				Secrets: r.secretsFor(ra.App),
+			})
+		}
+		sort.Strings(dt.Keep)
+		d.Targets = append(d.Targets, dt)
+	}
+	return d
+}
+
+// secretsFor returns the values of the secret variables app uses.
+func (r *Release) secretsFor(app deploy.App) map[string]string {
+	lookup := r.secret
+	if lookup == nil {
+		lookup = func(name string) (string, bool) { return os.LookupEnv("FERRY_SECRET_" + strings.ToUpper(name)) }
+	}
+	var out map[string]string
+	for name, v := range app.Variables {
+		if !v.Secret {
+			continue
+		}
+		if val, ok := lookup(name); ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[name] = val
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func firstError(diags hcl.Diagnostics) string {
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			if d.Subject != nil {
+				return fmt.Sprintf("%s: %s", d.Subject.String(), d.Summary)
+			}
+			return d.Summary
+		}
+	}
+	return "unknown error"
+}
+
+// absDir returns dir as an absolute path (dir itself if that fails).
+func absDir(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
+}
