@@ -111,6 +111,8 @@ plan -detailed-exitcode), 3 fmt -check found unformatted files.`,
 		newVerifyCmd(s),
 		newInspectCmd(s),
 		newRegistryCmd(s),
+		newPlanCmd(s),
+		newApplyCmd(s),
 	)
 	return root
 }

@@ -1,0 +1,376 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ferry-wasm/ferry/builder"
+	"github.com/ferry-wasm/ferry/deploy"
+	"github.com/ferry-wasm/ferry/signer"
+	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/targets"
+)
+
+// releaseFlags are what plan and apply need to turn a spec into signed
+// artifacts.
+type releaseFlags struct {
+	vars       varFlags
+	reg        registryFlags
+	repo       string
+	keyPath    string
+	buildCache string
+	targets    []string
+}
+
+func (r *releaseFlags) register(cmd *cobra.Command) {
+	r.vars.register(cmd)
+	r.reg.register(cmd)
+	cmd.Flags().StringVar(&r.repo, "repository", "", "repository prefix REGISTRY/PATH (default: the spec's registry block)")
+	cmd.Flags().StringVar(&r.keyPath, "key", os.Getenv("FERRY_SIGNING_KEY"), "sign with this private key (cosign format; default $FERRY_SIGNING_KEY)")
+	cmd.Flags().StringVar(&r.buildCache, "build-cache", "", "build cache (default: the user cache dir)")
+	cmd.Flags().StringArrayVar(&r.targets, "target", nil, "plan only this target (repeatable)")
+}
+
+// planned is the outcome of computing a plan from a spec directory.
+type planned struct {
+	plan    *sync.Plan
+	release *sync.Release
+	tgts    map[string]targets.Target
+	secrets func(target, app string) map[string]string
+}
+
+// computePlan loads, builds, pushes and signs the spec in dir (all
+// content-addressed and idempotent: targets are not touched), then observes
+// the targets and computes the plan.
+func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (*planned, error) {
+	lopts, err := r.vars.options()
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	c, err := r.reg.client()
+	if err != nil {
+		return nil, withCode(exitError, err)
+	}
+	opts := sync.ReleaseOptions{
+		Load:       lopts,
+		Builder:    builder.New(builder.Options{CacheDir: r.buildCache, Progress: progressWriter(s.err)}),
+		Registry:   c,
+		Repository: r.repo,
+		Sign:       signer.SignOptions{Registry: r.reg.signerOptions(c)},
+	}
+	if r.keyPath != "" {
+		if opts.Key, err = loadKey(s, r.keyPath); err != nil {
+			return nil, withCode(exitError, err)
+		}
+	}
+	rel, relErr := sync.BuildRelease(ctx, dir, gitHead(dir), opts)
+	if rel != nil && len(rel.Diagnostics) > 0 {
+		writeDiagnostics(s.err, rel.Config, rel.Diagnostics)
+	}
+	if errors.Is(relErr, sync.ErrInvalidSpec) || rel == nil || rel.Config == nil {
+		return nil, withCode(exitError, relErr)
+	}
+	if relErr != nil && errors.Is(relErr, sync.ErrNoRepository) {
+		return nil, withCode(exitError, relErr)
+	}
+	if relErr != nil {
+		// Per-app failures: those apps are kept as they run; say so.
+		fmt.Fprintf(s.err, "Warning: %v\nApps that failed to build, push or sign are left as they run.\n", relErr)
+	}
+	tgts, skipped, err := openTargets(rel.Config, r.targets)
+	if err != nil {
+		return nil, withCode(exitError, err)
+	}
+	printSkipped(s.err, skipped)
+	desired := rel.Desired(sortedKeys(tgts)...)
+	plan, err := sync.ComputePlan(ctx, desired, tgts, sync.PlanOptions{Targets: r.targets})
+	if err != nil {
+		return nil, withCode(exitError, err)
+	}
+	return &planned{plan: plan, release: rel, tgts: tgts, secrets: sync.SecretsFrom(desired)}, nil
+}
+
+// gitHead returns the commit checked out at dir, or "" outside a repository
+// (plans record it; nothing depends on it being set).
+func gitHead(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		head, err := os.ReadFile(filepath.Join(d, ".git", "HEAD"))
+		if err == nil {
+			h := strings.TrimSpace(string(head))
+			if ref, ok := strings.CutPrefix(h, "ref: "); ok {
+				b, err := os.ReadFile(filepath.Join(d, ".git", filepath.FromSlash(ref)))
+				if err != nil {
+					return ""
+				}
+				return strings.TrimSpace(string(b))
+			}
+			return h
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func newPlanCmd(s streams) *cobra.Command {
+	var rf releaseFlags
+	var o outputFlag
+	var out string
+	var detailed, noops bool
+	cmd := &cobra.Command{
+		Use:   "plan [DIR]",
+		Short: "Show what apply would change on every target",
+		Long: `plan builds, pushes and signs every app of the spec in DIR (content-
+addressed and idempotent; no target changes), reads what each target runs
+now, and shows per target and app: create, update, delete or no-op, with the
+reason. With -out the plan is saved; "ferry apply FILE" applies exactly it,
+and refuses if a target moved since.
+
+Exit codes: 0 success; 1 error. With -detailed-exitcode: 0 no changes,
+1 error, 2 changes present.`,
+		Example: `  ferry plan examples/hello-wat
+  ferry plan -out tfplan -detailed-exitcode .
+  ferry plan -o json . | jq '.targets[].changes'`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := rf.computePlan(cmd.Context(), s, dirArg(args))
+			if err != nil {
+				return err
+			}
+			if out != "" {
+				if err := sync.WritePlanFile(out, p.plan); err != nil {
+					return withCode(exitError, err)
+				}
+			}
+			if o.json() {
+				b, err := sync.MarshalPlan(p.plan)
+				if err != nil {
+					return withCode(exitError, err)
+				}
+				s.out.Write(append(b, '\n')) //nolint:errcheck // stdout
+			} else {
+				if err := p.plan.RenderWith(s.out, sync.RenderOptions{Color: isTerminal(s.out), ShowNoops: noops}); err != nil {
+					return withCode(exitError, err)
+				}
+				if out != "" {
+					fmt.Fprintf(s.out, "\nSaved the plan to %s. To apply exactly it, run:\n  ferry apply %s %s\n", out, out, dirArg(args))
+				}
+			}
+			if err := p.plan.Applyable(); err != nil {
+				return withCode(exitError, err)
+			}
+			if detailed && p.plan.HasChanges() {
+				return withCode(exitUsage, nil)
+			}
+			return nil
+		},
+	}
+	rf.register(cmd)
+	o.register(cmd)
+	cmd.Flags().StringVar(&out, "out", "", "save the plan to this file")
+	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when the plan has changes, 0 when none")
+	cmd.Flags().BoolVar(&noops, "show-noops", false, "list unchanged apps too")
+	return cmd
+}
+
+func newApplyCmd(s streams) *cobra.Command {
+	var rf releaseFlags
+	var o outputFlag
+	var autoApprove bool
+	var lockDir string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "apply [PLANFILE [DIR] | DIR]",
+		Short: "Apply a saved plan, or plan and apply a spec directory",
+		Long: `apply with a saved plan file applies exactly that plan, after checking that
+no target moved since it was computed (a stale plan is refused, naming what
+moved). With a directory it computes a plan, shows it and asks for
+confirmation (skip with -auto-approve; required when not on a terminal).
+
+Each app is deployed by its target, which verifies the signature itself and
+health-checks the new version before it takes traffic; an app that fails is
+rolled back (its previous version keeps serving) and the others go on.
+Secret variable values come from FERRY_SECRET_<NAME>.`,
+		Example: `  ferry apply -auto-approve examples/hello-wat
+  ferry plan -out tfplan . && ferry apply tfplan .`,
+		Args: cobra.MaximumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			arg := "."
+			if len(args) > 0 {
+				arg = args[0]
+			}
+			var plan *sync.Plan
+			var tgts map[string]targets.Target
+			var secrets func(string, string) map[string]string
+			if st, err := os.Stat(arg); err == nil && !st.IsDir() {
+				p, err := sync.ReadPlanFile(arg)
+				if err != nil {
+					return withCode(exitError, err)
+				}
+				plan = p
+				specDir := "."
+				if len(args) > 1 {
+					specDir = args[1]
+				}
+				if tgts, err = targetsForPlan(plan, specDir, rf); err != nil {
+					return withCode(exitError, err)
+				}
+				secrets = secretsFromEnv(plan)
+			} else {
+				p, err := rf.computePlan(ctx, s, arg)
+				if err != nil {
+					return err
+				}
+				plan, tgts, secrets = p.plan, p.tgts, p.secrets
+				if !o.json() {
+					plan.RenderWith(s.out, sync.RenderOptions{Color: isTerminal(s.out)}) //nolint:errcheck // stdout
+				}
+				if err := plan.Applyable(); err != nil {
+					return withCode(exitError, err)
+				}
+				if !plan.HasChanges() {
+					if o.json() {
+						return writeJSON(s.out, map[string]any{"changes": 0})
+					}
+					fmt.Fprintln(s.out, "\nNo changes. Every target runs what the spec says.")
+					return nil
+				}
+				if !autoApprove {
+					if err := confirm(s); err != nil {
+						return withCode(exitError, err)
+					}
+				}
+			}
+			if lockDir != "" {
+				if err := os.MkdirAll(lockDir, 0o700); err != nil {
+					return withCode(exitError, err)
+				}
+			}
+			opts := sync.ApplyOptions{SecretsFor: secrets, Timeout: timeout, LockDir: lockDir}
+			if !o.json() {
+				opts.Progress = func(e sync.Event) {
+					if e.Kind == sync.EventFinished {
+						fmt.Fprintf(s.err, "%s/%s: %s %s (%s)\n", e.Target, e.App, e.Action, e.Outcome, e.Duration.Round(time.Millisecond))
+					}
+				}
+			}
+			res, err := sync.Apply(ctx, plan, tgts, opts)
+			if o.json() && res != nil {
+				writeJSON(s.out, res) //nolint:errcheck // the error below matters more
+			} else if res != nil {
+				renderApply(s.out, res)
+			}
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			return nil
+		},
+	}
+	rf.register(cmd)
+	o.register(cmd)
+	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "do not ask for confirmation")
+	cmd.Flags().StringVar(&lockDir, "lock-dir", filepath.Join(os.TempDir(), "ferry-locks"), "directory for per-target apply locks on this machine")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "bound one app's deployment, health wait included (default 5m)")
+	return cmd
+}
+
+// targetsForPlan opens the targets a saved plan names, using the spec in
+// specDir for their connection details.
+func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags) (map[string]targets.Target, error) {
+	lopts, err := rf.vars.options()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := loadSpec(specDir, lopts, io.Discard)
+	if err != nil {
+		return nil, fmt.Errorf("applying a saved plan reads the targets' connection details from the spec in %s: %w", specDir, err)
+	}
+	var names []string
+	for _, t := range plan.Targets {
+		names = append(names, t.Name)
+	}
+	tgts, _, err := openTargets(cfg, names)
+	return tgts, err
+}
+
+// secretsFromEnv gives each app of a saved plan the values of its secret
+// variables from FERRY_SECRET_<NAME>.
+func secretsFromEnv(plan *sync.Plan) func(target, app string) map[string]string {
+	byApp := map[string]deploy.App{}
+	for _, t := range plan.Targets {
+		for _, ch := range t.Changes {
+			if ch.After != nil {
+				byApp[t.Name+"/"+ch.App] = ch.After.App
+			}
+		}
+	}
+	return func(target, app string) map[string]string {
+		var out map[string]string
+		for name, v := range byApp[target+"/"+app].Variables {
+			if !v.Secret {
+				continue
+			}
+			if val, ok := os.LookupEnv("FERRY_SECRET_" + strings.ToUpper(name)); ok {
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[name] = val
+			}
+		}
+		return out
+	}
+}
+
+// confirm asks "yes" on a terminal, like terraform apply.
+func confirm(s streams) error {
+	f, ok := s.in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return errors.New("not on a terminal: pass -auto-approve to apply without confirmation")
+	}
+	fmt.Fprint(s.out, "\nDo you want to perform these actions? Only 'yes' will be accepted: ")
+	var answer string
+	fmt.Fscanln(f, &answer) //nolint:errcheck // empty answer = no
+	if answer != "yes" {
+		return errors.New("apply cancelled")
+	}
+	return nil
+}
+
+func renderApply(w io.Writer, res *sync.ApplyResult) {
+	for _, t := range res.Targets {
+		for _, a := range t.Apps {
+			line := fmt.Sprintf("%s/%s: %s %s", t.Name, a.App, a.Action, a.Outcome)
+			if a.Error != "" {
+				line += ": " + a.Error
+			}
+			if a.Detail != "" {
+				line += " (" + a.Detail + ")"
+			}
+			fmt.Fprintln(w, line)
+		}
+		for _, d := range t.Diagnostics {
+			fmt.Fprintln(w, d.String())
+		}
+	}
+	fmt.Fprintf(w, "\nApply complete: %d applied, %d failed, %d skipped, %d unchanged.\n",
+		res.Count(sync.OutcomeApplied), res.Count(sync.OutcomeFailed), res.Count(sync.OutcomeSkipped), res.Count(sync.OutcomeUnchanged))
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/targets"
+	"github.com/ferry-wasm/ferry/targets/host/control"
+)
+
+// openTargets connects to every target of cfg that this version of ferry can
+// drive. Targets of kinds not supported yet are returned in skipped, with a
+// reason, and are not planned.
+func openTargets(cfg *spec.Config, only []string) (map[string]targets.Target, map[string]string, error) {
+	out := map[string]targets.Target{}
+	skipped := map[string]string{}
+	for _, t := range cfg.Targets {
+		if len(only) > 0 && !containsString(only, t.Name) {
+			continue
+		}
+		switch {
+		case t.Type == spec.TargetHost && t.Host != nil:
+			c, err := hostClient(t)
+			if err != nil {
+				return nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
+			}
+			out[t.Name] = c
+		default:
+			skipped[t.Name] = fmt.Sprintf("target %s is of type %q, which this version of ferry cannot deploy to yet; it was not planned", t.Name, t.Type)
+		}
+	}
+	return out, skipped, nil
+}
+
+// hostClient builds a control API client for a host target: the first
+// endpoint, the token from token_env or token_file, TLS from the CA and
+// client certificate files.
+func hostClient(t *spec.Target) (*control.Client, error) {
+	h := t.Host
+	if len(h.Endpoints) == 0 {
+		return nil, fmt.Errorf("no endpoint")
+	}
+	token := ""
+	switch {
+	case h.TokenEnv != "":
+		token = os.Getenv(h.TokenEnv)
+		if token == "" {
+			return nil, fmt.Errorf("environment variable %s (token_env) is empty; set it to the host's control token", h.TokenEnv)
+		}
+	case h.TokenFile != "":
+		b, err := os.ReadFile(expandHome(h.TokenFile))
+		if err != nil {
+			return nil, fmt.Errorf("token_file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	var opts control.ClientOptions
+	if h.CAFile != "" || h.ClientCertFile != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if h.CAFile != "" {
+			pem, err := os.ReadFile(expandHome(h.CAFile))
+			if err != nil {
+				return nil, fmt.Errorf("ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("ca_file %s: no PEM certificates", h.CAFile)
+			}
+			cfg.RootCAs = pool
+		}
+		if h.ClientCertFile != "" {
+			cert, err := tls.LoadX509KeyPair(expandHome(h.ClientCertFile), expandHome(h.ClientKeyFile))
+			if err != nil {
+				return nil, fmt.Errorf("client certificate: %w", err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		opts.TLS = cfg
+	}
+	return control.NewClient(h.Endpoints[0], token, opts)
+}
+
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func printSkipped(w io.Writer, skipped map[string]string) {
+	for _, name := range sortedKeys(skipped) {
+		fmt.Fprintf(w, "Warning: %s.\n", skipped[name])
+	}
+}
