@@ -177,6 +177,8 @@ type Agent struct {
 
 	// Used only by the round goroutine.
 	released     string // commit released last (valid or not)
+	invalidMsg   string // why the released commit's spec is invalid, or ""
+	invalidDiags []SpecDiagnostic
 	releaseRetry bool   // the last release had failures worth retrying
 	releaseFails int
 	releaseAt    time.Time // earliest retry of a partly failed release
@@ -413,6 +415,13 @@ func (a *Agent) fetchAndRelease(rr *roundRun) {
 	a.mu.Unlock()
 
 	if commit == a.released && (!a.releaseRetry || a.clock.Now().Before(a.releaseAt)) {
+		if a.invalidMsg != "" {
+			// Still invalid: keep saying so every round.
+			rr.r.SpecErrors = a.invalidDiags
+			a.skip(rr, "commit "+shortSHA(commit)+" was already loaded and is invalid", StepLoad, StepBuild)
+			rr.fail(a.invalidMsg, false)
+			return
+		}
 		a.skip(rr, "commit "+shortSHA(commit)+" already released", StepLoad, StepBuild)
 		return
 	}
@@ -454,7 +463,7 @@ func (a *Agent) fetchAndRelease(rr *roundRun) {
 			}
 		}
 	}
-	a.released, a.releaseRetry = commit, false
+	a.released, a.releaseRetry, a.invalidMsg, a.invalidDiags = commit, false, "", nil
 	if in.Diagnostics.HasErrors() {
 		rr.r.SpecErrors = diags
 		var first []string
@@ -469,6 +478,7 @@ func (a *Agent) fetchAndRelease(rr *roundRun) {
 			a.skip(rr, "the spec is invalid", StepBuild)
 		}
 		rr.fail(msg, false)
+		a.invalidMsg, a.invalidDiags = msg, diags
 		return
 	}
 	if in.Config == nil {
