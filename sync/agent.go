@@ -179,7 +179,7 @@ type Agent struct {
 	released     string // commit released last (valid or not)
 	invalidMsg   string // why the released commit's spec is invalid, or ""
 	invalidDiags []SpecDiagnostic
-	releaseRetry bool   // the last release had failures worth retrying
+	releaseRetry bool // the last release had failures worth retrying
 	releaseFails int
 	releaseAt    time.Time // earliest retry of a partly failed release
 	failStreak   int
