@@ -45,9 +45,6 @@ func (s *Server) buildMux() http.Handler {
 	if s.opts.Metrics != nil {
 		m.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.opts.Metrics, promhttp.HandlerOpts{})))
 	}
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
 	return m
 }
 

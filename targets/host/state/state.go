@@ -95,7 +95,8 @@ type Store struct {
 	refs map[string]int // blob digest -> number of versions naming it
 }
 
-// Open opens (creating if needed, mode 0700) the state directory dir. It
+// Open opens the state directory dir, creating it if needed and setting
+// its mode to 0700. It
 // reads every readable record to learn which blobs are in use; records that
 // cannot be read are left alone (Load reports them).
 func Open(dir string) (*Store, error) {
@@ -106,6 +107,11 @@ func Open(dir string) (*Store, error) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("state: %w", err)
 		}
+	}
+	// The directory holds secrets: make sure only the owner can enter it,
+	// even if it existed before.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	s := &Store{dir: dir, refs: map[string]int{}}
 	names, err := s.Names()
