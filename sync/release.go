@@ -318,3 +318,126 @@ func absDir(dir string) string {
 	}
 	return dir
 }
+
+// RoundInput converts a release into what the agent deploys: the desired
+// state of every target, the spec, its diagnostics and the per-app errors.
+func (r *Release) RoundInput() *RoundInput {
+	in := &RoundInput{Desired: r.Desired(), Config: r.Config, Diagnostics: r.Diagnostics}
+	for name, a := range r.Apps {
+		if a.Err != nil {
+			if in.AppErrors == nil {
+				in.AppErrors = map[string]error{}
+			}
+			in.AppErrors[name] = a.Err
+		}
+	}
+	return in
+}
+
+// SpecReleaser returns the agent's Releaser for a spec repository: each commit is
+// released with BuildRelease and opts.
+func SpecReleaser(opts ReleaseOptions) ReleaserFunc {
+	return func(ctx context.Context, dir, commit string) (*RoundInput, error) {
+		rel, err := BuildRelease(ctx, dir, commit, opts)
+		if rel == nil {
+			return nil, err
+		}
+		if errors.Is(err, ErrNoRepository) {
+			return nil, err
+		}
+		return rel.RoundInput(), nil
+	}
+}
+
+// SpecDirs returns dir itself when it holds *.hcl files, else every
+// directory below it that does (skipping hidden and testdata directories),
+// sorted. It lets one repository hold several independent specs, as
+// examples/ does.
+func SpecDirs(dir string) ([]string, error) {
+	if m, _ := filepath.Glob(filepath.Join(dir, "*.hcl")); len(m) > 0 {
+		return []string{dir}, nil
+	}
+	var dirs []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if p != dir && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if m, _ := filepath.Glob(filepath.Join(p, "*.hcl")); len(m) > 0 {
+			dirs = append(dirs, p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	sort.Strings(dirs)
+	return dirs, err
+}
+
+// LocalReleaser returns a Releaser for a local development loop (ferry up):
+// it releases every spec directory under the checked-out path (see
+// SpecDirs), ignores the specs' own targets, and puts every app on one host
+// target named target. The merged Config it returns has that single target,
+// so the agent's TargetsFunc only needs to know it.
+func LocalReleaser(opts ReleaseOptions, target string) ReleaserFunc {
+	return func(ctx context.Context, dir, commit string) (*RoundInput, error) {
+		dirs, err := SpecDirs(dir)
+		if err != nil {
+			return nil, err
+		}
+		merged := &spec.Config{Dir: dir, Files: map[string]*hcl.File{}}
+		in := &RoundInput{Config: merged}
+		dt := DesiredTarget{Name: target, Type: string(spec.TargetHost)}
+		seen := map[string]string{}
+		for _, d := range dirs {
+			rel, err := BuildRelease(ctx, d, commit, opts)
+			if rel == nil || errors.Is(err, ErrNoRepository) {
+				return nil, err
+			}
+			in.Diagnostics = append(in.Diagnostics, rel.Diagnostics...)
+			if rel.Config == nil {
+				continue
+			}
+			for name, f := range rel.Config.Files {
+				merged.Files[name] = f
+			}
+			for _, a := range rel.Config.Apps {
+				if other, dup := seen[a.Name]; dup {
+					rng := a.DeclRange
+					in.Diagnostics = append(in.Diagnostics, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate app",
+						Detail:  fmt.Sprintf("App %q is also declared in %s; app names must be unique across the specs that ferry up serves.", a.Name, other),
+						Subject: &rng})
+					continue
+				}
+				seen[a.Name] = d
+				merged.Apps = append(merged.Apps, a)
+				ra := rel.Apps[a.Name]
+				if ra == nil {
+					continue
+				}
+				if ra.Err != nil || ra.Digest == "" {
+					if in.AppErrors == nil {
+						in.AppErrors = map[string]error{}
+					}
+					if ra.Err != nil {
+						in.AppErrors[a.Name] = ra.Err
+					}
+					dt.Keep = append(dt.Keep, a.Name)
+					continue
+				}
+				dt.Apps = append(dt.Apps, targets.DesiredApp{Name: a.Name, Ref: ra.Ref, Digest: ra.Digest, App: ra.App, Secrets: rel.secretsFor(ra.App)})
+			}
+		}
+		var names []string
+		for _, a := range merged.Apps {
+			names = append(names, a.Name)
+		}
+		merged.Targets = []*spec.Target{{Name: target, Type: spec.TargetHost, Apps: names, Host: &spec.HostTarget{}}}
+		in.Desired = Desired{Commit: commit, Targets: []DesiredTarget{dt}}
+		return in, nil
+	}
+}
