@@ -362,9 +362,7 @@ func (a *Agent) step(rr *roundRun, name string, start time.Time, status StepStat
 		a.met.errors.WithLabelValues(name).Inc()
 	}
 	a.mu.Lock()
-	running := *rr.r
-	running.Steps = slices.Clone(rr.r.Steps)
-	a.status.Running = &running
+	a.status.Running = rr.r.clone()
 	a.mu.Unlock()
 }
 
@@ -381,8 +379,7 @@ func (a *Agent) runRound(ctx context.Context, trigger string) (retry bool) {
 	}
 	rr := &roundRun{r: r, ctx: ctx, obs: map[string][]targets.ObservedApp{}}
 	a.mu.Lock()
-	running := *r
-	a.status.Running = &running
+	a.status.Running = r.clone()
 	a.mu.Unlock()
 	if trigger == "api" {
 		// A manual sync retries everything now.

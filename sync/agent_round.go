@@ -323,7 +323,7 @@ func (a *Agent) finish(rr *roundRun) {
 	st := a.appStatus(rr, g)
 	a.mu.Lock()
 	a.status.Running = nil
-	a.status.LastRound = r
+	a.status.LastRound = r.clone()
 	a.status.Errors = slices.Clone(rr.errs)
 	a.status.Apps = st
 	if g != nil {

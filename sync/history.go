@@ -157,6 +157,15 @@ type Round struct {
 	Apps []AppRecord `json:"apps,omitempty"`
 }
 
+// clone returns a copy of r that shares no slices with it.
+func (r *Round) clone() *Round {
+	c := *r
+	c.Steps = slices.Clone(r.Steps)
+	c.SpecErrors = slices.Clone(r.SpecErrors)
+	c.Apps = slices.Clone(r.Apps)
+	return &c
+}
+
 // Step returns the result of the named step, or nil.
 func (r *Round) Step(name string) *StepResult {
 	for i := range r.Steps {
