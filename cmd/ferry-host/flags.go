@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// config is the parsed command line.
+type config struct {
+	listen, control    string
+	stateDir           string
+	tokenFile          string
+	tokenEnv           string
+	trustKeys          []string
+	insecureSkipVerify bool
+	registryPlainHTTP  bool
+	compileCache       string
+	tlsCert, tlsKey    string
+	clientCA           string
+	logLevel           slog.Level
+	logFormat          string
+	shutdownTimeout    time.Duration
+}
+
+// errUsage marks command-line mistakes (exit code 2).
+var errUsage = errors.New("usage")
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("ferry-host", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: ferry-host [flags]\n\nServes WebAssembly apps and ferry's control API. Flags:")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address of the app HTTP listener")
+	fs.StringVar(&c.control, "control", "127.0.0.1:8081", "address of the control API listener (plain HTTP only on loopback; else give --tls-cert/--tls-key)")
+	fs.StringVar(&c.stateDir, "state-dir", defaultStateDir(getenv), "state directory: deployed apps, modules, key-value stores, compile cache")
+	fs.StringVar(&c.tokenFile, "token-file", "", "file holding the control API bearer token")
+	fs.StringVar(&c.tokenEnv, "token-env", "FERRY_HOST_TOKEN", "environment variable holding the bearer token (used when --token-file is not given)")
+	fs.Var((*stringList)(&c.trustKeys), "trust-key", "PEM public key file trusted to sign apps (repeatable; required unless --insecure-skip-verify)")
+	fs.BoolVar(&c.insecureSkipVerify, "insecure-skip-verify", false, "run apps WITHOUT checking their signatures (development only)")
+	fs.BoolVar(&c.registryPlainHTTP, "registry-plain-http", false, "talk plain HTTP to every registry (loopback registries always use plain HTTP)")
+	fs.StringVar(&c.compileCache, "compile-cache", "", "wazero compilation cache directory (default STATE-DIR/compile-cache)")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate for the control API (serve HTTPS)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&c.clientCA, "client-ca", "", "PEM CA bundle; when set, control clients must present a certificate it signed (mTLS)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, *level)
+	}
+	switch c.logFormat {
+	case "text", "json":
+	default:
+		return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, c.logFormat)
+	}
+	if c.stateDir == "" {
+		return nil, fmt.Errorf("%w: --state-dir is required (no home directory to default to)", errUsage)
+	}
+	if len(c.trustKeys) == 0 && !c.insecureSkipVerify {
+		return nil, fmt.Errorf("%w: give at least one --trust-key (or --insecure-skip-verify for development)", errUsage)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
+	}
+	if c.clientCA != "" && c.tlsCert == "" {
+		return nil, fmt.Errorf("%w: --client-ca needs --tls-cert and --tls-key", errUsage)
+	}
+	return c, nil
+}
+
+// defaultStateDir is $XDG_STATE_HOME/ferry-host or ~/.local/state/ferry-host.
+func defaultStateDir(getenv func(string) string) string {
+	if d := getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "ferry-host")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "state", "ferry-host")
+	}
+	return ""
+}
+
+// readToken returns the bearer token from --token-file or --token-env.
+// The token itself never appears in an error.
+func (c *config) readToken(getenv func(string) string) (string, error) {
+	if c.tokenFile != "" {
+		b, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("reading --token-file: %w", err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", fmt.Errorf("--token-file %s is empty", c.tokenFile)
+		}
+		return t, nil
+	}
+	if t := strings.TrimSpace(getenv(c.tokenEnv)); t != "" {
+		return t, nil
+	}
+	return "", fmt.Errorf("%w: no control token: give --token-file, or set $%s", errUsage, c.tokenEnv)
+}

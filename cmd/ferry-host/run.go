@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/signer"
+	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/state"
+)
+
+// run is the whole program; it returns the exit code: 0 after a clean
+// stop, 1 on a failure, 2 on a command-line mistake.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	c, err := parseFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry-host: %v\n", err)
+		return 2
+	}
+	log := newLogger(c, stderr)
+	if err := serve(ctx, c, getenv, log, stdout); err != nil {
+		log.Error("ferry-host stopped", "error", err.Error())
+		if errors.Is(err, errUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c *config, w io.Writer) *slog.Logger {
+	o := &slog.HandlerOptions{Level: c.logLevel}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// serve wires the runtime, the state directory, the registry client and
+// the control API, restores the recorded apps, serves until ctx ends and
+// shuts down gracefully.
+func serve(ctx context.Context, c *config, getenv func(string) string, log *slog.Logger, stdout io.Writer) error {
+	token, err := c.readToken(getenv)
+	if err != nil {
+		return err
+	}
+	var policy signer.Policy
+	if c.insecureSkipVerify {
+		log.Warn("!!! SIGNATURE VERIFICATION IS OFF (--insecure-skip-verify): this host runs ANY artifact it is told to, " +
+			"signed or not. Never use this outside development. !!!")
+	} else {
+		if policy, err = signer.PolicyFromFiles(c.trustKeys); err != nil {
+			return fmt.Errorf("%w: --trust-key: %w", errUsage, err)
+		}
+	}
+	ctlTLS, err := c.tlsConfig()
+	if err != nil {
+		return err
+	}
+	if ctlTLS == nil {
+		if err := requireLoopback(c.control); err != nil {
+			return err
+		}
+	}
+
+	st, err := state.Open(c.stateDir)
+	if err != nil {
+		return err
+	}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rt, err := host.New(host.Options{
+		StateDir:            c.stateDir,
+		CompilationCacheDir: c.compileCache,
+		Logger:              log,
+		Metrics:             metrics,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
+		defer cancel()
+		if err := rt.Close(cctx); err != nil {
+			log.Warn("closing runtime", "error", err.Error())
+		}
+	}()
+
+	regOpts := registry.Options{
+		Insecure: c.registryPlainHTTP,
+		CacheDir: filepath.Join(c.stateDir, "oci-cache"),
+		Logger:   log.With("component", "registry"),
+	}
+	if cred, ok := registry.EnvCredential(getenv); ok {
+		regOpts.Credentials = map[string]registry.Credential{"*": cred}
+	}
+	rc, err := registry.New(regOpts)
+	if err != nil {
+		return err
+	}
+	ctl, err := control.NewServer(control.Options{
+		Runtime:            rt,
+		Store:              st,
+		Registry:           rc,
+		Policy:             policy,
+		InsecureSkipVerify: c.insecureSkipVerify,
+		Verify: signer.RegistryOptions{
+			PlainHTTP: c.registryPlainHTTP,
+			Credentials: func(ctx context.Context, host string) (signer.Credential, error) {
+				cr, err := rc.CredentialFor(ctx, host)
+				if err != nil {
+					return signer.Credential{}, err
+				}
+				return signer.Credential{Username: cr.Username, Password: cr.Password, RegistryToken: cr.IdentityToken}, nil
+			},
+		},
+		Token:   token,
+		Logger:  log.With("component", "control"),
+		Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+
+	appLn, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	defer appLn.Close()
+	ctlLn, err := net.Listen("tcp", c.control)
+	if err != nil {
+		return fmt.Errorf("--control: %w", err)
+	}
+	defer ctlLn.Close()
+
+	start := time.Now()
+	rep := ctl.Restore(ctx)
+	for name, err := range rep.Failed {
+		log.Error("app could not be restored; it is listed as failed until it is put again", "app", name, "error", err.Error())
+	}
+	log.Info("state restored", "dir", c.stateDir, "serving", len(rep.Serving), "failed", len(rep.Failed), "took", time.Since(start))
+
+	appSrv := &http.Server{Handler: rt, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	ctlSrv := &http.Server{Handler: ctl, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		TLSConfig: ctlTLS, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	errc := make(chan error, 2)
+	go func() { errc <- appSrv.Serve(appLn) }()
+	ctlScheme := "http"
+	if ctlTLS != nil {
+		ctlScheme = "https"
+		go func() { errc <- ctlSrv.ServeTLS(ctlLn, "", "") }()
+	} else {
+		go func() { errc <- ctlSrv.Serve(ctlLn) }()
+	}
+	fmt.Fprintf(stdout, "ferry-host: serving apps on http://%s, control on %s://%s\n", appLn.Addr(), ctlScheme, ctlLn.Addr())
+	log.Info("ferry-host started", "apps", appLn.Addr().String(), "control", ctlLn.Addr().String(),
+		"verify", !c.insecureSkipVerify, "trust_keys", len(policy.Keys), "mtls", c.clientCA != "")
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight requests", "timeout", c.shutdownTimeout)
+	case serveErr = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
+	defer cancel()
+	err = errors.Join(ctlSrv.Shutdown(sctx), appSrv.Shutdown(sctx))
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return errors.Join(serveErr, err)
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("ferry-host stopped cleanly")
+	return nil
+}
+
+// tlsConfig builds the control listener's TLS configuration; nil means
+// plain HTTP.
+func (c *config) tlsConfig() (*tls.Config, error) {
+	if c.tlsCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.clientCA != "" {
+		pem, err := os.ReadFile(c.clientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--client-ca %s: no PEM certificates", c.clientCA)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// requireLoopback refuses a plain-HTTP control listener on a non-loopback
+// address: the bearer token would cross the network in clear.
+func requireLoopback(addr string) error {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: --control %q: %v", errUsage, addr, err)
+	}
+	if h == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%w: --control %s is not a loopback address: serving the control API there needs --tls-cert and --tls-key", errUsage, addr)
+}
