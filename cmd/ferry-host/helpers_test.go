@@ -254,4 +254,3 @@ func wantHello(t testing.TB, base, host string) {
 		t.Fatalf("GET http://%s/ via %s = %d %q", host, base, code, body)
 	}
 }
-
