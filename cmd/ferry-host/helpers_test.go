@@ -63,15 +63,22 @@ func trustKeyFile(t testing.TB) string {
 // and signs it; it returns the registry and REPO@DIGEST.
 func publishHello(t testing.TB, name string) (*registry.Server, string) {
 	t.Helper()
+	wasm, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "examples", "hello-wat", "hello.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return publishApp(t, name, wasm, nil)
+}
+
+// publishApp is publishHello for any module; edit, when set, changes the
+// component before the push.
+func publishApp(t testing.TB, name string, wasm []byte, edit func(*deploy.Component)) (*registry.Server, string) {
+	t.Helper()
 	reg, err := registry.NewServer(context.Background(), registry.ServeOptions{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	wasm, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "examples", "hello-wat", "hello.wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	app := deploy.App{
 		Name:  name,
 		Hosts: []string{name + ".localhost"},
@@ -80,6 +87,9 @@ func publishHello(t testing.TB, name string) (*registry.Server, string) {
 			Limits: deploy.Limits{MemoryBytes: 1 << 20, Timeout: deploy.Duration(2 * time.Second)},
 			Health: &deploy.Health{Path: "/healthz"},
 		}},
+	}
+	if edit != nil {
+		edit(&app.Components[0])
 	}
 	rc, err := registry.New(registry.Options{CacheDir: t.TempDir(), NoDockerConfig: true})
 	if err != nil {

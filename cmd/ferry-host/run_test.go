@@ -12,12 +12,15 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferry-wasm/ferry/deploy"
+	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host/control"
 )
@@ -167,5 +170,50 @@ func TestInsecureSkipVerifyWarns(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "SIGNATURE VERIFICATION IS OFF") {
 		t.Fatalf("no warning:\n%s", stderr)
+	}
+}
+
+// TestShutdownDrains: a request in flight when the host is told to stop
+// still gets its answer (here the 504 of a guest that loops until its
+// deadline), and the host then exits 0.
+func TestShutdownDrains(t *testing.T) {
+	loop, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "targets", "host", "testdata", "loop.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ref := publishApp(t, "slow", loop, func(c *deploy.Component) {
+		c.Health = nil
+		c.Limits.Timeout = deploy.Duration(1500 * time.Millisecond)
+	})
+	appsURL, ctlURL, stop := runInProcess(t, []string{"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
+		"--state-dir", t.TempDir(), "--trust-key", trustKeyFile(t)}, map[string]string{"FERRY_HOST_TOKEN": testToken})
+	c, _ := control.NewClient(ctlURL, testToken, control.ClientOptions{})
+	_, digest, _ := strings.Cut(ref, "@")
+	if err := c.Put(context.Background(), targets.DesiredApp{Name: "slow", Ref: ref, Digest: digest}); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		code int
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, appsURL+"/", nil)
+		req.Host = "slow.localhost"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		resp.Body.Close()
+		got <- answer{code: resp.StatusCode}
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is in the guest now
+	if code := stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	a := <-got
+	if a.err != nil || a.code != http.StatusGatewayTimeout {
+		t.Fatalf("in-flight request: %d %v, want its 504", a.code, a.err)
 	}
 }
