@@ -245,16 +245,17 @@ func NewAgent(opts Options) (*Agent, error) {
 		a.clock = realClock{}
 	}
 	a.git = &gitSource{url: opts.Repo, branch: opts.Branch, dir: opts.DataDir, auth: opts.Auth, timeout: opts.FetchTimeout}
-	met, err := newAgentMetrics(opts.Metrics)
-	if err != nil {
-		return nil, err
-	}
-	a.met = met
 	h, interrupted, err := openHistory(opts.DataDir, opts.HistoryRetention)
 	if err != nil {
 		return nil, err
 	}
 	a.hist = h
+	met, err := newAgentMetrics(opts.Metrics)
+	if err != nil {
+		h.close()
+		return nil, err
+	}
+	a.met = met
 	for _, id := range interrupted {
 		a.log.Warn("round was interrupted by a stop or crash; the next round converges", "round", id)
 		a.met.rounds.WithLabelValues(string(RoundInterrupted)).Inc()
@@ -568,19 +569,9 @@ func (a *Agent) newGood(commit string, in *RoundInput, prev *goodState) *goodSta
 			}
 		}
 	}
-	// Secrets: fresh ones from this release; kept apps use the previous
-	// release's.
-	cur := SecretsFrom(in.Desired)
-	var old func(string, string) map[string]string
-	if prev != nil {
-		old = prev.secrets
-	}
-	g.secrets = func(target, app string) map[string]string {
-		if _, ok := g.released[app]; !ok && old != nil {
-			return old(target, app)
-		}
-		return cur(target, app)
-	}
+	// Kept apps carry the secrets of the release they came from; no
+	// chain of earlier states is retained.
+	g.secrets = SecretsFrom(d)
 	g.desired = d
 	return g
 }

@@ -83,6 +83,7 @@ func TestAgentPinHoldsUntilAppChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitRunning(map[string]string{"a": "v3", "b": "v2"})
+	h.waitRound(r.ID, func(r Round) bool { return r.Trigger == "unpin" })
 
 	// History of a, newest first, with the versions it ran.
 	recs, err := h.client().History(context.Background(), "a", 0)
@@ -170,4 +171,50 @@ func TestAgentSuspendResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitRunning(map[string]string{"a": "v2", "b": "v2"})
+}
+
+func TestAgentPassesSecrets(t *testing.T) {
+	h := newHarness(t, nil)
+	inner := h.opts.Releaser
+	h.opts.Releaser = ReleaserFunc(func(ctx context.Context, dir, commit string) (*RoundInput, error) {
+		in, err := inner.Release(ctx, dir, commit)
+		if err != nil || in.Diagnostics.HasErrors() {
+			return in, err
+		}
+		for i := range in.Desired.Targets {
+			for j := range in.Desired.Targets[i].Apps {
+				a := &in.Desired.Targets[i].Apps[j]
+				a.Secrets = map[string]string{"TOKEN": "secret-for-" + commit[:7]}
+			}
+		}
+		return in, nil
+	})
+	h.agent.Close()
+	h.newAgent()
+	h.start()
+	h.waitRunning(map[string]string{"a": "v1", "b": "v1"})
+	c1 := h.srv.Head("main")
+	c2 := h.push("a v2", "v2", "v1")
+	h.githubHook("gh-secret", "refs/heads/main", c2)
+	h.waitRunning(map[string]string{"a": "v2", "b": "v1"})
+	h.waitRound(0, func(r Round) bool { return r.Commit == c2 })
+	h.mem.mu.Lock()
+	gotA, gotB := h.mem.secrets["a"]["TOKEN"], h.mem.secrets["b"]["TOKEN"]
+	h.mem.mu.Unlock()
+	if gotA != "secret-for-"+c2[:7] || gotB != "secret-for-"+c1[:7] {
+		t.Fatalf("secrets a=%q b=%q", gotA, gotB)
+	}
+	// Secrets never reach the history.
+	rs, _ := h.agent.Rounds(10)
+	for _, r := range rs {
+		for _, rec := range r.Apps {
+			if strings.Contains(rec.Detail+rec.Error, "secret-for") {
+				t.Fatalf("secret in history: %+v", rec)
+			}
+		}
+	}
+	art, err := h.agent.hist.artifact("a", appDigest("a", "v2"))
+	if err != nil || art == nil || art.Secrets != nil {
+		t.Fatalf("artifact record %+v %v", art, err)
+	}
 }

@@ -147,6 +147,9 @@ func (a *Agent) Pin(app, digest string) (Pin, error) {
 	var base, cur string
 	if g != nil {
 		base, cur = g.released[app], g.digests[app]
+		if _, failed := g.appErrs[app]; cur == "" && !failed {
+			return Pin{}, fmt.Errorf("%w: %q is not deployed by commit %s", ErrUnknownApp, app, shortSHA(g.commit))
+		}
 	}
 	pins, err := a.hist.pins()
 	if err != nil {
