@@ -76,3 +76,6 @@ var errAppMismatch = errors.New("artifact holds a different app")
 
 // errPersist: deployed but the state directory could not be written.
 var errPersist = errors.New("state directory write failed")
+
+// errSkipped: Restore found nothing to restore under a name.
+var errSkipped = errors.New("nothing recorded")

@@ -154,7 +154,9 @@ func (s *Server) Restore(ctx context.Context) RestoreReport {
 			for name := range work {
 				err := s.restoreOne(ctx, name)
 				mu.Lock()
-				if err != nil {
+				if errors.Is(err, errSkipped) {
+					// nothing to report
+				} else if err != nil {
 					rep.Failed[name] = err
 				} else {
 					rep.Serving = append(rep.Serving, name)
@@ -187,6 +189,11 @@ func (s *Server) restoreOne(ctx context.Context, name string) error {
 		return err
 	}
 	rec, err := s.store.Load(name)
+	if errors.Is(err, state.ErrNotFound) {
+		// A directory without a record: a first save that never finished.
+		// Nothing was deployed from it.
+		return errSkipped
+	}
 	if err != nil {
 		return fail(nil, err)
 	}
