@@ -157,6 +157,33 @@ type Options struct {
 // drift, whether or not the commit changed; a webhook or API call only
 // wakes the loop early.
 //
+// Robustness rules:
+//
+//   - Git unreachable: the round fails at its fetch step, the desired state
+//     in force (the last valid release) is still planned, so drift is
+//     repaired but nothing new deploys; retries back off from 1s to
+//     Options.MaxBackoff with jitter; Status.Errors says why.
+//   - Invalid spec (RoundInput.Diagnostics has errors): nothing from that
+//     commit deploys, the previous desired state stays in force, and every
+//     round reports the errors with file:line until a newer commit fixes
+//     them.
+//   - An app that fails to build, push or sign keeps its previous version
+//     (or, with none, is held: never created nor deleted); the other apps
+//     deploy. Its release is retried with backoff from Interval.
+//   - An app whose new version fails on a target (health) keeps what the
+//     target runs (Apply's rollback policy); that digest is not retried
+//     before a backoff starting at Interval, so it never delays other apps
+//     or newer commits; a newer commit that changes the app is tried at
+//     once. Sync (POST /v1/sync) retries everything now.
+//   - Pin (rollback) holds an app at a recorded digest until a newer
+//     commit changes the app's desired digest; Suspend leaves an app
+//     alone. Both persist in the history database.
+//   - Killed mid-round: the round stays "running" on disk and is marked
+//     "interrupted" by the next NewAgent; checkouts are written to a
+//     temporary directory and renamed, and a mirror that cannot be opened
+//     is re-cloned. Targets are the truth, so the next round converges
+//     with only the changes still missing.
+//
 // Create it with NewAgent, run it with Start, and Close it after Start
 // returns. All methods are safe for concurrent use.
 type Agent struct {
@@ -440,7 +467,7 @@ func (a *Agent) fetchAndRelease(rr *roundRun) {
 		msg := fmt.Sprintf("release of %s failed: %v", shortSHA(commit), err)
 		a.step(rr, StepBuild, t0, StepFailed, msg)
 		rr.fail(msg+"; the targets keep serving the last good state", true)
-		a.released, a.releaseRetry = commit, true
+		a.released, a.releaseRetry, a.releaseAt, a.invalidMsg, a.invalidDiags = commit, true, time.Time{}, "", nil
 		return
 	}
 	diags := specDiagnostics(in.Diagnostics, dir)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	stdsync "sync"
 	"testing"
 	"time"
 
@@ -252,4 +253,67 @@ func TestAgentTargetsError(t *testing.T) {
 	h.newAgent()
 	h.start()
 	h.waitRunning(map[string]string{"a": "v1", "b": "v1"})
+}
+
+func TestAgentBackoff(t *testing.T) {
+	a := &Agent{opts: Options{Interval: 10 * time.Second, MaxBackoff: time.Minute}}
+	tests := []struct {
+		n        int
+		min, max time.Duration
+	}{
+		{1, 8 * time.Second, 10 * time.Second},
+		{2, 16 * time.Second, 20 * time.Second},
+		{3, 32 * time.Second, 40 * time.Second},
+		{4, 48 * time.Second, time.Minute},
+		{40, 48 * time.Second, time.Minute},
+	}
+	for _, tt := range tests {
+		for range 50 {
+			if d := a.appBackoff(tt.n); d < tt.min || d > tt.max {
+				t.Fatalf("appBackoff(%d) = %v, want [%v, %v]", tt.n, d, tt.min, tt.max)
+			}
+		}
+	}
+	if _, err := NewAgent(Options{Repo: "x", DataDir: t.TempDir(), Releaser: newSpecReleaser(),
+		Targets: func(context.Context, *spec.Config) (map[string]targets.Target, error) { return nil, nil }, Path: "../up"}); !errors.Is(err, ErrAgentOptions) {
+		t.Fatalf("path outside the repo: %v", err)
+	}
+	if _, err := NewAgent(Options{Repo: "x"}); !errors.Is(err, ErrAgentOptions) {
+		t.Fatalf("no data dir: %v", err)
+	}
+}
+
+func TestAgentReleaseErrorRetriesWithBackoff(t *testing.T) {
+	h := newHarness(t, nil) // 1h interval: only the backoff brings the retries
+	inner := h.opts.Releaser
+	var mu stdsync.Mutex
+	fails := 2
+	h.opts.Releaser = ReleaserFunc(func(ctx context.Context, dir, commit string) (*RoundInput, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			return nil, errors.New("push: registry 127.0.0.1:5000 unreachable")
+		}
+		return inner.Release(ctx, dir, commit)
+	})
+	h.agent.Close()
+	h.newAgent()
+	h.start()
+	h.waitRunning(map[string]string{"a": "v1", "b": "v1"})
+	rs, err := h.agent.Rounds(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []string
+	for i := len(rs) - 1; i >= 0; i-- {
+		results = append(results, rs[i].Trigger+":"+string(rs[i].Result))
+	}
+	h.waitRound(0, func(r Round) bool { return r.Result == RoundSucceeded })
+	if len(rs) < 2 || rs[len(rs)-1].Result != RoundFailed || !strings.Contains(rs[len(rs)-1].Error, "registry 127.0.0.1:5000 unreachable") {
+		t.Fatalf("rounds: %v", results)
+	}
+	if rs[len(rs)-2].Trigger != "retry" {
+		t.Fatalf("rounds: %v", results)
+	}
 }
