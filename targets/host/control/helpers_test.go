@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -114,7 +115,7 @@ func helloApp(name string) deploy.App {
 // directory, the control server, the app and control listeners.
 type world struct {
 	t        testing.TB
-	reg      *registry.Server
+	reg      *proxy
 	regAddr  string
 	pusher   *registry.Client
 	stateDir string
@@ -154,8 +155,11 @@ func newWorld(t testing.TB, policy signer.Policy) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.reg, w.regAddr = reg, reg.Addr()
 	t.Cleanup(func() { reg.Close() })
+	// Everyone reaches the registry through a proxy the test can cut at
+	// once, connections and all ("the registry is down").
+	w.reg = newProxy(t, reg.Addr())
+	w.regAddr = w.reg.Addr()
 	w.pusher, err = registry.New(registry.Options{CacheDir: t.TempDir(), NoDockerConfig: true})
 	if err != nil {
 		t.Fatal(err)
@@ -268,3 +272,55 @@ func digestOf(ref string) string {
 }
 
 func sha(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b)) }
+
+// proxy is a loopback TCP proxy that can be cut: Close stops accepting and
+// drops every open connection.
+type proxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// Addr is the proxy's host:port.
+func (p *proxy) Addr() string { return p.ln.Addr().String() }
+
+// Close cuts the proxy.
+func (p *proxy) Close() error {
+	err := p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	return err
+}
