@@ -264,3 +264,12 @@ func wantHello(t testing.TB, base, host string) {
 		t.Fatalf("GET http://%s/ via %s = %d %q", host, base, code, body)
 	}
 }
+
+// TestMain removes the binaries buildHost made.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
