@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/registry/embedded"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -29,7 +30,7 @@ func startAuthServer(t *testing.T, user, pass string) string {
 	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := registry.NewServer(context.Background(), registry.ServeOptions{Dir: t.TempDir(), Htpasswd: htpasswd})
+	s, err := embedded.NewServer(context.Background(), embedded.Options{Dir: t.TempDir(), Htpasswd: htpasswd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestServe(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		dir := t.TempDir()
-		go func() { done <- registry.Serve(ctx, registry.ServeOptions{Dir: dir}) }()
+		go func() { done <- embedded.Serve(ctx, embedded.Options{Dir: dir}) }()
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
@@ -135,7 +136,7 @@ func TestServe(t *testing.T) {
 	t.Run("storage survives a restart", func(t *testing.T) {
 		ctx := context.Background()
 		dir := t.TempDir()
-		s1, err := registry.NewServer(ctx, registry.ServeOptions{Dir: dir})
+		s1, err := embedded.NewServer(ctx, embedded.Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +149,7 @@ func TestServe(t *testing.T) {
 		if err := s1.Close(); err != nil {
 			t.Errorf("second Close: %v", err)
 		}
-		s2, err := registry.NewServer(ctx, registry.ServeOptions{Dir: dir})
+		s2, err := embedded.NewServer(ctx, embedded.Options{Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +162,7 @@ func TestServe(t *testing.T) {
 	})
 	t.Run("context cancel stops NewServer", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		s, err := registry.NewServer(ctx, registry.ServeOptions{Dir: t.TempDir()})
+		s, err := embedded.NewServer(ctx, embedded.Options{Dir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,25 +180,25 @@ func TestServe(t *testing.T) {
 	})
 	bad := []struct {
 		name string
-		opts func(t *testing.T) registry.ServeOptions
+		opts func(t *testing.T) embedded.Options
 		want string
 	}{
-		{"no dir", func(*testing.T) registry.ServeOptions { return registry.ServeOptions{} }, "no storage directory"},
-		{"dir is a file", func(t *testing.T) registry.ServeOptions {
+		{"no dir", func(*testing.T) embedded.Options { return embedded.Options{} }, "no storage directory"},
+		{"dir is a file", func(t *testing.T) embedded.Options {
 			f := filepath.Join(t.TempDir(), "file")
 			os.WriteFile(f, nil, 0o644)
-			return registry.ServeOptions{Dir: f}
+			return embedded.Options{Dir: f}
 		}, "not a directory"},
-		{"bad addr", func(t *testing.T) registry.ServeOptions {
-			return registry.ServeOptions{Dir: t.TempDir(), Addr: "127.0.0.1:notaport"}
+		{"bad addr", func(t *testing.T) embedded.Options {
+			return embedded.Options{Dir: t.TempDir(), Addr: "127.0.0.1:notaport"}
 		}, "notaport"},
-		{"missing htpasswd", func(t *testing.T) registry.ServeOptions {
-			return registry.ServeOptions{Dir: t.TempDir(), Htpasswd: filepath.Join(t.TempDir(), "none")}
+		{"missing htpasswd", func(t *testing.T) embedded.Options {
+			return embedded.Options{Dir: t.TempDir(), Htpasswd: filepath.Join(t.TempDir(), "none")}
 		}, "htpasswd"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := registry.NewServer(context.Background(), tc.opts(t))
+			s, err := embedded.NewServer(context.Background(), tc.opts(t))
 			if err == nil {
 				s.Close()
 				t.Fatal("NewServer succeeded")
@@ -218,12 +219,12 @@ func TestServeLogs(t *testing.T) {
 	lw := func(b *strings.Builder) *slog.Logger {
 		return slog.New(slog.NewTextHandler(lockedWriter{&mu, b}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	s1, err := registry.NewServer(ctx, registry.ServeOptions{Dir: t.TempDir(), Logger: lw(&quiet)})
+	s1, err := embedded.NewServer(ctx, embedded.Options{Dir: t.TempDir(), Logger: lw(&quiet)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s1.Close()
-	s2, err := registry.NewServer(ctx, registry.ServeOptions{Dir: t.TempDir(), Logger: lw(&loud), Debug: true})
+	s2, err := embedded.NewServer(ctx, embedded.Options{Dir: t.TempDir(), Logger: lw(&loud), Debug: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/registry/embedded"
 )
 
 // wasmModule returns a valid, tiny Wasm module whose custom section holds
@@ -93,9 +94,9 @@ func newClient(t testing.TB, opts registry.Options) *registry.Client {
 }
 
 // startServer runs the embedded registry (filesystem storage) for the test.
-func startServer(t testing.TB) *registry.Server {
+func startServer(t testing.TB) *embedded.Server {
 	t.Helper()
-	s, err := registry.NewServer(context.Background(), registry.ServeOptions{Dir: t.TempDir()})
+	s, err := embedded.NewServer(context.Background(), embedded.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/registry/embedded"
 	"github.com/ferry-wasm/ferry/signer"
 )
 
@@ -61,7 +62,7 @@ func trustKeyFile(t testing.TB) string {
 // publishHello starts an embedded registry (stopped at test end; also
 // returned to stop it earlier), pushes the hello-wat example as app name
 // and signs it; it returns the registry and REPO@DIGEST.
-func publishHello(t testing.TB, name string) (*registry.Server, string) {
+func publishHello(t testing.TB, name string) (*embedded.Server, string) {
 	t.Helper()
 	wasm, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "examples", "hello-wat", "hello.wasm"))
 	if err != nil {
@@ -72,9 +73,9 @@ func publishHello(t testing.TB, name string) (*registry.Server, string) {
 
 // publishApp is publishHello for any module; edit, when set, changes the
 // component before the push.
-func publishApp(t testing.TB, name string, wasm []byte, edit func(*deploy.Component)) (*registry.Server, string) {
+func publishApp(t testing.TB, name string, wasm []byte, edit func(*deploy.Component)) (*embedded.Server, string) {
 	t.Helper()
-	reg, err := registry.NewServer(context.Background(), registry.ServeOptions{Dir: t.TempDir()})
+	reg, err := embedded.NewServer(context.Background(), embedded.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferry-wasm/ferry/builder"
 	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/registry/embedded"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/sync"
@@ -315,7 +316,7 @@ until interrupted. It is the registry of the embedded default (ferry up).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewTextHandler(s.err, nil))
-			srv, err := registry.NewServer(cmd.Context(), registry.ServeOptions{Dir: dir, Addr: addr, Logger: log, Debug: debug})
+			srv, err := embedded.NewServer(cmd.Context(), embedded.Options{Dir: dir, Addr: addr, Logger: log, Debug: debug})
 			if err != nil {
 				return withCode(exitError, err)
 			}

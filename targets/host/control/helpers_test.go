@@ -22,6 +22,7 @@ import (
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/registry/embedded"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
@@ -151,7 +152,7 @@ func (s *syncBuffer) String() string {
 func newWorld(t testing.TB, policy signer.Policy) *world {
 	t.Helper()
 	w := &world{t: t, stateDir: t.TempDir(), cacheDir: t.TempDir(), policy: policy}
-	reg, err := registry.NewServer(context.Background(), registry.ServeOptions{Dir: t.TempDir()})
+	reg, err := embedded.NewServer(context.Background(), embedded.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package registry
+package embedded
 
 import (
 	"context"
@@ -16,15 +16,15 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
-	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // ServeOptions.Htpasswd
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // Options.Htpasswd
 	"github.com/distribution/distribution/v3/registry/handlers"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // ServeOptions.Dir
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // Options.Dir
 	"github.com/sirupsen/logrus"
 )
 
-// ServeOptions configure the embedded registry. Dir is required; every
+// Options configure the embedded registry. Dir is required; every
 // other zero value is a default.
-type ServeOptions struct {
+type Options struct {
 	// Dir is the filesystem storage root. It is created if missing.
 	// Required.
 	Dir string
@@ -47,7 +47,7 @@ type ServeOptions struct {
 //
 // Distribution logs through logrus's process-wide standard logger; the
 // first Server sends that logger's output to io.Discard and routes its
-// entries to each Server's ServeOptions.Logger instead (4xx answers at
+// entries to each Server's Options.Logger instead (4xx answers at
 // info level, so a quiet server logs only real trouble).
 type Server struct {
 	addr   string
@@ -61,7 +61,7 @@ type Server struct {
 
 // NewServer starts the embedded registry and returns once it listens. It
 // runs until Close is called or ctx ends.
-func NewServer(ctx context.Context, opts ServeOptions) (*Server, error) {
+func NewServer(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("registry: serve: no storage directory")
 	}
@@ -177,7 +177,7 @@ func (s *Server) Close() error {
 
 // Serve runs the embedded registry until ctx ends. It returns nil after a
 // clean stop.
-func Serve(ctx context.Context, opts ServeOptions) error {
+func Serve(ctx context.Context, opts Options) error {
 	s, err := NewServer(ctx, opts)
 	if err != nil {
 		return err
