@@ -1,13 +1,9 @@
 #!/usr/bin/env bash
-# make run: ferry's main job on the embedded default.
+# make run: ferry's main job on the embedded default. `ferry up examples`
+# starts an embedded OCI registry, a ferry-host and an agent that watches
+# this git repository's examples/ folder; every commit there is built,
+# signed, pushed and served within seconds. Ctrl-C stops it; state stays in
+# .ferry/up, so the next run serves at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "ferry: validating the example apps"
-for d in examples/*/; do ./bin/ferry validate "$d"; done
-cat <<'TXT'
-
-Not built yet: the embedded default (`ferry up`: local agent + embedded
-registry + ferry-host serving the examples from a local git repository).
-What works today: `ferry validate`, `ferry fmt`, `ferry init`, `ferry version`.
-See README.md, "Status".
-TXT
+exec ./bin/ferry up "${@:-examples}"

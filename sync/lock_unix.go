@@ -7,14 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 )
 
-// lockFile takes an exclusive flock(2) on path, creating it, polling until
+// lockFile takes an exclusive flock(2) on path, creating it (and its
+// directory), polling until
 // ctx ends. The kernel drops the lock when the process dies, so a killed
 // apply never leaves a target locked.
 func lockFile(ctx context.Context, path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err

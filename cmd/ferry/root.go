@@ -113,6 +113,13 @@ plan -detailed-exitcode), 3 fmt -check found unformatted files.`,
 		newRegistryCmd(s),
 		newPlanCmd(s),
 		newApplyCmd(s),
+		newAgentCmd(s),
+		newUpCmd(s),
+		newStatusCmd(s),
+		newHistoryCmd(s),
+		newRollbackCmd(s),
+		newSuspendCmd(s, false),
+		newSuspendCmd(s, true),
 	)
 	return root
 }

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	stdsync "sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-wasm/ferry/builder"
+	"github.com/ferry-wasm/ferry/signer"
+	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/targets"
+)
+
+// logFlags choose the slog handler of long-running commands.
+type logFlags struct {
+	format string
+	level  string
+}
+
+func (l *logFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&l.format, "log-format", "text", `log format: "text" or "json"`)
+	cmd.Flags().StringVar(&l.level, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func (l *logFlags) logger(s streams) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, fmt.Errorf("invalid argument %q for --log-level", l.level)
+	}
+	o := &slog.HandlerOptions{Level: lvl}
+	switch l.format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(s.err, o)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(s.err, o)), nil
+	}
+	return nil, fmt.Errorf("invalid argument %q for --log-format: want text or json", l.format)
+}
+
+// cachedTargets is the agent's TargetsFunc for specs: it opens each
+// supported target once per (name, endpoint) and reuses the client.
+type cachedTargets struct {
+	log *slog.Logger
+	mu  stdsync.Mutex
+	m   map[string]targets.Target
+}
+
+func (c *cachedTargets) targets(_ context.Context, cfg *spec.Config) (map[string]targets.Target, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]targets.Target{}
+	}
+	out := map[string]targets.Target{}
+	for _, t := range cfg.Targets {
+		key := t.Name
+		if t.Host != nil && len(t.Host.Endpoints) > 0 {
+			key += " " + t.Host.Endpoints[0]
+		}
+		if tg, ok := c.m[key]; ok {
+			out[t.Name] = tg
+			continue
+		}
+		opened, skipped, err := openTargets(&spec.Config{Targets: []*spec.Target{t}}, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, why := range skipped {
+			c.log.Warn(why)
+		}
+		if tg, ok := opened[t.Name]; ok {
+			c.m[key] = tg
+			out[t.Name] = tg
+		}
+	}
+	return out, nil
+}
+
+// serveAgentAPI serves the agent's status API, webhooks and metrics on ln
+// until ctx ends.
+func serveAgentAPI(ctx context.Context, a *sync.Agent, ln net.Listener) {
+	mux := http.NewServeMux()
+	mux.Handle("/", a.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx) //nolint:errcheck // best effort on exit
+	}()
+	go srv.Serve(ln) //nolint:errcheck // ends with Shutdown
+}
+
+// secretFrom reads a secret from the file named by fileEnv, else from env.
+func secretFrom(env, fileEnv string) (string, error) {
+	if f := os.Getenv(fileEnv); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", fileEnv, err)
+		}
+		return string(trimNewline(b)), nil
+	}
+	return os.Getenv(env), nil
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func newAgentCmd(s streams) *cobra.Command {
+	var rf releaseFlags
+	var lf logFlags
+	var repo, branch, path, dataDir, listen string
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the GitOps agent: every commit is built, signed, planned and applied",
+		Long: `agent watches a git repository (https, ssh, file URL or local path). Each
+round — every --interval, or at once on a signed push webhook — it fetches
+the branch, releases the newest commit (load, build, push, sign), plans
+against what every target runs now and applies, then records the round in
+its history. Every round also repairs drift.
+
+Credentials: git from FERRY_GIT_USERNAME/PASSWORD/TOKEN or FERRY_GIT_SSH_KEY;
+registry from FERRY_REGISTRY_USERNAME/PASSWORD/TOKEN or the Docker config;
+the signing key's password from FERRY_PASSWORD. The status API's bearer token
+is FERRY_AGENT_TOKEN (or the file in FERRY_AGENT_TOKEN_FILE); webhook secrets
+are FERRY_WEBHOOK_GITHUB_SECRET, FERRY_WEBHOOK_GITLAB_TOKEN and
+FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
+/hooks/{github,gitlab,gitea} and /metrics.`,
+		Example: `  FERRY_AGENT_TOKEN=... ferry agent --repo https://git.example.com/acme/apps.git --key cosign.key
+  ferry agent --repo file:///srv/git/apps.git --path deploy --interval 1m`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log, err := lf.logger(s)
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			lopts, err := rf.vars.options()
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			c, err := rf.reg.client()
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			ropts := sync.ReleaseOptions{
+				Load:       lopts,
+				Builder:    builder.New(builder.Options{CacheDir: rf.buildCache, Logger: log}),
+				Registry:   c,
+				Repository: rf.repo,
+				Sign:       signer.SignOptions{Registry: rf.reg.signerOptions(c)},
+			}
+			if rf.keyPath != "" {
+				if ropts.Key, err = loadKey(s, rf.keyPath); err != nil {
+					return withCode(exitError, err)
+				}
+			}
+			auth, err := sync.GitAuthFromEnv(os.Getenv)
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			token, err := secretFrom("FERRY_AGENT_TOKEN", "FERRY_AGENT_TOKEN_FILE")
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			if token == "" {
+				log.Warn("FERRY_AGENT_TOKEN is not set: the status API refuses every request")
+			}
+			ct := &cachedTargets{log: log}
+			metrics := prometheus.NewRegistry()
+			a, err := sync.NewAgent(sync.Options{
+				Repo: repo, Branch: branch, Path: path, Interval: interval, DataDir: dataDir,
+				Releaser: sync.SpecReleaser(ropts), Targets: ct.targets, Auth: auth,
+				Webhooks: sync.WebhookSecrets{
+					GitHub: os.Getenv("FERRY_WEBHOOK_GITHUB_SECRET"),
+					GitLab: os.Getenv("FERRY_WEBHOOK_GITLAB_TOKEN"),
+					Gitea:  os.Getenv("FERRY_WEBHOOK_GITEA_SECRET"),
+				},
+				APIToken: token, Logger: log, Metrics: metrics,
+				Apply: sync.ApplyOptions{LockDir: filepath.Join(dataDir, "locks")},
+			})
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			defer a.Close()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return withCode(exitError, fmt.Errorf("--listen: %w", err))
+			}
+			serveAgentAPI(ctx, a, ln)
+			fmt.Fprintf(s.out, "ferry agent: watching %s (branch %s, path %s) every %s; API on http://%s\n", repo, branch, path, interval, ln.Addr())
+			if err := a.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return withCode(exitError, err)
+			}
+			return nil
+		},
+	}
+	rf.register(cmd)
+	lf.register(cmd)
+	cmd.Flags().StringVar(&repo, "repo", "", "spec repository: https, ssh or file URL, or a local path (required)")
+	cmd.Flags().StringVar(&branch, "branch", "main", "branch to deploy")
+	cmd.Flags().StringVar(&path, "path", ".", "directory of the spec inside the repository")
+	cmd.Flags().DurationVar(&interval, "interval", 30*time.Second, "time between rounds when no webhook arrives")
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir("agent"), "git mirror, checkouts and history database")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8090", "address of the status API, webhooks and metrics")
+	cmd.MarkFlagRequired("repo") //nolint:errcheck // flag exists
+	return cmd
+}
+
+// defaultDataDir is $XDG_STATE_HOME/ferry/NAME or ~/.local/state/ferry/NAME.
+func defaultDataDir(name string) string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "ferry", name)
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "ferry", name)
+	}
+	return filepath.Join(".ferry", name)
+}

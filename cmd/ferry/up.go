@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-wasm/ferry/builder"
+	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/registry/embedded"
+	"github.com/ferry-wasm/ferry/signer"
+	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/targets"
+	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/state"
+)
+
+// upOptions are the flags of `ferry up`.
+type upOptions struct {
+	dataDir                                  string
+	appsAddr, controlAddr, registryAddr, api string
+	branch                                   string
+	interval                                 time.Duration
+	logs                                     logFlags
+}
+
+func newUpCmd(s streams) *cobra.Command {
+	var o upOptions
+	cmd := &cobra.Command{
+		Use:   "up [DIR]",
+		Short: "Run everything locally: embedded registry, ferry-host and an agent watching DIR",
+		Long: `up is ferry's embedded default. It starts, in one process:
+  - an OCI registry (CNCF Distribution, stored in DATA-DIR/registry),
+  - a ferry-host serving every app (it verifies every signature itself),
+  - an agent watching the git repository that holds DIR (DIR is made a
+    repository, with a first commit, when it is not in one).
+A signing key is generated on first use (DATA-DIR/cosign.key). Every spec
+directory under DIR is deployed to the local host; the specs' own targets
+and registry blocks are ignored here (ferry agent uses them). Commit a change
+and it serves within seconds; ferry status and ferry history show what
+happened. State lives in DATA-DIR, so a restart serves the same apps at once.`,
+		Example: `  ferry up examples          # what make run does
+  ferry up --apps-addr 127.0.0.1:9080 .
+  curl -H 'Host: hello-wat.localhost' http://127.0.0.1:8080/`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := o.logs.logger(s)
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			if err := runUp(cmd.Context(), s, log, dirArg(args), o); err != nil {
+				return withCode(exitError, err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", filepath.Join(".ferry", "up"), "registry storage, host state, agent history and keys")
+	cmd.Flags().StringVar(&o.appsAddr, "apps-addr", "127.0.0.1:8080", "address the apps are served on")
+	cmd.Flags().StringVar(&o.controlAddr, "control-addr", "127.0.0.1:8081", "address of the host's control API")
+	cmd.Flags().StringVar(&o.registryAddr, "registry-addr", "127.0.0.1:5000", "address of the embedded registry")
+	cmd.Flags().StringVar(&o.api, "agent-addr", "127.0.0.1:8082", "address of the agent's status API and metrics")
+	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to deploy (default: the branch checked out in DIR's repository)")
+	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Second, "how often the agent looks for new commits")
+	o.logs.register(cmd)
+	return cmd
+}
+
+func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOptions) error {
+	root, rel, branch, err := upRepository(dir, o.branch, s.out)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return err
+	}
+	key, pubPath, err := upSigningKey(o.dataDir, s.out)
+	if err != nil {
+		return err
+	}
+	hostToken, err := upSecret(filepath.Join(o.dataDir, "host.token"))
+	if err != nil {
+		return err
+	}
+	agentTokenFile := filepath.Join(o.dataDir, "agent.token")
+	agentToken, err := upSecret(agentTokenFile)
+	if err != nil {
+		return err
+	}
+
+	// 1. The registry.
+	reg, err := embedded.NewServer(ctx, embedded.Options{Dir: filepath.Join(o.dataDir, "registry"), Addr: o.registryAddr, Logger: log.With("component", "registry")})
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	defer reg.Close()
+
+	// 2. The host: runtime, state, control API; it trusts only the local key.
+	appsURL, ctlURL, stopHost, err := upHost(ctx, log, o, pubPath, hostToken)
+	if err != nil {
+		return err
+	}
+	defer stopHost()
+
+	// 3. The agent.
+	rc, err := registry.New(registry.Options{CacheDir: filepath.Join(o.dataDir, "oci-cache"), NoDockerConfig: true, Logger: log.With("component", "registry-client")})
+	if err != nil {
+		return err
+	}
+	hostClient, err := control.NewClient(ctlURL, hostToken, control.ClientOptions{})
+	if err != nil {
+		return err
+	}
+	ropts := sync.ReleaseOptions{
+		Builder:    builder.New(builder.Options{CacheDir: filepath.Join(o.dataDir, "build-cache"), Logger: log.With("component", "builder")}),
+		Registry:   rc,
+		Repository: reg.Addr() + "/up",
+		Key:        key,
+	}
+	a, err := sync.NewAgent(sync.Options{
+		Repo: root, Branch: branch, Path: rel, Interval: o.interval, MaxBackoff: 30 * time.Second,
+		DataDir:  filepath.Join(o.dataDir, "agent"),
+		Releaser: sync.LocalReleaser(ropts, "local"),
+		Targets: func(context.Context, *spec.Config) (map[string]targets.Target, error) {
+			return map[string]targets.Target{"local": hostClient}, nil
+		},
+		APIToken: agentToken,
+		Logger:   log.With("component", "agent"),
+		Metrics:  prometheus.NewRegistry(),
+		Apply:    sync.ApplyOptions{LockDir: filepath.Join(o.dataDir, "locks")},
+	})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	apiLn, err := net.Listen("tcp", o.api)
+	if err != nil {
+		return fmt.Errorf("--agent-addr: %w", err)
+	}
+	serveAgentAPI(ctx, a, apiLn)
+	agentURL := "http://" + apiLn.Addr().String()
+	if err := writeUpInfo(o.dataDir, agentURL, agentTokenFile); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(s.out, `ferry up: registry   http://%s
+ferry up: apps       %s
+ferry up: host API   %s
+ferry up: agent API  %s   (ferry status, ferry history)
+ferry up: watching   %s (branch %s, path %s) every %s
+ferry up: try        curl -H 'Host: hello-wat.localhost' %s/
+`, reg.Addr(), appsURL, ctlURL, agentURL, root, branch, rel, o.interval, appsURL)
+	err = a.Start(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	fmt.Fprintln(s.out, "ferry up: stopped")
+	return nil
+}
+
+// upHost starts the local ferry-host in process and returns the URLs of its
+// app and control listeners and a function that stops it.
+func upHost(ctx context.Context, log *slog.Logger, o upOptions, pubPath, token string) (string, string, func(), error) {
+	hostDir := filepath.Join(o.dataDir, "host")
+	rt, err := host.New(host.Options{StateDir: hostDir, Logger: log.With("component", "host")})
+	if err != nil {
+		return "", "", nil, err
+	}
+	st, err := state.Open(filepath.Join(hostDir, "state"))
+	if err != nil {
+		return "", "", nil, err
+	}
+	rc, err := registry.New(registry.Options{CacheDir: filepath.Join(hostDir, "oci-cache"), NoDockerConfig: true})
+	if err != nil {
+		return "", "", nil, err
+	}
+	policy, err := signer.PolicyFromFiles([]string{pubPath})
+	if err != nil {
+		return "", "", nil, err
+	}
+	ctl, err := control.NewServer(control.Options{Runtime: rt, Store: st, Registry: rc, Policy: policy, Token: token, Logger: log.With("component", "control")})
+	if err != nil {
+		return "", "", nil, err
+	}
+	rep := ctl.Restore(ctx)
+	for name, err := range rep.Failed {
+		log.Error("app could not be restored", "app", name, "error", err.Error())
+	}
+	appLn, err := net.Listen("tcp", o.appsAddr)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("--apps-addr: %w", err)
+	}
+	ctlLn, err := net.Listen("tcp", o.controlAddr)
+	if err != nil {
+		appLn.Close()
+		return "", "", nil, fmt.Errorf("--control-addr: %w", err)
+	}
+	appSrv := &http.Server{Handler: rt, ReadHeaderTimeout: 10 * time.Second}
+	ctlSrv := &http.Server{Handler: ctl, ReadHeaderTimeout: 10 * time.Second}
+	go appSrv.Serve(appLn) //nolint:errcheck // ends with Shutdown
+	go ctlSrv.Serve(ctlLn) //nolint:errcheck // ends with Shutdown
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ctlSrv.Shutdown(sctx) //nolint:errcheck // best effort on exit
+		appSrv.Shutdown(sctx) //nolint:errcheck // best effort on exit
+		rt.Close(sctx)        //nolint:errcheck // best effort on exit
+	}
+	return "http://" + appLn.Addr().String(), "http://" + ctlLn.Addr().String(), stop, nil
+}
+
+// upRepository finds the git repository holding dir (creating one with a
+// first commit when there is none) and returns its root, dir relative to
+// it (slash-separated) and the branch to deploy.
+func upRepository(dir, branch string, out io.Writer) (root, rel, br string, err error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", "", err
+	}
+	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+		return "", "", "", fmt.Errorf("%s is not a directory", dir)
+	}
+	root = abs
+	for {
+		if _, err := os.Stat(filepath.Join(root, ".git")); err == nil {
+			break
+		}
+		parent := filepath.Dir(root)
+		if parent == root {
+			root = ""
+			break
+		}
+		root = parent
+	}
+	if root == "" {
+		if err := initRepository(abs); err != nil {
+			return "", "", "", fmt.Errorf("making %s a git repository: %w", dir, err)
+		}
+		fmt.Fprintf(out, "ferry up: %s was not in a git repository; made it one, with a first commit\n", dir)
+		root = abs
+	}
+	r, err := filepath.Rel(root, abs)
+	if err != nil {
+		return "", "", "", err
+	}
+	if branch == "" {
+		head, err := os.ReadFile(filepath.Join(root, ".git", "HEAD"))
+		if err != nil {
+			return "", "", "", fmt.Errorf("reading the checked-out branch: %w", err)
+		}
+		ref, ok := strings.CutPrefix(strings.TrimSpace(string(head)), "ref: refs/heads/")
+		if !ok {
+			return "", "", "", fmt.Errorf("the repository at %s has a detached HEAD; check out a branch or pass --branch", root)
+		}
+		branch = ref
+	}
+	return root, filepath.ToSlash(r), branch, nil
+}
+
+// initRepository runs the equivalent of git init, git add -A and git commit
+// in dir, on branch main.
+func initRepository(dir string) error {
+	repo, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{InitOptions: git.InitOptions{DefaultBranch: "refs/heads/main"}})
+	if err != nil {
+		return err
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return err
+	}
+	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
+		return err
+	}
+	_, err = wt.Commit("ferry up: first commit", &git.CommitOptions{
+		Author:            &object.Signature{Name: "ferry up", Email: "ferry@localhost", When: time.Now()},
+		AllowEmptyCommits: true,
+	})
+	return err
+}
+
+// upSigningKey returns the local signing key, generating it (with a random
+// password kept beside it) on first use.
+func upSigningKey(dataDir string, out io.Writer) (*signer.PrivateKey, string, error) {
+	keyPath := filepath.Join(dataDir, "cosign.key")
+	pubPath := filepath.Join(dataDir, "cosign.pub")
+	pw, err := upSecret(filepath.Join(dataDir, "cosign.password"))
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
+		priv, pub, err := signer.GenerateKeyPair([]byte(pw))
+		if err != nil {
+			return nil, "", err
+		}
+		if err := os.WriteFile(keyPath, priv, 0o600); err != nil {
+			return nil, "", err
+		}
+		if err := os.WriteFile(pubPath, pub, 0o644); err != nil {
+			return nil, "", err
+		}
+		fmt.Fprintf(out, "ferry up: generated a signing key: %s (public key %s)\n", keyPath, pubPath)
+	}
+	key, err := signer.LoadPrivateKeyFile(keyPath, []byte(pw))
+	return key, pubPath, err
+}
+
+// upSecret returns the secret stored in path, creating a random one (mode
+// 0600) on first use.
+func upSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return string(trimNewline(b)), nil
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return s, nil
+}
