@@ -34,6 +34,7 @@ func TestGitSourceAuthAndURLs(t *testing.T) {
 		{"wrong password", srv.URL(), map[string]string{"FERRY_GIT_USERNAME": "ferry", "FERRY_GIT_PASSWORD": "nope-nope"}, "authentication"},
 		{"anonymous", srv.URL(), nil, "authentication"},
 		{"local path", srv.Path(), nil, ""},
+		{"git daemon", srv.ServeDaemon(t), nil, ""},
 		{"file URL", "file://" + srv.Path(), nil, ""},
 		{"no such branch", srv.Path(), nil, "no branch"},
 	}

@@ -65,3 +65,16 @@ func TestServerDownUp(t *testing.T) {
 		t.Fatalf("ls-remote after Up: %q, %v", out, err)
 	}
 }
+
+func TestServeDaemon(t *testing.T) {
+	s := NewServer(t, Options{})
+	url := s.ServeDaemon(t)
+	w := CloneURL(t, url, s.Home())
+	sha := w.CommitPush("over git://", map[string]string{"f": "1"})
+	if s.Head("main") != sha {
+		t.Fatalf("head %q, want %q", s.Head("main"), sha)
+	}
+	if out, err := run(s.Home(), t.TempDir(), "ls-remote", url); err != nil || !strings.Contains(out, sha) {
+		t.Fatalf("ls-remote: %q %v", out, err)
+	}
+}
