@@ -333,11 +333,22 @@ func (a *Agent) finish(rr *roundRun) {
 		a.status.LastSuccessfulCommit, a.status.LastSuccessfulAt = r.Commit, r.FinishedAt
 	}
 	a.mu.Unlock()
-	lvl := a.log.Info
-	if r.Result != RoundSucceeded {
-		lvl = a.log.Warn
+	// A quiet round (nothing changed, nothing failed) is logged at debug
+	// level: with a short interval it would drown everything else.
+	changed := 0
+	for _, ap := range r.Apps {
+		if ap.Action != string(ActionNoop) {
+			changed++
+		}
 	}
-	lvl("round finished", "round", r.ID, "trigger", r.Trigger, "commit", shortSHA(r.Commit), "result", r.Result,
+	lvl := a.log.Info
+	switch {
+	case r.Result != RoundSucceeded:
+		lvl = a.log.Warn
+	case changed == 0:
+		lvl = a.log.Debug
+	}
+	lvl("round finished", "changes", changed, "round", r.ID, "trigger", r.Trigger, "commit", shortSHA(r.Commit), "result", r.Result,
 		"took", r.FinishedAt.Sub(r.StartedAt), "error", r.Error)
 }
 
