@@ -59,6 +59,26 @@
 // A reader refuses a file whose format is not "ferry-plan" or whose
 // format_version is newer than FormatVersion.
 //
+// # Release and agent
+//
+// BuildRelease turns a spec directory into signed artifacts: load (spec),
+// build (builder, cached by input hash), push (registry, content-addressed:
+// unchanged blobs are not uploaded again) and sign (signer). Its Release
+// gives the Desired state; an app that failed to release is listed in
+// DesiredTarget.Keep, so the plan leaves what runs alone instead of pruning.
+//
+// Agent is the GitOps loop around it (ferry agent, ferry up): every round —
+// on its interval, a signed push webhook or an API call — it fetches the
+// branch with go-git, releases the newest commit through a Releaser
+// (SpecReleaser, or LocalReleaser for ferry up), plans against what the
+// targets run now and applies, and records the round in a bbolt history in
+// its data directory. Rounds are level-based: each re-observes the targets
+// and repairs drift. An invalid spec deploys nothing and keeps the last good
+// desired state; a failing app blocks neither other apps nor newer commits;
+// a rollback pin (Agent.Pin) holds until a newer commit changes that app.
+// Agent.Handler serves the status API (/v1/...), webhooks (/hooks/...) and
+// /metrics; Client is its Go client.
+//
 // This package is named like the standard library's sync; import it as
 // ferrysync where both are needed.
 package sync
