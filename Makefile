@@ -29,9 +29,7 @@ test: ## every test, with the real services they need (built once, cached)
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 bench: ## benchmarks, compared in one run against native baselines; writes $(BENCH_REPORT)
-	@mkdir -p $(dir $(BENCH_REPORT))
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./... | tee $(BENCH_REPORT)
-	@echo "report written to $(BENCH_REPORT)"
+	@BENCH_REPORT=$(BENCH_REPORT) ./scripts/bench.sh
 
 check: ## cross-build ferry-host for the edge architectures and every example guest for wasip1
 	@./scripts/check.sh

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# make bench: run ferry's benchmarks, each compared in the same run with its
+# baseline (a native Go net/http handler for the runtime; goals for the rest),
+# and write a report with the machine's state beside the figures.
+#
+#   BENCH_REPORT=bench/report.txt   where the report goes
+#   FERRY_BENCH_DENSITY=10000       apps in the density benchmark (default 1000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+report=${BENCH_REPORT:-bench/report.txt}
+mkdir -p "$(dirname "$report")"
+{
+  echo "# ferry benchmarks — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "# commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(go version)"
+  echo "# $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+} > "$report"
+run() { # run PKG BENCH-REGEXP BENCHTIME
+  echo "## $1 -bench '$2' -benchtime $3" | tee -a "$report"
+  go test -run '^$' -bench "$2" -benchtime "$3" -benchmem -timeout 60m "$1" 2>&1 | tee -a "$report"
+  echo >> "$report"
+}
+# Runtime: requests/s and latency against a native net/http handler, same run.
+run ./targets/host 'BenchmarkWAGI$|BenchmarkReactor$|Handler$' 5000x
+# Density, swaps under load, warm restart: each iteration is the whole job.
+run ./targets/host 'Density|SwapsUnderLoad|WarmRestart' 1x
+run ./targets/host/control . 20x
+run ./builder CachedBuild 1s
+run ./registry . 30x
+run ./signer . 1s
+run ./spec . 1s
+run ./sync 'PlanNoop1000|Apply100' 1s
+run ./sync 'Agent' 1x
+echo "report written to $report"
