@@ -8,8 +8,10 @@ LDFLAGS   := -s -w
 GOFLAGS_BUILD := -trimpath -buildvcs=false
 TEST_TIMEOUT ?= 45m
 BENCH_REPORT ?= bench/report.txt
+# Packages with concurrent code, run again under the race detector.
+RACE_PKGS := ./sync/... ./registry/... ./builder/... ./targets/host/...
 
-.PHONY: all build run test test-race bench check testdata vet fmt-check tools clean
+.PHONY: all build run test bench check testdata clean
 
 all: build
 
@@ -27,6 +29,7 @@ test: ## every test, with the real services they need (built once, cached)
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) run ./cmd/ferry fmt -check -r .
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 
 bench: ## benchmarks, compared in one run against native baselines; writes $(BENCH_REPORT)
 	@BENCH_REPORT=$(BENCH_REPORT) ./scripts/bench.sh
