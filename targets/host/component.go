@@ -109,10 +109,20 @@ func (r *Runtime) newComponent(ctx context.Context, v *version, dc deploy.Compon
 	}
 	pages := uint32((lim.MemoryBytes + 65535) / 65536)
 	pages = min(max(pages, 1), 65536)
-	if c.eng, err = r.engineFor(ctx, pages); err != nil {
-		return nil, err
+	// Instrumented modules on the compiler; wazero's own termination checks
+	// for the rest (see interrupt.go).
+	for _, safe := range []bool{!compilerSupported(), true} {
+		if c.eng, err = r.engineFor(ctx, pages, safe); err != nil {
+			return nil, err
+		}
+		c.mod, err = r.compile(ctx, c.eng, dc.Digest, wasm)
+		if !errors.Is(err, errNotInstrumentable) {
+			break
+		}
+		r.log.LogAttrs(ctx, slog.LevelDebug, "module runs with wazero's termination checks",
+			slog.String("app", c.app), slog.String("component", c.name), slog.String("reason", err.Error()))
 	}
-	if c.mod, err = r.compile(ctx, c.eng, dc.Digest, wasm); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if err := requiredExports(c.mod.cm, exec); err != nil {
@@ -136,10 +146,17 @@ func (r *Runtime) newComponent(ctx context.Context, v *version, dc deploy.Compon
 		}
 		cfg = cfg.WithFSConfig(wazero.NewFSConfig().WithFSMount(ff, "/"))
 	}
+	// Instrumented modules are started by the host after arming their
+	// interrupt (startInstance); wazero starts the others.
+	start := "_start"
 	if exec == deploy.ExecutorReactor {
-		cfg = cfg.WithStdout(logWriter{c: c, stream: "stdout"}).WithStartFunctions("_initialize")
+		cfg = cfg.WithStdout(logWriter{c: c, stream: "stdout"})
+		start = "_initialize"
+	}
+	if c.eng.safe {
+		cfg = cfg.WithStartFunctions(start)
 	} else {
-		cfg = cfg.WithStartFunctions("_start")
+		cfg = cfg.WithStartFunctions()
 	}
 	c.cfg = cfg
 	c.m = r.metrics.component(c.app, c.name)

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -18,14 +19,23 @@ import (
 type engine struct {
 	rt    wazero.Runtime
 	pages uint32
+	// safe engines use wazero's CloseOnContextDone; the others run
+	// instrumented modules (see interrupt.go).
+	safe bool
 	// offered are the function definitions of the host modules, by
 	// module then name, to check imports at deploy.
 	offered map[string]map[string]api.FunctionDefinition
 }
 
+// engKey identifies an engine.
+type engKey struct {
+	pages uint32
+	safe  bool
+}
+
 // modKey identifies a compiled module.
 type modKey struct {
-	pages  uint32
+	engKey
 	digest string
 }
 
@@ -39,11 +49,13 @@ type moduleEntry struct {
 	refs  int
 }
 
-// engineFor returns the engine for a memory limit, creating it on first use.
-func (r *Runtime) engineFor(ctx context.Context, pages uint32) (*engine, error) {
+// engineFor returns the engine for a memory limit and termination mode,
+// creating it on first use.
+func (r *Runtime) engineFor(ctx context.Context, pages uint32, safe bool) (*engine, error) {
 	r.engMu.Lock()
 	defer r.engMu.Unlock()
-	if e := r.engines[pages]; e != nil {
+	k := engKey{pages: pages, safe: safe}
+	if e := r.engines[k]; e != nil {
 		return e, nil
 	}
 	// NewRuntimeConfig picks the compiler where wazero supports it and the
@@ -51,11 +63,11 @@ func (r *Runtime) engineFor(ctx context.Context, pages uint32) (*engine, error) 
 	// would panic.
 	cfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(r.cache).
-		WithCloseOnContextDone(true).
+		WithCloseOnContextDone(safe).
 		WithMemoryLimitPages(pages).
 		WithDebugInfoEnabled(false)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	e := &engine{rt: rt, pages: pages, offered: map[string]map[string]api.FunctionDefinition{}}
+	e := &engine{rt: rt, pages: pages, safe: safe, offered: map[string]map[string]api.FunctionDefinition{}}
 	wasi, err := instantiateWASI(ctx, rt)
 	if err != nil {
 		rt.Close(ctx)
@@ -73,14 +85,16 @@ func (r *Runtime) engineFor(ctx context.Context, pages uint32) (*engine, error) 
 		}
 		e.offered[m.Name()] = defs
 	}
-	r.engines[pages] = e
+	r.engines[k] = e
 	return e, nil
 }
 
 // compile returns the compiled module for digest under e, compiling it only
-// when no component holds it yet. The caller must release it.
+// when no component holds it yet. The caller must release it. Under an engine
+// that is not safe the module is instrumented first; errNotInstrumentable
+// means it must use a safe engine.
 func (r *Runtime) compile(ctx context.Context, e *engine, digest string, wasm []byte) (*moduleEntry, error) {
-	key := modKey{pages: e.pages, digest: digest}
+	key := modKey{engKey: engKey{pages: e.pages, safe: e.safe}, digest: digest}
 	r.modMu.Lock()
 	if m := r.modules[key]; m != nil {
 		m.refs++
@@ -97,9 +111,22 @@ func (r *Runtime) compile(ctx context.Context, e *engine, digest string, wasm []
 	r.modules[key] = m
 	r.modMu.Unlock()
 
-	r.metrics.compiles.Inc()
-	cm, err := e.rt.CompileModule(ctx, wasm)
-	if err != nil {
+	var err error
+	if !e.safe {
+		wasm, err = instrument(wasm)
+	}
+	var cm wazero.CompiledModule
+	if err == nil {
+		r.metrics.compiles.Inc()
+		cm, err = e.rt.CompileModule(ctx, wasm)
+		if err != nil && !e.safe {
+			// Let the safe engine compile the original and report.
+			err = fmt.Errorf("%w: %w", errNotInstrumentable, err)
+		}
+	}
+	if errors.Is(err, errNotInstrumentable) {
+		m.err = err
+	} else if err != nil {
 		m.err = fmt.Errorf("%w: %w", ErrMalformedModule, err)
 	} else if err := checkImports(e, cm); err != nil {
 		cm.Close(ctx)

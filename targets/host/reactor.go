@@ -20,6 +20,10 @@ type instance struct {
 	uses   int
 	mem    int64
 	stack  [1]uint64
+	// interrupt is the instrumented module's interrupt global (nil under
+	// a safe engine) and fire sets it.
+	interrupt api.MutableGlobal
+	fire      func()
 }
 
 // pool keeps idle reactor instances of a component, most recently used first.
@@ -56,12 +60,25 @@ func (p *pool) newInstance(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	inst := &instance{mod: mod}
+	if !c.eng.safe {
+		g, err := startInstance(ictx, mod, "_initialize")
+		if err == nil && ictx.Err() != nil {
+			err = ictx.Err()
+		}
+		if err != nil {
+			mod.Close(context.Background())
+			return nil, err
+		}
+		inst.interrupt = g
+		inst.fire = func() { g.Set(1) }
+	}
 	fn := mod.ExportedFunction(abi.ReactorHandler)
 	if fn == nil {
 		mod.Close(context.Background())
 		return nil, fmt.Errorf("%w: %s", ErrMissingExport, abi.ReactorHandler)
 	}
-	inst := &instance{mod: mod, handle: fn}
+	inst.handle = fn
 	if m := mod.Memory(); m != nil {
 		inst.mem = int64(m.Size())
 	}
@@ -130,9 +147,22 @@ func (c *component) runReactor(ctx context.Context, cs *callState, r *http.Reque
 	}
 	inst.uses++
 	inst.stack[0] = 0
-	err = inst.handle.CallWithStack(ctx, inst.stack[:])
+	interrupted := false
+	if inst.fire != nil {
+		stop := context.AfterFunc(ctx, inst.fire)
+		err = inst.handle.CallWithStack(ctx, inst.stack[:])
+		interrupted = !stop()
+	} else {
+		err = inst.handle.CallWithStack(ctx, inst.stack[:])
+	}
 	if err == nil && inst.stack[0] != 0 {
 		err = fmt.Errorf("ferry_handle returned %d", int32(uint32(inst.stack[0])))
+	}
+	if err == nil && interrupted {
+		// The interrupt fired as the call returned: the instance may trap
+		// at its next check, so it is not reused.
+		c.pool.discard(inst)
+		return nil
 	}
 	if err != nil || inst.mod.IsClosed() {
 		c.pool.discard(inst)

@@ -162,7 +162,7 @@ type Runtime struct {
 	client  *http.Client
 
 	engMu   sync.Mutex
-	engines map[uint32]*engine
+	engines map[engKey]*engine
 
 	modMu   sync.Mutex
 	modules map[modKey]*moduleEntry
@@ -193,7 +193,7 @@ func New(opts Options) (*Runtime, error) {
 	r := &Runtime{
 		opts:    opts,
 		log:     opts.Logger,
-		engines: map[uint32]*engine{},
+		engines: map[engKey]*engine{},
 		modules: map[modKey]*moduleEntry{},
 		apps:    map[string]*appSlot{},
 		byHost:  map[string]map[string]struct{}{},

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 // runWAGI runs a fresh instance of a WAGI module for the request: the CGI
@@ -29,12 +31,36 @@ func (c *component) runWAGI(ctx context.Context, cs *callState, r *http.Request,
 	c.alive.Add(1)
 	c.m.instances.Inc()
 	mod, err := c.eng.rt.InstantiateModule(ctx, c.mod.cm, cfg)
+	if err == nil && !c.eng.safe {
+		_, err = startInstance(ctx, mod, "_start")
+	}
 	c.alive.Add(-1)
 	c.m.instances.Dec()
 	if mod != nil {
 		mod.Close(context.Background())
 	}
 	return err
+}
+
+// startInstance runs the start function of an instrumented instance with its
+// interrupt armed until ctx ends, as wazero runs start functions: an exit
+// with code 0 is success. It returns the interrupt global.
+func startInstance(ctx context.Context, mod api.Module, name string) (api.MutableGlobal, error) {
+	g, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
+	if !ok {
+		return nil, fmt.Errorf("instrumented module has no %s global", interruptExport)
+	}
+	fn := mod.ExportedFunction(name)
+	if fn == nil {
+		return g, nil
+	}
+	stop := context.AfterFunc(ctx, func() { g.Set(1) })
+	_, err := fn.Call(ctx)
+	stop()
+	if isExit(err, 0) {
+		err = nil
+	}
+	return g, err
 }
 
 // wagiEnv fills cs.env with the WAGI/CGI variables (see ABI.md), then the

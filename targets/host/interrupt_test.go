@@ -1,0 +1,189 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/ferry-wasm/ferry/deploy"
+)
+
+// instrumentedModule instruments wasm, compiles it on a plain wazero runtime
+// with WASI and instantiates it without running anything.
+func instrumentedModule(t *testing.T, wasm []byte) (api.Module, api.MutableGlobal) {
+	t.Helper()
+	out, err := instrument(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+	t.Cleanup(func() { rt.Close(ctx) })
+	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+	cm, err := rt.CompileModule(ctx, out)
+	if err != nil {
+		t.Fatalf("instrumented module does not compile: %v", err)
+	}
+	if _, ok := cm.ExportedFunctions()[interruptExport]; ok {
+		t.Fatalf("%s exported as a function", interruptExport)
+	}
+	mod, err := rt.InstantiateModule(ctx, cm, wazero.NewModuleConfig().WithStartFunctions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
+	if !ok {
+		t.Fatalf("no mutable global %s", interruptExport)
+	}
+	if g.Get() != 0 {
+		t.Fatalf("interrupt global starts at %d", g.Get())
+	}
+	return mod, g
+}
+
+func TestInstrumentFixtures(t *testing.T) {
+	for _, name := range []string{"hello", "echo", "big", "loop", "membomb", "recurse", "trap", "raw", "stderr", "noexport"} {
+		t.Run(name, func(t *testing.T) {
+			mod, _ := instrumentedModule(t, fixture(t, name))
+			if fn := mod.ExportedFunction("_start"); fn == nil && name != "noexport" {
+				t.Error("_start lost")
+			}
+		})
+	}
+}
+
+func TestInstrumentEmptyModule(t *testing.T) {
+	// No sections at all: a global and an export section are added.
+	instrumentedModule(t, []byte("\x00asm\x01\x00\x00\x00"))
+}
+
+func TestInstrumentDecoder(t *testing.T) {
+	// instr.wasm imports a global, so the env module must offer one.
+	wasm := fixture(t, "instr")
+	out, err := instrument(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+	defer rt.Close(ctx)
+	env, err := rt.CompileModule(ctx, envGlobalModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.InstantiateModule(ctx, env, wazero.NewModuleConfig().WithName("env")); err != nil {
+		t.Fatal(err)
+	}
+	mod, err := rt.InstantiateWithConfig(ctx, out, wazero.NewModuleConfig())
+	if err != nil {
+		t.Fatalf("instrumented instr.wasm: %v", err)
+	}
+	res, err := mod.ExportedFunction("count").Call(ctx, 1000)
+	if err != nil || res[0] != 1000 {
+		t.Fatalf("count(1000) = %v, %v", res, err)
+	}
+	g := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
+	g.Set(1)
+	if _, err := mod.ExportedFunction("count").Call(ctx, 1000); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("count with the interrupt set: %v, want a trap", err)
+	}
+}
+
+// envGlobalModule is (module (global (export "g") i32 (i32.const 1))).
+var envGlobalModule = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x06, 0x06, 0x01, 0x7f, 0x00, 0x41, 0x01, 0x0b, // global section
+	0x07, 0x05, 0x01, 0x01, 'g', 0x03, 0x00, // export section
+}
+
+func TestInstrumentInterruptsLoop(t *testing.T) {
+	mod, g := instrumentedModule(t, fixture(t, "loop"))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { g.Set(1) })
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		_, err := mod.ExportedFunction("_start").Call(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("loop ended with %v, want a trap", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the interrupt did not stop the loop")
+	}
+}
+
+func TestInstrumentRefused(t *testing.T) {
+	clash := append([]byte("\x00asm\x01\x00\x00\x00"),
+		0x06, 0x06, 0x01, 0x7f, 0x01, 0x41, 0x00, 0x0b, // global section
+		0x07, byte(1+1+len(interruptExport)+2), 0x01, byte(len(interruptExport)))
+	clash = append(clash, interruptExport...)
+	clash = append(clash, 0x03, 0x00)
+	tests := []struct {
+		name string
+		wasm []byte
+	}{
+		{"start section", fixture(t, "start")},
+		{"export clash", clash},
+		{"not wasm", []byte("hello")},
+		{"truncated", fixture(t, "hello")[:40]},
+		{"component", []byte("\x00asm\x0d\x00\x01\x00")},
+		{"gc instruction", gcModule},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := instrument(tt.wasm); !errors.Is(err, errNotInstrumentable) {
+				t.Errorf("instrument: %v, want errNotInstrumentable", err)
+			}
+		})
+	}
+}
+
+// gcModule has one function whose body uses a 0xFB (GC proposal)
+// instruction, which the decoder does not know.
+var gcModule = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+	0x03, 0x02, 0x01, 0x00, // function 0: type 0
+	0x0a, 0x06, 0x01, 0x04, 0x00, 0xfb, 0x00, 0x0b, // code: no locals, 0xFB 0x00, end
+}
+
+// TestInstrumentedRuntime: deployed modules run instrumented where the
+// compiler is supported, and a module that cannot be instrumented still runs
+// (on wazero's own checks).
+func TestInstrumentedRuntime(t *testing.T) {
+	e := newEnv(t, Options{})
+	h := fixture(t, "hello")
+	e.deploy(t, app("hello", "", h, "/hello"), h)
+	s := fixture(t, "start")
+	e.deploy(t, app("start", "", s, "/start"), s)
+	g := goGuest(t, "targets/host/testdata/goguest")
+	e.deploy(t, app("go", deploy.ExecutorReactor, g, "/go/..."), g)
+	if code, body := e.get(t, "/hello"); code != 200 || body != "hello\n" {
+		t.Errorf("hello: %d %q", code, body)
+	}
+	tb := e.rt.table.Load()
+	var m match
+	if !tb.any.lookup("/hello", &m) {
+		t.Fatal("no route")
+	}
+	if got, want := m.t.comp.eng.safe, !compilerSupported(); got != want {
+		t.Errorf("hello runs on a safe engine: %v, want %v", got, want)
+	}
+	if !tb.any.lookup("/start", &m) || !m.t.comp.eng.safe {
+		t.Error("start.wasm does not run on a safe engine")
+	}
+	if !tb.any.lookup("/go/x", &m) || m.t.comp.eng.safe != !compilerSupported() {
+		t.Error("the Go guest is not instrumented")
+	}
+}
