@@ -60,6 +60,30 @@ func TestReactorRequestExchange(t *testing.T) {
 	}
 }
 
+// TestReactorResponses: bodies below and above the SDK's buffer, flushes,
+// headers set too late, informational and superfluous status codes.
+func TestReactorResponses(t *testing.T) {
+	e := newEnv(t, Options{})
+	g := goGuest(t, "targets/host/testdata/goguest")
+	e.deploy(t, app("guest", deploy.ExecutorReactor, g, "/..."), g)
+	for _, n := range []int{0, 1, 999, 64 << 10, 64<<10 + 1, 1 << 20} {
+		code, body, h := e.do(t, http.MethodGet, "", fmt.Sprintf("/stream?n=%d", n), nil)
+		if code != 200 || len(body) != n || strings.Trim(body, "s") != "" {
+			t.Errorf("n=%d: status %d, %d bytes", n, code, len(body))
+		}
+		if h.Get("X-Before") != "yes" || h.Get("X-After") != "" {
+			t.Errorf("n=%d: headers %v", n, h)
+		}
+		if n > 0 && h.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Errorf("n=%d: sniffed Content-Type %q", n, h.Get("Content-Type"))
+		}
+	}
+	code, body, h := e.do(t, http.MethodGet, "", "/status", nil)
+	if code != http.StatusTeapot || body != "teapot" || h.Get("X-Late") != "" || h.Get("Content-Type") != "text/plain" {
+		t.Errorf("/status: %d %q %v", code, body, h)
+	}
+}
+
 // TestKVCounterAcrossRestart runs examples/kv-counter: the count survives
 // requests, a redeploy and a restart of the Runtime on the same StateDir.
 func TestKVCounterAcrossRestart(t *testing.T) {

@@ -102,6 +102,31 @@ func init() {
 			}
 		}
 	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		// n bytes in 1000-byte writes, a flush halfway, a header set after
+		// the head was sent (which must not show), and no Content-Type (so
+		// it is sniffed from the first write).
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("X-Before", "yes")
+		chunk := []byte(strings.Repeat("s", 1000))
+		for i := 0; i < n; i += len(chunk) {
+			if i >= n/2 && i < n/2+len(chunk) {
+				w.(http.Flusher).Flush()
+				w.Header().Set("X-After", "yes")
+			}
+			if _, err := w.Write(chunk[:min(len(chunk), n-i)]); err != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusEarlyHints) // informational: not passed on
+		w.WriteHeader(http.StatusTeapot)
+		w.Header().Set("X-Late", "yes")
+		w.WriteHeader(http.StatusInternalServerError) // superfluous: ignored
+		io.WriteString(w, "teapot")
+	})
 	mux.HandleFunc("/file/{name}", func(w http.ResponseWriter, r *http.Request) {
 		b, err := os.ReadFile("/" + r.PathValue("name"))
 		if err != nil {
