@@ -181,11 +181,28 @@ type appSlot struct {
 	cur, prev *version
 }
 
-// table is an immutable routing snapshot.
+// table is an immutable routing snapshot. Host routers are sharded by a
+// hash of the host name, so that a deploy copies one shard, not a map of
+// every host (with 10,000 apps the copies were most of the garbage).
 type table struct {
-	hosts map[string]*router
+	hosts [hostShards]map[string]*router
 	any   *router
 }
+
+const hostShards = 64
+
+// shardOf returns the shard of a host key (FNV-1a).
+func shardOf(h string) int {
+	x := uint32(2166136261)
+	for i := 0; i < len(h); i++ {
+		x ^= uint32(h[i])
+		x *= 16777619
+	}
+	return int(x % hostShards)
+}
+
+// router returns the router of host key h, or nil.
+func (t *table) router(h string) *router { return t.hosts[shardOf(h)][h] }
 
 // New creates a Runtime. It fails only when the state or cache directory
 // cannot be created.
@@ -238,7 +255,7 @@ func New(opts Options) (*Runtime, error) {
 			return nil, fmt.Errorf("host: registering metrics: %w", err)
 		}
 	}
-	r.table.Store(&table{hosts: map[string]*router{}, any: &router{}})
+	r.table.Store(&table{any: &router{}})
 	return r, nil
 }
 
@@ -401,7 +418,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 		}
 	}
 	r.apps = map[string]*appSlot{}
-	r.table.Store(&table{hosts: map[string]*router{}, any: &router{}})
+	r.table.Store(&table{any: &router{}})
 	r.mu.Unlock()
 	for _, v := range vs {
 		r.retire(v)
@@ -439,7 +456,7 @@ func (r *Runtime) swapLocked(name string, old, nv *version) error {
 	}
 	cur := r.table.Load()
 	next := &table{hosts: cur.hosts, any: cur.any}
-	cloned := false
+	var cloned [hostShards]bool
 	// Build new routers before touching anything, so a conflict leaves all
 	// as it was.
 	built := map[string]*router{}
@@ -475,15 +492,19 @@ func (r *Runtime) swapLocked(name string, old, nv *version) error {
 			next.any = rt
 			continue
 		}
-		if !cloned {
-			next.hosts = maps.Clone(cur.hosts)
-			cloned = true
+		sh := shardOf(h)
+		if !cloned[sh] {
+			next.hosts[sh] = maps.Clone(cur.hosts[sh])
+			if next.hosts[sh] == nil {
+				next.hosts[sh] = map[string]*router{}
+			}
+			cloned[sh] = true
 		}
 		if len(set) == 0 {
-			delete(next.hosts, h)
+			delete(next.hosts[sh], h)
 			delete(r.byHost, h)
 		} else {
-			next.hosts[h] = rt
+			next.hosts[sh][h] = rt
 		}
 	}
 	r.table.Store(next)
@@ -518,7 +539,7 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		var buf [4]string
 		m.params = buf[:0]
 		ok := false
-		if rt := t.hosts[host]; rt != nil {
+		if rt := t.router(host); rt != nil {
 			ok = rt.lookup(path, &m)
 		}
 		if !ok {
