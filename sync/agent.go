@@ -450,6 +450,11 @@ func (a *Agent) fetchAndRelease(rr *roundRun) {
 		a.skip(rr, "commit "+shortSHA(commit)+" already released", StepLoad, StepBuild)
 		return
 	}
+	// A release may take long (builds); record which commit this round
+	// works on, so that a crash leaves an interrupted round that says so.
+	if err := a.hist.progress(rr.r); err != nil {
+		a.log.Warn("cannot record round progress", "round", rr.r.ID, "err", err)
+	}
 	t0 = a.clock.Now()
 	dir, err := a.git.checkout(commit)
 	if err != nil {

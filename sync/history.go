@@ -310,6 +310,20 @@ func (h *history) begin(trigger string, start time.Time) (*Round, error) {
 	return r, nil
 }
 
+// progress records a running round as it is so far (its fetched commit and
+// steps), so that a round cut short by a crash says what it was doing.
+func (h *history) progress(r *Round) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	err = h.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRounds).Put(u64(r.ID), b) })
+	if err != nil {
+		return fmt.Errorf("sync: history: record round progress: %w", err)
+	}
+	return nil
+}
+
 // finish records a finished round, its app records, the artifacts it
 // deployed (so that a later rollback knows what to deploy) and, when it
 // succeeded, the last successful commit; then it prunes rounds beyond the
