@@ -118,6 +118,10 @@ type Options struct {
 	// Concurrency caps parallel blob transfers of one operation. Zero
 	// means 4.
 	Concurrency int
+	// MaxFilesBytes caps the size of one component's files layer that
+	// PullApp accepts; a larger layer is refused (ErrFilesTooLarge) before
+	// it is downloaded. Zero means DefaultMaxFilesBytes (64 MiB).
+	MaxFilesBytes int64
 	// Logger receives debug messages (blobs uploaded, skipped, fetched).
 	// Nil means none. Credentials are never logged.
 	Logger *slog.Logger
@@ -145,6 +149,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if c.opts.Concurrency <= 0 {
 		c.opts.Concurrency = 4
+	}
+	if c.opts.MaxFilesBytes <= 0 {
+		c.opts.MaxFilesBytes = DefaultMaxFilesBytes
 	}
 	if c.opts.UserAgent == "" {
 		c.opts.UserAgent = "ferry"

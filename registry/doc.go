@@ -5,7 +5,10 @@
 // "application/vnd.wasm.config.v0+json", one "application/wasm" layer), and
 // the app is an OCI image manifest (artifactType
 // "application/vnd.ferry.app.v1+json") whose config blob is the resolved,
-// secret-free [deploy.App] and whose layers are the same Wasm blobs. [Pack]
+// secret-free [deploy.App] and whose layers are the same Wasm blobs, plus
+// one files layer (a canonical tar, [PackFiles]) per component that
+// declares files; [ReadFiles] unpacks one into a read-only in-memory
+// [FileTree], refusing links, absolute paths and "..". [Pack]
 // builds these documents deterministically without any network; a [Client]
 // pushes, pulls (by digest, into a local OCI-layout cache, verifying every
 // blob), resolves, copies and inspects them with oras-go.

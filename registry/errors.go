@@ -50,6 +50,11 @@ var (
 	// ErrCache: the local OCI-layout cache could not be opened, read or
 	// written.
 	ErrCache = errors.New("local cache")
+	// ErrFilesTooLarge: a component's files layer is larger than the limit
+	// (PackOptions.MaxFilesBytes when packing, Options.MaxFilesBytes when
+	// pulling; DefaultMaxFilesBytes by default). It comes wrapped together
+	// with ErrInvalidApp or ErrInvalidArtifact. Retrying cannot help.
+	ErrFilesTooLarge = errors.New("files too large")
 )
 
 // BlobError reports a failure concerning one blob or manifest, naming it.
@@ -82,7 +87,7 @@ func classify(err error) error {
 		return nil
 	}
 	for _, s := range []error{ErrInvalidReference, ErrNotFound, ErrUnauthorized, ErrUnavailable,
-		ErrDigestMismatch, ErrInvalidArtifact, ErrInvalidApp, ErrSecretValue, ErrCache} {
+		ErrDigestMismatch, ErrInvalidArtifact, ErrInvalidApp, ErrSecretValue, ErrCache, ErrFilesTooLarge} {
 		if errors.Is(err, s) {
 			return err
 		}

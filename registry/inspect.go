@@ -214,6 +214,15 @@ func (in *Inspection) WriteText(w io.Writer) error {
 		}
 		for _, c := range in.App.Components {
 			p("Component:\t%s  routes %s\n", c.Name, strings.Join(c.Routes, " "))
+			if len(c.Files) > 0 {
+				layer := "no files layer"
+				for _, l := range in.Layers {
+					if l.MediaType == MediaTypeFilesLayer && l.Annotations[AnnotationComponent] == c.Name {
+						layer = fmt.Sprintf("layer %s, %d bytes", l.Digest, l.Size)
+					}
+				}
+				p("Files:\t%s  %s (%s)\n", c.Name, strings.Join(c.Files, " "), layer)
+			}
 		}
 		for _, name := range slices.Sorted(maps.Keys(in.App.Variables)) {
 			v := in.App.Variables[name]

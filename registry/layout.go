@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"maps"
 	"slices"
 	"strings"
@@ -78,6 +79,16 @@ type PackOptions struct {
 	// change between builds of the same input, or digests will. The key
 	// "org.opencontainers.image.title" is set to the app name unless given.
 	Annotations map[string]string
+	// Files gives, for each component that declares Files, the file tree
+	// its declared paths are read from (os.DirFS of the spec directory,
+	// for instance); only the declared paths are packed, into one files
+	// layer per component (see PackFiles and LAYOUT.md). A component that
+	// declares files needs a tree here; a tree for a component that
+	// declares none is refused. Nil means no component has files.
+	Files map[string]fs.FS
+	// MaxFilesBytes caps each component's files layer. Zero means
+	// DefaultMaxFilesBytes (64 MiB).
+	MaxFilesBytes int64
 }
 
 // Packed holds the documents and blobs of one app in the layout of
@@ -108,6 +119,10 @@ type PackedComponent struct {
 	// Manifest describes the component manifest; ManifestJSON is its content.
 	Manifest     ocispec.Descriptor
 	ManifestJSON []byte
+	// Files is the component's files layer (an app manifest layer only;
+	// the CNCF Wasm artifact has no room for it); nil when the component
+	// declares no files.
+	Files *Blob
 }
 
 // Blob is a descriptor with its content.
@@ -132,6 +147,9 @@ func (p *Packed) Blobs() []Blob {
 	for _, c := range p.Components {
 		add(c.Layer, c.Wasm)
 		add(c.Config, c.ConfigJSON)
+		if c.Files != nil {
+			add(c.Files.Desc, c.Files.Data)
+		}
 	}
 	add(p.Config, p.ConfigJSON)
 	return out
@@ -152,13 +170,23 @@ func (p *Packed) Manifests() []Blob {
 }
 
 // Pack lays out app and its modules (Wasm bytes by component name) as OCI
-// artifacts without touching any network. The same inputs always give the
-// same bytes and digests. Each component's Digest is set from its module;
-// a Digest already set must match. Errors wrap ErrInvalidApp or
-// ErrSecretValue.
+// artifacts without touching any network, with the declared files of each
+// component read from opts.Files. The same inputs always give the same
+// bytes and digests. Each component's Digest is set from its module;
+// a Digest already set must match. Errors wrap ErrInvalidApp (and
+// ErrFilesTooLarge) or ErrSecretValue.
 func Pack(app deploy.App, modules map[string][]byte, opts PackOptions) (*Packed, error) {
 	if err := validateApp(app, modules); err != nil {
 		return nil, err
+	}
+	for _, name := range slices.Sorted(maps.Keys(opts.Files)) {
+		i := slices.IndexFunc(app.Components, func(c deploy.Component) bool { return c.Name == name })
+		switch {
+		case i < 0:
+			return nil, fmt.Errorf("registry: %w: app %q: files given for unknown component %q", ErrInvalidApp, app.Name, name)
+		case len(app.Components[i].Files) == 0 && opts.Files[name] != nil:
+			return nil, fmt.Errorf("registry: %w: app %q: files given for component %q, which declares none", ErrInvalidApp, app.Name, name)
+		}
 	}
 	created := opts.Created
 	if created.IsZero() {
@@ -198,10 +226,15 @@ func Pack(app deploy.App, modules map[string][]byte, opts PackOptions) (*Packed,
 			return nil, fmt.Errorf("registry: encoding manifest of %q: %w", c.Name, err)
 		}
 		manDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(manJSON), Size: int64(len(manJSON))}
+		files, err := packComponentFiles(app.Name, c, opts)
+		if err != nil {
+			return nil, err
+		}
 		p.Components = append(p.Components, PackedComponent{
 			Name: c.Name, Layer: layer, Wasm: wasm,
 			Config: cfgDesc, ConfigJSON: cfgJSON,
 			Manifest: manDesc, ManifestJSON: manJSON,
+			Files: files,
 		})
 		appLayer := layer
 		appLayer.Annotations = map[string]string{
@@ -209,6 +242,14 @@ func Pack(app deploy.App, modules map[string][]byte, opts PackOptions) (*Packed,
 			AnnotationComponentManifest: manDesc.Digest.String(),
 		}
 		layers = append(layers, appLayer)
+	}
+
+	// Files layers follow the Wasm layers, in component order, so layer i
+	// is still component i's module.
+	for _, pc := range p.Components {
+		if pc.Files != nil {
+			layers = append(layers, pc.Files.Desc)
+		}
 	}
 
 	cfgJSON, err := json.Marshal(p.App)
@@ -236,6 +277,30 @@ func Pack(app deploy.App, modules map[string][]byte, opts PackOptions) (*Packed,
 	p.Manifest = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: ArtifactTypeApp,
 		Digest: digest.FromBytes(manJSON), Size: int64(len(manJSON))}
 	return p, nil
+}
+
+// packComponentFiles packs the declared files of c into its files layer;
+// nil when c declares none.
+func packComponentFiles(appName string, c *deploy.Component, opts PackOptions) (*Blob, error) {
+	if len(c.Files) == 0 {
+		return nil, nil
+	}
+	fsys := opts.Files[c.Name]
+	if fsys == nil {
+		return nil, fmt.Errorf("registry: %w: app %q: component %q declares files %q but no file tree was given for it (PackOptions.Files)",
+			ErrInvalidApp, appName, c.Name, c.Files)
+	}
+	archive, err := PackFiles(fsys, c.Files, opts.MaxFilesBytes)
+	if err != nil {
+		return nil, fmt.Errorf("registry: app %q: component %q: %w", appName, c.Name, err)
+	}
+	return &Blob{Data: archive, Desc: ocispec.Descriptor{
+		MediaType: MediaTypeFilesLayer, Digest: digest.FromBytes(archive), Size: int64(len(archive)),
+		Annotations: map[string]string{
+			ocispec.AnnotationTitle: filesTitle(c.Name),
+			AnnotationComponent:     c.Name,
+		},
+	}}, nil
 }
 
 func validateApp(app deploy.App, modules map[string][]byte) error {

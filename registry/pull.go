@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/ferry-wasm/ferry/deploy"
@@ -35,6 +37,10 @@ type PulledApp struct {
 	// Modules are the Wasm modules by layer digest ("sha256:<hex>", the
 	// same string as deploy.Component.Digest).
 	Modules map[string][]byte `json:"-"`
+	// Files are the files layers by component name (only components that
+	// have one): each a tar archive checked against its digest and, with
+	// ReadFiles, for unsafe entries. FileTree unpacks one.
+	Files map[string]Blob `json:"-"`
 	// FromCache is true when nothing was fetched from the registry.
 	FromCache bool `json:"from_cache"`
 }
@@ -50,6 +56,20 @@ func (p *PulledApp) Module(component string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("registry: %w: app %q has no component %q", ErrNotFound, p.App.Name, component)
+}
+
+// FileTree returns the declared files of the named component as a
+// read-only in-memory tree; nil (and no error) when it has no files layer.
+func (p *PulledApp) FileTree(component string) (*FileTree, error) {
+	b, ok := p.Files[component]
+	if !ok {
+		return nil, nil
+	}
+	t, err := ReadFiles(b.Data)
+	if err != nil {
+		return nil, &BlobError{Role: fmt.Sprintf("files of %q", component), Digest: b.Desc.Digest, Err: err}
+	}
+	return t, nil
 }
 
 // PullApp reads the app that ref names ("HOST/REPO@DIGEST", or a tag, which
@@ -124,30 +144,77 @@ func (c *Client) pullFromCache(ctx context.Context, cache *oci.Store, d digest.D
 	if err != nil {
 		return nil, err
 	}
-	man, app, err := parseApp(d, manJSON, nil)
+	man, _, _, err := parseApp(d, manJSON, nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkFilesSizes(d, man); err != nil {
 		return nil, err
 	}
 	cfgJSON, err := read(man.Config, "app config")
 	if err != nil {
 		return nil, err
 	}
-	_, app, err = parseApp(d, manJSON, cfgJSON)
+	_, app, files, err := parseApp(d, manJSON, cfgJSON)
 	if err != nil {
 		return nil, err
 	}
-	modules := map[string][]byte{}
+	blobs := map[digest.Digest][]byte{}
 	for _, l := range man.Layers {
-		if _, ok := modules[l.Digest.String()]; ok {
+		if _, ok := blobs[l.Digest]; ok {
 			continue
 		}
 		b, err := read(l, layerRole(l))
 		if err != nil {
 			return nil, err
 		}
-		modules[l.Digest.String()] = b
+		blobs[l.Digest] = b
 	}
-	return &PulledApp{Digest: d, App: app, Manifest: man, Modules: modules, FromCache: true}, nil
+	pulled, err := assemble(d, app, man, files, blobs)
+	if err != nil {
+		return nil, err
+	}
+	pulled.FromCache = true
+	return pulled, nil
+}
+
+// assemble builds the PulledApp from verified blobs, checking each files
+// layer's entries.
+func assemble(d digest.Digest, app deploy.App, man ocispec.Manifest, files map[string]ocispec.Descriptor, blobs map[digest.Digest][]byte) (*PulledApp, error) {
+	p := &PulledApp{Digest: d, App: app, Manifest: man, Modules: map[string][]byte{}}
+	for _, l := range man.Layers {
+		if l.MediaType == MediaTypeWasmLayer {
+			p.Modules[l.Digest.String()] = blobs[l.Digest]
+		}
+	}
+	checked := map[digest.Digest]bool{}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		desc := files[name]
+		b := blobs[desc.Digest]
+		if !checked[desc.Digest] {
+			if _, err := ReadFiles(b); err != nil {
+				return nil, &BlobError{Role: fmt.Sprintf("files of %q", name), Digest: desc.Digest, Err: err}
+			}
+			checked[desc.Digest] = true
+		}
+		if p.Files == nil {
+			p.Files = map[string]Blob{}
+		}
+		p.Files[name] = Blob{Desc: desc, Data: b}
+	}
+	return p, nil
+}
+
+// checkFilesSizes refuses files layers larger than the client's limit
+// before anything is read.
+func (c *Client) checkFilesSizes(d digest.Digest, man ocispec.Manifest) error {
+	for _, l := range man.Layers {
+		if l.MediaType == MediaTypeFilesLayer && l.Size > c.opts.MaxFilesBytes {
+			return &BlobError{Role: layerRole(l), Digest: l.Digest, Err: fmt.Errorf("%w: %w: files layer of %q is %d bytes, more than the limit of %d (Options.MaxFilesBytes)",
+				ErrInvalidArtifact, ErrFilesTooLarge, l.Annotations[AnnotationComponent], l.Size, c.opts.MaxFilesBytes)}
+		}
+	}
+	return nil
 }
 
 // pullFromRemote fetches the app from the registry, verifies it and stores
@@ -164,8 +231,11 @@ func (c *Client) pullFromRemote(ctx context.Context, rp *remote.Repository, cach
 		return nil, &BlobError{Role: "app manifest", Digest: d, Err: err}
 	}
 	manDesc.Digest, manDesc.Size = d, int64(len(manJSON))
-	man, _, err := parseApp(d, manJSON, nil)
+	man, _, _, err := parseApp(d, manJSON, nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkFilesSizes(d, man); err != nil {
 		return nil, err
 	}
 
@@ -202,18 +272,20 @@ func (c *Client) pullFromRemote(ctx context.Context, rp *remote.Repository, cach
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	_, app, err := parseApp(d, manJSON, blobs[man.Config.Digest])
+	_, app, files, err := parseApp(d, manJSON, blobs[man.Config.Digest])
+	if err != nil {
+		return nil, err
+	}
+	// Check the files archives before the manifest enters the cache: a
+	// manifest in the cache means a complete and sound app.
+	pulled, err := assemble(d, app, man, files, blobs)
 	if err != nil {
 		return nil, err
 	}
 	if err := pushCache(ctx, cache, manDesc, manJSON); err != nil {
 		return nil, &BlobError{Role: "app manifest", Digest: d, Err: err}
 	}
-	modules := map[string][]byte{}
-	for _, l := range man.Layers {
-		modules[l.Digest.String()] = blobs[l.Digest]
-	}
-	return &PulledApp{Digest: d, App: app, Manifest: man, Modules: modules}, nil
+	return pulled, nil
 }
 
 func layerRole(l ocispec.Descriptor) string {
@@ -276,50 +348,75 @@ func pushCache(ctx context.Context, cache *oci.Store, desc ocispec.Descriptor, b
 }
 
 // parseApp decodes and checks an app manifest and, when cfgJSON is not
-// nil, its config.
-func parseApp(d digest.Digest, manJSON, cfgJSON []byte) (ocispec.Manifest, deploy.App, error) {
-	var man ocispec.Manifest
+// nil, its config; files maps each component with a files layer to it.
+func parseApp(d digest.Digest, manJSON, cfgJSON []byte) (man ocispec.Manifest, app deploy.App, files map[string]ocispec.Descriptor, err error) {
 	bad := func(format string, args ...any) error {
 		return &BlobError{Role: "app manifest", Digest: d, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidArtifact}, args...)...)}
 	}
 	if err := json.Unmarshal(manJSON, &man); err != nil {
-		return man, deploy.App{}, bad("not an OCI manifest: %v", err)
+		return man, app, nil, bad("not an OCI manifest: %v", err)
 	}
 	if man.MediaType != ocispec.MediaTypeImageManifest {
-		return man, deploy.App{}, bad("media type %q is not an OCI image manifest", man.MediaType)
+		return man, app, nil, bad("media type %q is not an OCI image manifest", man.MediaType)
 	}
 	if man.ArtifactType != ArtifactTypeApp || man.Config.MediaType != MediaTypeAppConfig {
-		return man, deploy.App{}, bad("not a ferry app (artifactType %q, config %q)", man.ArtifactType, man.Config.MediaType)
+		return man, app, nil, bad("not a ferry app (artifactType %q, config %q)", man.ArtifactType, man.Config.MediaType)
 	}
 	if man.Config.Size > maxManifestBytes || man.Config.Size < 0 {
-		return man, deploy.App{}, bad("config size %d out of range", man.Config.Size)
+		return man, app, nil, bad("config size %d out of range", man.Config.Size)
 	}
+	files = map[string]ocispec.Descriptor{}
 	for _, l := range man.Layers {
-		if l.MediaType != MediaTypeWasmLayer {
-			return man, deploy.App{}, bad("layer %s has media type %q, want %q", l.Digest, l.MediaType, MediaTypeWasmLayer)
-		}
 		if err := l.Digest.Validate(); err != nil {
-			return man, deploy.App{}, bad("layer digest: %v", err)
+			return man, app, nil, bad("layer digest: %v", err)
+		}
+		if l.Size < 0 {
+			return man, app, nil, bad("layer %s has a negative size", l.Digest)
+		}
+		switch l.MediaType {
+		case MediaTypeWasmLayer:
+		case MediaTypeFilesLayer:
+			comp := l.Annotations[AnnotationComponent]
+			if comp == "" {
+				return man, app, nil, bad("files layer %s has no %s annotation", l.Digest, AnnotationComponent)
+			}
+			if _, dup := files[comp]; dup {
+				return man, app, nil, bad("component %q has two files layers", comp)
+			}
+			files[comp] = l
+		default:
+			return man, app, nil, bad("layer %s has media type %q, want %q or %q", l.Digest, l.MediaType, MediaTypeWasmLayer, MediaTypeFilesLayer)
 		}
 	}
 	if err := man.Config.Digest.Validate(); err != nil {
-		return man, deploy.App{}, bad("config digest: %v", err)
+		return man, app, nil, bad("config digest: %v", err)
 	}
 	if cfgJSON == nil {
-		return man, deploy.App{}, nil
+		return man, app, files, nil
 	}
-	var app deploy.App
 	if err := json.Unmarshal(cfgJSON, &app); err != nil {
-		return man, app, &BlobError{Role: "app config", Digest: man.Config.Digest, Err: fmt.Errorf("%w: %v", ErrInvalidArtifact, err)}
+		return man, app, nil, &BlobError{Role: "app config", Digest: man.Config.Digest, Err: fmt.Errorf("%w: %v", ErrInvalidArtifact, err)}
 	}
-	layers := map[string]bool{}
+	wasm := map[string]bool{}
 	for _, l := range man.Layers {
-		layers[l.Digest.String()] = true
-	}
-	for _, comp := range app.Components {
-		if !layers[comp.Digest] {
-			return man, app, bad("component %q names layer %q, which the manifest does not list", comp.Name, comp.Digest)
+		if l.MediaType == MediaTypeWasmLayer {
+			wasm[l.Digest.String()] = true
 		}
 	}
-	return man, app, nil
+	declares := map[string]bool{}
+	for _, comp := range app.Components {
+		if !wasm[comp.Digest] {
+			return man, app, nil, bad("component %q names layer %q, which the manifest does not list as a Wasm layer", comp.Name, comp.Digest)
+		}
+		declares[comp.Name] = len(comp.Files) > 0
+	}
+	for _, comp := range slices.Sorted(maps.Keys(files)) {
+		switch has, ok := declares[comp]; {
+		case !ok:
+			return man, app, nil, bad("files layer %s names component %q, which the app does not have", files[comp].Digest, comp)
+		case !has:
+			return man, app, nil, bad("files layer %s belongs to component %q, which declares no files", files[comp].Digest, comp)
+		}
+	}
+	return man, app, files, nil
 }

@@ -56,9 +56,13 @@ type PushedComponent struct {
 	Ref string `json:"ref"`
 	// Manifest is the digest of the component manifest.
 	Manifest digest.Digest `json:"manifest"`
+	// Files is the digest of the component's files layer (in the app
+	// manifest); empty when it declares no files.
+	Files digest.Digest `json:"files,omitempty"`
 }
 
-// PushApp packs app and modules (Wasm bytes by component name; see Pack)
+// PushApp packs app and modules (Wasm bytes by component name; see Pack),
+// with the declared files of each component taken from opts.Pack.Files,
 // and pushes them to repo ("HOST/REPO", or "HOST/REPO:TAG" to also set that
 // tag). Blobs and manifests the registry already holds are not uploaded
 // again, so re-pushing an unchanged app sends nothing but existence checks.
@@ -131,10 +135,14 @@ func (c *Client) PushApp(ctx context.Context, repo string, app deploy.App, modul
 	res.Ref = r.WithDigest(p.Manifest.Digest).String()
 	res.Uploaded, res.Skipped, res.UploadedBytes = int(uploaded.Load()), int(skipped.Load()), upBytes.Load()
 	for _, pc := range p.Components {
-		res.Components = append(res.Components, PushedComponent{
+		pushed := PushedComponent{
 			Name: pc.Name, Layer: pc.Layer.Digest, Manifest: pc.Manifest.Digest,
 			Ref: r.WithDigest(pc.Manifest.Digest).String(),
-		})
+		}
+		if pc.Files != nil {
+			pushed.Files = pc.Files.Desc.Digest
+		}
+		res.Components = append(res.Components, pushed)
 	}
 	c.log.DebugContext(ctx, "pushed app", "ref", res.Ref, "uploaded", res.Uploaded, "skipped", res.Skipped, "manifests", res.ManifestsPushed)
 	return res, nil
@@ -186,6 +194,11 @@ func blobRoles(p *Packed) map[digest.Digest]string {
 		}
 		if _, ok := roles[c.Config.Digest]; !ok {
 			roles[c.Config.Digest] = fmt.Sprintf("wasm config of %q", c.Name)
+		}
+		if c.Files != nil {
+			if _, ok := roles[c.Files.Desc.Digest]; !ok {
+				roles[c.Files.Desc.Digest] = fmt.Sprintf("files of %q", c.Name)
+			}
 		}
 		if _, ok := roles[c.Manifest.Digest]; !ok {
 			roles[c.Manifest.Digest] = fmt.Sprintf("component manifest of %q", c.Name)

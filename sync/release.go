@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	gosync "sync"
@@ -175,7 +178,11 @@ func releaseApp(ctx context.Context, cfg *spec.Config, repo string, ra *Released
 	if !ok {
 		return fmt.Errorf("app %q vanished from the spec", ra.Name)
 	}
-	res, err := opts.Registry.PushApp(ctx, repo+"/"+ra.Name, app, modules, registry.PushOptions{})
+	files, err := collectFiles(absDir(cfg.Dir), app)
+	if err != nil {
+		return err
+	}
+	res, err := opts.Registry.PushApp(ctx, repo+"/"+ra.Name, app, modules, registry.PushOptions{Pack: registry.PackOptions{Files: files}})
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
@@ -187,6 +194,108 @@ func releaseApp(ctx context.Context, cfg *spec.Config, repo string, ra *Released
 		return fmt.Errorf("sign: %w", err)
 	}
 	ra.Signed = true
+	return nil
+}
+
+// collectFiles reads the declared files of every component of app from
+// the spec directory dir into an in-memory tree per component (nil when no
+// component declares files). A declared directory brings its whole
+// subtree. Symbolic links are followed when they stay inside dir; one that
+// leads outside (or loops) is refused, naming it. At most
+// registry.DefaultMaxFilesBytes are read per component.
+func collectFiles(dir string, app deploy.App) (map[string]fs.FS, error) {
+	var out map[string]fs.FS
+	for _, c := range app.Components {
+		if len(c.Files) == 0 {
+			continue
+		}
+		fc, err := newFileCollector(dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range c.Files {
+			if err := fc.add(filepath.ToSlash(filepath.Clean(filepath.FromSlash(f))), nil); err != nil {
+				return nil, fmt.Errorf("component %s: files: %w", c.Name, err)
+			}
+		}
+		tree, err := registry.NewFileTree(fc.files)
+		if err != nil {
+			return nil, fmt.Errorf("component %s: files: %w", c.Name, err)
+		}
+		if out == nil {
+			out = map[string]fs.FS{}
+		}
+		out[c.Name] = tree
+	}
+	return out, nil
+}
+
+// fileCollector gathers files below one spec directory.
+type fileCollector struct {
+	dir, real string            // the spec directory as given and with symlinks resolved
+	files     map[string][]byte // by slash path; directories end in "/"
+	size      int64
+}
+
+func newFileCollector(dir string) (*fileCollector, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, fmt.Errorf("spec directory: %w", err)
+	}
+	return &fileCollector{dir: dir, real: real, files: map[string][]byte{}}, nil
+}
+
+// add collects rel (a slash path relative to the spec directory) under
+// the same name; stack holds the real paths of the directories being
+// walked, to catch symbolic link loops.
+func (fc *fileCollector) add(rel string, stack []string) error {
+	if rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(filepath.FromSlash(rel)) {
+		return fmt.Errorf("%q leaves the spec directory", rel)
+	}
+	full := filepath.Join(fc.dir, filepath.FromSlash(rel))
+	real, err := filepath.EvalSymlinks(full)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%q does not exist (files are read from the spec directory %s)", rel, fc.dir)
+		}
+		return err
+	}
+	if r, err := filepath.Rel(fc.real, real); err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%q is a symbolic link to %s, outside the spec directory", rel, real)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return err
+	}
+	switch {
+	case fi.IsDir():
+		if slices.Contains(stack, real) {
+			return fmt.Errorf("%q is a symbolic link loop (it leads back to %s)", rel, real)
+		}
+		ents, err := os.ReadDir(real)
+		if err != nil {
+			return err
+		}
+		if rel != "." {
+			fc.files[rel+"/"] = nil
+		}
+		for _, e := range ents {
+			if err := fc.add(path.Join(rel, e.Name()), append(stack, real)); err != nil {
+				return err
+			}
+		}
+	case fi.Mode().IsRegular():
+		if fc.size += fi.Size(); fc.size > registry.DefaultMaxFilesBytes {
+			return fmt.Errorf("%w: more than %d bytes (at %q)", registry.ErrFilesTooLarge, registry.DefaultMaxFilesBytes, rel)
+		}
+		b, err := os.ReadFile(real)
+		if err != nil {
+			return err
+		}
+		fc.files[rel] = b
+	default:
+		return fmt.Errorf("%q is neither a regular file nor a directory", rel)
+	}
 	return nil
 }
 

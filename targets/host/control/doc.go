@@ -20,7 +20,12 @@
 // artifact's cosign signature against its own trust policy (signer.Verify),
 // pulls the artifact by digest (registry.Client.PullApp), and hands it to
 // the runtime (host.Runtime.Deploy), which health-probes the new version
-// before it takes traffic. What was deployed is kept in the host's state
+// before it takes traffic. A component's declared files travel in the
+// artifact as a files layer (a tar, see registry/LAYOUT.md); the host
+// unpacks it into a read-only in-memory tree (registry.ReadFiles) that the
+// runtime preopens for the guest, and refuses an archive holding links,
+// absolute paths or ".." (422). What was deployed — modules and files
+// archives included, content-addressed — is kept in the host's state
 // directory (package state) so Server.Restore can bring every app back
 // after a restart without the registry, re-verifying the cached signatures
 // locally (signer.VerifyLocal). A failed PUT leaves the previous version

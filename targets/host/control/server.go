@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -197,23 +200,32 @@ func (s *Server) restoreOne(ctx context.Context, name string) error {
 	if err != nil {
 		return fail(nil, err)
 	}
-	curMods, err := s.checkLocal(ctx, &rec.Current)
+	curMat, err := s.checkLocal(ctx, &rec.Current)
+	if err != nil {
+		return fail(&rec.Current, err)
+	}
+	curBundle, err := curMat.bundle(rec.Current.Secrets)
 	if err != nil {
 		return fail(&rec.Current, err)
 	}
 	var prev *state.Version
 	if rec.Previous != nil {
-		if mods, err := s.checkLocal(ctx, rec.Previous); err != nil {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "previous version not restored", slog.String("app", name),
-				slog.String("digest", rec.Previous.Digest), slog.String("error", err.Error()))
-		} else if err := s.rt.Deploy(ctx, rec.Previous.App, host.Bundle{Modules: mods, Secrets: rec.Previous.Secrets}); err != nil {
+		var b host.Bundle
+		mat, err := s.checkLocal(ctx, rec.Previous)
+		if err == nil {
+			b, err = mat.bundle(rec.Previous.Secrets)
+		}
+		if err == nil {
+			err = s.rt.Deploy(ctx, rec.Previous.App, b)
+		}
+		if err != nil {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "previous version not restored", slog.String("app", name),
 				slog.String("digest", rec.Previous.Digest), slog.String("error", err.Error()))
 		} else {
 			prev = rec.Previous
 		}
 	}
-	if err := s.rt.Deploy(ctx, rec.Current.App, host.Bundle{Modules: curMods, Secrets: rec.Current.Secrets}); err != nil {
+	if err := s.rt.Deploy(ctx, rec.Current.App, curBundle); err != nil {
 		if prev != nil {
 			_ = s.rt.Delete(name)
 		}
@@ -227,17 +239,64 @@ func (s *Server) restoreOne(ctx context.Context, name string) error {
 	return nil
 }
 
-// checkLocal reads v's modules from the store and verifies its cached
-// signatures against the policy.
-func (s *Server) checkLocal(ctx context.Context, v *state.Version) (map[string][]byte, error) {
+// material is what a version needs besides its record: its modules by
+// digest and its components' files archives by component name.
+type material struct {
+	modules map[string][]byte
+	files   map[string][]byte
+}
+
+// blobs returns the modules and files archives by digest, for the store.
+func (m material) blobs(v *state.Version) map[string][]byte {
+	if len(v.Files) == 0 {
+		return m.modules
+	}
+	out := make(map[string][]byte, len(m.modules)+len(v.Files))
+	maps.Copy(out, m.modules)
+	for comp, d := range v.Files {
+		out[d] = m.files[comp]
+	}
+	return out
+}
+
+// bundle unpacks the files archives into read-only in-memory trees and
+// returns what the runtime deploys. An unsafe archive wraps
+// registry.ErrInvalidArtifact.
+func (m material) bundle(secrets map[string]string) (host.Bundle, error) {
+	b := host.Bundle{Modules: m.modules, Secrets: secrets}
+	for _, comp := range slices.Sorted(maps.Keys(m.files)) {
+		tree, err := registry.ReadFiles(m.files[comp])
+		if err != nil {
+			return host.Bundle{}, fmt.Errorf("files of component %q: %w", comp, err)
+		}
+		if b.Files == nil {
+			b.Files = map[string]fs.FS{}
+		}
+		b.Files[comp] = tree
+	}
+	return b, nil
+}
+
+// checkLocal reads v's modules and files archives from the store (each
+// verified by digest) and verifies its cached signatures against the
+// policy.
+func (s *Server) checkLocal(ctx context.Context, v *state.Version) (material, error) {
 	if !s.opts.InsecureSkipVerify {
 		res, err := signer.VerifyLocal(ctx, v.Digest, v.Signatures, s.opts.Policy, signer.VerifyOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("cached signature of %s: %w", v.Ref, err)
+			return material{}, fmt.Errorf("cached signature of %s: %w", v.Ref, err)
 		}
 		v.VerifiedBy = res.Key
 	}
-	return s.store.Modules(v)
+	mods, err := s.store.Modules(v)
+	if err != nil {
+		return material{}, err
+	}
+	files, err := s.store.Files(v)
+	if err != nil {
+		return material{}, err
+	}
+	return material{modules: mods, files: files}, nil
 }
 
 // Put deploys the artifact req names as app name and returns its new
@@ -284,9 +343,13 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 	}
 	defer unlock()
 
-	v, mods, err := s.fetch(ctx, name, fullRef, dgst)
+	v, mat, err := s.fetch(ctx, name, fullRef, dgst)
 	if err != nil {
 		return AppInfo{}, err
+	}
+	bundle, err := mat.bundle(req.Secrets)
+	if err != nil {
+		return AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
 	}
 	if v.App.Name != name {
 		return AppInfo{}, fmt.Errorf("%w: %s holds app %q, not %q", errAppMismatch, fullRef, v.App.Name, name)
@@ -297,7 +360,7 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 	s.mu.Lock()
 	old := s.apps[name]
 	s.mu.Unlock()
-	if err := s.rt.Deploy(ctx, v.App, host.Bundle{Modules: mods, Secrets: req.Secrets}); err != nil {
+	if err := s.rt.Deploy(ctx, v.App, bundle); err != nil {
 		return AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
 	}
 	next := &entry{cur: v}
@@ -306,7 +369,7 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 	}
 	if s.store != nil {
 		rec := state.Record{Name: name, Current: *v, Previous: next.prev}
-		if err := s.store.Save(rec, mods); err != nil {
+		if err := s.store.Save(rec, mat.blobs(v)); err != nil {
 			// Undo, so what runs is what the state directory says.
 			if next.prev != nil {
 				if rerr := s.rt.Rollback(name); rerr == nil {
@@ -335,10 +398,11 @@ func (s *Server) setEntry(name string, e *entry) {
 	s.apps[name] = e
 }
 
-// fetch returns the verified version and its modules: from the state
+// fetch returns the verified version and its material: from the state
 // directory when this host already holds the digest (re-verified locally),
-// else from the registry (verified remotely, then pulled by digest).
-func (s *Server) fetch(ctx context.Context, name, fullRef, dgst string) (*state.Version, map[string][]byte, error) {
+// else from the registry (verified remotely, then pulled by digest, files
+// layers checked for unsafe entries).
+func (s *Server) fetch(ctx context.Context, name, fullRef, dgst string) (*state.Version, material, error) {
 	if s.store != nil {
 		if rec, err := s.store.Load(name); err == nil {
 			for _, v := range []*state.Version{&rec.Current, rec.Previous} {
@@ -347,33 +411,41 @@ func (s *Server) fetch(ctx context.Context, name, fullRef, dgst string) (*state.
 				}
 				v := *v
 				v.Ref = fullRef
-				if mods, err := s.checkLocal(ctx, &v); err == nil {
-					return &v, mods, nil
+				if mat, err := s.checkLocal(ctx, &v); err == nil {
+					return &v, mat, nil
 				}
 			}
 		}
 	}
 	if s.opts.Registry == nil {
-		return nil, nil, fmt.Errorf("%w: no registry configured to pull %s", registry.ErrUnavailable, fullRef)
+		return nil, material{}, fmt.Errorf("%w: no registry configured to pull %s", registry.ErrUnavailable, fullRef)
 	}
 	v := &state.Version{Ref: fullRef, Digest: dgst}
 	if !s.opts.InsecureSkipVerify {
 		res, err := signer.Verify(ctx, fullRef, s.opts.Policy, signer.VerifyOptions{Registry: s.opts.Verify, Logger: s.opts.Logger})
 		if err != nil {
-			return nil, nil, fmt.Errorf("verifying %s: %w", fullRef, err)
+			return nil, material{}, fmt.Errorf("verifying %s: %w", fullRef, err)
 		}
 		v.Signatures = res.Verified
 		v.VerifiedBy = res.Key
 	}
 	pulled, err := s.opts.Registry.PullApp(ctx, fullRef)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pulling %s: %w", fullRef, err)
+		return nil, material{}, fmt.Errorf("pulling %s: %w", fullRef, err)
 	}
 	if string(pulled.Digest) != dgst {
-		return nil, nil, fmt.Errorf("%w: pulled %s, wanted %s", registry.ErrDigestMismatch, pulled.Digest, dgst)
+		return nil, material{}, fmt.Errorf("%w: pulled %s, wanted %s", registry.ErrDigestMismatch, pulled.Digest, dgst)
 	}
 	v.App = pulled.App
-	return v, pulled.Modules, nil
+	mat := material{modules: pulled.Modules}
+	for comp, b := range pulled.Files {
+		if v.Files == nil {
+			v.Files, mat.files = map[string]string{}, map[string][]byte{}
+		}
+		v.Files[comp] = b.Desc.Digest.String()
+		mat.files[comp] = b.Data
+	}
+	return v, mat, nil
 }
 
 // Delete removes app name from the runtime and the state directory.

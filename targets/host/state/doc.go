@@ -6,14 +6,15 @@
 // the artifact reference and digest, the resolved deploy.App, the verified
 // cosign signatures (payload and signature, so the host can re-verify them
 // locally with signer.VerifyLocal before it runs anything), and the Wasm
-// modules, content-addressed by digest. Secret values live in separate
+// modules and the components' files archives (the artifact's files layers,
+// tar), content-addressed by digest. Secret values live in separate
 // files readable by the owner only (0600); they are never logged.
 //
 // Layout (the directory itself is 0700):
 //
 //	DIR/apps/<name>/app.json               the record (Record), 0600
 //	DIR/apps/<name>/secrets-<random>.json  one per version with secrets, 0600
-//	DIR/blobs/sha256/<hex>                 Wasm modules by digest, 0644
+//	DIR/blobs/sha256/<hex>                 Wasm modules and files archives by digest, 0644
 //
 // Every file is written atomically (temporary file, fsync, rename, fsync of
 // the directory), secrets and blobs before the record that names them, so a

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -39,6 +40,11 @@ type Version struct {
 	// App is the resolved configuration from the artifact. Every
 	// component's Digest names a module blob in the store.
 	App deploy.App `json:"app"`
+	// Files maps the name of each component that has declared files to
+	// the digest of its files archive (the artifact's files layer, a tar),
+	// a blob in the store like the modules. Nil when no component has
+	// files.
+	Files map[string]string `json:"files,omitempty"`
 	// Signatures are the signatures that verified when the version was
 	// deployed, for signer.VerifyLocal. Empty when the host ran with
 	// verification turned off.
@@ -61,6 +67,18 @@ func (v *Version) Modules() []string {
 	for _, c := range v.App.Components {
 		if !slices.Contains(out, c.Digest) {
 			out = append(out, c.Digest)
+		}
+	}
+	return out
+}
+
+// Blobs lists every blob digest the version needs — its modules, then its
+// files archives by component name — without duplicates.
+func (v *Version) Blobs() []string {
+	out := v.Modules()
+	for _, name := range slices.Sorted(maps.Keys(v.Files)) {
+		if d := v.Files[name]; !slices.Contains(out, d) {
+			out = append(out, d)
 		}
 	}
 	return out
@@ -207,7 +225,7 @@ func (s *Store) readRecord(name string) (*diskRecord, error) {
 		if v == nil {
 			continue
 		}
-		for _, d := range v.Modules() {
+		for _, d := range v.Blobs() {
 			if _, err := s.blobPath(d); err != nil {
 				return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 			}
@@ -238,8 +256,9 @@ func (s *Store) readVersion(name string, dv diskVersion) (Version, error) {
 	return v, nil
 }
 
-// Blob returns the module with the given digest, verified against it:
-// ErrNotFound when it is missing, ErrCorrupt when its bytes do not match.
+// Blob returns the blob (a module or a files archive) with the given
+// digest, verified against it: ErrNotFound when it is missing, ErrCorrupt
+// when its bytes do not match.
 func (s *Store) Blob(digest string) ([]byte, error) {
 	path, err := s.blobPath(digest)
 	if err != nil {
@@ -247,13 +266,13 @@ func (s *Store) Blob(digest string) ([]byte, error) {
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: module %s", ErrNotFound, digest)
+		return nil, fmt.Errorf("%w: blob %s", ErrNotFound, digest)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state: module %s: %w", digest, err)
+		return nil, fmt.Errorf("state: blob %s: %w", digest, err)
 	}
 	if got := sha256.Sum256(b); "sha256:"+hex.EncodeToString(got[:]) != digest {
-		return nil, fmt.Errorf("%w: module %s: content hashes to sha256:%x", ErrCorrupt, digest, got)
+		return nil, fmt.Errorf("%w: blob %s: content hashes to sha256:%x", ErrCorrupt, digest, got)
 	}
 	return b, nil
 }
@@ -271,11 +290,30 @@ func (s *Store) Modules(v *Version) (map[string][]byte, error) {
 	return out, nil
 }
 
-// Save stores rec, replacing the app's record atomically. modules must hold
-// every module of rec's versions that is not already in the store (by
-// digest; bytes are verified). Blobs no version names any more are
-// removed, as are the app's old secrets files.
-func (s *Store) Save(rec Record, modules map[string][]byte) error {
+// Files returns the files archive of every component of v that has one,
+// by component name, each verified against its digest. It returns nil when
+// v has no files.
+func (s *Store) Files(v *Version) (map[string][]byte, error) {
+	var out map[string][]byte
+	for _, name := range slices.Sorted(maps.Keys(v.Files)) {
+		b, err := s.Blob(v.Files[name])
+		if err != nil {
+			return nil, fmt.Errorf("files of component %q: %w", name, err)
+		}
+		if out == nil {
+			out = map[string][]byte{}
+		}
+		out[name] = b
+	}
+	return out, nil
+}
+
+// Save stores rec, replacing the app's record atomically. blobs must hold
+// every blob of rec's versions (modules and files archives, see
+// Version.Blobs) that is not already in the store, by digest; their bytes
+// are verified. Blobs no version names any more are removed, as are the
+// app's old secrets files.
+func (s *Store) Save(rec Record, blobs map[string][]byte) error {
 	if !nameRE.MatchString(rec.Name) {
 		return fmt.Errorf("%w: app name %q", ErrInvalid, rec.Name)
 	}
@@ -286,8 +324,8 @@ func (s *Store) Save(rec Record, modules map[string][]byte) error {
 		vs = append(vs, rec.Previous)
 	}
 	for _, v := range vs {
-		for _, d := range v.Modules() {
-			if err := s.putBlob(d, modules[d]); err != nil {
+		for _, d := range v.Blobs() {
+			if err := s.putBlob(d, blobs[d]); err != nil {
 				return err
 			}
 		}
@@ -359,7 +397,7 @@ func (s *Store) count(dr *diskRecord, delta int) {
 		if v == nil {
 			continue
 		}
-		for _, d := range v.Modules() {
+		for _, d := range v.Blobs() {
 			s.refs[d] += delta
 			if s.refs[d] <= 0 {
 				delete(s.refs, d)
@@ -382,13 +420,13 @@ func (s *Store) putBlob(digest string, b []byte) error {
 		return nil
 	}
 	if b == nil {
-		return fmt.Errorf("%w: module %s is neither given nor stored", ErrInvalid, digest)
+		return fmt.Errorf("%w: blob %s is neither given nor stored", ErrInvalid, digest)
 	}
 	if got := sha256.Sum256(b); "sha256:"+hex.EncodeToString(got[:]) != digest {
-		return fmt.Errorf("%w: module given for %s hashes to sha256:%x", ErrInvalid, digest, got)
+		return fmt.Errorf("%w: blob given for %s hashes to sha256:%x", ErrInvalid, digest, got)
 	}
 	if err := writeAtomic(path, b, 0o644); err != nil {
-		return fmt.Errorf("state: module %s: %w", digest, err)
+		return fmt.Errorf("state: blob %s: %w", digest, err)
 	}
 	return nil
 }
