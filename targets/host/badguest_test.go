@@ -41,6 +41,7 @@ func TestBadWAGIGuests(t *testing.T) {
 		logMsg  string
 	}{
 		{"loop", short, 504, "guest exceeded its deadline"},
+		{"startloop", short, 504, "guest exceeded its deadline"}, // on a safe engine
 		{"membomb", long, 500, "guest failed"},
 		{"recurse", long, 500, "guest failed"},
 		{"trap", long, 500, "guest failed"},

@@ -5,6 +5,10 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
 // callKey is the context key of the *callState of a guest call.
@@ -14,18 +18,17 @@ type callKey struct{}
 // _initialize) can reach through host functions. Pooled.
 type callState struct {
 	comp *component
-	ctx  context.Context
+	ctx  context.Context // what host functions pass on (the callState itself during a request)
 
 	// env and args are NUL-terminated strings, served by the WASI
 	// environ_*/args_* functions.
-	env    []byte
-	envN   int
-	args   []byte
-	argsN  int
-	body   bytes.Reader // request body (WAGI stdin, reactor req_body_read)
-	bodyB  []byte
-	out    limitBuf // WAGI stdout, or the reactor's response body
-	cancel context.CancelFunc
+	env   []byte
+	envN  int
+	args  []byte
+	argsN int
+	body  bytes.Reader // request body (WAGI stdin, reactor req_body_read)
+	bodyB []byte
+	out   limitBuf // WAGI stdout, or the reactor's response body
 
 	// reactor exchange
 	req     *http.Request
@@ -36,6 +39,193 @@ type callState struct {
 	started bool
 
 	outbound []*http.Response
+
+	// wagiCfg is wagiComp's module config with stdin and stdout bound to
+	// this callState's body and out, kept across uses of the pooled
+	// callState so that a request does not clone the config twice.
+	wagiComp *component
+	wagiCfg  wazero.ModuleConfig
+
+	// The request's context (callState implements context.Context, so a
+	// request allocates no context chain, timer or goroutine): begin
+	// arms it, end ends it once, finish disarms it. Kept across uses:
+	// the timer, the signalling channels and the method values.
+	parent     context.Context
+	deadline   time.Time
+	mu         sync.Mutex
+	done       chan struct{} // made on demand
+	err        error
+	interrupt  func() // stops the running guest; called once on end
+	stopParent func() bool
+	timer      *time.Timer
+	timerDone  chan struct{} // a fired timer's callback has finished
+	parentDone chan struct{} // a started parent callback has finished
+	expireFn   func()
+	parentFn   func()
+	cancelFn   func()
+
+	// octx is the context of outbound requests, which the HTTP transport
+	// may hold past the call (so not the pooled callState).
+	octx    context.Context
+	ocancel context.CancelFunc
+}
+
+// memCtx carries the pooled memory allocator (experimental.WithMemoryAllocator
+// keys it with an internal type, so callState.Value asks it).
+var memCtx = experimental.WithMemoryAllocator(context.Background(), memAllocator{})
+
+// begin starts the request's context: it ends at the deadline, or when
+// parent ends.
+func (cs *callState) begin(parent context.Context, timeout time.Duration) {
+	if cs.timerDone == nil {
+		cs.timerDone = make(chan struct{}, 1)
+		cs.parentDone = make(chan struct{}, 1)
+		cs.expireFn = func() {
+			cs.end(context.DeadlineExceeded)
+			cs.timerDone <- struct{}{}
+		}
+		cs.parentFn = func() {
+			cs.end(context.Cause(cs.parent))
+			cs.parentDone <- struct{}{}
+		}
+		cs.cancelFn = func() { cs.end(context.Canceled) }
+	}
+	cs.parent, cs.ctx = parent, cs
+	cs.deadline = time.Now().Add(timeout)
+	if d, ok := parent.Deadline(); ok && d.Before(cs.deadline) {
+		cs.deadline = d
+	}
+	if cs.timer == nil {
+		cs.timer = time.AfterFunc(time.Until(cs.deadline), cs.expireFn)
+	} else {
+		cs.timer.Reset(time.Until(cs.deadline))
+	}
+	if parent.Done() != nil {
+		cs.stopParent = context.AfterFunc(parent, cs.parentFn)
+	}
+}
+
+// finish disarms the context, waiting for a callback that already started,
+// so that the callState can be reused.
+func (cs *callState) finish() {
+	if !cs.timer.Stop() {
+		<-cs.timerDone
+	}
+	if cs.stopParent != nil && !cs.stopParent() {
+		<-cs.parentDone
+	}
+}
+
+// end ends the context with err (the first call wins) and interrupts the
+// running guest.
+func (cs *callState) end(err error) {
+	cs.mu.Lock()
+	if cs.err != nil {
+		cs.mu.Unlock()
+		return
+	}
+	if err == nil {
+		err = context.Canceled
+	}
+	cs.err = err
+	if cs.done != nil {
+		close(cs.done)
+	}
+	f := cs.interrupt
+	cs.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// setInterrupt makes f stop the guest when the context ends (at once if it
+// has ended already).
+func (cs *callState) setInterrupt(f func()) {
+	cs.mu.Lock()
+	ended := cs.err != nil
+	if !ended {
+		cs.interrupt = f
+	}
+	cs.mu.Unlock()
+	if ended {
+		f()
+	}
+}
+
+// clearInterrupt forgets the interrupt and reports whether the context
+// ended meanwhile (then the guest may have been interrupted and its
+// instance must not be reused).
+func (cs *callState) clearInterrupt() (ended bool) {
+	cs.mu.Lock()
+	cs.interrupt = nil
+	ended = cs.err != nil
+	cs.mu.Unlock()
+	return ended
+}
+
+// safeContext returns a plain context for a call on a safe engine, whose
+// watchdog goroutine may outlive the call and so must not hold the pooled
+// callState: it ends at the deadline or when cs ends. Call cancel after the
+// call.
+func (cs *callState) safeContext() (context.Context, context.CancelFunc) {
+	ctx := context.WithValue(experimental.WithMemoryAllocator(cs.parent, memAllocator{}), callKey{}, cs)
+	ctx, stop := context.WithDeadline(ctx, cs.deadline)
+	cs.setInterrupt(stop)
+	return ctx, func() {
+		cs.clearInterrupt()
+		stop()
+	}
+}
+
+// outboundContext returns the context for the call's outbound requests:
+// the request's parent and deadline, in a context that is not recycled. Under
+// _initialize (no request) it is ctx.
+func (cs *callState) outboundContext(ctx context.Context) context.Context {
+	if cs.parent == nil {
+		return ctx
+	}
+	if cs.octx == nil {
+		cs.octx, cs.ocancel = context.WithDeadline(cs.parent, cs.deadline)
+	}
+	return cs.octx
+}
+
+// Deadline implements context.Context.
+func (cs *callState) Deadline() (time.Time, bool) { return cs.deadline, true }
+
+// Done implements context.Context.
+func (cs *callState) Done() <-chan struct{} {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.done == nil {
+		cs.done = make(chan struct{})
+		if cs.err != nil {
+			close(cs.done)
+		}
+	}
+	return cs.done
+}
+
+// Err implements context.Context.
+func (cs *callState) Err() error {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.err
+}
+
+// Value implements context.Context: the callState itself, the memory
+// allocator, then the parent's values.
+func (cs *callState) Value(k any) any {
+	if _, ok := k.(callKey); ok {
+		return cs
+	}
+	if v := memCtx.Value(k); v != nil {
+		return v
+	}
+	if cs.parent == nil {
+		return nil
+	}
+	return cs.parent.Value(k)
 }
 
 var callPool = sync.Pool{New: func() any { return new(callState) }}
@@ -52,23 +242,58 @@ func putCall(cs *callState) {
 	}
 	clear(cs.outbound)
 	cs.outbound = cs.outbound[:0]
+	if cs.ocancel != nil {
+		cs.ocancel()
+	}
 	if cap(cs.out.b) > 1<<20 {
 		cs.out.b = nil
 	}
 	if cap(cs.bodyB) > 1<<20 {
 		cs.bodyB = nil
 	}
+	cs.reset()
+	callPool.Put(cs)
+}
+
+// reset clears cs for reuse, keeping its buffers and its context's timer,
+// channels and callbacks.
+func (cs *callState) reset() {
 	*cs = callState{
 		env: cs.env[:0], args: cs.args[:0], out: limitBuf{b: cs.out.b[:0]},
 		bodyB: cs.bodyB[:0], head: cs.head[:0], hdr: cs.hdr[:0], outbound: cs.outbound,
+		wagiComp: cs.wagiComp, wagiCfg: cs.wagiCfg,
+		timer: cs.timer, timerDone: cs.timerDone, parentDone: cs.parentDone,
+		expireFn: cs.expireFn, parentFn: cs.parentFn, cancelFn: cs.cancelFn,
 	}
-	callPool.Put(cs)
 }
 
 func (cs *callState) addEnv(k, v string) {
 	cs.env = append(cs.env, k...)
 	cs.env = append(cs.env, '=')
 	cs.env = append(cs.env, v...)
+	cs.env = append(cs.env, 0)
+	cs.envN++
+}
+
+// addEnvName appends "<prefix><NAME>=" for a header or parameter name:
+// upper-cased, '-' mapped to '_'; the caller appends the value
+// and ends the entry with endEnv.
+func (cs *callState) addEnvName(prefix, name string) {
+	cs.env = append(cs.env, prefix...)
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z':
+			c -= 32
+		case c == '-':
+			c = '_'
+		}
+		cs.env = append(cs.env, c)
+	}
+	cs.env = append(cs.env, '=')
+}
+
+func (cs *callState) endEnv() {
 	cs.env = append(cs.env, 0)
 	cs.envN++
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/ferry-wasm/ferry/deploy"
@@ -208,9 +207,13 @@ func (c *component) close() {
 // becomes a status code and a log line naming app and component.
 func (c *component) serve(w http.ResponseWriter, r *http.Request, m *match) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
-	defer cancel()
-	ctx = experimental.WithMemoryAllocator(ctx, memAllocator{})
+	// The callState is the request's context: the deadline, the client's
+	// cancellation, the guest's interrupt (see call.go).
+	cs := getCall(c)
+	defer putCall(cs)
+	cs.begin(r.Context(), c.timeout)
+	defer cs.finish()
+	ctx := context.Context(cs)
 
 	select {
 	case c.sem <- struct{}{}:
@@ -224,16 +227,11 @@ func (c *component) serve(w http.ResponseWriter, r *http.Request, m *match) {
 	}
 	defer func() { <-c.sem }()
 
-	cs := getCall(c)
-	defer putCall(cs)
-	cs.cancel = cancel
-	cs.out.max, cs.out.cancel = c.maxResp, cancel
+	cs.out.max, cs.out.cancel = c.maxResp, cs.cancelFn
 	if code, err := cs.readBody(w, r, c.rt.opts.MaxRequestBytes, c.timeout); err != nil {
 		c.fail(w, r, start, code, "reading request body", err)
 		return
 	}
-	ctx = context.WithValue(ctx, callKey{}, cs)
-	cs.ctx = ctx
 
 	var err error
 	if c.exec == deploy.ExecutorReactor {
@@ -292,6 +290,9 @@ func (c *component) fail(w http.ResponseWriter, r *http.Request, start time.Time
 }
 
 func isExit(err error, code uint32) bool {
+	if err == nil {
+		return false
+	}
 	var ee *sys.ExitError
 	return errors.As(err, &ee) && ee.ExitCode() == code
 }

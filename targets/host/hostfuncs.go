@@ -260,7 +260,7 @@ func hostHTTPRequest(ctx context.Context, mod api.Module, stack []uint64) {
 		ret(stack, abi.ErrTooLarge)
 		return
 	}
-	resp, code := cs.comp.outboundDo(ctx, string(head), bytes.Clone(body))
+	resp, code := cs.comp.outboundDo(cs.outboundContext(ctx), string(head), bytes.Clone(body))
 	if code != 0 {
 		ret(stack, code)
 		return

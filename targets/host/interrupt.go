@@ -1,13 +1,10 @@
 package host
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
-
-	"github.com/tetratelabs/wazero/api"
 )
 
 // Deadlines without wazero's CloseOnContextDone.
@@ -511,27 +508,3 @@ func (r *reader) instr() (loop bool) {
 	}
 	return false
 }
-
-// interrupter arms the interrupt global of one instance.
-type interrupter struct {
-	g api.MutableGlobal
-}
-
-// newInterrupter finds the instrumented global of mod; nil when the module
-// was not instrumented.
-func newInterrupter(mod api.Module) *interrupter {
-	g, ok := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
-	if !ok {
-		return nil
-	}
-	return &interrupter{g: g}
-}
-
-// arm makes the guest trap at its next check once ctx ends. The returned stop
-// reports false when the interrupt fired (or is firing): the instance must
-// then not run again.
-func (it *interrupter) arm(ctx context.Context) (stop func() bool) {
-	return context.AfterFunc(ctx, it.fire)
-}
-
-func (it *interrupter) fire() { it.g.Set(1) }

@@ -3,7 +3,9 @@ package host
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,5 +187,70 @@ func TestInstrumentedRuntime(t *testing.T) {
 	}
 	if !tb.any.lookup("/go/x", &m) || m.t.comp.eng.safe != !compilerSupported() {
 		t.Error("the Go guest is not instrumented")
+	}
+}
+
+// TestClientGoneStopsGuest: a client that gives up stops its guest long
+// before the guest's deadline.
+func TestClientGoneStopsGuest(t *testing.T) {
+	e := newEnv(t, Options{})
+	g := goGuest(t, "targets/host/testdata/goguest")
+	a := app("spin", deploy.ExecutorReactor, g, "/...")
+	a.Components[0].Limits = deploy.Limits{Timeout: deploy.Duration(time.Minute)}
+	e.deploy(t, a, g)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/spin", nil)
+	if _, err := e.srv.Client().Do(req); err == nil {
+		t.Fatal("the spinning guest answered")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(e.logs.String(), "client went away") {
+		if time.Now().After(deadline) {
+			t.Fatal("the guest was not stopped when its client went away")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, body := e.get(t, "/"); code != 200 || body != "goguest" {
+		t.Errorf("next request: %d %q", code, body)
+	}
+}
+
+func TestCallStateContext(t *testing.T) {
+	cs := getCall(nil)
+	defer putCall(cs)
+	for round := range 3 { // the pooled callState is reused
+		parent, cancelParent := context.WithCancel(context.Background())
+		timeout := time.Hour
+		if round == 1 {
+			timeout = 20 * time.Millisecond
+		}
+		cs.begin(parent, timeout)
+		var fired atomic.Int32
+		cs.setInterrupt(func() { fired.Add(1) })
+		if cs.Err() != nil || cs.Value(callKey{}) != cs {
+			t.Fatalf("round %d: fresh context: err %v", round, cs.Err())
+		}
+		switch round {
+		case 0:
+			cancelParent()
+		case 2:
+			cs.cancelFn()
+		}
+		select {
+		case <-cs.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: not done", round)
+		}
+		want := []error{context.Canceled, context.DeadlineExceeded, context.Canceled}[round]
+		if !errors.Is(cs.Err(), want) {
+			t.Errorf("round %d: err %v, want %v", round, cs.Err(), want)
+		}
+		if !cs.clearInterrupt() || fired.Load() != 1 {
+			t.Errorf("round %d: interrupt fired %d times", round, fired.Load())
+		}
+		cs.finish()
+		cancelParent()
+		cs.reset()
 	}
 }

@@ -20,10 +20,9 @@ type instance struct {
 	uses   int
 	mem    int64
 	stack  [1]uint64
-	// interrupt is the instrumented module's interrupt global (nil under
-	// a safe engine) and fire sets it.
-	interrupt api.MutableGlobal
-	fire      func()
+	// fire sets the instrumented module's interrupt global (nil under a
+	// safe engine).
+	fire func()
 }
 
 // pool keeps idle reactor instances of a component, most recently used first.
@@ -70,7 +69,6 @@ func (p *pool) newInstance(ctx context.Context) (*instance, error) {
 			mod.Close(context.Background())
 			return nil, err
 		}
-		inst.interrupt = g
 		inst.fire = func() { g.Set(1) }
 	}
 	fn := mod.ExportedFunction(abi.ReactorHandler)
@@ -149,11 +147,13 @@ func (c *component) runReactor(ctx context.Context, cs *callState, r *http.Reque
 	inst.stack[0] = 0
 	interrupted := false
 	if inst.fire != nil {
-		stop := context.AfterFunc(ctx, inst.fire)
+		cs.setInterrupt(inst.fire)
 		err = inst.handle.CallWithStack(ctx, inst.stack[:])
-		interrupted = !stop()
+		interrupted = cs.clearInterrupt()
 	} else {
-		err = inst.handle.CallWithStack(ctx, inst.stack[:])
+		sctx, cancel := cs.safeContext()
+		err = inst.handle.CallWithStack(sctx, inst.stack[:])
+		cancel()
 	}
 	if err == nil && inst.stack[0] != 0 {
 		err = fmt.Errorf("ferry_handle returned %d", int32(uint32(inst.stack[0])))

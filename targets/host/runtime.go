@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -568,7 +567,7 @@ func hostKey(h string) string {
 	if h == "" {
 		return ""
 	}
-	if hh, _, err := net.SplitHostPort(h); err == nil {
+	if hh, _, err := splitHostPort(h); err == nil {
 		h = hh
 	}
 	for i := 0; i < len(h); i++ {

@@ -27,9 +27,17 @@ func (c *component) runWAGI(ctx context.Context, cs *callState, r *http.Request,
 			cs.addArg(a)
 		}
 	}
-	cfg := c.cfg.WithStdin(&cs.body).WithStdout(&cs.out)
+	if cs.wagiComp != c {
+		cs.wagiComp, cs.wagiCfg = c, c.cfg.WithStdin(&cs.body).WithStdout(&cs.out)
+	}
+	cfg := cs.wagiCfg
 	c.alive.Add(1)
 	c.m.instances.Inc()
+	if c.eng.safe {
+		sctx, cancel := cs.safeContext()
+		defer cancel()
+		ctx = sctx
+	}
 	mod, err := c.eng.rt.InstantiateModule(ctx, c.mod.cm, cfg)
 	if err == nil && !c.eng.safe {
 		_, err = startInstance(ctx, mod, "_start")
@@ -54,9 +62,17 @@ func startInstance(ctx context.Context, mod api.Module, name string) (api.Mutabl
 	if fn == nil {
 		return g, nil
 	}
-	stop := context.AfterFunc(ctx, func() { g.Set(1) })
-	_, err := fn.Call(ctx)
-	stop()
+	fire := func() { g.Set(1) }
+	var err error
+	if cs, ok := ctx.(*callState); ok {
+		cs.setInterrupt(fire)
+		_, err = fn.Call(ctx)
+		cs.clearInterrupt()
+	} else {
+		stop := context.AfterFunc(ctx, fire)
+		_, err = fn.Call(ctx)
+		stop()
+	}
 	if isExit(err, 0) {
 		err = nil
 	}
@@ -67,7 +83,7 @@ func startInstance(ctx context.Context, mod api.Module, name string) (api.Mutabl
 // component's own Env, which wins on a clash.
 func (c *component) wagiEnv(cs *callState, r *http.Request, m *match) {
 	host, port := r.Host, ""
-	if h, p, err := net.SplitHostPort(r.Host); err == nil {
+	if h, p, err := splitHostPort(r.Host); err == nil {
 		host, port = h, p
 	}
 	if port == "" {
@@ -85,7 +101,7 @@ func (c *component) wagiEnv(cs *callState, r *http.Request, m *match) {
 		scheme = "https"
 	}
 	remote := r.RemoteAddr
-	if h, _, err := net.SplitHostPort(remote); err == nil {
+	if h, _, err := splitHostPort(remote); err == nil {
 		remote = h
 	}
 	rawInfo := m.rest
@@ -101,7 +117,8 @@ func (c *component) wagiEnv(cs *callState, r *http.Request, m *match) {
 	}
 
 	cs.addEnv("AUTH_TYPE", "")
-	cs.addEnv("CONTENT_LENGTH", strconv.Itoa(len(cs.bodyB)))
+	cs.env = strconv.AppendInt(append(cs.env, "CONTENT_LENGTH="...), int64(len(cs.bodyB)), 10)
+	cs.endEnv()
 	cs.addEnv("CONTENT_TYPE", r.Header.Get("Content-Type"))
 	cs.addEnv("GATEWAY_INTERFACE", "CGI/1.1")
 	cs.addEnv("PATH_INFO", info)
@@ -116,7 +133,14 @@ func (c *component) wagiEnv(cs *callState, r *http.Request, m *match) {
 	cs.addEnv("SERVER_PORT", port)
 	cs.addEnv("SERVER_PROTOCOL", r.Proto)
 	cs.addEnv("SERVER_SOFTWARE", "ferry-host")
-	cs.addEnv("X_FULL_URL", scheme+"://"+host+":"+port+uri)
+	cs.env = append(cs.env, "X_FULL_URL="...)
+	cs.env = append(cs.env, scheme...)
+	cs.env = append(cs.env, "://"...)
+	cs.env = append(cs.env, host...)
+	cs.env = append(cs.env, ':')
+	cs.env = append(cs.env, port...)
+	cs.env = append(cs.env, uri...)
+	cs.endEnv()
 	cs.addEnv("X_MATCHED_ROUTE", m.t.pattern)
 	cs.addEnv("X_RAW_PATH_INFO", rawInfo)
 	cs.addEnv("X_RELATIVE_PATH", strings.TrimPrefix(info, "/"))
@@ -126,14 +150,23 @@ func (c *component) wagiEnv(cs *callState, r *http.Request, m *match) {
 			if u, err := url.PathUnescape(v); err == nil {
 				v = u
 			}
-			cs.addEnv("X_PARAM_"+envName(name), v)
+			cs.addEnvName("X_PARAM_", name)
+			cs.env = append(cs.env, v...)
+			cs.endEnv()
 		}
 	}
 	for k, vs := range r.Header {
 		if k == "Authorization" || k == "Connection" {
 			continue
 		}
-		cs.addEnv("HTTP_"+envName(k), strings.Join(vs, ", "))
+		cs.addEnvName("HTTP_", k)
+		for i, v := range vs {
+			if i > 0 {
+				cs.env = append(cs.env, ", "...)
+			}
+			cs.env = append(cs.env, v...)
+		}
+		cs.endEnv()
 	}
 	if r.Header.Get("Host") == "" && r.Host != "" {
 		cs.addEnv("HTTP_HOST", r.Host)
@@ -143,20 +176,6 @@ func (c *component) wagiEnv(cs *callState, r *http.Request, m *match) {
 		cs.env = append(cs.env, 0)
 		cs.envN++
 	}
-}
-
-// envName upper-cases a header or parameter name and maps '-' to '_'.
-func envName(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		switch {
-		case 'a' <= c && c <= 'z':
-			b[i] = c - 32
-		case c == '-':
-			b[i] = '_'
-		}
-	}
-	return string(b)
 }
 
 var errNoHeaders = errors.New("no blank line after the CGI headers")
@@ -184,7 +203,7 @@ func writeCGIHead(w http.ResponseWriter, out []byte) (int, []byte, error) {
 		if !ok {
 			return 0, nil, fmt.Errorf("CGI header line %q has no colon", line)
 		}
-		name := http.CanonicalHeaderKey(string(bytes.TrimSpace(k)))
+		name := canonicalKey(bytes.TrimSpace(k))
 		val := string(bytes.TrimSpace(v))
 		switch name {
 		case "Status":
@@ -217,4 +236,29 @@ func writeCGIHead(w http.ResponseWriter, out []byte) (int, []byte, error) {
 		return 0, nil, errors.New("CGI response has none of Content-Type, Location or Status")
 	}
 	return status, rest, nil
+}
+
+// commonKeys are header names a CGI response usually has, returned by
+// canonicalKey without allocating.
+var commonKeys = []string{"Content-Type", "Status", "Location", "Content-Length", "Cache-Control", "Set-Cookie"}
+
+// canonicalKey returns the canonical form of a header name.
+func canonicalKey(k []byte) string {
+	for _, c := range commonKeys {
+		if len(k) == len(c) && bytes.EqualFold(k, []byte(c)) {
+			return c
+		}
+	}
+	return http.CanonicalHeaderKey(string(k))
+}
+
+var errNoPort = errors.New("no port")
+
+// splitHostPort is net.SplitHostPort without the allocated error for the
+// common case of a host without a port.
+func splitHostPort(hp string) (host, port string, err error) {
+	if strings.IndexByte(hp, ':') < 0 {
+		return "", "", errNoPort
+	}
+	return net.SplitHostPort(hp)
 }
