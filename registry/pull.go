@@ -77,7 +77,10 @@ func (p *PulledApp) FileTree(component string) (*FileTree, error) {
 // already in the cache under a digest reference is served from the cache
 // without any network traffic. Every manifest and blob is verified against
 // its digest; a mismatch fails with a BlobError wrapping ErrDigestMismatch
-// that names the blob.
+// that names the blob. Files layers larger than Options.MaxFilesBytes are
+// refused before they are fetched (ErrFilesTooLarge), and every files
+// layer is checked with ReadFiles (links, absolute paths and ".." are
+// ErrInvalidArtifact) before the app enters the cache.
 func (c *Client) PullApp(ctx context.Context, ref string) (*PulledApp, error) {
 	r, err := ParseReference(ref)
 	if err != nil {
