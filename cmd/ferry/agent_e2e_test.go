@@ -119,6 +119,9 @@ func TestAgentE2EInvalidSpecKeepsServing(t *testing.T) {
 	agentE2EWaitServing(t, h.AppsURL, "alpha", "alpha v1", time.Minute)
 	before := agentE2EIdle(t, a)
 	d1 := agentE2EObserved(t, h.CtlURL)["alpha"]
+	if d1 == "" {
+		t.Fatal("the host does not report alpha")
+	}
 
 	// An unsupported argument, and a new module that must not deploy.
 	bad := strings.Replace(good, `    executor = "wagi"`+"\n", `    executor = "wagi"`+"\n"+`    colour   = "blue"`+"\n", 1)
@@ -222,7 +225,11 @@ func TestAgentE2EDriftRepaired(t *testing.T) {
 	a := agentE2EStartAgent(t, e, srv.URL(), "--interval", interval.String())
 	agentE2EWaitServing(t, hp.AppsURL, "alpha", "alpha v1", time.Minute)
 	agentE2EWaitServing(t, hp.AppsURL, "beta", "beta v1", time.Minute)
+	base := agentE2EIdle(t, a) // an app serves before its PUT returns; wait for the round
 	want := agentE2EObserved(t, hp.CtlURL)
+	if len(want) != 2 {
+		t.Fatalf("the host runs %v, want alpha and beta", want)
+	}
 
 	// 1. An app deleted by hand.
 	if err := agentE2EControl(t, hp.CtlURL).Delete(context.Background(), "alpha"); err != nil {
@@ -234,7 +241,7 @@ func TestAgentE2EDriftRepaired(t *testing.T) {
 	}
 	took := agentE2EWaitServing(t, hp.AppsURL, "alpha", "alpha v1", time.Minute)
 	repair := agentE2EWaitRound(t, a, "that re-created alpha", time.Minute, func(r sync.Round) bool {
-		return r.Result != sync.RoundRunning && agentE2EApplied(r, "alpha", "create")
+		return r.ID > base && r.Result != sync.RoundRunning && agentE2EApplied(r, "alpha", "create")
 	})
 	agentE2ERepairedByNextRound(t, a, repair, deleted)
 	if recs := agentE2ERecords(repair, "beta"); len(recs) != 1 || recs[0].Action != "no-op" {
@@ -306,7 +313,11 @@ func TestAgentE2ERollbackPin(t *testing.T) {
 	a := agentE2EStartAgent(t, e, srv.URL(), "--interval", "1s")
 	agentE2EWaitServing(t, h.AppsURL, "alpha", "alpha v1", time.Minute)
 	agentE2EWaitServing(t, h.AppsURL, "beta", "beta v1", time.Minute)
+	agentE2EIdle(t, a) // an app serves before its PUT returns; wait for the round
 	d1 := agentE2EObserved(t, h.CtlURL)["alpha"]
+	if d1 == "" {
+		t.Fatal("the host does not report alpha")
+	}
 
 	w.WriteBytes("alpha.wasm", agentE2EWasm(t, "alpha v2"))
 	w.Commit("alpha v2")

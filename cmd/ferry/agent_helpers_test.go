@@ -365,20 +365,19 @@ func agentE2EDigests(obs []targets.ObservedApp) map[string]string {
 	return out
 }
 
-// agentE2EBuild builds the command in ./cmd/NAME of this repository into a
-// temporary directory and returns the binary's path.
+// agentE2EBuild returns the path of the ferry or ferry-host binary, built
+// once per test binary by e2eBinaries (e2e_helpers_test.go).
 func agentE2EBuild(t *testing.T, name string) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, "./cmd/"+name)
-	cmd.Dir = testenv.RepoRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	start := time.Now()
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/%s: %v\n%s", name, err, msg)
+	ferryBin, hostBin := e2eBinaries(t)
+	switch name {
+	case "ferry":
+		return ferryBin
+	case "ferry-host":
+		return hostBin
 	}
-	t.Logf("built %s in %v", name, time.Since(start).Round(100*time.Millisecond))
-	return out
+	t.Fatalf("no binary %q", name)
+	return ""
 }
 
 // agentE2EHostProc is the ferry-host binary on fixed loopback addresses, so
