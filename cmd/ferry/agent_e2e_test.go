@@ -497,6 +497,10 @@ func TestAgentE2ESIGKILLMidRound(t *testing.T) {
 	}
 	t.Logf("before the second kill: %d blobs and %d manifests uploaded; after the restart: %d blobs, manifests %q",
 		pushed.BlobPuts, len(pushed.Manifests), up.BlobPuts, up.Manifests)
+	// Across the three agents, nothing was stored twice.
+	if d, n := reg.duplicates(); len(d) != 0 || n < 20 {
+		t.Errorf("stored more than once: %v (of %d distinct blobs and manifests stored; want at least 20)", d, n)
+	}
 	if diff := cmp.Diff(map[string]int{"slow": 1}, h.putCounts()); diff != "" {
 		t.Errorf("PUTs to the host after the restart (-want +got):\n%s", diff)
 	}

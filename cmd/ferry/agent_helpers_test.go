@@ -179,6 +179,9 @@ type agentE2ERegistry struct {
 	sessions  int      // POST /v2/<name>/blobs/uploads/ (an upload starts)
 	blobPuts  int      // PUT /v2/<name>/blobs/uploads/<id> (a blob is stored)
 	manifests []string // "<name>:<reference>" of each PUT /v2/<name>/manifests/<reference>
+	// times counts, since the start, each blob ("<name>@<digest>") and
+	// manifest ("<name>:<reference>") stored; reset leaves it alone.
+	times map[string]int
 }
 
 var (
@@ -193,7 +196,7 @@ func agentE2ENewRegistry(t *testing.T) *agentE2ERegistry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &agentE2ERegistry{}
+	r := &agentE2ERegistry{times: map[string]int{}}
 	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(upstream)
 		pr.Out.Host = pr.In.Host // the registry builds upload URLs from it
@@ -216,12 +219,29 @@ func (r *agentE2ERegistry) count(req *http.Request) {
 			r.sessions++
 		case req.Method == http.MethodPut:
 			r.blobPuts++
+			r.times[m[1]+"@"+req.URL.Query().Get("digest")]++
 		}
 		return
 	}
 	if m := agentE2EManifestRE.FindStringSubmatch(req.URL.Path); m != nil && req.Method == http.MethodPut {
 		r.manifests = append(r.manifests, m[1]+":"+m[2])
+		r.times[m[1]+":"+m[2]]++
 	}
+}
+
+// duplicates returns the blobs and manifests stored more than once since
+// the registry started, with how many times, and how many distinct ones
+// were stored.
+func (r *agentE2ERegistry) duplicates() (map[string]int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for k, n := range r.times {
+		if n > 1 {
+			out[k] = n
+		}
+	}
+	return out, len(r.times)
 }
 
 // agentE2EUploads is what clients uploaded through the proxy.
