@@ -15,22 +15,22 @@ import (
 // starts a goroutine watching the context. Go guests (whose functions each
 // begin with a loop) ran several times slower for it.
 //
-// Instead, instrument rewrites a module before it is compiled: it adds one
-// mutable i32 global, exported as interruptExport, and at the start of every
-// function and of every loop body the check
-//
-//	global.get $interrupt  if  unreachable  end
-//
-// A load, a compare and a branch in native code. The host arms a request by
-// registering a context.AfterFunc that sets the global to 1 when the request's
-// context ends (deadline, client gone, response over its limit); the guest
-// then traps at its next loop iteration or call, exactly where wazero's own
-// check would have stopped it. Instances that were interrupted are never
-// reused. The global is appended after every existing one, so no code written
-// before the rewrite can read or write it.
+// Instead, instrument rewrites a module before it is compiled: it adds two
+// mutable i32 globals, an interrupt flag (exported as interruptExport) and a
+// fuel counter, and at the start of every function and of every loop body a
+// check (appendCheck): decrement the fuel, and when it runs out, leave native
+// code for Go once (memory.grow 0), trap if the interrupt is set, refill.
+// In native code that is a load, a subtraction, a store and a branch. The
+// host arms a request by giving its context (callState) a function that sets
+// the interrupt when the context ends (deadline, client gone, response over
+// its limit); the guest then traps within fuelPerYield checks, where
+// wazero's own check would have stopped it. Instances that were interrupted
+// are never reused. The globals are appended after every existing one, so no
+// code written before the rewrite can read or write them.
 //
 // Modules the rewriter does not understand (a start section, the GC
-// proposal's instructions, an export name clash) and platforms without
+// proposal's instructions, an export name clash, no memory or a 64-bit one)
+// and platforms without
 // wazero's compiler fall back to an engine with CloseOnContextDone.
 
 // interruptExport names the added global.
@@ -55,17 +55,71 @@ func compilerSupported() bool {
 	return false
 }
 
-// appendCheck appends the interrupt check on global to b.
-func appendCheck(b []byte, global uint32) []byte {
-	b = append(b, 0x23) // global.get
-	b = binary.AppendUvarint(b, uint64(global))
-	return append(b, 0x04, 0x40, 0x00, 0x0B) // if (empty) unreachable end
+// fuelPerYield is how many checks run between two exits to Go (see
+// appendCheck).
+const fuelPerYield = 4096
+
+// appendCheck appends the check to b. The interrupt global is int, the fuel
+// global fuel:
+//
+//	fuel -= 1
+//	if fuel == 0 {
+//		call yield   ;; memory.grow 0, which leaves native code for Go;
+//		             ;; if intr { unreachable }; fuel = fuelPerYield
+//	}
+//
+// The exit to Go every fuelPerYield checks is what lets the Go scheduler
+// preempt a guest that never calls the host: native code cannot be
+// preempted, and a garbage collection waiting for it to stop would wait
+// forever (and with it, every timer, including the one that interrupts the
+// guest). It is also where the interrupt is read, so a guest stops at most
+// fuelPerYield checks after its context ends.
+func appendCheck(b []byte, fuel, yield uint32) []byte {
+	b = append(b, 0x23) // global.get fuel
+	b = binary.AppendUvarint(b, uint64(fuel))
+	b = append(b, 0x41, 0x01, 0x6B, 0x24) // i32.const 1, i32.sub, global.set fuel
+	b = binary.AppendUvarint(b, uint64(fuel))
+	b = append(b, 0x23) // global.get fuel
+	b = binary.AppendUvarint(b, uint64(fuel))
+	b = append(b, 0x45, 0x04, 0x40, 0x10) // i32.eqz, if, call yield
+	b = binary.AppendUvarint(b, uint64(yield))
+	return append(b, 0x0B) // end
+}
+
+// appendSLEB appends v as a signed LEB128 number (an i32.const immediate).
+func appendSLEB(b []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7F)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+// yieldBody is the code of the added function yield (see appendCheck): it
+// leaves native code for Go (memory.grow 0), traps if the interrupt intr is
+// set, and refills the fuel. Being a function of its own, it reads the
+// interrupt from the instance each time (a compiler may keep a global it
+// read earlier on the same path in a register).
+func yieldBody(intr, fuel uint32) []byte {
+	b := []byte{0x00, 0x41, 0x00, 0x40, 0x00, 0x1A, 0x23} // no locals, i32.const 0, memory.grow 0, drop, global.get intr
+	b = binary.AppendUvarint(b, uint64(intr))
+	b = append(b, 0x04, 0x40, 0x00, 0x0B, 0x41) // if unreachable end, i32.const
+	b = appendSLEB(b, fuelPerYield)
+	b = append(b, 0x24) // global.set fuel
+	b = binary.AppendUvarint(b, uint64(fuel))
+	return append(b, 0x0B)
 }
 
 // Section ids and their required order.
 const (
 	secCustom    = 0
 	secImport    = 2
+	secType      = 1
+	secFunction  = 3
+	secMemory    = 5
 	secGlobal    = 6
 	secExport    = 7
 	secStart     = 8
@@ -111,18 +165,33 @@ func instrument(wasm []byte) ([]byte, error) {
 		secs = append(secs, section{id, p})
 	}
 
-	var importedGlobals, definedGlobals uint32
-	hasGlobal, hasExport := false, false
+	var importedGlobals, definedGlobals, importedFuncs, definedFuncs, types uint32
+	hasGlobal, hasExport, hasMemory, hasTypes, hasFuncs := false, false, false, false, false
 	for _, s := range secs {
 		switch s.id {
 		case secStart:
 			return nil, fmt.Errorf("%w: start section", errNotInstrumentable)
 		case secImport:
-			n, err := countGlobalImports(s.payload)
+			funcs, n, mems, err := countImports(s.payload)
 			if err != nil {
 				return nil, err
 			}
-			importedGlobals = n
+			importedFuncs, importedGlobals = funcs, n
+			hasMemory = hasMemory || mems > 0
+		case secMemory:
+			r := reader{b: s.payload}
+			if r.u32() > 0 {
+				hasMemory = true
+				if flags := r.byte(); flags&0x04 != 0 {
+					return nil, fmt.Errorf("%w: 64-bit memory", errNotInstrumentable)
+				}
+			}
+		case secType:
+			r := reader{b: s.payload}
+			types, hasTypes = r.u32(), r.err == nil
+		case secFunction:
+			r := reader{b: s.payload}
+			definedFuncs, hasFuncs = r.u32(), r.err == nil
 		case secGlobal:
 			r := reader{b: s.payload}
 			definedGlobals = r.u32()
@@ -137,9 +206,19 @@ func instrument(wasm []byte) ([]byte, error) {
 			}
 		}
 	}
-	idx := importedGlobals + definedGlobals
+	if !hasMemory {
+		return nil, fmt.Errorf("%w: no memory to grow by 0 (the exit to Go)", errNotInstrumentable)
+	}
+	if !hasTypes || !hasFuncs {
+		return nil, fmt.Errorf("%w: no functions", errNotInstrumentable)
+	}
+	idx := importedGlobals + definedGlobals // interrupt; idx+1 is the fuel
+	yield := importedFuncs + definedFuncs   // the added function
 
 	newGlobal := []byte{0x7F, 0x01, 0x41, 0x00, 0x0B} // mut i32 = i32.const 0
+	newGlobal = append(newGlobal, 0x7F, 0x01, 0x41)   // mut i32 = i32.const fuelPerYield
+	newGlobal = appendSLEB(newGlobal, fuelPerYield)
+	newGlobal = append(newGlobal, 0x0B)
 	newExport := binary.AppendUvarint(nil, uint64(len(interruptExport)))
 	newExport = append(newExport, interruptExport...)
 	newExport = append(newExport, 0x03) // global
@@ -156,7 +235,7 @@ func instrument(wasm []byte) ([]byte, error) {
 	// before the first section that must follow them.
 	addMissing := func(beforeRank int) {
 		if !hasGlobal && beforeRank > sectionRank(secGlobal) {
-			emit(secGlobal, append([]byte{1}, newGlobal...))
+			emit(secGlobal, append([]byte{2}, newGlobal...))
 			hasGlobal = true
 		}
 		if !hasExport && beforeRank > sectionRank(secExport) {
@@ -172,7 +251,7 @@ func instrument(wasm []byte) ([]byte, error) {
 		case secGlobal:
 			r := reader{b: s.payload}
 			n := r.u32()
-			p := binary.AppendUvarint(nil, uint64(n)+1)
+			p := binary.AppendUvarint(nil, uint64(n)+2)
 			p = append(p, s.payload[r.i:]...)
 			emit(s.id, append(p, newGlobal...))
 		case secExport:
@@ -181,8 +260,20 @@ func instrument(wasm []byte) ([]byte, error) {
 			p := binary.AppendUvarint(nil, uint64(n)+1)
 			p = append(p, s.payload[r.i:]...)
 			emit(s.id, append(p, newExport...))
+		case secType: // + () -> ()
+			r := reader{b: s.payload}
+			n := r.u32()
+			p := binary.AppendUvarint(nil, uint64(n)+1)
+			p = append(p, s.payload[r.i:]...)
+			emit(s.id, append(p, 0x60, 0x00, 0x00))
+		case secFunction: // + yield
+			r := reader{b: s.payload}
+			n := r.u32()
+			p := binary.AppendUvarint(nil, uint64(n)+1)
+			p = append(p, s.payload[r.i:]...)
+			emit(s.id, binary.AppendUvarint(p, uint64(types)))
 		case secCode:
-			p, err := instrumentCode(s.payload, idx)
+			p, err := instrumentCode(s.payload, idx+1, yield)
 			if err != nil {
 				return nil, err
 			}
@@ -195,22 +286,24 @@ func instrument(wasm []byte) ([]byte, error) {
 	return out, nil
 }
 
-// countGlobalImports returns how many globals the import section imports.
-func countGlobalImports(p []byte) (uint32, error) {
+// countImports returns how many functions, globals and memories the import
+// section imports.
+func countImports(p []byte) (funcs, globals, memories uint32, err error) {
 	r := reader{b: p}
 	n := r.u32()
-	var globals uint32
 	for range n {
 		r.name()
 		r.name()
 		switch kind := r.byte(); kind {
 		case 0x00: // func
 			r.u32()
+			funcs++
 		case 0x01: // table
 			r.refType()
 			r.limits()
 		case 0x02: // memory
 			r.limits()
+			memories++
 		case 0x03: // global
 			r.valType()
 			r.byte()
@@ -219,16 +312,16 @@ func countGlobalImports(p []byte) (uint32, error) {
 			r.byte()
 			r.u32()
 		default:
-			return 0, fmt.Errorf("%w: import kind %d", errNotInstrumentable, kind)
+			return 0, 0, 0, fmt.Errorf("%w: import kind %d", errNotInstrumentable, kind)
 		}
 		if r.err != nil {
 			break
 		}
 	}
 	if r.err != nil {
-		return 0, fmt.Errorf("%w: import section: %v", errNotInstrumentable, r.err)
+		return 0, 0, 0, fmt.Errorf("%w: import section: %v", errNotInstrumentable, r.err)
 	}
-	return globals, nil
+	return funcs, globals, memories, nil
 }
 
 func checkExportNames(p []byte) error {
@@ -251,11 +344,12 @@ func checkExportNames(p []byte) error {
 }
 
 // instrumentCode rewrites the code section: each body gets the check after
-// its locals and after every loop's block type.
-func instrumentCode(p []byte, global uint32) ([]byte, error) {
+// its locals and after every loop's block type, and the yield function is
+// appended.
+func instrumentCode(p []byte, fuel, yield uint32) ([]byte, error) {
 	r := reader{b: p}
 	n := r.u32()
-	out := binary.AppendUvarint(make([]byte, 0, len(p)+len(p)/8+16), uint64(n))
+	out := binary.AppendUvarint(make([]byte, 0, len(p)+len(p)/8+16), uint64(n)+1)
 	var body []byte
 	for f := range n {
 		size := r.u32()
@@ -264,7 +358,7 @@ func instrumentCode(p []byte, global uint32) ([]byte, error) {
 			return nil, fmt.Errorf("%w: function %d: %v", errNotInstrumentable, f, r.err)
 		}
 		var err error
-		body, err = instrumentBody(body[:0], code, global)
+		body, err = instrumentBody(body[:0], code, fuel, yield)
 		if err != nil {
 			return nil, fmt.Errorf("%w: function %d: %v", errNotInstrumentable, f, err)
 		}
@@ -274,10 +368,12 @@ func instrumentCode(p []byte, global uint32) ([]byte, error) {
 	if r.i != len(p) {
 		return nil, fmt.Errorf("%w: trailing bytes in the code section", errNotInstrumentable)
 	}
-	return out, nil
+	yb := yieldBody(fuel-1, fuel)
+	out = binary.AppendUvarint(out, uint64(len(yb)))
+	return append(out, yb...), nil
 }
 
-func instrumentBody(out, code []byte, global uint32) ([]byte, error) {
+func instrumentBody(out, code []byte, fuel, yield uint32) ([]byte, error) {
 	r := reader{b: code}
 	groups := r.u32()
 	for range groups {
@@ -288,19 +384,21 @@ func instrumentBody(out, code []byte, global uint32) ([]byte, error) {
 		}
 	}
 	out = append(out, code[:r.i]...)
-	out = appendCheck(out, global)
+	out = appendCheck(out, fuel, yield)
+	span := r.i // start of the bytes not copied yet
 	for r.i < len(r.b) {
 		start := r.i
 		loop := r.instr()
 		if r.err != nil {
 			return nil, fmt.Errorf("at offset %d: %v", start, r.err)
 		}
-		out = append(out, code[start:r.i]...)
 		if loop {
-			out = appendCheck(out, global)
+			out = append(out, code[span:r.i]...)
+			out = appendCheck(out, fuel, yield)
+			span = r.i
 		}
 	}
-	return out, nil
+	return append(out, code[span:]...), nil
 }
 
 // reader decodes the parts of the binary format the rewriter needs. The
@@ -416,36 +514,101 @@ func (r *reader) memarg() {
 	r.leb(10)
 }
 
+// Immediate kinds of the one-byte opcodes, for instr.
+const (
+	immBad uint8 = iota
+	immNone
+	immLoop
+	immBlock
+	immU32
+	immU32x2
+	immBrTable
+	immSelectT
+	immTryTable
+	immMemarg
+	immI32
+	immI64
+	immF32
+	immF64
+	immHeapType
+	immFC
+	immFD
+	immFE
+)
+
+var opImm = func() (t [256]uint8) {
+	set := func(k uint8, ops ...int) {
+		for _, op := range ops {
+			t[op] = k
+		}
+	}
+	set(immNone, 0x00, 0x01, 0x05, 0x0A, 0x0B, 0x0F, 0x19, 0x1A, 0x1B, 0xD1, 0xD3, 0xD4)
+	for op := 0x45; op <= 0xC4; op++ {
+		t[op] = immNone // numeric instructions
+	}
+	set(immLoop, 0x03)
+	set(immBlock, 0x02, 0x04, 0x06) // block, if, try
+	set(immU32,
+		0x07, 0x08, 0x09, 0x18, // catch, throw, rethrow, delegate
+		0x0C, 0x0D, 0x10, 0x12, // br, br_if, call, return_call
+		0x14, 0x15, // call_ref, return_call_ref
+		0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, // local.*, global.*, table.get/set
+		0x3F, 0x40, // memory.size, memory.grow
+		0xD2, 0xD5, 0xD6) // ref.func, br_on_null, br_on_non_null
+	set(immU32x2, 0x11, 0x13) // call_indirect, return_call_indirect
+	set(immBrTable, 0x0E)
+	set(immSelectT, 0x1C)
+	set(immTryTable, 0x1F)
+	for op := 0x28; op <= 0x3E; op++ {
+		t[op] = immMemarg // loads and stores
+	}
+	set(immI32, 0x41)
+	set(immI64, 0x42)
+	set(immF32, 0x43)
+	set(immF64, 0x44)
+	set(immHeapType, 0xD0) // ref.null
+	set(immFC, 0xFC)
+	set(immFD, 0xFD)
+	set(immFE, 0xFE)
+	return t
+}()
+
 // instr skips one instruction and reports whether it was a loop.
 func (r *reader) instr() (loop bool) {
-	op := r.byte()
-	switch {
-	case op == 0x03: // loop
+	if r.i >= len(r.b) {
+		r.fail(errShort)
+		return false
+	}
+	op := r.b[r.i]
+	r.i++
+	switch opImm[op] {
+	case immNone:
+	case immU32:
+		// The common case (local.get and friends) without a call.
+		if r.i < len(r.b) && r.b[r.i] < 0x80 {
+			r.i++
+		} else {
+			r.u32()
+		}
+	case immLoop:
 		r.blockType()
 		return true
-	case op == 0x02, op == 0x04, op == 0x06: // block, if, try
+	case immBlock:
 		r.blockType()
-	case op == 0x07, op == 0x08, op == 0x09, op == 0x18, // catch, throw, rethrow, delegate
-		op == 0x0C, op == 0x0D, op == 0x10, op == 0x12, // br, br_if, call, return_call
-		op == 0x14, op == 0x15, // call_ref, return_call_ref
-		op >= 0x20 && op <= 0x26, // local.*, global.*, table.get/set
-		op == 0x3F, op == 0x40,   // memory.size, memory.grow
-		op == 0xD2, op == 0xD5, op == 0xD6: // ref.func, br_on_null, br_on_non_null
+	case immU32x2:
 		r.u32()
-	case op == 0x0E: // br_table
+		r.u32()
+	case immBrTable:
 		n := r.u32()
 		for k := uint32(0); k <= n && r.err == nil; k++ {
 			r.u32()
 		}
-	case op == 0x11, op == 0x13: // call_indirect, return_call_indirect
-		r.u32()
-		r.u32()
-	case op == 0x1C: // select t*
+	case immSelectT:
 		n := r.u32()
 		for k := uint32(0); k < n && r.err == nil; k++ {
 			r.valType()
 		}
-	case op == 0x1F: // try_table
+	case immTryTable:
 		r.blockType()
 		n := r.u32()
 		for k := uint32(0); k < n && r.err == nil; k++ {
@@ -459,19 +622,19 @@ func (r *reader) instr() (loop bool) {
 				r.fail(errors.New("unknown catch kind"))
 			}
 		}
-	case op >= 0x28 && op <= 0x3E: // loads and stores
+	case immMemarg:
 		r.memarg()
-	case op == 0x41: // i32.const
+	case immI32:
 		r.leb(5)
-	case op == 0x42: // i64.const
+	case immI64:
 		r.leb(10)
-	case op == 0x43:
+	case immF32:
 		r.bytes(4)
-	case op == 0x44:
+	case immF64:
 		r.bytes(8)
-	case op == 0xD0: // ref.null
+	case immHeapType:
 		r.heapType()
-	case op == 0xFC:
+	case immFC:
 		switch sub := r.u32(); {
 		case sub <= 7:
 		case sub == 8, sub == 10, sub == 12, sub == 14:
@@ -482,7 +645,7 @@ func (r *reader) instr() (loop bool) {
 		default:
 			r.fail(fmt.Errorf("unknown instruction 0xFC %d", sub))
 		}
-	case op == 0xFD:
+	case immFD:
 		switch sub := r.u32(); {
 		case sub <= 11, sub == 92, sub == 93:
 			r.memarg()
@@ -494,15 +657,12 @@ func (r *reader) instr() (loop bool) {
 			r.memarg()
 			r.byte()
 		}
-	case op == 0xFE:
+	case immFE:
 		if sub := r.u32(); sub == 0x03 {
 			r.byte()
 		} else {
 			r.memarg()
 		}
-	case op == 0x00, op == 0x01, op == 0x05, op == 0x0A, op == 0x0B, op == 0x0F,
-		op == 0x19, op == 0x1A, op == 0x1B, op >= 0x45 && op <= 0xC4,
-		op == 0xD1, op == 0xD3, op == 0xD4:
 	default:
 		r.fail(fmt.Errorf("unknown opcode 0x%02X", op))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -60,11 +61,6 @@ func TestInstrumentFixtures(t *testing.T) {
 	}
 }
 
-func TestInstrumentEmptyModule(t *testing.T) {
-	// No sections at all: a global and an export section are added.
-	instrumentedModule(t, []byte("\x00asm\x01\x00\x00\x00"))
-}
-
 func TestInstrumentDecoder(t *testing.T) {
 	// instr.wasm imports a global, so the env module must offer one.
 	wasm := fixture(t, "instr")
@@ -91,8 +87,8 @@ func TestInstrumentDecoder(t *testing.T) {
 		t.Fatalf("count(1000) = %v, %v", res, err)
 	}
 	g := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
-	g.Set(1)
-	if _, err := mod.ExportedFunction("count").Call(ctx, 1000); err == nil || !strings.Contains(err.Error(), "unreachable") {
+	g.Set(1) // noticed within fuelPerYield checks
+	if _, err := mod.ExportedFunction("count").Call(ctx, 10*fuelPerYield); err == nil || !strings.Contains(err.Error(), "unreachable") {
 		t.Fatalf("count with the interrupt set: %v, want a trap", err)
 	}
 }
@@ -141,6 +137,9 @@ func TestInstrumentRefused(t *testing.T) {
 		{"truncated", fixture(t, "hello")[:40]},
 		{"component", []byte("\x00asm\x0d\x00\x01\x00")},
 		{"gc instruction", gcModule},
+		{"no memory", []byte("\x00asm\x01\x00\x00\x00")},
+		{"no functions", []byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x00\x01")},
+		{"64-bit memory", []byte("\x00asm\x01\x00\x00\x00\x05\x03\x01\x04\x01")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,5 +251,59 @@ func TestCallStateContext(t *testing.T) {
 		cs.finish()
 		cancelParent()
 		cs.reset()
+	}
+}
+
+// TestSpinningGuestDoesNotBlockGC: native code cannot be preempted, so a
+// guest that never calls the host must still leave it now and then, or a
+// garbage collection (which stops every goroutine) waits for it forever,
+// and with it the timer that would interrupt it.
+func TestSpinningGuestDoesNotBlockGC(t *testing.T) {
+	e := newEnv(t, Options{})
+	g := goGuest(t, "targets/host/testdata/goguest")
+	a := app("spin", deploy.ExecutorReactor, g, "/...")
+	a.Components[0].Limits = deploy.Limits{Timeout: deploy.Duration(3 * time.Second)}
+	e.deploy(t, a, g)
+	w := fixture(t, "loop")
+	l := app("loop", deploy.ExecutorWAGI, w, "/loop")
+	l.Components[0].Limits = deploy.Limits{Timeout: deploy.Duration(3 * time.Second)}
+	e.deploy(t, l, w)
+	codes := make(chan int, 2)
+	for _, path := range []string{"/spin", "/loop"} {
+		go func() {
+			code, _ := e.get(t, path)
+			codes <- code
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // both guests spinning
+	gcDone := make(chan struct{})
+	go func() {
+		runtime.GC()
+		close(gcDone)
+	}()
+	select {
+	case <-gcDone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a garbage collection waited for the spinning guests")
+	}
+	for range 2 {
+		if code := <-codes; code != http.StatusGatewayTimeout {
+			t.Errorf("spinning guest: status %d, want 504", code)
+		}
+	}
+}
+
+func TestAppendSLEB(t *testing.T) {
+	for _, tt := range []struct {
+		v    int64
+		want []byte
+	}{
+		{0, []byte{0x00}}, {1, []byte{0x01}}, {63, []byte{0x3F}}, {64, []byte{0xC0, 0x00}},
+		{-1, []byte{0x7F}}, {-64, []byte{0x40}}, {-65, []byte{0xBF, 0x7F}},
+		{4096, []byte{0x80, 0x20}},
+	} {
+		if got := appendSLEB(nil, tt.v); string(got) != string(tt.want) {
+			t.Errorf("appendSLEB(%d) = % x, want % x", tt.v, got, tt.want)
+		}
 	}
 }
