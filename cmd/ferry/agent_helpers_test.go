@@ -30,13 +30,10 @@ import (
 	"time"
 
 	"github.com/ferry-wasm/ferry/internal/testenv"
-	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/sync"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
-	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
 // Secrets of the end-to-end tests. They are test values, not real ones.
@@ -281,28 +278,7 @@ type agentE2EHost struct {
 // agentE2EHostToken.
 func agentE2ENewHost(t *testing.T, pubPath string) *agentE2EHost {
 	t.Helper()
-	dir := t.TempDir()
-	rt, err := host.New(host.Options{StateDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close(context.Background()) })
-	st, err := state.Open(filepath.Join(dir, "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := registry.New(registry.Options{CacheDir: filepath.Join(dir, "oci"), NoDockerConfig: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy, err := signer.PolicyFromFiles([]string{pubPath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl, err := control.NewServer(control.Options{Runtime: rt, Store: st, Registry: rc, Policy: policy, Token: agentE2EHostToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt, ctl := newHost(t, pubPath, agentE2EHostToken)
 	h := &agentE2EHost{puts: map[string]int{}, blocked: make(chan string, 16), release: make(chan struct{})}
 	apps := httptest.NewServer(rt)
 	ctlSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -19,9 +19,9 @@ import (
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
-// localHost starts a real ferry-host (runtime + control API + state) in
-// process, trusting pubPath, and returns the app and control URLs.
-func localHost(t *testing.T, pubPath, token string) (apps, ctl string) {
+// newHost builds a real ferry-host in process — runtime, state directory,
+// registry client and control API — trusting pubPath.
+func newHost(t *testing.T, pubPath, token string) (*host.Runtime, *control.Server) {
 	t.Helper()
 	dir := t.TempDir()
 	rt, err := host.New(host.Options{StateDir: dir})
@@ -45,6 +45,14 @@ func localHost(t *testing.T, pubPath, token string) (apps, ctl string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rt, srv
+}
+
+// localHost starts a real ferry-host (see newHost) on loopback listeners
+// and returns the app and control URLs.
+func localHost(t *testing.T, pubPath, token string) (apps, ctl string) {
+	t.Helper()
+	rt, srv := newHost(t, pubPath, token)
 	a := httptest.NewServer(rt)
 	c := httptest.NewServer(srv)
 	t.Cleanup(a.Close)
