@@ -219,6 +219,7 @@ func newHistoryCmd(s streams) *cobra.Command {
 
 func newRollbackCmd(s streams) *cobra.Command {
 	var af agentFlags
+	var to string
 	cmd := &cobra.Command{
 		Use:   "rollback APP [DIGEST]",
 		Short: "Pin an app to a recorded version until a newer commit changes it",
@@ -227,14 +228,14 @@ from the history). The pin holds across new commits that do not change the
 app, so auto-sync does not undo it; the first commit that changes the app
 supersedes it.`,
 		Example: `  ferry rollback hello-wat
-  ferry rollback hello-wat sha256:8f9838cf...`,
+  ferry rollback hello-wat --to sha256:8f9838cf...`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := af.client()
 			if err != nil {
 				return withCode(exitError, err)
 			}
-			digest := ""
+			digest := to
 			if len(args) == 2 {
 				digest = args[1]
 			}
@@ -248,6 +249,7 @@ supersedes it.`,
 		},
 	}
 	af.register(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "digest (or unique prefix) to pin; default: the version before the current one")
 	return cmd
 }
 

@@ -127,7 +127,8 @@ func TestPushPlanApplyEndToEnd(t *testing.T) {
 	if code == exitOK {
 		t.Fatalf("plan of a missing dir succeeded: %s", out)
 	}
-	os.WriteFile(filepath.Join(app, "ferry.hcl"), []byte(strings.Replace(mustRead(t, filepath.Join(app, "ferry.hcl")), `apps      = ["hello-wat"]`, `apps      = []`, 1)), 0o644)
+	original := mustRead(t, filepath.Join(app, "ferry.hcl"))
+	os.WriteFile(filepath.Join(app, "ferry.hcl"), []byte(strings.Replace(original, `apps      = ["hello-wat"]`, `apps      = []`, 1)), 0o644)
 	code, out, errs = ferry(t, append([]string{"plan", "-out", "delete.plan", app}, common...)...)
 	if code != exitOK || !strings.Contains(out, "- delete hello-wat") {
 		t.Fatalf("delete plan: exit %d\n%s\n%s", code, out, errs)
@@ -159,6 +160,22 @@ func TestPushPlanApplyEndToEnd(t *testing.T) {
 	code, out, errs = ferry(t, "verify", "--key", "cosign.pub", "-o", "json", ref)
 	if code != exitOK || !strings.Contains(out, `"verified": true`) {
 		t.Fatalf("verify %s: exit %d\n%s\n%s", ref, code, out, errs)
+	}
+
+	// destroy removes every managed app from the spec's targets, and only those.
+	os.WriteFile(filepath.Join(app, "ferry.hcl"), []byte(original), 0o644)
+	if code, out, errs := ferry(t, append([]string{"apply", "-auto-approve", app}, common...)...); code != exitOK {
+		t.Fatalf("re-apply: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = ferry(t, "destroy", "-auto-approve", app)
+	if code != exitOK || !strings.Contains(out, "- delete hello-wat") {
+		t.Fatalf("destroy: exit %d\n%s\n%s", code, out, errs)
+	}
+	if apps, err := c.Observe(context.Background()); err != nil || len(apps) != 0 {
+		t.Fatalf("after destroy the host runs %+v (%v)", apps, err)
+	}
+	if status, _ := get(t, appsURL+"/", "hello-wat.localhost"); status != http.StatusNotFound {
+		t.Fatalf("after destroy GET / = %d, want 404", status)
 	}
 }
 

@@ -26,11 +26,11 @@ func openTargets(cfg *spec.Config, only []string) (map[string]targets.Target, ma
 		}
 		switch {
 		case t.Type == spec.TargetHost && t.Host != nil:
-			c, err := hostClient(t)
+			tg, err := hostTarget(t)
 			if err != nil {
 				return nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
 			}
-			out[t.Name] = c
+			out[t.Name] = tg
 		default:
 			skipped[t.Name] = fmt.Sprintf("target %s is of type %q, which this version of ferry cannot deploy to yet; it was not planned", t.Name, t.Type)
 		}
@@ -38,14 +38,32 @@ func openTargets(cfg *spec.Config, only []string) (map[string]targets.Target, ma
 	return out, skipped, nil
 }
 
-// hostClient builds a control API client for a host target: the first
-// endpoint, the token from token_env or token_file, TLS from the CA and
-// client certificate files.
-func hostClient(t *spec.Target) (*control.Client, error) {
+// hostTarget builds the target of a host block: one control API client, or
+// a control.Group when the block lists several endpoints (every host runs
+// every app; see control.Group for how health is decided).
+func hostTarget(t *spec.Target) (targets.Target, error) {
 	h := t.Host
 	if len(h.Endpoints) == 0 {
 		return nil, fmt.Errorf("no endpoint")
 	}
+	var clients []*control.Client
+	for _, ep := range h.Endpoints {
+		c, err := hostClient(h, ep)
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, c)
+	}
+	if len(clients) == 1 {
+		return clients[0], nil
+	}
+	return control.NewGroup(clients...)
+}
+
+// hostClient builds a control API client for one endpoint of a host
+// target: the token from token_env or token_file, TLS from the CA and client
+// certificate files.
+func hostClient(h *spec.HostTarget, endpoint string) (*control.Client, error) {
 	token := ""
 	switch {
 	case h.TokenEnv != "":
@@ -83,7 +101,7 @@ func hostClient(t *spec.Target) (*control.Client, error) {
 		}
 		opts.TLS = cfg
 	}
-	return control.NewClient(h.Endpoints[0], token, opts)
+	return control.NewClient(endpoint, token, opts)
 }
 
 func expandHome(p string) string {

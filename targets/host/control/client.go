@@ -60,6 +60,9 @@ func NewClient(endpoint, token string, opts ClientOptions) (*Client, error) {
 	return &Client{base: strings.TrimRight(u.String(), "/"), token: token, hc: hc}, nil
 }
 
+// Endpoint returns the control API's base URL.
+func (c *Client) Endpoint() string { return c.base }
+
 // Apps returns every app on the host.
 func (c *Client) Apps(ctx context.Context) ([]AppInfo, error) {
 	var lr ListResponse

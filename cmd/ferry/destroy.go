@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-wasm/ferry/sync"
+)
+
+func newDestroyCmd(s streams) *cobra.Command {
+	var vars varFlags
+	var only []string
+	var autoApprove bool
+	var o outputFlag
+	cmd := &cobra.Command{
+		Use:   "destroy [DIR]",
+		Short: "Remove every app ferry manages from the spec's targets",
+		Long: `destroy plans the deletion of every app that ferry deployed on the
+targets of the spec in DIR (apps ferry did not deploy are never touched),
+shows the plan and, after confirmation (or -auto-approve), applies it.
+Nothing is built or pushed.`,
+		Example: `  ferry destroy examples/hello-wat
+  ferry destroy -target local -auto-approve .`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			lopts, err := vars.options()
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			cfg, err := loadSpec(dirArg(args), lopts, s.err)
+			if err != nil {
+				return err
+			}
+			tgts, skipped, err := openTargets(cfg, only)
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			printSkipped(s.err, skipped)
+			// Every target listed with no apps: its managed apps are deleted.
+			var desired sync.Desired
+			for _, name := range sortedKeys(tgts) {
+				desired.Targets = append(desired.Targets, sync.DesiredTarget{Name: name, Type: string(cfg.Target(name).Type)})
+			}
+			plan, err := sync.ComputePlan(ctx, desired, tgts, sync.PlanOptions{})
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			if !o.json() {
+				plan.RenderWith(s.out, sync.RenderOptions{Color: isTerminal(s.out)}) //nolint:errcheck // stdout
+			}
+			if err := plan.Applyable(); err != nil {
+				return withCode(exitError, err)
+			}
+			if !plan.HasChanges() {
+				fmt.Fprintln(s.out, "\nNothing to destroy.")
+				return nil
+			}
+			if !autoApprove {
+				if err := confirm(s); err != nil {
+					return withCode(exitError, err)
+				}
+			}
+			res, err := sync.Apply(ctx, plan, tgts, sync.ApplyOptions{})
+			if res != nil {
+				if o.json() {
+					writeJSON(s.out, res) //nolint:errcheck // the error below matters more
+				} else {
+					renderApply(s.out, res)
+				}
+			}
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			return nil
+		},
+	}
+	vars.register(cmd)
+	o.register(cmd)
+	cmd.Flags().StringArrayVar(&only, "target", nil, "destroy only on this target (repeatable)")
+	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "do not ask for confirmation")
+	return cmd
+}

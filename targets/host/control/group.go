@@ -1,0 +1,138 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	gosync "sync"
+
+	"github.com/ferry-wasm/ferry/targets"
+)
+
+// Group is a host target made of several ferry-hosts that run the same
+// apps (a spec's host target with several endpoints). It implements
+// targets.Target and targets.RollBacker by fanning each call out to every
+// host in parallel.
+//
+// Health is decided conservatively: an app is reported at a digest, and
+// healthy, only when every host runs it at that same digest and reports it
+// healthy. An app missing on some hosts, or at different digests, is
+// reported with an empty digest and a message naming the hosts, so a plan
+// updates it everywhere. Any host that cannot be read makes Observe fail:
+// a plan is never computed from part of the group.
+type Group struct {
+	clients []*Client
+}
+
+var (
+	_ targets.Target     = (*Group)(nil)
+	_ targets.RollBacker = (*Group)(nil)
+)
+
+// NewGroup returns a Group of clients; it needs at least one.
+func NewGroup(clients ...*Client) (*Group, error) {
+	if len(clients) == 0 {
+		return nil, errors.New("control: a host group needs at least one host")
+	}
+	return &Group{clients: clients}, nil
+}
+
+// each runs f for every host in parallel and joins the errors, each
+// prefixed with the host's endpoint.
+func (g *Group) each(f func(i int, c *Client) error) error {
+	errs := make([]error, len(g.clients))
+	var wg gosync.WaitGroup
+	for i, c := range g.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(i, c); err != nil {
+				errs[i] = fmt.Errorf("host %s: %w", c.Endpoint(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Observe reads every host and merges what they run (see Group).
+func (g *Group) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
+	per := make([][]targets.ObservedApp, len(g.clients))
+	if err := g.each(func(i int, c *Client) error {
+		apps, err := c.Observe(ctx)
+		per[i] = apps
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	byName := map[string][]*targets.ObservedApp{}
+	for i := range per {
+		for j := range per[i] {
+			a := &per[i][j]
+			if byName[a.Name] == nil {
+				byName[a.Name] = make([]*targets.ObservedApp, len(g.clients))
+			}
+			byName[a.Name][i] = a
+		}
+	}
+	out := make([]targets.ObservedApp, 0, len(byName))
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		out = append(out, g.merge(name, byName[name]))
+	}
+	return out, nil
+}
+
+// merge combines one app as seen by each host (nil where absent).
+func (g *Group) merge(name string, seen []*targets.ObservedApp) targets.ObservedApp {
+	var first *targets.ObservedApp
+	var missing, differ []string
+	m := targets.ObservedApp{Name: name, Managed: true, Healthy: true}
+	for i, a := range seen {
+		if a == nil {
+			missing = append(missing, g.clients[i].Endpoint())
+			continue
+		}
+		if first == nil {
+			first = a
+			m.Ref, m.Digest, m.Status, m.Previous, m.Message = a.Ref, a.Digest, a.Status, a.Previous, a.Message
+		} else if a.Digest != first.Digest {
+			differ = append(differ, g.clients[i].Endpoint())
+		}
+		m.Managed = m.Managed && a.Managed
+		m.Healthy = m.Healthy && a.Healthy
+		if a.Previous != m.Previous {
+			m.Previous = ""
+		}
+	}
+	if len(missing) > 0 || len(differ) > 0 {
+		m.Digest, m.Ref, m.Healthy, m.Status = "", "", false, "partial"
+		var why []string
+		if len(missing) > 0 {
+			why = append(why, "missing on "+strings.Join(missing, ", "))
+		}
+		if len(differ) > 0 {
+			why = append(why, "at another digest on "+strings.Join(differ, ", "))
+		}
+		m.Message = strings.Join(why, "; ")
+	}
+	return m
+}
+
+// Put deploys want on every host; it fails if any host fails (the others
+// keep the new version, and a new plan shows the app as partial).
+func (g *Group) Put(ctx context.Context, want targets.DesiredApp) error {
+	return g.each(func(_ int, c *Client) error { return c.Put(ctx, want) })
+}
+
+// Delete removes the app from every host.
+func (g *Group) Delete(ctx context.Context, name string) error {
+	return g.each(func(_ int, c *Client) error { return c.Delete(ctx, name) })
+}
+
+// RollBack switches the app back to its previous version on every host.
+func (g *Group) RollBack(ctx context.Context, name string) error {
+	return g.each(func(_ int, c *Client) error { return c.RollBack(ctx, name) })
+}
