@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -149,25 +148,8 @@ type hostProc struct {
 	cmd     *exec.Cmd
 	appsURL string
 	ctlURL  string
-	stderr  *lockedBuffer
+	stderr  *testenv.Buffer
 	done    chan error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 var servingRE = regexp.MustCompile(`^ferry-host: serving apps on (http://\S+), control on (https?://\S+)$`)
@@ -178,7 +160,7 @@ func startHost(t testing.TB, within time.Duration, argv ...string) *hostProc {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "FERRY_HOST_TOKEN="+testToken)
-	p := &hostProc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &hostProc{cmd: cmd, stderr: &testenv.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

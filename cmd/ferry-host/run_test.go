@@ -77,7 +77,7 @@ func makeCerts(t *testing.T) certs {
 func runInProcess(t *testing.T, args []string, env map[string]string) (appsURL, ctlURL string, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	stdout, stderr := &testenv.Buffer{}, &testenv.Buffer{}
 	code := make(chan int, 1)
 	go func() { code <- run(ctx, args, func(k string) string { return env[k] }, stdout, stderr) }()
 	deadline := time.Now().Add(time.Minute)
@@ -144,13 +144,13 @@ func TestControlOverMutualTLS(t *testing.T) {
 // TestInsecureSkipVerifyWarns: without trust keys the host only starts with
 // --insecure-skip-verify, and then says so loudly.
 func TestInsecureSkipVerifyWarns(t *testing.T) {
-	stderr := &lockedBuffer{}
-	code := run(context.Background(), []string{"--state-dir", t.TempDir()}, func(string) string { return testToken }, &lockedBuffer{}, stderr)
+	stderr := &testenv.Buffer{}
+	code := run(context.Background(), []string{"--state-dir", t.TempDir()}, func(string) string { return testToken }, &testenv.Buffer{}, stderr)
 	if code != 2 || !strings.Contains(stderr.String(), "--trust-key") {
 		t.Fatalf("without keys: exit %d, %s", code, stderr)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--state-dir", t.TempDir(), "--insecure-skip-verify", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"},

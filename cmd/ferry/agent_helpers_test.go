@@ -44,24 +44,6 @@ const (
 	agentE2EKeyPass    = "e2e-key-password"
 )
 
-// agentE2EBuffer is a bytes.Buffer safe for concurrent use.
-type agentE2EBuffer struct {
-	mu stdsync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *agentE2EBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *agentE2EBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // agentE2ETail returns the last n lines of s.
 func agentE2ETail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -384,7 +366,7 @@ type agentE2EHostProc struct {
 	AppsURL, CtlURL    string
 	cmd                *exec.Cmd
 	done               chan error
-	stderr             *agentE2EBuffer
+	stderr             *testenv.Buffer
 	startedAt, readyAt time.Time
 }
 
@@ -411,7 +393,7 @@ func (p *agentE2EHostProc) start(t *testing.T, stateDir string) {
 	cmd := exec.Command(p.bin, "--listen", p.appsAddr, "--control", p.ctlAddr, "--state-dir", stateDir,
 		"--trust-key", p.pub, "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "FERRY_HOST_TOKEN="+agentE2EHostToken)
-	p.stderr = &agentE2EBuffer{}
+	p.stderr = &testenv.Buffer{}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -471,7 +453,7 @@ func (p *agentE2EHostProc) stop(t *testing.T) {
 type agentE2EAgent struct {
 	URL    string
 	Client *sync.Client
-	stderr *agentE2EBuffer
+	stderr *testenv.Buffer
 	// In process:
 	cancel context.CancelFunc
 	done   chan int
@@ -496,8 +478,8 @@ func agentE2EAgentArgs(e *agentE2EEnv, repo, dataDir string, extra ...string) []
 func agentE2EStartAgent(t *testing.T, e *agentE2EEnv, repo string, extra ...string) *agentE2EAgent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &agentE2EAgent{stderr: &agentE2EBuffer{}, cancel: cancel, done: make(chan int, 1)}
-	out := &agentE2EBuffer{}
+	a := &agentE2EAgent{stderr: &testenv.Buffer{}, cancel: cancel, done: make(chan int, 1)}
+	out := &testenv.Buffer{}
 	args := agentE2EAgentArgs(e, repo, t.TempDir(), extra...)
 	go func() { a.done <- run(ctx, args, strings.NewReader(""), out, a.stderr) }()
 	t.Cleanup(func() {
@@ -541,7 +523,7 @@ func agentE2EStartAgent(t *testing.T, e *agentE2EEnv, repo string, extra ...stri
 func agentE2EStartAgentProc(t *testing.T, bin string, args []string) *agentE2EAgent {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	a := &agentE2EAgent{stderr: &agentE2EBuffer{}, cmd: cmd, waitErr: make(chan error, 1)}
+	a := &agentE2EAgent{stderr: &testenv.Buffer{}, cmd: cmd, waitErr: make(chan error, 1)}
 	cmd.Stderr = a.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

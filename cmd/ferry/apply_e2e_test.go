@@ -98,7 +98,7 @@ func TestApplySIGKILLMidApplyConverges(t *testing.T) {
 	w.writeSpec(e2eSpec(names, func(string) []byte { return v2 }))
 	args := append([]string{"apply", "-auto-approve", "--lock-dir", filepath.Join(w.work, "locks")}, w.releaseArgs()...)
 	cmd := w.command(append(args, w.specDir)...)
-	var stdout, stderr e2eBuffer
+	var stdout, stderr testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

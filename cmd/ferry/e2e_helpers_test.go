@@ -119,25 +119,8 @@ type e2eHost struct {
 	cmd     *exec.Cmd
 	appsURL string
 	ctlURL  string
-	stderr  *e2eBuffer
+	stderr  *testenv.Buffer
 	done    chan error
-}
-
-type e2eBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *e2eBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *e2eBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 var e2eServingRE = regexp.MustCompile(`^ferry-host: serving apps on (http://\S+), control on (https?://\S+)$`)
@@ -179,7 +162,7 @@ func startE2EHost(t *testing.T, env []string, argv ...string) *e2eHost {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
-	h := &e2eHost{cmd: cmd, stderr: &e2eBuffer{}, done: make(chan error, 1)}
+	h := &e2eHost{cmd: cmd, stderr: &testenv.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = h.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -97,34 +96,15 @@ func TestMain(m *testing.M) {
 
 func digestOf(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b)) }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// env is a Runtime served on a loopback listener.
 type env struct {
 	rt   *Runtime
 	srv  *httptest.Server
-	logs *syncBuffer
+	logs *testenv.Buffer
 }
 
 func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	if opts.CompilationCacheDir == "" {
 		// One cache for the whole test binary keeps Go guests from being
 		// compiled again by every test.

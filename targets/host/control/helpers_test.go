@@ -126,26 +126,9 @@ type world struct {
 	apps     *httptest.Server
 	ctl      *httptest.Server
 	client   *control.Client
-	logs     *syncBuffer
+	logs     *testenv.Buffer
 	policy   signer.Policy
 	metrics  *prometheus.Registry
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newWorld starts a registry and a host trusting policy.
@@ -174,7 +157,7 @@ func newWorld(t testing.TB, policy signer.Policy) *world {
 func (w *world) start() control.RestoreReport {
 	t := w.t
 	t.Helper()
-	w.logs = &syncBuffer{}
+	w.logs = &testenv.Buffer{}
 	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w.metrics = prometheus.NewRegistry()
 	rt, err := host.New(host.Options{StateDir: w.stateDir, CompilationCacheDir: w.cacheDir, Logger: log, Metrics: w.metrics})
