@@ -89,11 +89,13 @@ func newRootCmd(s streams) *cobra.Command {
 		Short: "Declarative GitOps deployment of WebAssembly apps",
 		Long: `ferry deploys WebAssembly apps declared in HCL from a git repository:
 it builds each component to .wasm, pushes it to an OCI registry, signs it
-with cosign, and runs it on hosts running ferry-host.
+with cosign, plans against what every target runs now and applies — by hand
+(plan/apply) or on every git push (agent, up).
 
 Exit codes: 0 success, 1 failure, 2 usage error (or "changes present" for
 plan -detailed-exitcode), 3 fmt -check found unformatted files.`,
-		Example: `  ferry init myapp         # scaffold an app repository
+		Example: `  ferry up examples        # everything locally: registry, host, agent (make run)
+  ferry init myapp         # scaffold an app repository
   ferry validate myapp     # check the spec, with file:line:col diagnostics
   ferry fmt -check .       # fail if any .hcl file is not canonically formatted`,
 		SilenceUsage:  true,
