@@ -310,18 +310,15 @@ func (a *Agent) finish(rr *roundRun) {
 			arts = append(arts, dt.Apps...)
 		}
 	}
+	st := a.appStatus(rr, g)
+	// The history write and the status update happen under one lock, so a
+	// reader that sees the round finished in the history (Rounds) and then
+	// asks for Status gets the status of that round, never the one before.
+	a.mu.Lock()
 	if err := a.hist.finish(r, arts); err != nil {
 		a.log.Error("cannot record round", "round", r.ID, "err", err)
 		rr.errs = append(rr.errs, err.Error())
 	}
-	a.met.rounds.WithLabelValues(string(r.Result)).Inc()
-	if r.Result == RoundSucceeded {
-		a.met.lastSuccess.Set(float64(r.FinishedAt.UnixNano()) / 1e9)
-		a.met.lastCommit.Reset()
-		a.met.lastCommit.WithLabelValues(r.Commit).Set(1)
-	}
-	st := a.appStatus(rr, g)
-	a.mu.Lock()
 	a.status.Running = nil
 	a.status.LastRound = r.clone()
 	a.status.Errors = slices.Clone(rr.errs)
@@ -333,6 +330,12 @@ func (a *Agent) finish(rr *roundRun) {
 		a.status.LastSuccessfulCommit, a.status.LastSuccessfulAt = r.Commit, r.FinishedAt
 	}
 	a.mu.Unlock()
+	a.met.rounds.WithLabelValues(string(r.Result)).Inc()
+	if r.Result == RoundSucceeded {
+		a.met.lastSuccess.Set(float64(r.FinishedAt.UnixNano()) / 1e9)
+		a.met.lastCommit.Reset()
+		a.met.lastCommit.WithLabelValues(r.Commit).Set(1)
+	}
 	// A quiet round (nothing changed, nothing failed) is logged at debug
 	// level: with a short interval it would drown everything else.
 	changed := 0
