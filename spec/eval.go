@@ -260,18 +260,8 @@ func (l *loader) strList(attr *hcl.Attribute, what string) ([]strItem, bool) {
 		}
 		return items, allOK
 	}
-	v, ok := l.eval(attr.Expr)
+	lv, rng, ok := l.evalAs(attr, what, cty.List(cty.String), "a list of strings")
 	if !ok {
-		return nil, false
-	}
-	rng := attr.Expr.Range()
-	if v.IsNull() {
-		l.typeError(rng, what, "a list of strings", fmt.Errorf("it is null"))
-		return nil, false
-	}
-	lv, err := convert.Convert(v, cty.List(cty.String))
-	if err != nil {
-		l.typeError(rng, what, "a list of strings", err)
 		return nil, false
 	}
 	var items []strItem
@@ -284,6 +274,26 @@ func (l *loader) strList(attr *hcl.Attribute, what string) ([]strItem, bool) {
 		items = append(items, strItem{val: e.AsString(), rng: rng})
 	}
 	return items, true
+}
+
+// evalAs evaluates attr and converts it to typ, reporting a null value or a
+// failed conversion as a type error that says desc ("a list of strings").
+func (l *loader) evalAs(attr *hcl.Attribute, what string, typ cty.Type, desc string) (cty.Value, hcl.Range, bool) {
+	rng := attr.Expr.Range()
+	v, ok := l.eval(attr.Expr)
+	if !ok {
+		return cty.NilVal, rng, false
+	}
+	if v.IsNull() {
+		l.typeError(rng, what, desc, fmt.Errorf("it is null"))
+		return cty.NilVal, rng, false
+	}
+	cv, err := convert.Convert(v, typ)
+	if err != nil {
+		l.typeError(rng, what, desc, err)
+		return cty.NilVal, rng, false
+	}
+	return cv, rng, true
 }
 
 // strMap evaluates attr as a map of strings. When attr is written as an
@@ -325,18 +335,8 @@ func (l *loader) strMap(attr *hcl.Attribute, what string) ([]kvItem, bool) {
 		}
 		return items, allOK
 	}
-	v, ok := l.eval(attr.Expr)
+	mv, rng, ok := l.evalAs(attr, what, cty.Map(cty.String), "a map of strings")
 	if !ok {
-		return nil, false
-	}
-	rng := attr.Expr.Range()
-	if v.IsNull() {
-		l.typeError(rng, what, "a map of strings", fmt.Errorf("it is null"))
-		return nil, false
-	}
-	mv, err := convert.Convert(v, cty.Map(cty.String))
-	if err != nil {
-		l.typeError(rng, what, "a map of strings", err)
 		return nil, false
 	}
 	var items []kvItem
