@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
@@ -160,51 +159,8 @@ func startHost(t testing.TB, within time.Duration, argv ...string) *hostProc {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "FERRY_HOST_TOKEN="+testToken)
-	p := &hostProc{cmd: cmd, stderr: &testenv.Buffer{}, done: make(chan error, 1)}
-	cmd.Stderr = p.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 8)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		io.Copy(io.Discard, stdout)
-	}()
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("ferry-host stderr:\n%s", p.stderr.String())
-		}
-	})
-	timer := time.NewTimer(within)
-	defer timer.Stop()
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("ferry-host exited before serving:\n%s", p.stderr.String())
-			}
-			if m := servingRE.FindStringSubmatch(l); m != nil {
-				p.appsURL, p.ctlURL = m[1], m[2]
-				return p
-			}
-			t.Logf("ferry-host stdout: %s", l)
-		case <-timer.C:
-			t.Fatalf("ferry-host printed no serving line within %v:\n%s", within, p.stderr.String())
-		}
-	}
+	proc, m := testenv.StartProcess(t, cmd, servingRE, within)
+	return &hostProc{cmd: cmd, stderr: proc.Stderr, done: proc.Done, appsURL: m[1], ctlURL: m[2]}
 }
 
 // stop sends SIGTERM and waits for a clean exit.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -162,55 +161,8 @@ func startE2EHost(t *testing.T, env []string, argv ...string) *e2eHost {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
-	h := &e2eHost{cmd: cmd, stderr: &testenv.Buffer{}, done: make(chan error, 1)}
-	cmd.Stderr = h.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 8)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default: // nobody listens any more
-			}
-		}
-		close(lines)
-		io.Copy(io.Discard, stdout)
-	}()
-	go func() { h.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		select {
-		case <-h.done:
-		default:
-			cmd.Process.Kill()
-			<-h.done
-		}
-		if t.Failed() {
-			t.Logf("ferry-host stderr (last 4 KB):\n%s", tail(h.stderr.String(), 4096))
-		}
-	})
-	timer := time.NewTimer(30 * time.Second)
-	defer timer.Stop()
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("ferry-host exited before serving:\n%s", h.stderr.String())
-			}
-			if m := e2eServingRE.FindStringSubmatch(l); m != nil {
-				h.appsURL, h.ctlURL = m[1], m[2]
-				return h
-			}
-		case <-timer.C:
-			t.Fatalf("ferry-host printed no serving line within 30s:\n%s", h.stderr.String())
-		}
-	}
+	proc, m := testenv.StartProcess(t, cmd, e2eServingRE, 30*time.Second)
+	return &e2eHost{cmd: cmd, stderr: proc.Stderr, done: proc.Done, appsURL: m[1], ctlURL: m[2]}
 }
 
 func tail(s string, n int) string {
