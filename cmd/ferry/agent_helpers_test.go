@@ -523,39 +523,13 @@ func agentE2EStartAgent(t *testing.T, e *agentE2EEnv, repo string, extra ...stri
 func agentE2EStartAgentProc(t *testing.T, bin string, args []string) *agentE2EAgent {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	a := &agentE2EAgent{stderr: &testenv.Buffer{}, cmd: cmd, waitErr: make(chan error, 1)}
-	cmd.Stderr = a.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := agentE2EAPIRE.FindStringSubmatch(sc.Text()); m != nil {
-				urls <- m[1]
-			}
-		}
-		io.Copy(io.Discard, stdout)
-	}()
-	go func() { a.waitErr <- cmd.Wait() }()
+	proc, m := testenv.StartProcess(t, cmd, agentE2EAPIRE, 30*time.Second)
+	a := &agentE2EAgent{URL: m[1], stderr: proc.Stderr, cmd: cmd, waitErr: proc.Done}
 	t.Cleanup(func() {
 		if a.cmd != nil {
 			a.kill(t)
 		}
 	})
-	select {
-	case a.URL = <-urls:
-	case err := <-a.waitErr:
-		a.cmd = nil
-		t.Fatalf("ferry agent exited (%v) before serving its API:\n%s", err, a.stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("ferry agent printed no API address within 30s:\n%s", a.stderr.String())
-	}
 	a.Client = &sync.Client{BaseURL: a.URL, Token: agentE2EAPIToken}
 	return a
 }
