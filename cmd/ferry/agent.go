@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	stdsync "sync"
 	"time"
 
@@ -64,9 +65,10 @@ func (c *cachedTargets) targets(_ context.Context, cfg *spec.Config) (map[string
 	}
 	out := map[string]targets.Target{}
 	for _, t := range cfg.Targets {
+		// A target is reopened when its connection details change.
 		key := t.Name
-		if t.Host != nil && len(t.Host.Endpoints) > 0 {
-			key += " " + t.Host.Endpoints[0]
+		if t.Host != nil {
+			key += " " + strings.Join(t.Host.Endpoints, ",") + " " + t.Host.TokenEnv + " " + t.Host.TokenFile + " " + t.Host.CAFile + " " + t.Host.ClientCertFile
 		}
 		if tg, ok := c.m[key]; ok {
 			out[t.Name] = tg
