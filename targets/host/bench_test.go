@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -496,5 +497,27 @@ func BenchmarkReactorHandler(b *testing.B) {
 		if w.code != 200 {
 			b.Fatal(w.code)
 		}
+	}
+}
+
+// BenchmarkDeployGo measures a cold deploy of examples/hello-go (verify the
+// digest, instrument, compile, instantiate, health probe) with an empty
+// compilation cache, compiling on one goroutine and on GOMAXPROCS of them,
+// in the same run.
+func BenchmarkDeployGo(b *testing.B) {
+	g := goGuest(b, "examples/hello-go")
+	for _, workers := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run("workers="+strconv.Itoa(workers), func(b *testing.B) {
+			for b.Loop() {
+				rt, err := New(Options{CompileWorkers: workers})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := rt.Deploy(context.Background(), app("hello-go", deploy.ExecutorReactor, g, "/..."), bundle(g)); err != nil {
+					b.Fatal(err)
+				}
+				rt.Close(context.Background())
+			}
+		})
 	}
 }

@@ -72,6 +72,10 @@ type Options struct {
 	// HealthTimeout bounds each health probe at deploy. Zero means
 	// DefaultHealthTimeout.
 	HealthTimeout time.Duration
+	// CompileWorkers is how many goroutines compile one large module (its
+	// functions are compiled in parallel). Zero means GOMAXPROCS; modules
+	// under parallelCompileMin bytes always compile on one goroutine.
+	CompileWorkers int
 	// OutboundClient makes the guests' outbound HTTP requests (only to their
 	// allowed hosts). Nil means a client with a 30 s timeout.
 	OutboundClient *http.Client
