@@ -21,9 +21,9 @@ run() { # run PKG BENCH-REGEXP BENCHTIME
   echo >> "$report"
 }
 # Runtime: requests/s and latency against a native net/http handler, same run.
-run ./targets/host 'BenchmarkWAGI$|BenchmarkReactor$|Handler$' 5000x
+run ./targets/host 'BenchmarkWAGI$|BenchmarkReactor$|ReactorFloor|Handler$' 5000x
 # Density, swaps under load, warm restart: each iteration is the whole job.
-run ./targets/host 'Density|SwapsUnderLoad|WarmRestart' 1x
+run ./targets/host 'Density|SwapsUnderLoad|WarmRestart|DeployGo' 1x
 run ./targets/host/control . 20x
 run ./builder CachedBuild 1s
 run ./registry . 30x
