@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +24,16 @@ func TestGitSourceAuthAndURLs(t *testing.T) {
 	os.WriteFile(tokenFile, []byte("s3cret-pw\n"), 0o600)
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
+	// OpenSSH's sshd, with a second key it does not know and an empty
+	// known_hosts file.
+	ssh := srv.ServeSSH(t)
+	otherKey := filepath.Join(t.TempDir(), "other")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", otherKey).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	noHosts := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(noHosts, nil, 0o600)
+
 	tests := []struct {
 		name    string
 		url     string
@@ -37,6 +48,9 @@ func TestGitSourceAuthAndURLs(t *testing.T) {
 		{"git daemon", srv.ServeDaemon(t), nil, ""},
 		{"file URL", "file://" + srv.Path(), nil, ""},
 		{"no such branch", srv.Path(), nil, "no branch"},
+		{"ssh key", ssh.URL, map[string]string{"FERRY_GIT_SSH_KEY": ssh.KeyFile, "FERRY_GIT_KNOWN_HOSTS": ssh.KnownHostsFile}, ""},
+		{"ssh unknown key", ssh.URL, map[string]string{"FERRY_GIT_SSH_KEY": otherKey, "FERRY_GIT_KNOWN_HOSTS": ssh.KnownHostsFile}, "unable to authenticate"},
+		{"ssh unknown host", ssh.URL, map[string]string{"FERRY_GIT_SSH_KEY": ssh.KeyFile, "FERRY_GIT_KNOWN_HOSTS": noHosts}, "key is unknown"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -78,3 +78,22 @@ func TestServeDaemon(t *testing.T) {
 		t.Fatalf("ls-remote: %q %v", out, err)
 	}
 }
+
+func TestServeSSH(t *testing.T) {
+	s := NewServer(t, Options{})
+	ssh := s.ServeSSH(t)
+	// The git CLI over OpenSSH, with only the test's key and known host.
+	sshCmd := "ssh -i " + ssh.KeyFile + " -o IdentitiesOnly=yes -o UserKnownHostsFile=" + ssh.KnownHostsFile + " -o StrictHostKeyChecking=yes -o BatchMode=yes"
+	Git(t, s.Home(), t.TempDir(), "config", "--global", "core.sshCommand", sshCmd)
+	w := CloneURL(t, ssh.URL, s.Home())
+	sha := w.CommitPush("over ssh", map[string]string{"f": "1"})
+	if s.Head("main") != sha {
+		t.Fatalf("head %q, want %q", s.Head("main"), sha)
+	}
+	// An unknown host key is refused.
+	Git(t, s.Home(), t.TempDir(), "config", "--global", "core.sshCommand",
+		"ssh -i "+ssh.KeyFile+" -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes")
+	if out, err := run(s.Home(), t.TempDir(), "ls-remote", ssh.URL); err == nil {
+		t.Fatalf("ls-remote with an unknown host key succeeded: %q", out)
+	}
+}
