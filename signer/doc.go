@@ -8,6 +8,15 @@
 // `cosign generate-key-pair` works here and one made by [GenerateKeyPair]
 // works in cosign.
 //
+// [Verify] also reads cosign v3's default format: a Sigstore bundle attached
+// to the artifact as an OCI referrer, holding a DSSE envelope whose in-toto
+// statement (predicate https://sigstore.dev/cosign/sign/v1) names the
+// manifest digest. Bundles made with a key verify like .sig signatures and
+// are cached the same way ([Signature].Bundle); attestations (other
+// predicates) never count as signatures, and keyless bundles are reported
+// as not supported (see bundle.go). [Sign] writes the .sig format, which
+// cosign v2 and v3 both verify.
+//
 // The main entry points:
 //
 //   - [GenerateKeyPair], [LoadPrivateKey], [LoadPublicKey], [PasswordFromEnv]

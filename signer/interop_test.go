@@ -85,17 +85,55 @@ func TestInteropCosign(t *testing.T) {
 		verifyFerry(t, a, cosignPolicy, cosignPubPath)
 	})
 
-	t.Run("cosign v3 bundle format is refused with a hint", func(t *testing.T) {
+	t.Run("cosign v3 bundle format signs, ferry verifies", func(t *testing.T) {
 		a := pushWasm(t, reg+"/interop/cosign-v3-bundle", wasmModule("bundle"), "")
+		// A signing config without services: key signing, no Rekor.
 		sc := filepath.Join(dir, "signing-config.json")
 		v3.run(dir, false, "signing-config", "create", "--out", sc)
 		v3.run(dir, false, "sign", "--key", cosignKeyPath, "--signing-config", sc, "--yes", a.Ref())
 		// cosign itself accepts it...
 		v3.run(dir, false, "verify", "--key", cosignPubPath, "--insecure-ignore-tlog", a.Ref())
-		// ...ferry reads only the .sig format and says why it refuses.
+		// ...and so does ferry, from the registry and from its cache.
+		res, err := Verify(ctx, a.Ref(), cosignPolicy, VerifyOptions{})
+		if err != nil {
+			t.Fatalf("ferry verify of a cosign v3 bundle: %v", err)
+		}
+		if res.Key != cosignPubPath || res.Signatures != 1 || len(res.Verified) != 1 || len(res.Verified[0].Bundle) == 0 {
+			t.Fatalf("result %+v", res)
+		}
+		if _, err := VerifyLocal(ctx, a.Digest, res.Verified, cosignPolicy, VerifyOptions{}); err != nil {
+			t.Fatalf("VerifyLocal of the cached bundle: %v", err)
+		}
+		// Another key: refused.
+		if _, err := Verify(ctx, a.Ref(), ferryPolicy, VerifyOptions{}); !errors.Is(err, ErrNoMatchingKey) {
+			t.Fatalf("verify with another key: %v, want ErrNoMatchingKey", err)
+		}
+		// The cached bundle does not verify another artifact: the
+		// statement names this one.
+		other := pushWasm(t, reg+"/interop/cosign-v3-bundle", wasmModule("other"), "")
+		if _, err := VerifyLocal(ctx, other.Digest, res.Verified, cosignPolicy, VerifyOptions{}); !errors.Is(err, ErrPayloadMismatch) {
+			t.Fatalf("bundle copied to another digest: %v, want ErrPayloadMismatch", err)
+		}
+		// Required annotations are read from the statement's subject.
+		if _, err := VerifyLocal(ctx, a.Digest, res.Verified, cosignPolicy, VerifyOptions{Annotations: map[string]string{"env": "prod"}}); !errors.Is(err, ErrAnnotationMismatch) {
+			t.Fatalf("missing annotation: %v, want ErrAnnotationMismatch", err)
+		}
+		b := pushWasm(t, reg+"/interop/cosign-v3-bundle", wasmModule("annotated"), "")
+		v3.run(dir, false, "sign", "--key", cosignKeyPath, "--signing-config", sc, "-a", "env=prod", "--yes", b.Ref())
+		if _, err := Verify(ctx, b.Ref(), cosignPolicy, VerifyOptions{Annotations: map[string]string{"env": "prod"}}); err != nil {
+			t.Fatalf("annotated bundle: %v", err)
+		}
+	})
+
+	t.Run("a cosign v3 attestation is not a signature", func(t *testing.T) {
+		a := pushWasm(t, reg+"/interop/cosign-v3-attest", wasmModule("attest"), "")
+		sc := filepath.Join(dir, "signing-config.json")
+		v3.run(dir, false, "signing-config", "create", "--out", sc)
+		pred := writeFile(t, dir, "predicate.json", []byte(`{"built":"yes"}`))
+		v3.run(dir, false, "attest", "--key", cosignKeyPath, "--signing-config", sc, "--type", "custom", "--predicate", pred, "--yes", a.Ref())
 		_, err := Verify(ctx, a.Ref(), cosignPolicy, VerifyOptions{})
-		if !errors.Is(err, ErrUnsigned) || !strings.Contains(err.Error(), "cosign v3 bundle") {
-			t.Fatalf("err = %v, want ErrUnsigned with a hint about cosign v3 bundles", err)
+		if !errors.Is(err, ErrNoMatchingKey) || !strings.Contains(err.Error(), "attestation") {
+			t.Fatalf("err = %v, want ErrNoMatchingKey naming the attestation", err)
 		}
 		t.Logf("refused: %v", err)
 	})

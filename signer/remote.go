@@ -228,15 +228,3 @@ func (f *fetcher) blob(ctx context.Context, want v1.Hash, what string) error {
 	}
 	return nil
 }
-
-// hasReferrersTag reports whether the repository has the OCI referrers
-// fallback tag (sha256-<hex>) for h, where cosign v3 stores its bundles on
-// registries without the referrers API.
-func (f *fetcher) hasReferrersTag(ctx context.Context, h v1.Hash) bool {
-	resp, err := f.get(ctx, "manifests", h.Algorithm+"-"+h.Hex, manifestAccept)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return true
-}

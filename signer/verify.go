@@ -26,10 +26,14 @@ import (
 // keyless signatures, the layer annotations that carry the certificate,
 // chain and Rekor bundle. It marshals to JSON, so it can be cached beside
 // an artifact and checked again later with [VerifyLocal].
+//
+// A cosign v3 signature in the Sigstore bundle format is cached as Bundle
+// (the bundle's JSON) with Payload and Base64 empty.
 type Signature struct {
-	Payload     []byte            `json:"payload"`
-	Base64      string            `json:"signature"`
+	Payload     []byte            `json:"payload,omitempty"`
+	Base64      string            `json:"signature,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	Bundle      json.RawMessage   `json:"bundle,omitempty"`
 }
 
 // VerifyOptions tune [Verify] and [VerifyLocal]. The zero value checks
@@ -131,13 +135,20 @@ func Verify(ctx context.Context, ref string, policy Policy, opts VerifyOptions) 
 	if err != nil {
 		return nil, registryError("reading signatures "+sigTag.String(), err)
 	}
-	if len(sl) == 0 {
-		unsigned := fmt.Errorf("%w: %s has no signatures (no %s)", ErrUnsigned, digest, sigTag.TagStr())
-		if f.hasReferrersTag(ctx, h) {
-			unsigned = fmt.Errorf("%w: %s has no signatures in cosign's .sig format (no %s), but has OCI referrers, "+
-				"perhaps a cosign v3 bundle, which ferry does not read: sign with ferry, or with cosign --new-bundle-format=false",
-				ErrUnsigned, digest, sigTag.TagStr())
+	if len(sl) > 0 {
+		if res, err := verifySignatures(ctx, h, sl, nil, policy, opts); err == nil {
+			res.Ref = ref
+			log.Debug("verified", "digest", res.Digest, "key", res.Key, "signatures", res.Signatures)
+			return res, nil
 		}
+	}
+	// No .sig signature verifies: look for cosign v3 bundles too.
+	bundles, berr := fetchBundles(digest, oopts)
+	if berr != nil {
+		log.Debug("no referrers", "digest", h.String(), "err", berr)
+	}
+	if len(sl) == 0 && len(bundles) == 0 {
+		unsigned := fmt.Errorf("%w: %s has no signatures (no %s, no Sigstore bundle referrer)", ErrUnsigned, digest, sigTag.TagStr())
 		if isTag {
 			if others := otherSignedDigests(ctx, repo, h, opts.Registry); len(others) > 0 {
 				return nil, fmt.Errorf("%w: %w: tag %s now points to %s; signatures found are for %s",
@@ -146,7 +157,7 @@ func Verify(ctx context.Context, ref string, policy Policy, opts VerifyOptions) 
 		}
 		return nil, unsigned
 	}
-	res, err := verifySignatures(ctx, h, sl, policy, opts)
+	res, err := verifySignatures(ctx, h, sl, bundles, policy, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", digest, err)
 	}
@@ -172,7 +183,12 @@ func VerifyLocal(ctx context.Context, digest string, sigs []Signature, policy Po
 		return nil, fmt.Errorf("%w: %s: no cached signatures", ErrUnsigned, h)
 	}
 	sl := make([]oci.Signature, 0, len(sigs))
+	var bundles [][]byte
 	for i, s := range sigs {
+		if len(s.Bundle) > 0 {
+			bundles = append(bundles, s.Bundle)
+			continue
+		}
 		ann := make(map[string]string, len(s.Annotations))
 		for k, v := range s.Annotations {
 			ann[k] = v
@@ -183,7 +199,7 @@ func VerifyLocal(ctx context.Context, digest string, sigs []Signature, policy Po
 		}
 		sl = append(sl, osig)
 	}
-	res, err := verifySignatures(ctx, h, sl, policy, opts)
+	res, err := verifySignatures(ctx, h, sl, bundles, policy, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", h, err)
 	}
@@ -209,9 +225,12 @@ type sigOutcome struct {
 	payloadDigest string // set when the crypto verified but the payload names another digest
 	annotations   bool   // set when the crypto verified but required annotations are missing
 	certReason    string // why a certificate did not verify
+	note          string // why a Sigstore bundle cannot count (keyless, an attestation, unreadable)
 }
 
-func verifySignatures(ctx context.Context, h v1.Hash, sl []oci.Signature, policy Policy, opts VerifyOptions) (*VerifyResult, error) {
+// verifySignatures checks .sig signatures (sl) and Sigstore bundles (JSON)
+// against the policy.
+func verifySignatures(ctx context.Context, h v1.Hash, sl []oci.Signature, bundles [][]byte, policy Policy, opts VerifyOptions) (*VerifyResult, error) {
 	kvs := make([]keyVerifier, 0, len(policy.Keys))
 	for _, k := range policy.Keys {
 		// The same verifier cosign verify --key builds (SHA-256).
@@ -223,7 +242,7 @@ func verifySignatures(ctx context.Context, h v1.Hash, sl []oci.Signature, policy
 	}
 	tr := &trustRootOnce{opts: opts.Keyless}
 
-	res := &VerifyResult{Digest: h.String(), Found: len(sl)}
+	res := &VerifyResult{Digest: h.String(), Found: len(sl) + len(bundles)}
 	var outcomes []sigOutcome
 	for _, sig := range sl {
 		o := checkSignature(ctx, sig, h, kvs, policy.Identities, tr, opts)
@@ -243,6 +262,18 @@ func verifySignatures(ctx context.Context, h v1.Hash, sl []oci.Signature, policy
 		if err == nil {
 			res.Verified = append(res.Verified, cached)
 		}
+	}
+	for _, raw := range bundles {
+		o := checkBundle(ctx, raw, h, kvs, opts)
+		outcomes = append(outcomes, o)
+		if !o.ok {
+			continue
+		}
+		res.Signatures++
+		if res.Signatures == 1 {
+			res.Key, res.KeyID = o.key.key.label(), o.key.id
+		}
+		res.Verified = append(res.Verified, Signature{Bundle: raw})
 	}
 	if res.Signatures > 0 {
 		return res, nil
@@ -375,6 +406,12 @@ func explain(h v1.Hash, outcomes []sigOutcome, kvs []keyVerifier, policy Policy,
 		parts = append(parts, p)
 	}
 	msg := fmt.Sprintf("%d signature(s) found, %s", n, strings.Join(parts, " and "))
+	for _, o := range outcomes {
+		if o.note != "" {
+			msg += "; one is " + o.note
+			break
+		}
+	}
 	return fmt.Errorf("%w: %s", ErrNoMatchingKey, msg)
 }
 
