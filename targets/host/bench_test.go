@@ -239,7 +239,10 @@ func rssBytes() int64 {
 // over every 100th app). Goal at 10,000: RSS <= 1 GiB, deploy <= 60 s, first
 // request <= 1 ms. Right after each first request the same client sends one
 // request to a native handler on another listener: its latencies
-// (native-control-*) show what the machine itself adds. After the last
+// (native-control-*) show what the machine itself adds. Halfway between two
+// measured apps, a native request goes first right after a deploy
+// (native-cold-*): what a request costs a native server when compiling
+// has just evicted the caches the HTTP path runs from. After the last
 // deploy, 100 more apps get their first request (first-req-after-*): the
 // same cold start without deploys (and their garbage collection) going on.
 func BenchmarkDensity(b *testing.B) {
@@ -282,7 +285,7 @@ func BenchmarkDensity(b *testing.B) {
 			return time.Since(t0), string(body)
 		}
 		get(nativeURL+"/", "") // open the control connection
-		var firsts, controls []time.Duration
+		var firsts, controls, colds []time.Duration
 		deployed := make(chan error)
 		start := time.Now()
 		for i, m := range mods {
@@ -304,6 +307,9 @@ func BenchmarkDensity(b *testing.B) {
 				}
 				d, _ = get(nativeURL+"/", "")
 				controls = append(controls, d)
+			} else if i%max(n/100, 1) == max(n/200, 1) { // halfway: a native request first
+				d, _ := get(nativeURL+"/", "")
+				colds = append(colds, d)
 			}
 		}
 		deployTime := time.Since(start)
@@ -324,6 +330,7 @@ func BenchmarkDensity(b *testing.B) {
 		slices.Sort(firsts)
 		slices.Sort(controls)
 		slices.Sort(lates)
+		slices.Sort(colds)
 		q := func(l []time.Duration, p float64) float64 { // nearest rank
 			return float64(l[max(int(math.Ceil(p*float64(len(l))))-1, 0)].Microseconds())
 		}
@@ -339,6 +346,8 @@ func BenchmarkDensity(b *testing.B) {
 		b.ReportMetric(q(lates, 1), "first-req-after-max-µs")
 		b.ReportMetric(q(controls, 0.5), "native-control-p50-µs")
 		b.ReportMetric(q(controls, 1), "native-control-max-µs")
+		b.ReportMetric(q(colds, 0.5), "native-cold-p50-µs")
+		b.ReportMetric(q(colds, 0.99), "native-cold-p99-µs")
 		client.CloseIdleConnections()
 		stop()
 		rt.Close(context.Background())

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/ferry-wasm/ferry/deploy"
@@ -159,6 +160,16 @@ func (r *Runtime) newComponent(ctx context.Context, v *version, dc deploy.Compon
 	}
 	c.cfg = cfg
 	c.m = r.metrics.component(c.app, c.name)
+	if exec == deploy.ExecutorWAGI {
+		// Instantiate once now without running _start: a module that
+		// cannot be instantiated (a data segment outside its memory, say)
+		// is refused at deploy rather than failing every request, and the
+		// first request finds wazero's instantiation path warm.
+		if err := c.instantiateCheck(ctx); err != nil {
+			c.close()
+			return nil, fmt.Errorf("%w: %w", ErrInstantiate, err)
+		}
+	}
 	if exec == deploy.ExecutorReactor {
 		c.pool = &pool{c: c, max: lim.MaxConcurrency, maxUses: r.opts.ReactorMaxRequests}
 		// Initialise one instance now: a failing _initialize refuses the
@@ -171,6 +182,17 @@ func (r *Runtime) newComponent(ctx context.Context, v *version, dc deploy.Compon
 		c.pool.put(inst)
 	}
 	return c, nil
+}
+
+// instantiateCheck instantiates the module without running its start
+// function and closes it again.
+func (c *component) instantiateCheck(ctx context.Context) error {
+	ctx = experimental.WithMemoryAllocator(ctx, memAllocator{})
+	mod, err := c.eng.rt.InstantiateModule(ctx, c.mod.cm, c.cfg.WithStartFunctions())
+	if err != nil {
+		return err
+	}
+	return mod.Close(ctx)
 }
 
 // limits fills zero fields of l from the runtime defaults.

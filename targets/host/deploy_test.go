@@ -130,6 +130,7 @@ func TestDeployRefusesBadModules(t *testing.T) {
 			a.Components[0].Limits.MemoryBytes = 64 << 10 // echo needs 4 pages
 			return a
 		}(), bundle(fixture(t, "echo")), ErrMalformedModule, "over limit"},
+		{"data segment out of bounds", app("m", deploy.ExecutorWAGI, fixture(t, "baddata"), "/"), bundle(fixture(t, "baddata")), ErrInstantiate, "data"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,6 +18,14 @@
 // response size cap and a per-component concurrency limit. A trap fails
 // that request alone with 500, a timeout with 504.
 //
+// Compiling leaves much more garbage than it keeps (about 300 KB for a tiny
+// WAT module), so a mass deploy keeps the Go collector busy. A WAGI module is
+// instantiated once at deploy without running it (an instantiation error
+// refuses the deploy), and a Deploy that brought the heap close to its next
+// collection runs that collection before it returns (Options.NoDeployGC
+// turns it off), so that it does not run beside the requests that follow;
+// see gc.go. GOGC and GOMEMLIMIT tune the collector as for any Go program.
+//
 // Guests reach the host through the "ferry" import module: key-value stores
 // (bbolt files under Options.StateDir), variables and secrets, outbound HTTP
 // to declared hosts only, and structured logging. Deployed apps are not

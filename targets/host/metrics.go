@@ -15,6 +15,7 @@ type metrics struct {
 	instances   *prometheus.GaugeVec
 	compiles    prometheus.Counter
 	compileHits prometheus.Counter
+	deployGCs   prometheus.Counter
 	memDesc     *prometheus.Desc
 }
 
@@ -44,6 +45,10 @@ func newMetrics(r *Runtime) *metrics {
 			Name: "ferry_host_compile_cache_hits_total",
 			Help: "Deploys that reused an already compiled module of the same digest.",
 		}),
+		deployGCs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_host_deploy_gcs_total",
+			Help: "Garbage collections run by deploys before returning (the heap was close to its next collection).",
+		}),
 		memDesc: prometheus.NewDesc("ferry_host_memory_bytes",
 			"Linear memory held by an app's pooled instances.", []string{"app"}, nil),
 	}
@@ -51,7 +56,7 @@ func newMetrics(r *Runtime) *metrics {
 
 func (m *metrics) register(reg prometheus.Registerer) error {
 	var err error
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.instances, m.compiles, m.compileHits, memCollector{m}} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.instances, m.compiles, m.compileHits, m.deployGCs, memCollector{m}} {
 		err = errors.Join(err, reg.Register(c))
 	}
 	return err

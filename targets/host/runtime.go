@@ -76,6 +76,11 @@ type Options struct {
 	// functions are compiled in parallel). Zero means GOMAXPROCS; modules
 	// under parallelCompileMin bytes always compile on one goroutine.
 	CompileWorkers int
+	// NoDeployGC turns off the garbage collection a Deploy runs before it
+	// returns when the Go heap is close to its next collection (see gc.go):
+	// with it off, the collection of a deploy's garbage runs in the
+	// background, beside the requests that follow the deploy.
+	NoDeployGC bool
 	// OutboundClient makes the guests' outbound HTTP requests (only to their
 	// allowed hosts). Nil means a client with a 30 s timeout.
 	OutboundClient *http.Client
@@ -272,7 +277,10 @@ var appNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
 // and only if they pass does the version take traffic, atomically. The
 // version it replaces finishes its in-flight requests and stays loaded for
 // Rollback; the one before that is unloaded. On any error the running
-// version is left untouched.
+// version is left untouched. Before it returns, Deploy runs a garbage
+// collection when its compile garbage brought the heap close to the next
+// one (unless Options.NoDeployGC), so that the collection does not run
+// beside the requests that follow.
 func (r *Runtime) Deploy(ctx context.Context, app deploy.App, b Bundle) error {
 	if r.closed.Load() {
 		return ErrClosed
@@ -313,6 +321,7 @@ func (r *Runtime) Deploy(ctx context.Context, app deploy.App, b Bundle) error {
 	if drop != nil {
 		r.retire(drop)
 	}
+	r.collectIfDue()
 	r.log.LogAttrs(ctx, slog.LevelInfo, "app deployed", slog.String("app", app.Name),
 		slog.Uint64("generation", v.gen), slog.Duration("took", time.Since(start)))
 	return nil
