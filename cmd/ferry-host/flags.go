@@ -27,6 +27,7 @@ type config struct {
 	logLevel           slog.Level
 	logFormat          string
 	shutdownTimeout    time.Duration
+	deployGC           bool
 }
 
 // errUsage marks command-line mistakes (exit code 2).
@@ -60,6 +61,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	fs.BoolVar(&c.deployGC, "deploy-gc", true, "a deploy that brought the Go heap close to its next garbage collection runs it before returning, not beside the requests that follow (false: leave it to the background collector)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err

@@ -93,6 +93,7 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 		CompilationCacheDir: c.compileCache,
 		Logger:              log,
 		Metrics:             metrics,
+		NoDeployGC:          !c.deployGC,
 	})
 	if err != nil {
 		return err
