@@ -6,9 +6,11 @@ import (
 	"testing"
 )
 
-// The benchmarks below run natively by default; what they are for is the
-// guest's cost under wasm (build the test binary with GOOS=wasip1
-// GOARCH=wasm and run it under wazero with stub ferry imports).
+// The benchmarks below run natively with go test; what they are for is the
+// guest's cost under wasm: build the test binary with GOOS=wasip1
+// GOARCH=wasm go test -c, and run it with a small wazero program (not in
+// the repository) that gives the ferry imports stub results and passes
+// -test.bench. The host calls' own cost is not included.
 
 var benchHeads = []struct{ name, head string }{
 	{"curl", "GET\n/?name=bench\nx\n127.0.0.1:1234\n/...\n0\nHUser-Agent: Go-http-client/1.1\n"},
