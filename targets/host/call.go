@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 )
 
@@ -30,6 +31,11 @@ type callState struct {
 	bodyB []byte
 	out   limitBuf // WAGI stdout, or the reactor's response body
 
+	// mt is the request's route match, and mparams the backing array of
+	// its parameters (kept here so that routing allocates nothing).
+	mt      match
+	mparams [4]string
+
 	// reactor exchange
 	req     *http.Request
 	m       *match
@@ -46,10 +52,19 @@ type callState struct {
 	wagiComp *component
 	wagiCfg  wazero.ModuleConfig
 
+	// intrG is the interrupt global of the instrumented instance that
+	// startInstance runs, and fireFn sets it (kept across uses).
+	intrG  api.MutableGlobal
+	fireFn func()
+
 	// The request's context (callState implements context.Context, so a
 	// request allocates no context chain, timer or goroutine): begin
 	// arms it, end ends it once, finish disarms it. Kept across uses:
-	// the timer, the signalling channels and the method values.
+	// the timers, the signalling channels and the method values.
+	//
+	// The parent (the client's request) is watched only once the call has
+	// run for parentWatchDelay (watchTimer), so that the many short calls
+	// do not register with it (context.AfterFunc allocates five objects).
 	parent     context.Context
 	deadline   time.Time
 	mu         sync.Mutex
@@ -59,8 +74,12 @@ type callState struct {
 	stopParent func() bool
 	timer      *time.Timer
 	timerDone  chan struct{} // a fired timer's callback has finished
+	watchTimer *time.Timer
+	watchArmed bool
+	watchDone  chan struct{} // a fired watchTimer's callback has finished
 	parentDone chan struct{} // a started parent callback has finished
 	expireFn   func()
+	watchFn    func()
 	parentFn   func()
 	cancelFn   func()
 
@@ -74,15 +93,25 @@ type callState struct {
 // keys it with an internal type, so callState.Value asks it).
 var memCtx = experimental.WithMemoryAllocator(context.Background(), memAllocator{})
 
+// parentWatchDelay is how long a call runs before its context starts
+// following the parent's (the client going away): a guest still running
+// then is interrupted at most this much later than the client left.
+const parentWatchDelay = 5 * time.Millisecond
+
 // begin starts the request's context: it ends at the deadline, or when
-// parent ends.
+// parent ends (noticed once the call has run for parentWatchDelay).
 func (cs *callState) begin(parent context.Context, timeout time.Duration) {
 	if cs.timerDone == nil {
 		cs.timerDone = make(chan struct{}, 1)
+		cs.watchDone = make(chan struct{}, 1)
 		cs.parentDone = make(chan struct{}, 1)
 		cs.expireFn = func() {
 			cs.end(context.DeadlineExceeded)
 			cs.timerDone <- struct{}{}
+		}
+		cs.watchFn = func() {
+			cs.watchParent()
+			cs.watchDone <- struct{}{}
 		}
 		cs.parentFn = func() {
 			cs.end(context.Cause(cs.parent))
@@ -95,13 +124,28 @@ func (cs *callState) begin(parent context.Context, timeout time.Duration) {
 	if d, ok := parent.Deadline(); ok && d.Before(cs.deadline) {
 		cs.deadline = d
 	}
+	left := time.Until(cs.deadline)
 	if cs.timer == nil {
-		cs.timer = time.AfterFunc(time.Until(cs.deadline), cs.expireFn)
+		cs.timer = time.AfterFunc(left, cs.expireFn)
 	} else {
-		cs.timer.Reset(time.Until(cs.deadline))
+		cs.timer.Reset(left)
 	}
-	if parent.Done() != nil {
-		cs.stopParent = context.AfterFunc(parent, cs.parentFn)
+	cs.watchArmed = left > parentWatchDelay
+	switch {
+	case !cs.watchArmed:
+		cs.watchParent()
+	case cs.watchTimer == nil:
+		cs.watchTimer = time.AfterFunc(parentWatchDelay, cs.watchFn)
+	default:
+		cs.watchTimer.Reset(parentWatchDelay)
+	}
+}
+
+// watchParent makes the context end when its parent does. It runs once per
+// call: from begin, or from the watch timer's callback.
+func (cs *callState) watchParent() {
+	if cs.parent.Done() != nil {
+		cs.stopParent = context.AfterFunc(cs.parent, cs.parentFn)
 	}
 }
 
@@ -110,6 +154,11 @@ func (cs *callState) begin(parent context.Context, timeout time.Duration) {
 func (cs *callState) finish() {
 	if !cs.timer.Stop() {
 		<-cs.timerDone
+	}
+	// After the watch timer is stopped or its callback has finished,
+	// stopParent is settled.
+	if cs.watchArmed && !cs.watchTimer.Stop() {
+		<-cs.watchDone
 	}
 	if cs.stopParent != nil && !cs.stopParent() {
 		<-cs.parentDone
@@ -261,9 +310,10 @@ func (cs *callState) reset() {
 	*cs = callState{
 		env: cs.env[:0], args: cs.args[:0], out: limitBuf{b: cs.out.b[:0]},
 		bodyB: cs.bodyB[:0], head: cs.head[:0], hdr: cs.hdr[:0], outbound: cs.outbound,
-		wagiComp: cs.wagiComp, wagiCfg: cs.wagiCfg,
+		wagiComp: cs.wagiComp, wagiCfg: cs.wagiCfg, fireFn: cs.fireFn,
 		timer: cs.timer, timerDone: cs.timerDone, parentDone: cs.parentDone,
-		expireFn: cs.expireFn, parentFn: cs.parentFn, cancelFn: cs.cancelFn,
+		watchTimer: cs.watchTimer, watchDone: cs.watchDone,
+		expireFn: cs.expireFn, watchFn: cs.watchFn, parentFn: cs.parentFn, cancelFn: cs.cancelFn,
 	}
 }
 

@@ -227,12 +227,16 @@ func (c *component) close() {
 
 // serve runs one request. It never panics on guest behaviour: every failure
 // becomes a status code and a log line naming app and component.
-func (c *component) serve(w http.ResponseWriter, r *http.Request, m *match) {
+//
+// cs comes from callPool with cs.mt holding the request's match; serve
+// returns it to the pool.
+func (c *component) serve(w http.ResponseWriter, r *http.Request, cs *callState) {
 	start := time.Now()
 	// The callState is the request's context: the deadline, the client's
 	// cancellation, the guest's interrupt (see call.go).
-	cs := getCall(c)
+	cs.comp = c
 	defer putCall(cs)
+	m := &cs.mt
 	cs.begin(r.Context(), c.timeout)
 	defer cs.finish()
 	ctx := context.Context(cs)

@@ -545,21 +545,22 @@ func (r *Runtime) retire(v *version) {
 func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	path := req.URL.EscapedPath()
 	host := hostKey(req.Host)
+	// The match lives in the pooled callState the request will use.
+	cs := callPool.Get().(*callState)
+	m := &cs.mt
+	found := false
 	for range 8 {
 		t := r.table.Load()
-		var m match
-		var buf [4]string
-		m.params = buf[:0]
+		*m = match{params: cs.mparams[:0]}
 		ok := false
 		if rt := t.router(host); rt != nil {
-			ok = rt.lookup(path, &m)
+			ok = rt.lookup(path, m)
 		}
 		if !ok {
-			ok = t.any.lookup(path, &m)
+			ok = t.any.lookup(path, m)
 		}
-		if !ok {
-			http.NotFound(w, req)
-			return
+		if found = ok; !ok {
+			break
 		}
 		v := m.t.v
 		v.inflight.Add(1)
@@ -568,8 +569,14 @@ func (r *Runtime) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			v.inflight.Add(-1)
 			continue
 		}
-		m.t.comp.serve(w, req, &m)
+		m.t.comp.serve(w, req, cs) // returns cs to the pool
 		v.inflight.Add(-1)
+		return
+	}
+	*m = match{}
+	callPool.Put(cs)
+	if !found {
+		http.NotFound(w, req)
 		return
 	}
 	http.Error(w, "routing table changing too fast", http.StatusServiceUnavailable)

@@ -139,12 +139,15 @@ func (r *Runtime) probe(ctx context.Context, v *version) error {
 		req := httptest.NewRequestWithContext(pctx, http.MethodGet, "http://"+host+c.health, nil)
 		req.RemoteAddr = "127.0.0.1:0"
 		rec := httptest.NewRecorder()
-		var m match
-		if !rt.lookup(req.URL.EscapedPath(), &m) {
+		cs := callPool.Get().(*callState)
+		cs.mt = match{params: cs.mparams[:0]}
+		if !rt.lookup(req.URL.EscapedPath(), &cs.mt) {
+			cs.mt = match{}
+			callPool.Put(cs)
 			cancel()
 			return fmt.Errorf("%w: app %q component %q: health path %q matches no route of the app", ErrHealthCheck, v.app.Name, c.name, c.health)
 		}
-		m.t.comp.serve(rec, req, &m)
+		cs.mt.t.comp.serve(rec, req, cs)
 		cancel()
 		if rec.Code < 200 || rec.Code > 299 {
 			return fmt.Errorf("%w: app %q component %q: GET %s answered %d", ErrHealthCheck, v.app.Name, c.name, c.health, rec.Code)

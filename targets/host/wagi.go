@@ -62,14 +62,20 @@ func startInstance(ctx context.Context, mod api.Module, name string) (api.Mutabl
 	if fn == nil {
 		return g, nil
 	}
-	fire := func() { g.Set(1) }
 	var err error
 	if cs, ok := ctx.(*callState); ok {
-		cs.setInterrupt(fire)
+		// The callState's own fireFn sets whichever global it holds: the
+		// interrupt can only fire before finish, and the callState is
+		// reused only after it.
+		cs.intrG = g
+		if cs.fireFn == nil {
+			cs.fireFn = func() { cs.intrG.Set(1) }
+		}
+		cs.setInterrupt(cs.fireFn)
 		_, err = fn.Call(ctx)
 		cs.clearInterrupt()
 	} else {
-		stop := context.AfterFunc(ctx, fire)
+		stop := context.AfterFunc(ctx, func() { g.Set(1) })
 		_, err = fn.Call(ctx)
 		stop()
 	}
@@ -204,7 +210,7 @@ func writeCGIHead(w http.ResponseWriter, out []byte) (int, []byte, error) {
 			return 0, nil, fmt.Errorf("CGI header line %q has no colon", line)
 		}
 		name := canonicalKey(bytes.TrimSpace(k))
-		val := string(bytes.TrimSpace(v))
+		val := commonValue(bytes.TrimSpace(v))
 		switch name {
 		case "Status":
 			code := val
@@ -250,6 +256,24 @@ func canonicalKey(k []byte) string {
 		}
 	}
 	return http.CanonicalHeaderKey(string(k))
+}
+
+// commonValues are header values a CGI response usually has, returned by
+// commonValue without allocating.
+var commonValues = []string{
+	"text/plain", "text/plain; charset=utf-8", "text/html", "text/html; charset=utf-8",
+	"application/json", "application/octet-stream", "no-cache", "no-store",
+}
+
+// commonValue returns v as a string, without allocating when it is one of
+// commonValues.
+func commonValue(v []byte) string {
+	for _, c := range commonValues {
+		if string(v) == c {
+			return c
+		}
+	}
+	return string(v)
 }
 
 var errNoPort = errors.New("no port")

@@ -118,6 +118,9 @@ func TestWAGICGIResponse(t *testing.T) {
 		{"no blank line", "Content-Type: text/plain\n", 500, [2]string{}, ""},
 		{"no sufficient header", "X-Only: 1\n\nbody", 500, [2]string{}, ""},
 		{"bad status", "Status: abc\n\n", 500, [2]string{}, ""},
+		{"common value", "Content-Type:  application/json \n\n{}", 200, [2]string{"Content-Type", "application/json"}, "{}"},
+		{"value like a common one", "Content-Type: application/jsonx\n\n{}", 200, [2]string{"Content-Type", "application/jsonx"}, "{}"},
+		{"cache control", "Content-Type: text/plain\nCache-Control: no-store\n\nx", 200, [2]string{"Cache-Control", "no-store"}, "x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
