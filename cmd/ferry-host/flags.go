@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ferry-wasm/ferry/targets/host"
 )
 
 // config is the parsed command line.
@@ -28,6 +30,7 @@ type config struct {
 	logFormat          string
 	shutdownTimeout    time.Duration
 	deployGC           bool
+	gcBallastMiB       int64
 }
 
 // errUsage marks command-line mistakes (exit code 2).
@@ -61,6 +64,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	fs.Int64Var(&c.gcBallastMiB, "gc-ballast-mib", host.DefaultGCBallast>>20, "MiB of heap ballast: never-touched memory the Go collector counts as live, so that a small heap is not collected every few hundred requests (costs no RSS, counts against GOMEMLIMIT; 0: none)")
 	fs.BoolVar(&c.deployGC, "deploy-gc", true, "a deploy that brought the Go heap close to its next garbage collection runs it before returning, not beside the requests that follow (false: leave it to the background collector)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -78,6 +82,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	case "text", "json":
 	default:
 		return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, c.logFormat)
+	}
+	if c.gcBallastMiB < 0 {
+		return nil, fmt.Errorf("%w: --gc-ballast-mib %d: want 0 or more", errUsage, c.gcBallastMiB)
 	}
 	if c.stateDir == "" {
 		return nil, fmt.Errorf("%w: --state-dir is required (no home directory to default to)", errUsage)
@@ -123,4 +130,12 @@ func (c *config) readToken(getenv func(string) string) (string, error) {
 		return t, nil
 	}
 	return "", fmt.Errorf("%w: no control token: give --token-file, or set $%s", errUsage, c.tokenEnv)
+}
+
+// gcBallast is host.Options.GCBallast for --gc-ballast-mib (0: none).
+func (c *config) gcBallast() int64 {
+	if c.gcBallastMiB == 0 {
+		return -1
+	}
+	return c.gcBallastMiB << 20
 }

@@ -94,6 +94,7 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 		Logger:              log,
 		Metrics:             metrics,
 		NoDeployGC:          !c.deployGC,
+		GCBallast:           c.gcBallast(),
 	})
 	if err != nil {
 		return err

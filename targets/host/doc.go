@@ -24,7 +24,13 @@
 // refuses the deploy), and a Deploy that brought the heap close to its next
 // collection runs that collection before it returns (Options.NoDeployGC
 // turns it off), so that it does not run beside the requests that follow;
-// see gc.go. GOGC and GOMEMLIMIT tune the collector as for any Go program.
+// see gc.go. A WAGI request leaves about 14 KB of garbage (most of it
+// wazero's call stack for the new instance), so with a small live heap the
+// collector would run every few hundred requests: New therefore keeps a
+// process-wide heap ballast (Options.GCBallast, 32 MiB by default) that the
+// collector counts as live but that is never touched. GOGC and GOMEMLIMIT
+// tune the collector as for any Go program (the ballast counts against
+// GOMEMLIMIT).
 //
 // Guests reach the host through the "ferry" import module: key-value stores
 // (bbolt files under Options.StateDir), variables and secrets, outbound HTTP

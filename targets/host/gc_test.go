@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"runtime"
 	"testing"
 
@@ -88,6 +89,34 @@ func TestDeployCollectsWhenDue(t *testing.T) {
 			}
 			if code, body := e.get(t, "/"); code != 200 || body != "hello\n" {
 				t.Errorf("GET / = %d %q", code, body)
+			}
+		})
+	}
+}
+
+// TestGCBallast: New makes the process-wide ballast at least the size asked
+// for (the default when zero), never shrinks it, and a negative size asks
+// for none.
+func TestGCBallast(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		size int64
+		want func(before int64) int64
+	}{
+		{"default", 0, func(b int64) int64 { return max(b, DefaultGCBallast) }},
+		{"larger", DefaultGCBallast + 1<<20, func(b int64) int64 { return max(b, DefaultGCBallast+1<<20) }},
+		{"smaller keeps the larger", 1 << 20, func(b int64) int64 { return b }},
+		{"none", -1, func(b int64) int64 { return b }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := ballastSize()
+			rt, err := New(Options{GCBallast: tt.size})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rt.Close(context.Background())
+			if got, want := ballastSize(), tt.want(before); got != want {
+				t.Errorf("ballast %d bytes, want %d", got, want)
 			}
 		})
 	}

@@ -81,6 +81,13 @@ type Options struct {
 	// with it off, the collection of a deploy's garbage runs in the
 	// background, beside the requests that follow the deploy.
 	NoDeployGC bool
+	// GCBallast is the size of a heap ballast (see gc.go): address space
+	// the Go collector counts as live heap but that is never touched, so
+	// that a host with a small heap is not collected every few hundred
+	// requests. It is process-wide (the largest asked for by any Runtime)
+	// and kept until the process exits. Zero means DefaultGCBallast;
+	// negative means none.
+	GCBallast int64
 	// OutboundClient makes the guests' outbound HTTP requests (only to their
 	// allowed hosts). Nil means a client with a 30 s timeout.
 	OutboundClient *http.Client
@@ -239,6 +246,10 @@ func New(opts Options) (*Runtime, error) {
 	if r.opts.HealthTimeout <= 0 {
 		r.opts.HealthTimeout = DefaultHealthTimeout
 	}
+	if r.opts.GCBallast == 0 {
+		r.opts.GCBallast = DefaultGCBallast
+	}
+	ensureBallast(r.opts.GCBallast)
 	dir := opts.CompilationCacheDir
 	if dir == "" && opts.StateDir != "" {
 		dir = filepath.Join(opts.StateDir, "compile-cache")
