@@ -22,29 +22,40 @@ func floorNative() http.Handler {
 	})
 }
 
-// BenchmarkReactorFloor is BenchmarkReactor with a Go guest whose handler
-// does next to nothing (testdata/reactor-floor: one header, a fixed 26-byte
-// body), against the same handler compiled natively. What separates its
-// ratio from 1 is the runtime's and the Go SDK's overhead per request; what
-// separates BenchmarkReactor's from this one is the handler's own cost in
-// wasm. The direct sub-benchmark calls the runtime's ServeHTTP without
-// HTTP, as BenchmarkReactorHandler does, on a warm instance that is never
+// BenchmarkReactorFloor is BenchmarkReactor with guests whose handler does
+// next to nothing (one header, a fixed 26-byte body), against the same
+// handler compiled natively. go/ is a Go guest using the SDK
+// (testdata/reactor-floor): what separates its ratio from 1 is the
+// runtime's, the Go runtime's and the SDK's overhead per request; what
+// separates BenchmarkReactor's from it is the handler's own cost in wasm.
+// wat/ is the same response from a hand-written module
+// (testdata/reactor-wat.wat) with no language runtime at all: what separates
+// its ratio from 1 is ferry-host's own cost per reactor request. The direct
+// sub-benchmark calls the runtime's ServeHTTP on the Go guest without HTTP,
+// as BenchmarkReactorHandler does, on a warm instance that is never
 // recycled (so without the amortised cost of a new instance every
 // ReactorMaxRequests), and reports the native handler's time per request
 // beside it.
 func BenchmarkReactorFloor(b *testing.B) {
-	rt := benchEnv(b, Options{CompilationCacheDir: sharedCacheDir(b)})
 	g := goGuest(b, "targets/host/testdata/reactor-floor")
-	if err := rt.Deploy(context.Background(), app("floor", deploy.ExecutorReactor, g, "/..."), bundle(g)); err != nil {
-		b.Fatal(err)
-	}
-	wasmURL, stop := serve(b, rt)
-	defer stop()
 	nativeURL, stop2 := serve(b, floorNative())
 	defer stop2()
-	for _, clients := range []int{1, 2} {
-		b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
-			compare(b, nativeURL+"/?name=bench", wasmURL+"/?name=bench", clients)
+	for _, guest := range []struct {
+		name string
+		wasm []byte
+	}{{"go", g}, {"wat", fixture(b, "reactor-wat")}} {
+		b.Run(guest.name, func(b *testing.B) {
+			rt := benchEnv(b, Options{CompilationCacheDir: sharedCacheDir(b)})
+			if err := rt.Deploy(context.Background(), app("floor", deploy.ExecutorReactor, guest.wasm, "/..."), bundle(guest.wasm)); err != nil {
+				b.Fatal(err)
+			}
+			wasmURL, stop := serve(b, rt)
+			defer stop()
+			for _, clients := range []int{1, 2} {
+				b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
+					compare(b, nativeURL+"/?name=bench", wasmURL+"/?name=bench", clients)
+				})
+			}
 		})
 	}
 	b.Run("direct", func(b *testing.B) { benchFloorDirect(b, g) })

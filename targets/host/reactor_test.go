@@ -39,6 +39,21 @@ func TestHelloGoExample(t *testing.T) {
 	}
 }
 
+// TestReactorWithoutGo serves testdata/reactor-wat, a reactor written in
+// WAT with no language runtime (BenchmarkReactorFloor's wat guest), with
+// the same answer as the reactor-floor Go guest.
+func TestReactorWithoutGo(t *testing.T) {
+	e := newEnv(t, Options{})
+	w := fixture(t, "reactor-wat")
+	e.deploy(t, app("wat", deploy.ExecutorReactor, w, "/..."), w)
+	for range 3 {
+		code, body, h := e.do(t, http.MethodGet, "", "/?name=bench", nil)
+		if code != 200 || body != "Hello, bench, from ferry!\n" || h.Get("Content-Type") != "text/plain" {
+			t.Fatalf("got %d %q %v", code, body, h)
+		}
+	}
+}
+
 func TestReactorRequestExchange(t *testing.T) {
 	e := newEnv(t, Options{})
 	g := goGuest(t, "targets/host/testdata/goguest")
