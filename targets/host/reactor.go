@@ -36,6 +36,10 @@ type pool struct {
 	mu     sync.Mutex
 	idle   []*instance
 	closed bool
+	// replacing is set while a goroutine creates the successor of an
+	// instance retired after maxUses requests; closeAll waits for it.
+	replacing bool
+	bg        sync.WaitGroup
 }
 
 // newInstance instantiates the module and runs _initialize.
@@ -109,7 +113,39 @@ func (p *pool) put(inst *instance) {
 		inst.mem = sz
 	}
 	p.mu.Lock()
-	if p.closed || len(p.idle) >= p.max || inst.uses >= p.maxUses {
+	retired := inst.uses >= p.maxUses
+	if p.closed || len(p.idle) >= p.max || retired {
+		replace := retired && !p.closed && !p.replacing
+		if replace {
+			p.replacing = true
+			p.bg.Add(1)
+		}
+		p.mu.Unlock()
+		p.discard(inst)
+		if replace {
+			go p.replace()
+		}
+		return
+	}
+	p.idle = append(p.idle, inst)
+	p.mu.Unlock()
+}
+
+// replace creates the successor of a retired instance off the request
+// path, so that no request waits for a module to be instantiated and
+// initialised (a Go guest's runtime takes about 4 ms) every maxUses
+// requests. On failure nothing is pooled: the next request that finds no
+// idle instance creates one and reports the error.
+func (p *pool) replace() {
+	defer p.bg.Done()
+	inst, err := p.newInstance(context.Background())
+	p.mu.Lock()
+	p.replacing = false
+	if err != nil {
+		p.mu.Unlock()
+		return
+	}
+	if p.closed || len(p.idle) >= p.max {
 		p.mu.Unlock()
 		p.discard(inst)
 		return
@@ -127,8 +163,12 @@ func (p *pool) discard(inst *instance) {
 
 func (p *pool) closeAll() {
 	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.bg.Wait() // a successor being created is discarded once ready
+	p.mu.Lock()
 	idle := p.idle
-	p.idle, p.closed = nil, true
+	p.idle = nil
 	p.mu.Unlock()
 	for _, inst := range idle {
 		p.discard(inst)

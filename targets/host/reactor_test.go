@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/ferry-wasm/ferry/deploy"
 )
@@ -262,5 +263,47 @@ func TestGuestLoggingAndFiles(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}
+	}
+}
+
+// TestReactorRecycling: an instance serves ReactorMaxRequests requests, then
+// its successor — created in the background, not by the next request —
+// starts counting again.
+func TestReactorRecycling(t *testing.T) {
+	e := newEnv(t, Options{ReactorMaxRequests: 3})
+	w := fixture(t, "reactor-count")
+	e.deploy(t, app("count", deploy.ExecutorReactor, w, "/..."), w)
+	e.rt.mu.Lock()
+	p := e.rt.apps["count"].cur.comps[0].pool
+	e.rt.mu.Unlock()
+	idle := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.idle)
+	}
+	var got []string
+	for round := range 3 {
+		for range 3 {
+			code, body := e.get(t, "/")
+			if code != 200 {
+				t.Fatalf("status %d", code)
+			}
+			got = append(got, body)
+		}
+		// The third request retired the instance; its successor appears
+		// in the pool without another request.
+		deadline := time.Now().Add(10 * time.Second)
+		for idle() != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: no successor instance in the pool", round)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if want := "123123123"; strings.Join(got, "") != want {
+		t.Fatalf("answers %q, want %q", strings.Join(got, ""), want)
+	}
+	if n := e.rt.apps["count"].cur.comps[0].alive.Load(); n != 1 {
+		t.Errorf("live instances %d, want 1", n)
 	}
 }
