@@ -31,6 +31,7 @@ type config struct {
 	shutdownTimeout    time.Duration
 	deployGC           bool
 	gcBallastMiB       int64
+	compileWorkers     int
 }
 
 // errUsage marks command-line mistakes (exit code 2).
@@ -65,6 +66,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	fs.Int64Var(&c.gcBallastMiB, "gc-ballast-mib", host.DefaultGCBallast>>20, "MiB of heap ballast: never-touched memory the Go collector counts as live, so that a small heap is not collected every few hundred requests (costs no RSS, counts against GOMEMLIMIT; 0: none)")
+	fs.IntVar(&c.compileWorkers, "compile-workers", 0, "goroutines compiling one large module (a Go guest) in parallel; 0: one per CPU, 1: leave the other cores to serving while deploying")
 	fs.BoolVar(&c.deployGC, "deploy-gc", true, "a deploy that brought the Go heap close to its next garbage collection runs it before returning, not beside the requests that follow (false: leave it to the background collector)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,6 +84,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	case "text", "json":
 	default:
 		return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, c.logFormat)
+	}
+	if c.compileWorkers < 0 {
+		return nil, fmt.Errorf("%w: --compile-workers %d: want 0 or more", errUsage, c.compileWorkers)
 	}
 	if c.gcBallastMiB < 0 {
 		return nil, fmt.Errorf("%w: --gc-ballast-mib %d: want 0 or more", errUsage, c.gcBallastMiB)

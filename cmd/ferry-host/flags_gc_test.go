@@ -29,6 +29,12 @@ func TestGCFlags(t *testing.T) {
 			t.Errorf("parseFlags(%q): deployGC %v, ballast %d; want %v, %d", tt.args, c.deployGC, c.gcBallast(), tt.wantGC, tt.wantBallast)
 		}
 	}
+	if c, err := parseFlags([]string{"--state-dir", t.TempDir(), "--insecure-skip-verify", "--compile-workers", "1"}, func(string) string { return "" }, io.Discard); err != nil || c.compileWorkers != 1 {
+		t.Errorf("--compile-workers 1: %+v %v", c, err)
+	}
+	if _, err := parseFlags([]string{"--state-dir", t.TempDir(), "--insecure-skip-verify", "--compile-workers", "-2"}, func(string) string { return "" }, io.Discard); !errors.Is(err, errUsage) {
+		t.Errorf("--compile-workers -2: err %v, want a usage error", err)
+	}
 	if _, err := parseFlags([]string{"--state-dir", t.TempDir(), "--insecure-skip-verify", "--gc-ballast-mib", "-1"}, func(string) string { return "" }, io.Discard); !errors.Is(err, errUsage) {
 		t.Errorf("--gc-ballast-mib -1: err %v, want a usage error", err)
 	}

@@ -95,6 +95,7 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 		Metrics:             metrics,
 		NoDeployGC:          !c.deployGC,
 		GCBallast:           c.gcBallast(),
+		CompileWorkers:      c.compileWorkers,
 	})
 	if err != nil {
 		return err
