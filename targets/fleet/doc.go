@@ -23,18 +23,17 @@
 // percentage waves is the SHA-256 of the device ID, so it never changes
 // across calls, restarts or a reordered device list.
 //
-//	             ┌────────────────────── next wave ◄──────────────────────┐
-//	             ▼                                                         │
-//	  start pending devices of the wave ──► devices report ──► gate: all started and
-//	  (≤ RateLimit per minute)              healthy / unhealthy  healthy/devices ≥ SuccessRatio,
-//	                                        / silent past         held for Soak ──► last wave? ──► completed
-//	                                        DeviceTimeout               │ (a dip resets the soak)
-//	                                              │                    ...
-//	                                              ▼
-//	                        failed/reported > FailureRatio, reported ≥ MinSample
-//	                                              │
-//	                                              ▼
-//	                         aborted ──(AutoRollback)──► started devices back to From
+//	     ┌──────────────────────────────────────────────┐
+//	     ▼                                              │ next wave
+//	start pending devices of wave i     ──►  gate of wave i: every device started,
+//	(≤ RateLimit starts per minute)          healthy/devices ≥ SuccessRatio,
+//	     │                                   held for Soak (a dip resets it)
+//	     ▼                                              │ last wave
+//	devices report: healthy, unhealthy,                 ▼
+//	or silent past DeviceTimeout (failed)           completed ──► joiners start at once
+//	     │
+//	     ▼ failed/reported > FailureRatio and reported ≥ MinSample
+//	aborted ──► with AutoRollback: every started device back to From
 //
 // # Rules where the spec language is silent
 //
