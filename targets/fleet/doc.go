@@ -41,6 +41,9 @@
 //     gate judges the devices started in it plus those assigned to it and
 //     not started; it cannot hold while any of them is not started. An
 //     empty wave passes at once, without soak.
+//   - A wave whose failures make its gate unreachable (Gate.Stalled) is
+//     reported, not aborted: only the abort rule stops a rollout. It waits
+//     for a newer digest or a person.
 //   - Healthy and failed devices of all waves together are the abort
 //     sample. Failed is final within a rollout; a healthy device that later
 //     reports unhealthy on the new digest becomes failed (and so lowers its

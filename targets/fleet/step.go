@@ -30,6 +30,9 @@ type Gate struct {
 	Healthy int `json:"healthy"`
 	// Pending is how many of them have not been started yet.
 	Pending int `json:"pending"`
+	// Failed is how many of them failed. Failed is final, so a wave whose
+	// failures exceed 1-Need can never pass (see Stalled).
+	Failed int `json:"failed"`
 	// Need is the policy's success ratio.
 	Need float64 `json:"need"`
 	// Since is since when the gate has held; zero when it does not hold.
@@ -46,6 +49,14 @@ func (g Gate) Holds() bool {
 		return false
 	}
 	return g.Devices == 0 || float64(g.Healthy)/float64(g.Devices) >= g.Need
+}
+
+// Stalled reports whether the gate can never hold again: even if every
+// device not failed became healthy, the healthy share would stay below
+// Need. Step does not act on it (the abort rule alone stops a rollout); a
+// stalled rollout waits for a person or a newer digest (Supersede).
+func (g Gate) Stalled() bool {
+	return g.Devices > 0 && float64(g.Devices-g.Failed)/float64(g.Devices) < g.Need
 }
 
 // Decision is what one Step decided. The lists are sorted by device ID.
@@ -261,8 +272,11 @@ func (s *State) gate(asg *Assignment, r *spec.Rollout, w int) Gate {
 			continue
 		}
 		g.Devices++
-		if p.Status == StatusHealthy {
+		switch p.Status {
+		case StatusHealthy:
 			g.Healthy++
+		case StatusFailed:
+			g.Failed++
 		}
 	}
 	if w < len(asg.Waves) {

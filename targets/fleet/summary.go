@@ -21,6 +21,9 @@ func (d Decision) String() string {
 	if g.Pending > 0 {
 		fmt.Fprintf(&b, ", %d not started", g.Pending)
 	}
+	if d.Outcome != OutcomeAborted && d.Outcome != OutcomeCompleted && g.Stalled() {
+		fmt.Fprintf(&b, ", stalled: %d failed, the gate can no longer hold", g.Failed)
+	}
 	if !g.Since.IsZero() {
 		fmt.Fprintf(&b, ", gate held since %s (soak %s)", g.Since.UTC().Format(time.RFC3339), g.Soak)
 	}

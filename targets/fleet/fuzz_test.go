@@ -1,0 +1,54 @@
+package fleet
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/ferry-wasm/ferry/spec"
+)
+
+// FuzzAssign: random fleets and rollouts never panic, and every selected
+// device lands in exactly one wave.
+func FuzzAssign(f *testing.F) {
+	f.Add(uint64(1), uint16(10), false)
+	f.Add(uint64(7), uint16(257), true)
+	f.Fuzz(func(t *testing.T, seed uint64, n uint16, targeted bool) {
+		rng := rand.New(rand.NewPCG(seed, uint64(n)))
+		r := randomRollout(rng)
+		ds := randomFleet(rng, int(n%1000))
+		target := spec.LabelSelector{}
+		if targeted {
+			target = sel(t, "kind=k1")
+		}
+		a, err := Assign(target, r, ds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAssignment(t, target, r, ds, a)
+	})
+}
+
+// FuzzStep drives a random fleet with a random policy through Step, with
+// the invariants of TestSimulatedFleet checked at every step.
+func FuzzStep(f *testing.F) {
+	f.Add(uint64(1), uint16(50), uint8(0), uint8(0), uint8(0), uint8(5), uint8(200), uint8(3), true)
+	f.Add(uint64(99), uint16(300), uint8(40), uint8(20), uint8(10), uint8(0), uint8(128), uint8(0), false)
+	f.Fuzz(func(t *testing.T, seed uint64, n uint16, fail, silent, late, rate, ratio, minSample uint8, auto bool) {
+		rng := rand.New(rand.NewPCG(seed, uint64(n)))
+		r := randomRollout(rng)
+		r.RateLimit = int(rate % 50)
+		r.HealthGate = spec.HealthGate{SuccessRatio: float64(ratio) / 255, Soak: time.Duration(rng.IntN(300)) * time.Second}
+		r.Abort = spec.Abort{FailureRatio: float64(255-ratio) / 255, MinSample: int(minSample % 30)}
+		r.DeviceTimeout = time.Duration(1+rng.IntN(300)) * time.Second
+		r.AutoRollback = auto
+		p := &spec.FleetTarget{Rollout: r}
+		if seed%3 == 0 {
+			p.Selector = sel(t, "zone in (z0,z1)")
+		}
+		count := int(n % 400)
+		s := newSim(rng, simOpts{n: count, late: int(late) % (count + 1), fail: float64(fail) / 255,
+			silent: float64(silent) / 255, offline: 0.05, canary: 0.1})
+		run(t, s, p, time.Duration(1+rng.IntN(60))*time.Second, 300)
+	})
+}
