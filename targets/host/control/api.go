@@ -76,4 +76,45 @@ type ErrorBody struct {
 	Error string `json:"error"`
 	// Code classifies it (Code* constants).
 	Code string `json:"code"`
+	// Lock is the lease that holds the apply lock, on a 409 with Code
+	// CodeLocked (POST /v1/lock while another holder has it).
+	Lock *Lease `json:"lock,omitempty"`
+}
+
+// LockRequest is the body of POST /v1/lock (take the host's apply lock) and
+// of PUT /v1/lock/{id} (renew it).
+type LockRequest struct {
+	// Holder describes who takes the lock ("ferry apply, pid 42 on
+	// build-1"); shown to whoever waits. Required on POST, at most 256
+	// printable bytes; ignored on PUT.
+	Holder string `json:"holder,omitempty"`
+	// TTL is how long the lease lasts without a renewal, as a Go duration
+	// ("30s"), between MinLockTTL and MaxLockTTL. Empty means
+	// DefaultLockTTL on POST, and the lease's own TTL on PUT.
+	TTL string `json:"ttl,omitempty"`
+}
+
+// Lease is the host's apply lock as granted to one holder: the answer to
+// POST and PUT /v1/lock, and what GET /v1/lock and a 409 show.
+type Lease struct {
+	// ID names the lease in PUT and DELETE /v1/lock/{id}: 128 random bits
+	// in hex. Anyone with the host's token can read it from GET /v1/lock
+	// (DELETE with it is a force-unlock).
+	ID string `json:"id"`
+	// Holder is LockRequest.Holder.
+	Holder string `json:"holder"`
+	// Acquired is when the lease was granted (host clock).
+	Acquired time.Time `json:"acquired"`
+	// Expires is when it lapses unless renewed (host clock).
+	Expires time.Time `json:"expires"`
+	// TTL is the lease's duration, as a Go duration.
+	TTL string `json:"ttl"`
+}
+
+// LockStatus is the body of GET /v1/lock.
+type LockStatus struct {
+	// Held is true while a lease is live.
+	Held bool `json:"held"`
+	// Lease is the live lease; nil when not held.
+	Lease *Lease `json:"lease,omitempty"`
 }

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/ferry-wasm/ferry/targets"
 )
@@ -25,14 +27,25 @@ type ClientOptions struct {
 	// that signed the host's certificate (RootCAs) and, for mTLS, the
 	// client certificate. Ignored when HTTPClient is set.
 	TLS *tls.Config
+	// LockTTL is the lease asked for when taking the host's apply lock
+	// (Hold, Lock), between MinLockTTL and MaxLockTTL; it is renewed every
+	// third of it. Zero means the host's default, DefaultLockTTL. A holder
+	// that dies keeps the lock this long.
+	LockTTL time.Duration
+	// Logger receives the apply lock's warnings: failed renewals, a lost
+	// lease, a failed release. Nil discards. Tokens are never logged.
+	Logger *slog.Logger
 }
 
 // Client talks to one ferry-host's control API. It implements
-// targets.Target and targets.RollBacker. It is safe for concurrent use.
+// targets.Target and targets.RollBacker, and sync.Locker with the host's
+// apply lock (Lock). It is safe for concurrent use.
 type Client struct {
-	base  string
-	token string
-	hc    *http.Client
+	base    string
+	token   string
+	hc      *http.Client
+	lockTTL time.Duration
+	log     *slog.Logger
 }
 
 var (
@@ -57,7 +70,11 @@ func NewClient(endpoint, token string, opts ClientOptions) (*Client, error) {
 		}
 		hc = &http.Client{Transport: tr}
 	}
-	return &Client{base: strings.TrimRight(u.String(), "/"), token: token, hc: hc}, nil
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{base: strings.TrimRight(u.String(), "/"), token: token, hc: hc, lockTTL: opts.LockTTL, log: log}, nil
 }
 
 // Endpoint returns the control API's base URL.
@@ -182,7 +199,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			eb.Error = eb.Error[:512] + "..."
 		}
 	}
-	return &APIError{Op: op, StatusCode: resp.StatusCode, Code: eb.Code, Message: eb.Error, Err: sentinelFor(resp.StatusCode, eb.Code)}
+	return &APIError{Op: op, StatusCode: resp.StatusCode, Code: eb.Code, Message: eb.Error, Err: sentinelFor(resp.StatusCode, eb.Code), Lock: eb.Lock}
 }
 
 // sentinelFor maps an error status (and code) to the client's sentinels.
@@ -198,6 +215,10 @@ func sentinelFor(status int, code string) error {
 		return ErrArtifactNotFound
 	case status == http.StatusNotFound:
 		return ErrNotFound
+	case status == http.StatusConflict && code == CodeLocked:
+		return ErrLocked
+	case status == http.StatusGone, status == http.StatusNotFound && code == CodeLeaseNotFound:
+		return ErrLeaseLost
 	case status == http.StatusConflict:
 		return ErrNoPrevious
 	case status == http.StatusUnprocessableEntity:

@@ -27,6 +27,17 @@ var (
 	ErrBadRequest = errors.New("control: bad request")
 	// ErrServer means the host failed in a way it did not classify (500).
 	ErrServer = errors.New("control: host error")
+	// ErrLocked means another holder has the host's apply lock (409 with
+	// code "locked"); APIError.Lock names it. Retrying later can help.
+	ErrLocked = errors.New("control: apply lock held by another holder")
+	// ErrLeaseLost means a lease of the apply lock is gone: it expired and
+	// someone else took it, it was released (or force-unlocked), or the
+	// host restarted since it was granted (410, or 404 with code
+	// "lease_not_found"). Take the lock again.
+	ErrLeaseLost = errors.New("control: apply lock lease lost")
+	// ErrLockUnsupported means the host has no /v1/lock (a ferry-host
+	// older than the apply lock).
+	ErrLockUnsupported = errors.New("control: host does not support the apply lock")
 )
 
 // Error codes carried in ErrorBody.Code.
@@ -40,6 +51,9 @@ const (
 	CodeRejected         = "rejected"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal"
+	CodeLocked           = "locked"
+	CodeLeaseLost        = "lease_lost"
+	CodeLeaseNotFound    = "lease_not_found"
 )
 
 // APIError is an error answer from the control API (or a failure to get
@@ -55,6 +69,8 @@ type APIError struct {
 	Message string
 	// Err is the sentinel (ErrUnauthorized, targets.ErrVerification, ...).
 	Err error
+	// Lock is the lease holding the apply lock when Err is ErrLocked.
+	Lock *Lease
 }
 
 // Error implements error.

@@ -15,7 +15,8 @@ import (
 // Group is a host target made of several ferry-hosts that run the same
 // apps (a spec's host target with several endpoints). It implements
 // targets.Target and targets.RollBacker by fanning each call out to every
-// host in parallel.
+// host in parallel, and sync.Locker by taking every host's apply lock in
+// endpoint order (Lock).
 //
 // Health is decided conservatively: an app is reported at a digest, and
 // healthy, only when every host runs it at that same digest and reports it

@@ -42,6 +42,10 @@ func (s *Server) buildMux() http.Handler {
 	m.Handle("PUT /v1/apps/{name}", s.route("put", s.handlePut))
 	m.Handle("DELETE /v1/apps/{name}", s.route("delete", s.handleDelete))
 	m.Handle("POST /v1/apps/{name}/rollback", s.route("rollback", s.handleRollback))
+	m.Handle("GET /v1/lock", s.route("lock_get", s.handleLockGet))
+	m.Handle("POST /v1/lock", s.route("lock", s.handleLockAcquire))
+	m.Handle("PUT /v1/lock/{id}", s.route("lock_renew", s.handleLockRenew))
+	m.Handle("DELETE /v1/lock/{id}", s.route("lock_release", s.handleLockRelease))
 	if s.opts.Metrics != nil {
 		m.Handle("GET /metrics", s.auth(promhttp.HandlerFor(s.opts.Metrics, promhttp.HandlerOpts{})))
 	}

@@ -58,6 +58,9 @@ type Options struct {
 	Metrics *prometheus.Registry
 	// MaxBodyBytes caps a request body. Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Now is the clock of apply-lock leases (/v1/lock). Nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Server is the control API: an http.Handler, plus the operations behind it
@@ -72,6 +75,7 @@ type Server struct {
 	metrics *ctlMetrics
 	tokenH  [32]byte
 	handler http.Handler
+	leases  leaseTable
 
 	mu   sync.Mutex
 	apps map[string]*entry
@@ -112,6 +116,10 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.leases.now = opts.Now
+	if s.leases.now == nil {
+		s.leases.now = time.Now
 	}
 	s.tokenH = hashToken(opts.Token)
 	s.handler = s.buildMux()
