@@ -15,24 +15,29 @@ import (
 type Assignment struct {
 	// Waves holds the IDs of each wave's devices, in rollout order; within
 	// a wave, in the stable device order (see Assign). A wave may be empty.
-	Waves [][]string
-	wave  map[string]int
+	Waves  [][]string
+	index  map[string]int // device ID -> index in the device list
+	waveOf []int          // by device index; -1 when not selected
+	n      int
 }
 
-// Wave returns the index of the wave device id belongs to, and false when
-// the target does not select the device.
+// Wave returns the index of the wave device id belongs to, or -1 and false
+// when the target does not select the device or it was not in the list.
 func (a *Assignment) Wave(id string) (int, bool) {
-	w, ok := a.wave[id]
-	return w, ok
+	i, ok := a.index[id]
+	if !ok || a.waveOf[i] < 0 {
+		return -1, false
+	}
+	return a.waveOf[i], true
 }
 
 // Len returns how many devices were assigned.
-func (a *Assignment) Len() int { return len(a.wave) }
+func (a *Assignment) Len() int { return a.n }
 
 // ranked is a device with its place in the stable order.
 type ranked struct {
 	key uint64
-	dev *Device
+	idx int
 }
 
 // Assign puts every device that sel matches into exactly one wave of r
@@ -69,34 +74,35 @@ func Assign(sel spec.LabelSelector, r *spec.Rollout, devices []Device) (*Assignm
 }
 
 func assign(sel spec.LabelSelector, r *spec.Rollout, devices []Device) (*Assignment, error) {
+	a := &Assignment{Waves: make([][]string, len(r.Waves)), index: make(map[string]int, len(devices)), waveOf: make([]int, len(devices))}
 	fleet := make([]ranked, 0, len(devices))
-	seen := make(map[string]struct{}, len(devices))
 	for i := range devices {
-		d := &devices[i]
-		if d.ID == "" {
+		id := devices[i].ID
+		if id == "" {
 			return nil, fmt.Errorf("%w: device %d has an empty ID", ErrInvalidDevice, i)
 		}
-		if _, dup := seen[d.ID]; dup {
-			return nil, fmt.Errorf("%w: device %q is listed twice", ErrInvalidDevice, d.ID)
+		if _, dup := a.index[id]; dup {
+			return nil, fmt.Errorf("%w: device %q is listed twice", ErrInvalidDevice, id)
 		}
-		seen[d.ID] = struct{}{}
-		if !sel.Matches(d.Labels) {
-			continue
+		a.index[id] = i
+		a.waveOf[i] = -1
+		if sel.Matches(devices[i].Labels) {
+			fleet = append(fleet, ranked{key: rankKey(id), idx: i})
 		}
-		fleet = append(fleet, ranked{key: rankKey(d.ID), dev: d})
 	}
-	slices.SortFunc(fleet, func(a, b ranked) int {
-		if a.key != b.key {
-			if a.key < b.key {
+	slices.SortFunc(fleet, func(x, y ranked) int {
+		if x.key != y.key {
+			if x.key < y.key {
 				return -1
 			}
 			return 1
 		}
-		return strings.Compare(a.dev.ID, b.dev.ID)
+		return strings.Compare(devices[x.idx].ID, devices[y.idx].ID)
 	})
 
-	a := &Assignment{Waves: make([][]string, len(r.Waves)), wave: make(map[string]int, len(fleet))}
+	a.n = len(fleet)
 	taken := make([]bool, len(fleet))
+	var matches []bool
 	covered := 0 // devices of the fleet in some wave so far
 	for wi, w := range r.Waves {
 		last := wi == len(r.Waves)-1
@@ -109,7 +115,7 @@ func assign(sel spec.LabelSelector, r *spec.Rollout, devices []Device) (*Assignm
 				if !taken[i] {
 					taken[i] = true
 					covered++
-					a.add(wi, fleet[i].dev.ID)
+					a.add(wi, devices, fleet[i].idx)
 				}
 			}
 			continue
@@ -118,9 +124,13 @@ func assign(sel spec.LabelSelector, r *spec.Rollout, devices []Device) (*Assignm
 		if pct == 0 {
 			pct = 100
 		}
+		if matches == nil {
+			matches = make([]bool, len(fleet))
+		}
 		matching, have := 0, 0
 		for i := range fleet {
-			if w.Selector.Matches(fleet[i].dev.Labels) {
+			matches[i] = w.Selector.Matches(devices[fleet[i].idx].Labels)
+			if matches[i] {
 				matching++
 				if taken[i] {
 					have++
@@ -129,20 +139,20 @@ func assign(sel spec.LabelSelector, r *spec.Rollout, devices []Device) (*Assignm
 		}
 		want := ceilPercent(pct, matching)
 		for i := 0; i < len(fleet) && have < want; i++ {
-			if !taken[i] && w.Selector.Matches(fleet[i].dev.Labels) {
+			if !taken[i] && matches[i] {
 				taken[i] = true
 				have++
 				covered++
-				a.add(wi, fleet[i].dev.ID)
+				a.add(wi, devices, fleet[i].idx)
 			}
 		}
 	}
 	return a, nil
 }
 
-func (a *Assignment) add(wave int, id string) {
-	a.Waves[wave] = append(a.Waves[wave], id)
-	a.wave[id] = wave
+func (a *Assignment) add(wave int, devices []Device, idx int) {
+	a.Waves[wave] = append(a.Waves[wave], devices[idx].ID)
+	a.waveOf[idx] = wave
 }
 
 // ceilPercent is ceil(pct×n/100) in integers.

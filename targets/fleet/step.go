@@ -144,14 +144,12 @@ func Step(st *State, policy *spec.FleetTarget, devices []Device, now time.Time) 
 		return d, ns, nil
 	}
 
-	obs := make(map[string]*Device, len(devices))
-	for i := range devices {
-		obs[devices[i].ID] = &devices[i]
-	}
-
 	// 1. Verdicts.
 	for id, p := range ns.Devices {
-		dev := obs[id]
+		var dev *Device
+		if i, ok := asg.index[id]; ok {
+			dev = &devices[i]
+		}
 		fresh := dev != nil && dev.Digest == ns.To && !dev.LastReport.IsZero() && !dev.LastReport.Before(p.Started)
 		switch p.Status {
 		case StatusUpdating:
