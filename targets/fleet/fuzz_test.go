@@ -52,3 +52,21 @@ func FuzzStep(f *testing.F) {
 		run(t, s, p, time.Duration(1+rng.IntN(60))*time.Second, 300)
 	})
 }
+
+// FuzzLoadState: any bytes either fail to load with an error, or load into
+// a State that Step accepts.
+func FuzzLoadState(f *testing.F) {
+	f.Add([]byte(`{"version":1,"to":"sha256:b","outcome":"running","wave":7,"devices":{"dev-001":{"status":"healthy","wave":3}}}`))
+	f.Add([]byte(`{"version":1,"to":"x","outcome":"aborted","recent_starts":["2026-01-02T03:04:00Z"]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := LoadState(data)
+		if err != nil {
+			return
+		}
+		p := policy(10, 100)
+		p.Rollout.RateLimit = 3
+		if _, _, err := Step(st, p, fleetOf(20, 0), t0); err != nil {
+			t.Fatalf("Step on a loaded state: %v", err)
+		}
+	})
+}

@@ -127,7 +127,7 @@ func NewState(from, to string, now time.Time) (*State, error) {
 		Version: StateVersion,
 		From:    from,
 		To:      to,
-		Started: now,
+		Started: now.Round(0),
 		Outcome: OutcomeRunning,
 		Devices: map[string]Progress{},
 	}, nil

@@ -101,7 +101,9 @@ type Decision struct {
 // (its selector and rollout; a nil Rollout means spec.DefaultRollout), the
 // latest observation of every known device, and the current time. It is
 // pure: it reads no clock, does no I/O, does not modify st or devices, and
-// the same input always gives the same output. In order, it:
+// the same input always gives the same output (now's monotonic clock
+// reading is dropped, so a State saved and loaded steps identically). In
+// order, it:
 //
 //  1. judges started devices: a report on the to-digest (not older than the
 //     device's start) of healthy makes it healthy, of unhealthy makes it
@@ -122,6 +124,7 @@ type Decision struct {
 // ErrInvalidPolicy, ErrInvalidState, ErrStateVersion or ErrInvalidDevice;
 // on error the State is nil.
 func Step(st *State, policy *spec.FleetTarget, devices []Device, now time.Time) (Decision, *State, error) {
+	now = now.Round(0) // wall clock only, as in a State loaded from JSON
 	r, err := rollout(policy)
 	if err != nil {
 		return Decision{}, nil, err
