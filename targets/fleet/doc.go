@@ -37,6 +37,10 @@
 //
 // # Rules where the spec language is silent
 //
+//   - Percentages are cumulative for selector waves too (spec.Wave's
+//     "cumulative share"): a wave "ring=canary, 50%" after a 10% wave
+//     takes canaries until half of all canaries are covered, counting
+//     those the 10% wave already took.
 //   - A device counts for the gate of the wave it was started in. A wave
 //     gate judges the devices started in it plus those assigned to it and
 //     not started; it cannot hold while any of them is not started. An
@@ -57,7 +61,9 @@
 //     applies to every start.
 //   - Rollback returns exactly the devices the rollout started (updating,
 //     healthy or failed) to State.From; pending devices are never touched.
-//     An aborted rollout is final.
+//     An aborted rollout is final. A completed one never aborts: devices
+//     that fail after completion (late joiners) are recorded, not rolled
+//     back.
 //   - A newer digest supersedes a rollout (Supersede): a fresh rollout
 //     from the first wave, every device pending, so a failure of the old
 //     digest never blocks the new one. Its from-digest is the old to-digest

@@ -218,6 +218,8 @@ func (s *State) Live() bool {
 
 // Counts are how many started devices are in each status.
 type Counts struct {
+	// Updating, Healthy, Failed and RolledBack count the devices in
+	// StatusUpdating, StatusHealthy, StatusFailed and StatusRolledBack.
 	Updating, Healthy, Failed, RolledBack int
 }
 
