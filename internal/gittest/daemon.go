@@ -41,17 +41,25 @@ func (s *Server) ServeDaemon(t testing.TB) string {
 		cmd.Wait()
 	})
 	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if err := waitListen(addr); err != nil {
+		t.Fatalf("gittest: git daemon did not listen on %s: %v", addr, err)
+	}
+	return "git://" + addr + "/" + s.name
+}
+
+// waitListen waits up to 10 s for a TCP listener at addr (a daemon started
+// as a child process) and returns the last dial error if none came.
+func waitListen(addr string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gittest: git daemon did not listen on %s: %v", addr, err)
+			return err
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return "git://" + addr + "/" + s.name
 }

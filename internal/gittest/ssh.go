@@ -114,17 +114,8 @@ func (s *Server) ServeSSH(t testing.TB) *SSH {
 		}
 	})
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gittest: sshd did not listen on %s: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := waitListen(addr); err != nil {
+		t.Fatalf("gittest: sshd did not listen on %s: %v\n%s", addr, err, logs.String())
 	}
 
 	hostPub, err := os.ReadFile(hostKey + ".pub")
