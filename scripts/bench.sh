@@ -25,6 +25,7 @@ run ./targets/host 'BenchmarkWAGI$|BenchmarkReactor$|ReactorFloor|Handler$' 5000
 # Density, swaps under load, warm restart: each iteration is the whole job.
 run ./targets/host 'Density|SwapsUnderLoad|WarmRestart|DeployGo' 1x
 run ./targets/host/control . 20x
+run ./targets/fleet . 1s
 run ./builder CachedBuild 1s
 run ./registry . 30x
 run ./signer . 1s
