@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferry-wasm/ferry/targets"
@@ -46,6 +47,9 @@ type Client struct {
 	hc      *http.Client
 	lockTTL time.Duration
 	log     *slog.Logger
+
+	leaseMu sync.Mutex
+	lease   string // the held apply lock's lease id, sent as LeaseHeader
 }
 
 var (
@@ -170,6 +174,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
+	if strings.HasPrefix(path, "/v1/apps/") && method != http.MethodGet {
+		c.leaseMu.Lock()
+		if c.lease != "" {
+			req.Header.Set(LeaseHeader, c.lease)
+		}
+		c.leaseMu.Unlock()
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -211,14 +222,14 @@ func sentinelFor(status int, code string) error {
 		return ErrUnauthorized
 	case status == http.StatusForbidden:
 		return targets.ErrVerification
+	case status == http.StatusGone, status == http.StatusNotFound && code == CodeLeaseNotFound:
+		return ErrLeaseLost
 	case status == http.StatusNotFound && code == CodeArtifactNotFound:
 		return ErrArtifactNotFound
 	case status == http.StatusNotFound:
 		return ErrNotFound
 	case status == http.StatusConflict && code == CodeLocked:
 		return ErrLocked
-	case status == http.StatusGone, status == http.StatusNotFound && code == CodeLeaseNotFound:
-		return ErrLeaseLost
 	case status == http.StatusConflict:
 		return ErrNoPrevious
 	case status == http.StatusUnprocessableEntity:

@@ -58,13 +58,21 @@
 // random bits. GET /v1/lock shows the live lease, id included: anyone
 // with the token can already deploy anything, and the id is what a
 // force-unlock (DELETE with it) needs when a holder is known to be dead.
-// The lock does not gate the other endpoints: it serialises the clients
-// that take it (Client.Lock, used by sync.Apply), not people with curl.
+// The lock serialises the clients that take it (Client.Lock, used by
+// sync.Apply), not people with curl: a request is checked against it only
+// when it carries a lease. A Client that holds the lock sends its lease id
+// in the Ferry-Lock-Lease header (LeaseHeader) of every PUT, DELETE and
+// rollback, and the host refuses those with 410 "lease_lost" unless that
+// lease holds the lock now: a holder that lost its lease (it stalled past
+// its TTL and someone else took the lock, or the host restarted) cannot
+// go on changing the host.
 //
 // The lock lives in memory only. A restarted host has no lock, and that is
 // acceptable: a restart already breaks any apply in flight (its PUTs fail
-// while the host is down), and the holder finds out at its next renewal,
-// which answers 404, so its HeldLock reports the lease lost; persisting
+// while the host is down, and after it they carry a lease the host does
+// not know, so they answer 410), and the holder finds out at its next
+// renewal, which answers 404, so its HeldLock reports the lease lost;
+// persisting
 // the lease would need a write per renewal and would make a restarted host
 // wait out the lease of a holder that may have died with it. A holder that
 // dies without releasing blocks others for at most its TTL.

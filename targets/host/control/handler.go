@@ -92,7 +92,10 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) int {
 	return writeJSON(w, http.StatusOK, ai)
 }
 
-func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) (code int) {
+	if s.fenced(w, r, &code) {
+		return code
+	}
 	var req PutRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -129,7 +132,10 @@ func jsonReason(err error) string {
 	return "malformed JSON"
 }
 
-func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) (code int) {
+	if s.fenced(w, r, &code) {
+		return code
+	}
 	if err := s.Delete(r.Context(), r.PathValue("name")); err != nil {
 		return s.fail(w, r, err)
 	}
@@ -137,7 +143,10 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) int {
 	return http.StatusNoContent
 }
 
-func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) handleRollback(w http.ResponseWriter, r *http.Request) (code int) {
+	if s.fenced(w, r, &code) {
+		return code
+	}
 	ai, err := s.RollBack(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return s.fail(w, r, err)

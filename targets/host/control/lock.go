@@ -28,6 +28,14 @@ const (
 	endedLeases = 64
 )
 
+// LeaseHeader carries, on PUT, DELETE and rollback requests of a Client
+// that holds the host's apply lock, the id of its lease. The host refuses
+// such a request with 410 (code "lease_lost") unless the id is the lease
+// that holds the lock now, so a holder that lost its lease (expired and
+// taken, force-unlocked, or the host restarted) cannot go on changing the
+// host. Requests without it are not checked.
+const LeaseHeader = "Ferry-Lock-Lease"
+
 // leaseTable is the host's apply lock: at most one lease, in memory.
 type leaseTable struct {
 	now func() time.Time
@@ -107,6 +115,38 @@ func (l *leaseTable) release(id string) (Lease, bool) {
 	l.end(id, "it was released")
 	l.cur = nil
 	return was, true
+}
+
+// fence refuses a lease id that does not hold the lock now. A lease past
+// its expiry that nobody took still holds it (as for renew).
+func (l *leaseTable) fence(id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur != nil && l.cur.ID == id {
+		return nil
+	}
+	why, ok := l.ended[id]
+	if !ok {
+		why = "the host has no such lease (never granted, or the host restarted since)"
+	}
+	return &leaseLostError{id: id, why: why}
+}
+
+// fenced answers 410 and returns true when r carries a LeaseHeader that
+// does not hold the lock.
+func (s *Server) fenced(w http.ResponseWriter, r *http.Request, code *int) bool {
+	id := r.Header.Get(LeaseHeader)
+	if id == "" {
+		return false
+	}
+	err := s.leases.fence(id)
+	if err == nil {
+		return false
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "control request refused: its apply lock lease is lost",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+	*code = writeError(w, http.StatusGone, CodeLeaseLost, "this request's apply lock "+err.Error()+"; take the lock again")
+	return true
 }
 
 // status reports the live lease, if any.

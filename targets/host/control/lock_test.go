@@ -453,6 +453,10 @@ func TestLockLostIsReported(t *testing.T) {
 	if !st.Held || st.Lease.ID != held.Lease().ID {
 		t.Fatalf("after renewal: %+v", st)
 	}
+	// The holder's own changes carry its live lease and go through.
+	if err := c.Delete(ctx, "absent-app"); err != nil {
+		t.Fatalf("DELETE while holding the lock: %v", err)
+	}
 	if err := admin.ReleaseLock(ctx, st.Lease.ID); err != nil { // force-unlock
 		t.Fatal(err)
 	}
@@ -463,6 +467,14 @@ func TestLockLostIsReported(t *testing.T) {
 	if err := held.Err(); !errors.Is(err, control.ErrLeaseLost) || !strings.Contains(err.Error(), "released") {
 		t.Fatalf("Err = %v; want ErrLeaseLost saying it was released", err)
 	}
+	// Fenced: the holder that lost its lease cannot change the host, while
+	// others (no lease) can.
+	if err := c.Delete(ctx, "absent-app"); !errors.Is(err, control.ErrLeaseLost) {
+		t.Fatalf("DELETE by the holder that lost its lease: %v, want ErrLeaseLost", err)
+	}
+	if err := admin.Delete(ctx, "absent-app"); err != nil {
+		t.Fatalf("DELETE without a lease: %v", err)
+	}
 	if err := held.Unlock(); !errors.Is(err, control.ErrLeaseLost) {
 		t.Fatalf("Unlock = %v; want ErrLeaseLost", err)
 	}
@@ -472,6 +484,58 @@ func TestLockLostIsReported(t *testing.T) {
 	if !strings.Contains(logs.String(), "apply lock lost") {
 		t.Fatalf("logger has no loss record:\n%s", logs.String())
 	}
+	if err := c.Delete(ctx, "absent-app"); err != nil {
+		t.Fatalf("DELETE after Unlock (no lease any more): %v", err)
+	}
+}
+
+// TestLockHostRestart: the lock is in memory, so a restarted host (here a
+// new control server behind the same address) has none: the old holder's
+// renewal answers 404 and its lease is reported lost, its changes are
+// refused, and a new holder gets the lock at once.
+func TestLockHostRestart(t *testing.T) {
+	ctx := context.Background()
+	rt, err := host.New(host.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rt.Close(c)
+	})
+	newServer := func() http.Handler {
+		s, err := control.NewServer(control.Options{Runtime: rt, InsecureSkipVerify: true, Token: testToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var cur atomic.Pointer[http.Handler]
+	first := newServer()
+	cur.Store(&first)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*cur.Load()).ServeHTTP(w, r) }))
+	defer ts.Close()
+
+	c, _ := control.NewClient(ts.URL, testToken, control.ClientOptions{LockTTL: control.MinLockTTL})
+	held, err := c.Hold(ctx, "before the restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := newServer() // the restart
+	cur.Store(&second)
+	within(t, held.Lost(), "the holder to notice the restart")
+	if err := held.Err(); !errors.Is(err, control.ErrLeaseLost) || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "restarted") {
+		t.Fatalf("Err = %v; want ErrLeaseLost from a 404 saying the host may have restarted", err)
+	}
+	if err := c.Delete(ctx, "absent-app"); !errors.Is(err, control.ErrLeaseLost) {
+		t.Fatalf("DELETE with the lease from before the restart: %v, want ErrLeaseLost", err)
+	}
+	other, _ := control.NewClient(ts.URL, testToken, control.ClientOptions{})
+	if _, err := other.AcquireLock(ctx, "after the restart", 0); err != nil {
+		t.Fatalf("acquire after the restart: %v", err)
+	}
+	held.Unlock()
 }
 
 // TestLockHammer: several clients take and release the lock in a loop;

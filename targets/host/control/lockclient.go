@@ -72,7 +72,10 @@ func ttlString(d time.Duration) string {
 // closed, Err says why (wrapping ErrLeaseLost), the client's Logger gets an
 // error record, and renewal stops. Losing the lease does not stop what its
 // holder is doing: a caller that must not go on without the lock selects
-// on Lost.
+// on Lost. While the lock is held, the Client's PUT, DELETE and rollback
+// requests carry the lease (LeaseHeader), and the host refuses them once
+// the lease is lost (ErrLeaseLost): a holder that lost the lock cannot go
+// on changing the host.
 type HeldLock struct {
 	c      *Client
 	lease  Lease
@@ -117,6 +120,11 @@ func (h *HeldLock) Unlock() error {
 
 	h.cancel()
 	<-h.done
+	h.c.leaseMu.Lock()
+	if h.c.lease == h.lease.ID {
+		h.c.lease = ""
+	}
+	h.c.leaseMu.Unlock()
 	var err error
 	if err = h.Err(); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
@@ -187,9 +195,16 @@ func (h *HeldLock) lose(ctx context.Context, err error) {
 // first the error wraps ErrLocked and ctx.Err() and names the holder that
 // kept the lock. Any other failure (unreachable host, refused token) ends
 // the wait at once; a host without /v1/lock gives ErrLockUnsupported.
-// ctx bounds only the wait: the lease lives until Unlock.
+// ctx bounds only the wait: the lease lives until Unlock. (If ctx ends
+// while the host is granting, the lease may be granted unseen; it lapses
+// after its TTL.)
 func (c *Client) Hold(ctx context.Context, holder string) (*HeldLock, error) {
 	delay := lockPollMin
+	var last *Lease // the holder that refused us last
+	gaveUp := func() error {
+		return fmt.Errorf("%w: gave up waiting for the apply lock of %s: held by %q since %s, lease expires %s (lease %s): %w",
+			ErrLocked, c.base, last.Holder, last.Acquired.Format(time.RFC3339), last.Expires.Format(time.RFC3339), last.ID, ctx.Err())
+	}
 	for {
 		sent := time.Now()
 		lease, err := c.AcquireLock(ctx, holder, c.lockTTL)
@@ -199,9 +214,11 @@ func (c *Client) Hold(ctx context.Context, holder string) (*HeldLock, error) {
 		var ae *APIError
 		switch {
 		case errors.Is(err, ErrLocked) && errors.As(err, &ae) && ae.Lock != nil:
-			// wait below
+			last = ae.Lock
 		case errors.As(err, &ae) && ae.Code == "" && (ae.StatusCode == http.StatusNotFound || ae.StatusCode == http.StatusMethodNotAllowed):
 			return nil, fmt.Errorf("%w: %s: %w", ErrLockUnsupported, c.base, err)
+		case ctx.Err() != nil && last != nil:
+			return nil, gaveUp()
 		default:
 			return nil, err
 		}
@@ -210,9 +227,7 @@ func (c *Client) Hold(ctx context.Context, holder string) (*HeldLock, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			l := ae.Lock
-			return nil, fmt.Errorf("%w: gave up waiting for the apply lock of %s: held by %q since %s, lease expires %s (lease %s): %w",
-				ErrLocked, c.base, l.Holder, l.Acquired.Format(time.RFC3339), l.Expires.Format(time.RFC3339), l.ID, ctx.Err())
+			return nil, gaveUp()
 		case <-t.C:
 		}
 		delay = min(delay*2, lockPollMax)
@@ -228,6 +243,9 @@ func (c *Client) held(lease Lease, sent time.Time) *HeldLock {
 			ttl = DefaultLockTTL
 		}
 	}
+	c.leaseMu.Lock()
+	c.lease = lease.ID
+	c.leaseMu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &HeldLock{c: c, lease: lease, ttl: ttl, cancel: cancel, done: make(chan struct{}), lost: make(chan struct{})}
 	go h.renew(ctx, sent)
