@@ -74,7 +74,7 @@ func (c *cachedTargets) targets(_ context.Context, cfg *spec.Config) (map[string
 			out[t.Name] = tg
 			continue
 		}
-		opened, skipped, err := openTargets(&spec.Config{Targets: []*spec.Target{t}}, nil)
+		opened, skipped, err := openTargets(&spec.Config{Targets: []*spec.Target{t}}, nil, targetOptions{Logger: c.log})
 		if err != nil {
 			return nil, err
 		}

@@ -96,7 +96,7 @@ func TestApplySIGKILLMidApplyConverges(t *testing.T) {
 
 	// Apply v2 as a process and kill it once some app changed.
 	w.writeSpec(e2eSpec(names, func(string) []byte { return v2 }))
-	args := append([]string{"apply", "-auto-approve", "--lock-dir", filepath.Join(w.work, "locks")}, w.releaseArgs()...)
+	args := append([]string{"apply", "-auto-approve", "--lock-dir", filepath.Join(w.work, "locks"), "-lock-ttl", "5s"}, w.releaseArgs()...)
 	cmd := w.command(append(args, w.specDir)...)
 	var stdout, stderr testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

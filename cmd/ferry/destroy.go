@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,6 +14,7 @@ func newDestroyCmd(s streams) *cobra.Command {
 	var only []string
 	var autoApprove bool
 	var o outputFlag
+	var lockTTL time.Duration
 	cmd := &cobra.Command{
 		Use:   "destroy [DIR]",
 		Short: "Remove every app ferry manages from the spec's targets",
@@ -33,7 +35,7 @@ Nothing is built or pushed.`,
 			if err != nil {
 				return err
 			}
-			tgts, skipped, err := openTargets(cfg, only)
+			tgts, skipped, err := openTargets(cfg, only, targetOptions{LockTTL: lockTTL, Logger: warnLogger(s.err)})
 			if err != nil {
 				return withCode(exitError, err)
 			}
@@ -80,5 +82,6 @@ Nothing is built or pushed.`,
 	o.register(cmd)
 	cmd.Flags().StringArrayVar(&only, "target", nil, "destroy only on this target (repeatable)")
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "do not ask for confirmation")
+	cmd.Flags().DurationVar(&lockTTL, "lock-ttl", 0, "lease of each host's apply lock, renewed while destroying (5s to 10m; default 30s)")
 	return cmd
 }

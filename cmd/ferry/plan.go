@@ -29,6 +29,7 @@ type releaseFlags struct {
 	keyPath    string
 	buildCache string
 	targets    []string
+	lockTTL    time.Duration // apply only (-lock-ttl)
 }
 
 func (r *releaseFlags) register(cmd *cobra.Command) {
@@ -86,7 +87,7 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 		// Per-app failures: those apps are kept as they run; say so.
 		fmt.Fprintf(s.err, "Warning: %v\nApps that failed to build, push or sign are left as they run.\n", relErr)
 	}
-	tgts, skipped, err := openTargets(rel.Config, r.targets)
+	tgts, skipped, err := openTargets(rel.Config, r.targets, targetOptions{LockTTL: r.lockTTL, Logger: warnLogger(s.err)})
 	if err != nil {
 		return nil, withCode(exitError, err)
 	}
@@ -290,6 +291,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "do not ask for confirmation")
 	cmd.Flags().StringVar(&lockDir, "lock-dir", filepath.Join(os.TempDir(), "ferry-locks"), "directory for per-target apply locks on this machine")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "bound one app's deployment, health wait included (default 5m)")
+	cmd.Flags().DurationVar(&rf.lockTTL, "lock-ttl", 0, "lease of each host's apply lock, renewed while applying; a crashed apply holds it this long (5s to 10m; default 30s)")
 	return cmd
 }
 
@@ -308,7 +310,7 @@ func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags) (map[strin
 	for _, t := range plan.Targets {
 		names = append(names, t.Name)
 	}
-	tgts, _, err := openTargets(cfg, names)
+	tgts, _, err := openTargets(cfg, names, targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(os.Stderr)})
 	return tgts, err
 }
 

@@ -5,19 +5,37 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host/control"
 )
 
+// targetOptions tune how targets are opened.
+type targetOptions struct {
+	// LockTTL is the lease of a host's apply lock (zero: the host's
+	// default, 30 s); a holder that dies keeps the lock that long.
+	LockTTL time.Duration
+	// Logger receives the targets' warnings (a lost apply lock). Nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// warnLogger logs warnings and errors to w, for commands that print their
+// results on stdout.
+func warnLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 // openTargets connects to every target of cfg that this version of ferry can
 // drive. Targets of kinds not supported yet are returned in skipped, with a
 // reason, and are not planned.
-func openTargets(cfg *spec.Config, only []string) (map[string]targets.Target, map[string]string, error) {
+func openTargets(cfg *spec.Config, only []string, o targetOptions) (map[string]targets.Target, map[string]string, error) {
 	out := map[string]targets.Target{}
 	skipped := map[string]string{}
 	for _, t := range cfg.Targets {
@@ -26,7 +44,7 @@ func openTargets(cfg *spec.Config, only []string) (map[string]targets.Target, ma
 		}
 		switch {
 		case t.Type == spec.TargetHost && t.Host != nil:
-			tg, err := hostTarget(t)
+			tg, err := hostTarget(t, o)
 			if err != nil {
 				return nil, nil, fmt.Errorf("target %s: %w", t.Name, err)
 			}
@@ -41,14 +59,14 @@ func openTargets(cfg *spec.Config, only []string) (map[string]targets.Target, ma
 // hostTarget builds the target of a host block: one control API client, or
 // a control.Group when the block lists several endpoints (every host runs
 // every app; see control.Group for how health is decided).
-func hostTarget(t *spec.Target) (targets.Target, error) {
+func hostTarget(t *spec.Target, o targetOptions) (targets.Target, error) {
 	h := t.Host
 	if len(h.Endpoints) == 0 {
 		return nil, fmt.Errorf("no endpoint")
 	}
 	var clients []*control.Client
 	for _, ep := range h.Endpoints {
-		c, err := hostClient(h, ep)
+		c, err := hostClient(h, ep, o)
 		if err != nil {
 			return nil, err
 		}
@@ -63,7 +81,7 @@ func hostTarget(t *spec.Target) (targets.Target, error) {
 // hostClient builds a control API client for one endpoint of a host
 // target: the token from token_env or token_file, TLS from the CA and client
 // certificate files.
-func hostClient(h *spec.HostTarget, endpoint string) (*control.Client, error) {
+func hostClient(h *spec.HostTarget, endpoint string, o targetOptions) (*control.Client, error) {
 	token := ""
 	switch {
 	case h.TokenEnv != "":
@@ -78,7 +96,7 @@ func hostClient(h *spec.HostTarget, endpoint string) (*control.Client, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	var opts control.ClientOptions
+	opts := control.ClientOptions{LockTTL: o.LockTTL, Logger: o.Logger}
 	if h.CAFile != "" || h.ClientCertFile != "" {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 		if h.CAFile != "" {
