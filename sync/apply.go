@@ -67,6 +67,10 @@ type ApplyOptions struct {
 	// dies. Targets that implement Locker are also locked through it.
 	// Empty means no local lock file.
 	LockDir string
+	// LockTimeout bounds the wait for the targets' apply locks (LockDir
+	// and Locker); past it Apply fails with ErrLock, changing nothing.
+	// Zero means waiting as long as ctx allows.
+	LockTimeout time.Duration
 	// Holder describes this apply to a target's Locker. Empty means
 	// "ferry pid N on HOST".
 	Holder string
@@ -260,7 +264,12 @@ func Apply(ctx context.Context, plan *Plan, tgts map[string]targets.Target, opts
 		host, _ := os.Hostname()
 		holder = fmt.Sprintf("ferry pid %d on %s", os.Getpid(), host)
 	}
-	release, err := lockTargets(ctx, names, tgts, opts.LockDir, holder)
+	lctx, cancelLock := ctx, context.CancelFunc(func() {})
+	if opts.LockTimeout > 0 {
+		lctx, cancelLock = context.WithTimeout(ctx, opts.LockTimeout)
+	}
+	release, err := lockTargets(lctx, names, tgts, opts.LockDir, holder)
+	cancelLock()
 	if err != nil {
 		return nil, err
 	}

@@ -619,3 +619,25 @@ func TestProgressEventsSerialised(t *testing.T) {
 		t.Errorf("finished events = %v", finished)
 	}
 }
+
+// TestApplyLockTimeout: with LockTimeout, an apply that cannot get a
+// target's lock (a real flock held by another apply) fails with ErrLock and
+// changes nothing.
+func TestApplyLockTimeout(t *testing.T) {
+	mem := newMem()
+	tg := tmap("local", mem)
+	dir := t.TempDir()
+	unlock, err := lockFile(context.Background(), lockFilePath(dir, "local"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	p := mustPlan(t, desiredOne("local", app("a", "v1")), tg)
+	_, err = Apply(context.Background(), p, tg, ApplyOptions{LockDir: dir, LockTimeout: 50 * time.Millisecond})
+	if !errors.Is(err, ErrLock) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want ErrLock after the lock timeout", err)
+	}
+	if len(mem.digests()) != 0 {
+		t.Fatalf("applied without the lock: %v", mem.digests())
+	}
+}

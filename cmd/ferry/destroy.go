@@ -14,7 +14,7 @@ func newDestroyCmd(s streams) *cobra.Command {
 	var only []string
 	var autoApprove bool
 	var o outputFlag
-	var lockTTL time.Duration
+	var lockTTL, lockTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "destroy [DIR]",
 		Short: "Remove every app ferry manages from the spec's targets",
@@ -64,7 +64,7 @@ Nothing is built or pushed.`,
 					return withCode(exitError, err)
 				}
 			}
-			res, err := sync.Apply(ctx, plan, tgts, sync.ApplyOptions{})
+			res, err := sync.Apply(ctx, plan, tgts, sync.ApplyOptions{LockTimeout: lockTimeout})
 			if res != nil {
 				if o.json() {
 					writeJSON(s.out, res) //nolint:errcheck // the error below matters more
@@ -82,6 +82,7 @@ Nothing is built or pushed.`,
 	o.register(cmd)
 	cmd.Flags().StringArrayVar(&only, "target", nil, "destroy only on this target (repeatable)")
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "do not ask for confirmation")
+	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 0, "how long to wait for the targets' apply locks (0: as long as it takes)")
 	cmd.Flags().DurationVar(&lockTTL, "lock-ttl", 0, "lease of each host's apply lock, renewed while destroying (5s to 10m; default 30s)")
 	return cmd
 }

@@ -197,7 +197,7 @@ func newApplyCmd(s streams) *cobra.Command {
 	var o outputFlag
 	var autoApprove bool
 	var lockDir string
-	var timeout time.Duration
+	var timeout, lockTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply [PLANFILE [DIR] | DIR]",
 		Short: "Apply a saved plan, or plan and apply a spec directory",
@@ -266,7 +266,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 					return withCode(exitError, err)
 				}
 			}
-			opts := sync.ApplyOptions{SecretsFor: secrets, Timeout: timeout, LockDir: lockDir}
+			opts := sync.ApplyOptions{SecretsFor: secrets, Timeout: timeout, LockDir: lockDir, LockTimeout: lockTimeout}
 			if !o.json() {
 				opts.Progress = func(e sync.Event) {
 					if e.Kind == sync.EventFinished {
@@ -291,6 +291,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "do not ask for confirmation")
 	cmd.Flags().StringVar(&lockDir, "lock-dir", filepath.Join(os.TempDir(), "ferry-locks"), "directory for per-target apply locks on this machine")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "bound one app's deployment, health wait included (default 5m)")
+	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 0, "how long to wait for the targets' apply locks (0: as long as it takes); a host's holder is named while waiting")
 	cmd.Flags().DurationVar(&rf.lockTTL, "lock-ttl", 0, "lease of each host's apply lock, renewed while applying; a crashed apply holds it this long (5s to 10m; default 30s)")
 	return cmd
 }
@@ -344,15 +345,20 @@ func secretsFromEnv(plan *sync.Plan) func(target, app string) map[string]string 
 
 // confirm asks "yes" on a terminal, like terraform apply.
 func confirm(s streams) error {
+	return confirmWith(s, "\nDo you want to perform these actions? Only 'yes' will be accepted: ")
+}
+
+// confirmWith asks question on the terminal and accepts only "yes".
+func confirmWith(s streams, question string) error {
 	f, ok := s.in.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return errors.New("not on a terminal: pass -auto-approve to apply without confirmation")
+		return errors.New("not on a terminal: pass -auto-approve (force-unlock: -force) to go on without confirmation")
 	}
-	fmt.Fprint(s.out, "\nDo you want to perform these actions? Only 'yes' will be accepted: ")
+	fmt.Fprint(s.out, question)
 	var answer string
 	fmt.Fscanln(f, &answer) //nolint:errcheck // empty answer = no
 	if answer != "yes" {
-		return errors.New("apply cancelled")
+		return errors.New("cancelled")
 	}
 	return nil
 }

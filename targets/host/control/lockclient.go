@@ -214,6 +214,11 @@ func (c *Client) Hold(ctx context.Context, holder string) (*HeldLock, error) {
 		var ae *APIError
 		switch {
 		case errors.Is(err, ErrLocked) && errors.As(err, &ae) && ae.Lock != nil:
+			if last == nil || last.ID != ae.Lock.ID {
+				c.log.LogAttrs(ctx, slog.LevelWarn, "waiting for the apply lock", slog.String("host", c.base),
+					slog.String("holder", ae.Lock.Holder), slog.Time("since", ae.Lock.Acquired),
+					slog.Time("expires", ae.Lock.Expires), slog.String("lease", ae.Lock.ID))
+			}
 			last = ae.Lock
 		case errors.As(err, &ae) && ae.Code == "" && (ae.StatusCode == http.StatusNotFound || ae.StatusCode == http.StatusMethodNotAllowed):
 			return nil, fmt.Errorf("%w: %s: %w", ErrLockUnsupported, c.base, err)

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/targets/host/control"
+)
+
+// newForceUnlockCmd is `ferry force-unlock LOCK_ID [DIR]`, Terraform's
+// force-unlock for the apply lock a ferry-host holds.
+func newForceUnlockCmd(s streams) *cobra.Command {
+	var vars varFlags
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "force-unlock LOCK_ID [DIR]",
+		Short: "Release a host's apply lock that a stopped apply still holds",
+		Long: `force-unlock releases the apply lock with id LOCK_ID on whichever host of the
+spec's host targets holds it. An apply takes each host's lock (a lease it
+renews) before it changes anything and releases it when done; a lock whose
+holder died lapses by itself after its lease (apply -lock-ttl, 30 s by
+default). Use force-unlock only when that holder is certainly gone: the id is
+in the message of an apply that waited for the lock, and in GET /v1/lock.
+
+It asks for confirmation unless -force is given.`,
+		Example: `  ferry force-unlock 3f1c9a0e5b7d4c2a8e6f1b3d5a7c9e0f .
+  ferry force-unlock -force 3f1c9a0e5b7d4c2a8e6f1b3d5a7c9e0f examples`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			id := args[0]
+			lopts, err := vars.options()
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			cfg, err := loadSpec(dirArg(args[1:]), lopts, s.err)
+			if err != nil {
+				return err
+			}
+			found, err := findLock(ctx, cfg, id)
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			if len(found) == 0 {
+				return withCode(exitError, fmt.Errorf("no host of this spec's host targets holds lock %s (it may have been released or lapsed already)", id))
+			}
+			for _, f := range found {
+				fmt.Fprintf(s.out, "Lock %s on %s (target %s): held by %q since %s, expires %s\n",
+					id, f.endpoint, f.target, f.lease.Holder, f.lease.Acquired.Format("2006-01-02 15:04:05Z07:00"), f.lease.Expires.Format("15:04:05Z07:00"))
+			}
+			if !force {
+				if err := confirmWith(s, "\nRelease it? An apply still running under it may interleave with the next one. Only 'yes' will be accepted: "); err != nil {
+					return withCode(exitError, err)
+				}
+			}
+			for _, f := range found {
+				if err := f.client.ReleaseLock(ctx, id); err != nil {
+					return withCode(exitError, fmt.Errorf("releasing lock %s on %s: %w", id, f.endpoint, err))
+				}
+			}
+			fmt.Fprintln(s.out, "Lock released.")
+			return nil
+		},
+	}
+	vars.register(cmd)
+	cmd.Flags().BoolVar(&force, "force", false, "do not ask for confirmation")
+	return cmd
+}
+
+// heldLock is a host that holds the lock being looked for.
+type heldLock struct {
+	target, endpoint string
+	client           *control.Client
+	lease            control.Lease
+}
+
+// findLock asks every host of the spec's host targets for its apply lock
+// and returns those where it is id. A host that cannot be asked is an
+// error: the lock may be there.
+func findLock(ctx context.Context, cfg *spec.Config, id string) ([]heldLock, error) {
+	var found []heldLock
+	var errs []error
+	for _, t := range cfg.Targets {
+		if t.Type != spec.TargetHost || t.Host == nil {
+			continue
+		}
+		eps := append([]string(nil), t.Host.Endpoints...)
+		sort.Strings(eps)
+		for _, ep := range eps {
+			c, err := hostClient(t.Host, ep, targetOptions{})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("target %s: %w", t.Name, err))
+				continue
+			}
+			st, err := c.LockStatus(ctx)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("target %s, host %s: %w", t.Name, ep, err))
+				continue
+			}
+			if st.Held && st.Lease != nil && strings.EqualFold(st.Lease.ID, id) {
+				found = append(found, heldLock{target: t.Name, endpoint: ep, client: c, lease: *st.Lease})
+			}
+		}
+	}
+	if len(found) == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return found, nil
+}
