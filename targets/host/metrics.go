@@ -64,11 +64,8 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 
 // component returns the pre-resolved children of one component.
 func (m *metrics) component(app, comp string) *compMetrics {
-	cm := &compMetrics{latency: m.latency.WithLabelValues(app), instances: m.instances.WithLabelValues(app, comp)}
-	for i, c := range statusClasses {
-		cm.codes[i] = m.requests.WithLabelValues(app, comp, c)
-	}
-	return cm
+	return &compMetrics{requests: m.requests, app: app, comp: comp,
+		latency: m.latency.WithLabelValues(app), instances: m.instances.WithLabelValues(app, comp)}
 }
 
 func (m *metrics) forgetApp(app string) {
