@@ -300,6 +300,10 @@ func TestReactorRecycling(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	// The guest set no Content-Type: the host sniffs one (ABI.md).
+	if _, _, h := e.do(t, http.MethodGet, "", "/", nil); h.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Errorf("Content-Type %q, want the sniffed text/plain; charset=utf-8", h.Get("Content-Type"))
+	}
 	if want := "123123123"; strings.Join(got, "") != want {
 		t.Fatalf("answers %q, want %q", strings.Join(got, ""), want)
 	}
