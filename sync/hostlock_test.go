@@ -154,7 +154,7 @@ func TestConcurrentAppliesSerialisedByHostLock(t *testing.T) {
 	// B's client tells when the host refuses its lock.
 	bRefused := make(chan struct{}, 1)
 	cb, err := control.NewClient(ctl.URL, lockToken, control.ClientOptions{HTTPClient: &http.Client{
-		Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		Transport: testenv.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			resp, err := http.DefaultTransport.RoundTrip(r)
 			if err == nil && r.Method == http.MethodPost && r.URL.Path == "/v1/lock" && resp.StatusCode == http.StatusConflict {
 				select {
@@ -190,19 +190,19 @@ func TestConcurrentAppliesSerialisedByHostLock(t *testing.T) {
 		res, err := ferrysync.Apply(ctx, planA, map[string]targets.Target{"h": a}, ferrysync.ApplyOptions{Holder: "apply A"})
 		doneA <- result{res, err}
 	}()
-	wait(t, aHolds, "A to hold the lock")
+	testenv.Within(t, aHolds, "A to hold the lock")
 	go func() {
 		res, err := ferrysync.Apply(ctx, planB, map[string]targets.Target{"h": b}, ferrysync.ApplyOptions{Holder: "apply B"})
 		doneB <- result{res, err}
 	}()
-	wait(t, bRefused, "the host to refuse B's lock while A holds it")
+	testenv.Within(t, bRefused, "the host to refuse B's lock while A holds it")
 	close(aGo)
 
-	ra := wait(t, doneA, "apply A")
+	ra := testenv.Within(t, doneA, "apply A")
 	if ra.err != nil || ra.res.Count(ferrysync.OutcomeApplied) != 1 {
 		t.Fatalf("apply A: %+v, %v; want app-a applied", ra.res, ra.err)
 	}
-	rb := wait(t, doneB, "apply B")
+	rb := testenv.Within(t, doneB, "apply B")
 	if !errors.Is(rb.err, ferrysync.ErrStalePlan) {
 		t.Fatalf("apply B: %+v, %v; want a stale plan (A's app appeared before B could check)", rb.res, rb.err)
 	}
@@ -222,22 +222,4 @@ func TestConcurrentAppliesSerialisedByHostLock(t *testing.T) {
 	if len(apps) != 1 || apps[0].Name != "app-a" {
 		t.Fatalf("the host runs %+v, want only app-a", apps)
 	}
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// wait returns what ch yields, failing after a minute (a guard against a
-// hang, not a timing assertion).
-func wait[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(time.Minute):
-		t.Fatalf("still waiting after a minute for %s", what)
-	}
-	var zero T
-	return zero
 }

@@ -113,7 +113,7 @@ func (h *lockHost) holder() string {
 // blocking (the channel has room for one).
 func conflicts() (*http.Client, <-chan struct{}) {
 	ch := make(chan struct{}, 1)
-	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	return &http.Client{Transport: testenv.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		resp, err := http.DefaultTransport.RoundTrip(r)
 		if err == nil && r.Method == http.MethodPost && r.URL.Path == "/v1/lock" && resp.StatusCode == http.StatusConflict {
 			select {
@@ -123,24 +123,6 @@ func conflicts() (*http.Client, <-chan struct{}) {
 		}
 		return resp, err
 	})}, ch
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// within fails the test when ch yields nothing for a minute: a guard
-// against a hang, not a timing assertion.
-func within[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(time.Minute):
-		t.Fatalf("still waiting after a minute for %s", what)
-	}
-	var zero T
-	return zero
 }
 
 var leaseIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -320,7 +302,7 @@ func TestLockBlocksUntilUnlock(t *testing.T) {
 		}
 		got <- u
 	}()
-	within(t, saw409, "the second Lock to be refused")
+	testenv.Within(t, saw409, "the second Lock to be refused")
 	select {
 	case <-got:
 		t.Fatal("the second Lock returned while the first held the lock")
@@ -330,7 +312,7 @@ func TestLockBlocksUntilUnlock(t *testing.T) {
 		t.Fatalf("holder %q while the second waits, want first", hd)
 	}
 	unlockA()
-	unlockB := within(t, got, "the second Lock after the first unlocked")
+	unlockB := testenv.Within(t, got, "the second Lock after the first unlocked")
 	if hd := h.holder(); hd != "second" {
 		t.Fatalf("holder %q, want second", hd)
 	}
@@ -367,21 +349,21 @@ func TestLockHolderCrashExpires(t *testing.T) {
 		}
 		got <- hl
 	}()
-	within(t, saw409, "the waiter to be refused")
+	testenv.Within(t, saw409, "the waiter to be refused")
 	p.Close() // the holder is gone: no renewal, no release
 	h.clk.advance(control.DefaultLockTTL - time.Second)
 	select { // a fresh refusal, after the clock moved
 	case <-saw409:
 	default:
 	}
-	within(t, saw409, "the waiter to be refused again before the TTL passed")
+	testenv.Within(t, saw409, "the waiter to be refused again before the TTL passed")
 	select {
 	case <-got:
 		t.Fatal("the waiter got the lock before the crashed holder's TTL passed")
 	default:
 	}
 	h.clk.advance(2 * time.Second)
-	w := within(t, got, "the waiter after the TTL passed")
+	w := testenv.Within(t, got, "the waiter after the TTL passed")
 	if w == nil {
 		t.FailNow()
 	}
@@ -411,9 +393,9 @@ func TestLockWaitCanceledNamesHolder(t *testing.T) {
 		_, err := h.client(control.ClientOptions{HTTPClient: hc}).Lock(ctx, "impatient")
 		done <- err
 	}()
-	within(t, saw409, "the Lock to be refused")
+	testenv.Within(t, saw409, "the Lock to be refused")
 	cancel()
-	err = within(t, done, "the canceled Lock")
+	err = testenv.Within(t, done, "the canceled Lock")
 	if !errors.Is(err, control.ErrLocked) || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), `"ferry apply, pid 42 on build-1"`) {
 		t.Fatalf("canceled Lock: %v; want ErrLocked and context.Canceled naming the holder", err)
 	}
@@ -463,7 +445,7 @@ func TestLockLostIsReported(t *testing.T) {
 	if _, err := admin.AcquireLock(ctx, "thief", 0); err != nil {
 		t.Fatal(err)
 	}
-	within(t, held.Lost(), "the holder to notice its lost lease")
+	testenv.Within(t, held.Lost(), "the holder to notice its lost lease")
 	if err := held.Err(); !errors.Is(err, control.ErrLeaseLost) || !strings.Contains(err.Error(), "released") {
 		t.Fatalf("Err = %v; want ErrLeaseLost saying it was released", err)
 	}
@@ -524,7 +506,7 @@ func TestLockHostRestart(t *testing.T) {
 	}
 	second := newServer() // the restart
 	cur.Store(&second)
-	within(t, held.Lost(), "the holder to notice the restart")
+	testenv.Within(t, held.Lost(), "the holder to notice the restart")
 	if err := held.Err(); !errors.Is(err, control.ErrLeaseLost) || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "restarted") {
 		t.Fatalf("Err = %v; want ErrLeaseLost from a 404 saying the host may have restarted", err)
 	}
