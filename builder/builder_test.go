@@ -334,6 +334,23 @@ func countingGo(t testing.TB) (string, string) {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A child forked by a parallel test while the file was open for
+	// writing holds that descriptor until it execs, and exec of the
+	// script fails meanwhile with "text file busy" (golang/go#22315). Once
+	// one run succeeds no such descriptor is left, and none can appear.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		out, err := exec.Command(wrapper, "env", "GOVERSION").CombinedOutput()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.ETXTBSY) || time.Now().After(deadline) {
+			t.Fatalf("running the go wrapper: %v\n%s", err, out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := os.Remove(log); err != nil {
+		t.Fatal(err)
+	}
 	return wrapper, log
 }
 
