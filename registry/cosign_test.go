@@ -2,35 +2,12 @@ package registry_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/registry"
 )
-
-// cosignCLI runs a real cosign binary with a private HOME and an empty key
-// password.
-type cosignCLI struct {
-	t    *testing.T
-	bin  string
-	home string
-}
-
-func (c cosignCLI) run(args ...string) string {
-	c.t.Helper()
-	cmd := exec.Command(c.bin, args...)
-	cmd.Dir = c.home
-	cmd.Env = append(os.Environ(), "HOME="+c.home, "COSIGN_PASSWORD=", "TUF_ROOT="+filepath.Join(c.home, "tuf"))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		c.t.Fatalf("%s %v: %v\n%s", filepath.Base(c.bin), args, err, out)
-	}
-	return string(out)
-}
 
 // TestSignaturesTravelWithCopy signs an app with the real cosign CLI (v2:
 // "sha256-<hex>.sig" tag; v3: bundle referrer), checks that Inspect lists
@@ -39,10 +16,10 @@ func (c cosignCLI) run(args ...string) string {
 func TestSignaturesTravelWithCopy(t *testing.T) {
 	ctx := context.Background()
 	home := t.TempDir()
-	v2 := cosignCLI{t, testenv.Tool(t, "cosign-v2.6.5"), home}
-	v3 := cosignCLI{t, testenv.Tool(t, "cosign-v3.1.3"), home}
-	v2.run("generate-key-pair")
-	v3.run("signing-config", "create", "--out", "sc.json")
+	v2 := testenv.NewCosign(t, "v2.6.5", "")
+	v3 := testenv.NewCosign(t, "v3.1.3", "")
+	v2.Run(home, false, "generate-key-pair")
+	v3.Run(home, false, "signing-config", "create", "--out", "sc.json")
 
 	src, dst := startServer(t).Addr(), startExternalRegistry(t)
 	c := newClient(t, registry.Options{})
@@ -53,7 +30,7 @@ func TestSignaturesTravelWithCopy(t *testing.T) {
 	}
 	// cosign v2: the "sha256-<hex>.sig" tag. Copied and verified alone,
 	// because cosign v2 refuses to verify once a v3 bundle sits beside it.
-	v2.run("sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "--yes", res.Ref)
+	v2.Run(home, false, "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "--yes", res.Ref)
 	sigTag := registry.SignatureTag(res.Digest)
 	cp, err := c.Copy(ctx, src+"/apps/hello:v1", dst+"/mirror-v2/hello:v1")
 	if err != nil {
@@ -62,10 +39,10 @@ func TestSignaturesTravelWithCopy(t *testing.T) {
 	if !slices.Equal(cp.SignatureTags, []string{sigTag}) || len(cp.Referrers) != 0 {
 		t.Errorf("copy took signatures %v and referrers %v, want only %s", cp.SignatureTags, cp.Referrers, sigTag)
 	}
-	v2.run("verify", "--key", "cosign.pub", "--insecure-ignore-tlog", "--allow-http-registry", dst+"/mirror-v2/hello@"+res.Digest.String())
+	v2.Run(home, false, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog", "--allow-http-registry", dst+"/mirror-v2/hello@"+res.Digest.String())
 
 	// cosign v3: a bundle referrer (subject = the app).
-	v3.run("sign", "--key", "cosign.key", "--signing-config", "sc.json", "--allow-http-registry", "--yes", res.Ref)
+	v3.Run(home, false, "sign", "--key", "cosign.key", "--signing-config", "sc.json", "--allow-http-registry", "--yes", res.Ref)
 	in, err := c.Inspect(ctx, src+"/apps/hello:v1")
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +68,6 @@ func TestSignaturesTravelWithCopy(t *testing.T) {
 	if len(in2.Signatures) != 1 || len(in2.Referrers) != 1 {
 		t.Errorf("copy has signatures %+v, referrers %+v", in2.Signatures, in2.Referrers)
 	}
-	out := v3.run("verify", "--key", "cosign.pub", "--insecure-ignore-tlog", "--allow-http-registry", copied)
+	out := v3.Run(home, false, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog", "--allow-http-registry", copied)
 	t.Logf("cosign v3 verify of the copy:\n%s", out)
 }

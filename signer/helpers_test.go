@@ -14,7 +14,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -214,56 +213,10 @@ func testKey(t testing.TB, name string) (*PrivateKey, Key) {
 	return &PrivateKey{sv: sv, pub: &priv.PublicKey}, Key{Name: name, Public: &priv.PublicKey}
 }
 
-// cosignCLI runs a real cosign binary offline: HOME and the TUF cache are
-// private temp dirs, the TUF mirror is a closed loopback port (so cosign's
-// trust-root fetch fails at once instead of going to the internet), and any
-// other outbound HTTP goes to a dead loopback proxy. Loopback registries
-// bypass the proxy.
-type cosignCLI struct {
-	t    testing.TB
-	bin  string
-	home string
-	pass string
-	dead string // http://127.0.0.1:PORT with nothing listening
-}
-
-func newCosign(t testing.TB, version, password string) *cosignCLI {
+// newCosign runs the real cosign VERSION offline (see testenv.Cosign).
+func newCosign(t testing.TB, version, password string) *testenv.Cosign {
 	t.Helper()
-	return &cosignCLI{
-		t:    t,
-		bin:  testenv.Tool(t, "cosign-"+version),
-		home: t.TempDir(),
-		pass: password,
-		dead: "http://" + testenv.FreeAddr(t),
-	}
-}
-
-// run runs cosign in dir and returns its combined output; it fails the test
-// if cosign fails and wantErr is false.
-func (c *cosignCLI) run(dir string, wantErr bool, args ...string) string {
-	c.t.Helper()
-	cmd := exec.Command(c.bin, args...)
-	cmd.Dir = dir
-	dead := c.dead
-	cmd.Env = []string{
-		"HOME=" + c.home,
-		"PATH=" + os.Getenv("PATH"),
-		"COSIGN_PASSWORD=" + c.pass,
-		"TUF_ROOT=" + filepath.Join(c.home, "tuf"),
-		"TUF_MIRROR=" + dead,
-		"HTTPS_PROXY=" + dead,
-		"HTTP_PROXY=" + dead,
-		"NO_PROXY=127.0.0.1,localhost",
-		"COSIGN_EXPERIMENTAL=0",
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil && !wantErr {
-		c.t.Fatalf("%s %s: %v\n%s", filepath.Base(c.bin), strings.Join(args, " "), err, out)
-	}
-	if err == nil && wantErr {
-		c.t.Fatalf("%s %s: succeeded, want failure\n%s", filepath.Base(c.bin), strings.Join(args, " "), out)
-	}
-	return string(out)
+	return testenv.NewCosign(t, version, password)
 }
 
 func writeFile(t testing.TB, dir, name string, b []byte) string {

@@ -13,7 +13,7 @@ import (
 // TestInteropCosign proves the formats are cosign's own: signatures and keys
 // made by ferry work in the real cosign v2.6.5 and v3.1.3 CLIs, and theirs
 // work in ferry. The registry is an in-process CNCF Distribution on loopback;
-// cosign runs offline (see cosignCLI).
+// cosign runs offline (see testenv.Cosign).
 func TestInteropCosign(t *testing.T) {
 	ctx := context.Background()
 	const pw = "interop-pw"
@@ -39,7 +39,7 @@ func TestInteropCosign(t *testing.T) {
 	}
 
 	// ...and one from cosign generate-key-pair.
-	v2.run(dir, false, "generate-key-pair")
+	v2.Run(dir, false, "generate-key-pair")
 	cosignKeyPath, cosignPubPath := filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
 	cosignPolicy, err := PolicyFromFiles([]string{cosignPubPath})
 	if err != nil {
@@ -62,25 +62,25 @@ func TestInteropCosign(t *testing.T) {
 		if _, err := Sign(ctx, a.Ref(), ferryKey, SignOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range []*cosignCLI{v2, v3} {
-			out := c.run(dir, false, "verify", "--key", ferryPubPath, "--insecure-ignore-tlog", a.Ref())
-			t.Logf("%s verify:\n%s", filepath.Base(c.bin), out)
+		for _, c := range []*testenv.Cosign{v2, v3} {
+			out := c.Run(dir, false, "verify", "--key", ferryPubPath, "--insecure-ignore-tlog", a.Ref())
+			t.Logf("%s verify:\n%s", filepath.Base(c.Bin), out)
 		}
 		// Control: cosign refuses an artifact nobody signed, so the checks
 		// above are not vacuous.
 		u := pushWasm(t, reg+"/interop/unsigned", wasmModule("u"), "")
-		v2.run(dir, true, "verify", "--key", ferryPubPath, "--insecure-ignore-tlog", u.Ref())
+		v2.Run(dir, true, "verify", "--key", ferryPubPath, "--insecure-ignore-tlog", u.Ref())
 	})
 
 	t.Run("cosign v2 signs, ferry verifies", func(t *testing.T) {
 		a := pushWasm(t, reg+"/interop/cosign-v2-signed", wasmModule("b"), "")
-		v2.run(dir, false, "sign", "--key", cosignKeyPath, "--tlog-upload=false", "--yes", a.Ref())
+		v2.Run(dir, false, "sign", "--key", cosignKeyPath, "--tlog-upload=false", "--yes", a.Ref())
 		verifyFerry(t, a, cosignPolicy, cosignPubPath)
 	})
 
 	t.Run("cosign v3 legacy format signs, ferry verifies", func(t *testing.T) {
 		a := pushWasm(t, reg+"/interop/cosign-v3-signed", wasmModule("c"), "")
-		v3.run(dir, false, "sign", "--key", cosignKeyPath, "--new-bundle-format=false",
+		v3.Run(dir, false, "sign", "--key", cosignKeyPath, "--new-bundle-format=false",
 			"--use-signing-config=false", "--tlog-upload=false", "--yes", a.Ref())
 		verifyFerry(t, a, cosignPolicy, cosignPubPath)
 	})
@@ -89,10 +89,10 @@ func TestInteropCosign(t *testing.T) {
 		a := pushWasm(t, reg+"/interop/cosign-v3-bundle", wasmModule("bundle"), "")
 		// A signing config without services: key signing, no Rekor.
 		sc := filepath.Join(dir, "signing-config.json")
-		v3.run(dir, false, "signing-config", "create", "--out", sc)
-		v3.run(dir, false, "sign", "--key", cosignKeyPath, "--signing-config", sc, "--yes", a.Ref())
+		v3.Run(dir, false, "signing-config", "create", "--out", sc)
+		v3.Run(dir, false, "sign", "--key", cosignKeyPath, "--signing-config", sc, "--yes", a.Ref())
 		// cosign itself accepts it...
-		v3.run(dir, false, "verify", "--key", cosignPubPath, "--insecure-ignore-tlog", a.Ref())
+		v3.Run(dir, false, "verify", "--key", cosignPubPath, "--insecure-ignore-tlog", a.Ref())
 		// ...and so does ferry, from the registry and from its cache.
 		res, err := Verify(ctx, a.Ref(), cosignPolicy, VerifyOptions{})
 		if err != nil {
@@ -119,7 +119,7 @@ func TestInteropCosign(t *testing.T) {
 			t.Fatalf("missing annotation: %v, want ErrAnnotationMismatch", err)
 		}
 		b := pushWasm(t, reg+"/interop/cosign-v3-bundle", wasmModule("annotated"), "")
-		v3.run(dir, false, "sign", "--key", cosignKeyPath, "--signing-config", sc, "-a", "env=prod", "--yes", b.Ref())
+		v3.Run(dir, false, "sign", "--key", cosignKeyPath, "--signing-config", sc, "-a", "env=prod", "--yes", b.Ref())
 		if _, err := Verify(ctx, b.Ref(), cosignPolicy, VerifyOptions{Annotations: map[string]string{"env": "prod"}}); err != nil {
 			t.Fatalf("annotated bundle: %v", err)
 		}
@@ -128,9 +128,9 @@ func TestInteropCosign(t *testing.T) {
 	t.Run("a cosign v3 attestation is not a signature", func(t *testing.T) {
 		a := pushWasm(t, reg+"/interop/cosign-v3-attest", wasmModule("attest"), "")
 		sc := filepath.Join(dir, "signing-config.json")
-		v3.run(dir, false, "signing-config", "create", "--out", sc)
+		v3.Run(dir, false, "signing-config", "create", "--out", sc)
 		pred := writeFile(t, dir, "predicate.json", []byte(`{"built":"yes"}`))
-		v3.run(dir, false, "attest", "--key", cosignKeyPath, "--signing-config", sc, "--type", "custom", "--predicate", pred, "--yes", a.Ref())
+		v3.Run(dir, false, "attest", "--key", cosignKeyPath, "--signing-config", sc, "--type", "custom", "--predicate", pred, "--yes", a.Ref())
 		_, err := Verify(ctx, a.Ref(), cosignPolicy, VerifyOptions{})
 		if !errors.Is(err, ErrNoMatchingKey) || !strings.Contains(err.Error(), "attestation") {
 			t.Fatalf("err = %v, want ErrNoMatchingKey naming the attestation", err)
@@ -148,13 +148,13 @@ func TestInteropCosign(t *testing.T) {
 			t.Fatal(err)
 		}
 		verifyFerry(t, a, cosignPolicy, cosignPubPath)
-		v2.run(dir, false, "verify", "--key", cosignPubPath, "--insecure-ignore-tlog", a.Ref())
+		v2.Run(dir, false, "verify", "--key", cosignPubPath, "--insecure-ignore-tlog", a.Ref())
 	})
 
 	t.Run("ferry key pair works in cosign", func(t *testing.T) {
 		a := pushWasm(t, reg+"/interop/ferry-key", wasmModule("e"), "")
-		v2.run(dir, false, "sign", "--key", ferryKeyPath, "--tlog-upload=false", "--yes", a.Ref())
+		v2.Run(dir, false, "sign", "--key", ferryKeyPath, "--tlog-upload=false", "--yes", a.Ref())
 		verifyFerry(t, a, ferryPolicy, ferryPubPath)
-		v3.run(dir, false, "verify", "--key", ferryPubPath, "--insecure-ignore-tlog", a.Ref())
+		v3.Run(dir, false, "verify", "--key", ferryPubPath, "--insecure-ignore-tlog", a.Ref())
 	})
 }

@@ -3,7 +3,6 @@ package control_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,37 +12,14 @@ import (
 	"github.com/ferry-wasm/ferry/targets/host/control"
 )
 
-// cosignV3 runs the real cosign v3.1.3 CLI offline (no TUF, no Sigstore
-// services: their addresses point at a closed loopback port) in dir.
-func cosignV3(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	dead := "http://" + testenv.FreeAddr(t)
-	cmd := exec.Command(testenv.Tool(t, "cosign-v3.1.3"), args...)
-	cmd.Dir = dir
-	cmd.Env = []string{
-		"HOME=" + dir,
-		"PATH=" + os.Getenv("PATH"),
-		"COSIGN_PASSWORD=cosign-pw",
-		"TUF_ROOT=" + filepath.Join(dir, "tuf"),
-		"TUF_MIRROR=" + dead,
-		"HTTPS_PROXY=" + dead,
-		"HTTP_PROXY=" + dead,
-		"NO_PROXY=127.0.0.1,localhost",
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // TestPutCosignV3Bundle: an app signed by the cosign v3 CLI in its default
 // Sigstore bundle format (an OCI referrer, not a .sig tag) is verified by
 // the host itself at PUT, serves, and is verified again from the cached
 // bundle when the host restarts without its registry.
 func TestPutCosignV3Bundle(t *testing.T) {
 	dir := t.TempDir()
-	cosignV3(t, dir, "generate-key-pair")
+	cosign := testenv.NewCosign(t, "v3.1.3", "cosign-pw")
+	cosign.Run(dir, false, "generate-key-pair")
 	pubPEM, err := os.ReadFile(filepath.Join(dir, "cosign.pub"))
 	if err != nil {
 		t.Fatal(err)
@@ -61,8 +37,8 @@ func TestPutCosignV3Bundle(t *testing.T) {
 		t.Fatalf("unsigned put: %v", err)
 	}
 	sc := filepath.Join(dir, "signing-config.json")
-	cosignV3(t, dir, "signing-config", "create", "--out", sc)
-	cosignV3(t, dir, "sign", "--key", "cosign.key", "--signing-config", sc, "--yes", ref)
+	cosign.Run(dir, false, "signing-config", "create", "--out", sc)
+	cosign.Run(dir, false, "sign", "--key", "cosign.key", "--signing-config", sc, "--yes", ref)
 
 	if _, err := w.client.PutApp(ctx, "a", control.PutRequest{Ref: ref}); err != nil {
 		t.Fatalf("put of a cosign v3 bundle-signed app: %v", err)
