@@ -135,17 +135,23 @@ func Verify(ctx context.Context, ref string, policy Policy, opts VerifyOptions) 
 	if err != nil {
 		return nil, registryError("reading signatures "+sigTag.String(), err)
 	}
+	var sigErr error // why no .sig signature verified
 	if len(sl) > 0 {
-		if res, err := verifySignatures(ctx, h, sl, nil, policy, opts); err == nil {
+		res, err := verifySignatures(ctx, h, sl, nil, policy, opts)
+		if err == nil {
 			res.Ref = ref
 			log.Debug("verified", "digest", res.Digest, "key", res.Key, "signatures", res.Signatures)
 			return res, nil
 		}
+		sigErr = err
 	}
 	// No .sig signature verifies: look for cosign v3 bundles too.
 	bundles, berr := fetchBundles(digest, oopts)
 	if berr != nil {
 		log.Debug("no referrers", "digest", h.String(), "err", berr)
+	}
+	if len(bundles) == 0 && sigErr != nil {
+		return nil, fmt.Errorf("%s: %w", digest, sigErr)
 	}
 	if len(sl) == 0 && len(bundles) == 0 {
 		unsigned := fmt.Errorf("%w: %s has no signatures (no %s, no Sigstore bundle referrer)", ErrUnsigned, digest, sigTag.TagStr())
@@ -157,6 +163,8 @@ func Verify(ctx context.Context, ref string, policy Policy, opts VerifyOptions) 
 		}
 		return nil, unsigned
 	}
+	// The .sig signatures (already refused) are checked again beside the
+	// bundles only so that a refusal explains all of them together.
 	res, err := verifySignatures(ctx, h, sl, bundles, policy, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", digest, err)
