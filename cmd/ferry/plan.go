@@ -232,7 +232,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 				if len(args) > 1 {
 					specDir = args[1]
 				}
-				if tgts, err = targetsForPlan(plan, specDir, rf); err != nil {
+				if tgts, err = targetsForPlan(plan, specDir, rf, s); err != nil {
 					return withCode(exitError, err)
 				}
 				secrets = secretsFromEnv(plan)
@@ -298,7 +298,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 
 // targetsForPlan opens the targets a saved plan names, using the spec in
 // specDir for their connection details.
-func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags) (map[string]targets.Target, error) {
+func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags, s streams) (map[string]targets.Target, error) {
 	lopts, err := rf.vars.options()
 	if err != nil {
 		return nil, err
@@ -311,7 +311,7 @@ func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags) (map[strin
 	for _, t := range plan.Targets {
 		names = append(names, t.Name)
 	}
-	tgts, _, err := openTargets(cfg, names, targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(os.Stderr)})
+	tgts, _, err := openTargets(cfg, names, targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err)})
 	return tgts, err
 }
 
@@ -345,14 +345,15 @@ func secretsFromEnv(plan *sync.Plan) func(target, app string) map[string]string 
 
 // confirm asks "yes" on a terminal, like terraform apply.
 func confirm(s streams) error {
-	return confirmWith(s, "\nDo you want to perform these actions? Only 'yes' will be accepted: ")
+	return confirmWith(s, "-auto-approve", "\nDo you want to perform these actions? Only 'yes' will be accepted: ")
 }
 
-// confirmWith asks question on the terminal and accepts only "yes".
-func confirmWith(s streams, question string) error {
+// confirmWith asks question on the terminal and accepts only "yes"; off a
+// terminal it fails, naming skipFlag, the flag that skips the question.
+func confirmWith(s streams, skipFlag, question string) error {
 	f, ok := s.in.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return errors.New("not on a terminal: pass -auto-approve (force-unlock: -force) to go on without confirmation")
+		return fmt.Errorf("not on a terminal: pass %s to go on without confirmation", skipFlag)
 	}
 	fmt.Fprint(s.out, question)
 	var answer string

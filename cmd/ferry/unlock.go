@@ -55,7 +55,7 @@ It asks for confirmation unless -force is given.`,
 					id, f.endpoint, f.target, f.lease.Holder, f.lease.Acquired.Format("2006-01-02 15:04:05Z07:00"), f.lease.Expires.Format("15:04:05Z07:00"))
 			}
 			if !force {
-				if err := confirmWith(s, "\nRelease it? An apply still running under it may interleave with the next one. Only 'yes' will be accepted: "); err != nil {
+				if err := confirmWith(s, "-force", "\nRelease it? An apply still running under it may interleave with the next one. Only 'yes' will be accepted: "); err != nil {
 					return withCode(exitError, err)
 				}
 			}
