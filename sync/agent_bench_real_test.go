@@ -27,9 +27,6 @@ import (
 	"github.com/ferry-wasm/ferry/spec"
 	ferrysync "github.com/ferry-wasm/ferry/sync"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host"
-	"github.com/ferry-wasm/ferry/targets/host/control"
-	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
 // The benchmarks in this file measure issue 6's push → serving goals with
@@ -91,31 +88,9 @@ func newRealAgent(b *testing.B, interval time.Duration, path, hostname, want str
 	reg := testenv.Registry(b)
 
 	// The host.
-	rt, err := host.New(host.Options{StateDir: filepath.Join(dir, "host")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { rt.Close(context.Background()) })
-	st, err := state.Open(filepath.Join(dir, "host", "state"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	hostReg, err := registry.New(registry.Options{CacheDir: filepath.Join(dir, "host", "oci"), NoDockerConfig: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctl, err := control.NewServer(control.Options{Runtime: rt, Store: st, Registry: hostReg, Policy: policy, Token: realAgentToken})
-	if err != nil {
-		b.Fatal(err)
-	}
-	apps, ctlSrv := httptest.NewServer(rt), httptest.NewServer(ctl)
-	b.Cleanup(apps.Close)
-	b.Cleanup(ctlSrv.Close)
-	ra.appsURL = apps.URL
-	hostClient, err := control.NewClient(ctlSrv.URL, realAgentToken, control.ClientOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := startRealHost(b, policy, realAgentToken)
+	ra.appsURL = h.apps.URL
+	hostClient := h.client
 
 	// The agent.
 	rc, err := registry.New(registry.Options{CacheDir: filepath.Join(dir, "oci"), NoDockerConfig: true})

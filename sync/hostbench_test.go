@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	stdsync "sync"
@@ -19,9 +17,6 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	ferrysync "github.com/ferry-wasm/ferry/sync"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host"
-	"github.com/ferry-wasm/ferry/targets/host/control"
-	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
 // The benchmarks in this file measure issue 5's goals against a real host:
@@ -32,54 +27,10 @@ import (
 
 const benchToken = "bench-token-0123456789abcdef"
 
-// benchHost is one in-process ferry-host: runtime, state directory and
-// control API served over loopback.
-type benchHost struct {
-	rt     *host.Runtime
-	srv    *http.Server
-	client *control.Client
-}
-
-func startBenchHost(b *testing.B, policy signer.Policy) *benchHost {
+// startBenchHost is a real host verifying against policy (see realHost).
+func startBenchHost(b *testing.B, policy signer.Policy) *realHost {
 	b.Helper()
-	dir := b.TempDir()
-	rt, err := host.New(host.Options{StateDir: dir})
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := state.Open(filepath.Join(dir, "state"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rc, err := registry.New(registry.Options{CacheDir: filepath.Join(dir, "oci"), NoDockerConfig: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctl, err := control.NewServer(control.Options{Runtime: rt, Store: st, Registry: rc, Policy: policy, Token: benchToken})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := &benchHost{rt: rt, srv: &http.Server{Handler: ctl, ReadHeaderTimeout: 10 * time.Second}}
-	go h.srv.Serve(ln) //nolint:errcheck // ends with Close
-	h.client, err = control.NewClient("http://"+ln.Addr().String(), benchToken, control.ClientOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return h
-}
-
-func (h *benchHost) close(b *testing.B) {
-	b.Helper()
-	h.srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := h.rt.Close(ctx); err != nil {
-		b.Errorf("closing the runtime: %v", err)
-	}
+	return startRealHost(b, policy, benchToken)
 }
 
 // benchPublish starts a registry, pushes n one-component apps (the
@@ -170,7 +121,6 @@ func BenchmarkPlanNoopRealHost1000(b *testing.B) {
 	ctx := context.Background()
 	apps, policy := benchPublish(b, "noop", n)
 	h := startBenchHost(b, policy)
-	b.Cleanup(func() { h.close(b) })
 	tgts := map[string]targets.Target{"local": h.client}
 	desired := oneTarget(apps)
 
@@ -236,7 +186,7 @@ func BenchmarkApply100RealHost(b *testing.B) {
 		if p.Counts().Create != n || res.Count(ferrysync.OutcomeApplied) != n {
 			b.Fatalf("planned %+v, applied %d; want %d creates applied", p.Counts(), res.Count(ferrysync.OutcomeApplied), n)
 		}
-		h.close(b)
+		h.close()
 		b.StartTimer()
 	}
 	b.ReportMetric(took.Seconds()/float64(b.N), "s/apply")

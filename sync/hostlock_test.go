@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	stdsync "sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -19,11 +16,10 @@ import (
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/registry/embedded"
+	"github.com/ferry-wasm/ferry/signer"
 	ferrysync "github.com/ferry-wasm/ferry/sync"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
-	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
 // The host target types hold the host's apply lock (control keeps no sync
@@ -120,30 +116,8 @@ func TestConcurrentAppliesSerialisedByHostLock(t *testing.T) {
 	}
 
 	// The host: signatures are not what this test is about.
-	dir := t.TempDir()
-	rt, err := host.New(host.Options{StateDir: dir, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		rt.Close(c)
-	})
-	st, err := state.Open(filepath.Join(dir, "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostReg, err := registry.New(registry.Options{CacheDir: filepath.Join(dir, "oci"), NoDockerConfig: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := control.NewServer(control.Options{Runtime: rt, Store: st, Registry: hostReg, InsecureSkipVerify: true, Token: lockToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl := httptest.NewServer(srv)
-	t.Cleanup(ctl.Close)
+	h := startRealHost(t, signer.Policy{}, lockToken)
+	srv, ctl := h.srv, h.ctl
 
 	log := &lockLog{}
 	aHolds, aGo := make(chan struct{}), make(chan struct{})

@@ -4,14 +4,11 @@ import (
 	"context"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -21,9 +18,7 @@ import (
 	"github.com/ferry-wasm/ferry/registry/embedded"
 	"github.com/ferry-wasm/ferry/signer"
 	ferrysync "github.com/ferry-wasm/ferry/sync"
-	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
-	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
 // filesEnv is a real embedded registry, a builder with its own cache and a
@@ -223,34 +218,11 @@ func TestStaticSiteExample(t *testing.T) {
 		t.Fatal("not signed")
 	}
 
-	stateDir := t.TempDir()
-	rt, err := host.New(host.Options{StateDir: stateDir, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		rt.Close(ctx)
-	})
-	st, err := state.Open(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostReg, err := registry.New(registry.Options{CacheDir: t.TempDir(), NoDockerConfig: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := control.NewServer(control.Options{Runtime: rt, Store: st, Registry: hostReg, Token: "t",
-		Policy: signer.Policy{Keys: []signer.Key{{Name: "release", Public: pub}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := srv.Put(ctx, "static-site", control.PutRequest{Ref: ra.Ref}); err != nil {
+	h := startRealHost(t, signer.Policy{Keys: []signer.Key{{Name: "release", Public: pub}}}, "t")
+	if _, err := h.srv.Put(ctx, "static-site", control.PutRequest{Ref: ra.Ref}); err != nil {
 		t.Fatalf("put: %v", err)
 	}
-	apps := httptest.NewServer(rt)
-	t.Cleanup(apps.Close)
+	apps := h.apps
 
 	index, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "examples", "static-site", "static", "index.html"))
 	if err != nil {

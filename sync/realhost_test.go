@@ -1,0 +1,78 @@
+package sync_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/signer"
+	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/state"
+)
+
+// realHost is an in-process ferry-host: the wazero runtime, its state store,
+// a registry client and the control API, serving apps (apps) and the control
+// API (ctl) on loopback. It stops when the test ends, or at close.
+type realHost struct {
+	tb     testing.TB
+	rt     *host.Runtime
+	srv    *control.Server
+	apps   *httptest.Server
+	ctl    *httptest.Server
+	client *control.Client // with token
+	once   gosync.Once
+}
+
+// startRealHost starts a host whose control API takes token. It verifies
+// every app against policy; an empty policy runs apps without checking
+// signatures (for tests about something else).
+func startRealHost(tb testing.TB, policy signer.Policy, token string) *realHost {
+	tb.Helper()
+	dir := tb.TempDir()
+	rt, err := host.New(host.Options{StateDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h := &realHost{tb: tb, rt: rt}
+	tb.Cleanup(h.close)
+	st, err := state.Open(filepath.Join(dir, "state"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rc, err := registry.New(registry.Options{CacheDir: filepath.Join(dir, "oci"), NoDockerConfig: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	unsigned := len(policy.Keys) == 0 && len(policy.Identities) == 0
+	h.srv, err = control.NewServer(control.Options{Runtime: rt, Store: st, Registry: rc, Policy: policy, InsecureSkipVerify: unsigned, Token: token})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h.apps, h.ctl = httptest.NewServer(rt), httptest.NewServer(h.srv)
+	h.client, err = control.NewClient(h.ctl.URL, token, control.ClientOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+// close stops the listeners and the runtime (once).
+func (h *realHost) close() {
+	h.once.Do(func() {
+		if h.ctl != nil {
+			h.ctl.Close()
+			h.apps.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := h.rt.Close(ctx); err != nil {
+			h.tb.Errorf("closing the runtime: %v", err)
+		}
+	})
+}
