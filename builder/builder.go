@@ -16,7 +16,9 @@ import (
 // Options configure a Builder. The zero value is usable: every field has a
 // default, given in its comment.
 type Options struct {
-	// CacheDir holds the content-addressed build cache. Default:
+	// CacheDir holds the content-addressed build cache. A relative path is
+	// taken relative to the working directory when New is called (tools
+	// run in other directories never see it relative). Default:
 	// $XDG_CACHE_HOME/ferry/build, or ~/.cache/ferry/build.
 	CacheDir string
 	// Parallelism is the most components built at once. Default:
@@ -38,7 +40,8 @@ type Options struct {
 // content-addressed cache. It is safe for concurrent use; create it with
 // New.
 type Builder struct {
-	cacheDir    string
+	cacheDir    string // absolute, unless cacheErr is set
+	cacheErr    error  // why cacheDir could not be made absolute
 	parallelism int
 	goBinary    string
 	progress    io.Writer
@@ -97,6 +100,13 @@ func New(opts Options) *Builder {
 	if b.cacheDir == "" {
 		b.cacheDir = defaultCacheDir()
 	}
+	// Go builds and commands run in the component's directory: a relative
+	// cache path would name another place there.
+	if abs, err := filepath.Abs(b.cacheDir); err != nil {
+		b.cacheErr = fmt.Errorf("cache directory %s: %w", b.cacheDir, err)
+	} else {
+		b.cacheDir = abs
+	}
 	if b.parallelism <= 0 {
 		b.parallelism = runtime.NumCPU()
 	}
@@ -119,7 +129,7 @@ func defaultCacheDir() string {
 	return filepath.Join(os.TempDir(), "ferry-build-cache")
 }
 
-// CacheDir returns the directory of the build cache.
+// CacheDir returns the absolute directory of the build cache.
 func (b *Builder) CacheDir() string { return b.cacheDir }
 
 // Result is the outcome of building one component.
@@ -189,6 +199,9 @@ func (b *Builder) buildOne(ctx context.Context, c Component, n, total int) Resul
 	}
 	if err := c.validate(); err != nil {
 		return fail("validate", err, "")
+	}
+	if b.cacheErr != nil {
+		return fail("cache", b.cacheErr, "")
 	}
 	var tool *goToolchain
 	if c.Kind == KindGo {
