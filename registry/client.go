@@ -106,7 +106,8 @@ type Options struct {
 	// HTTP.
 	Insecure bool
 	// CacheDir is the local OCI-layout cache that PullApp fills and reads.
-	// Empty means <user cache dir>/ferry/oci. Use one Client per cache
+	// A relative path is made absolute, against the working directory, by
+	// New. Empty means <user cache dir>/ferry/oci. Use one Client per cache
 	// directory in a process (the layout's index.json is held in memory).
 	CacheDir string
 	// UserAgent is sent with every request. Empty means "ferry".
@@ -155,6 +156,13 @@ func New(opts Options) (*Client, error) {
 	}
 	if c.opts.UserAgent == "" {
 		c.opts.UserAgent = "ferry"
+	}
+	if c.opts.CacheDir != "" {
+		dir, err := filepath.Abs(c.opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("registry: %w: %w", ErrCache, err)
+		}
+		c.opts.CacheDir = dir
 	}
 	if !opts.NoDockerConfig {
 		var (

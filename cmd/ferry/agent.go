@@ -153,6 +153,9 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			if err != nil {
 				return withCode(exitUsage, err)
 			}
+			if dataDir, err = filepath.Abs(dataDir); err != nil {
+				return withCode(exitError, fmt.Errorf("--data-dir: %w", err))
+			}
 			lopts, err := rf.vars.options()
 			if err != nil {
 				return withCode(exitUsage, err)
