@@ -408,6 +408,13 @@ func (a *Agent) appStatus(rr *roundRun, g *goodState) []AppStatus {
 		s := get(k.app)
 		s.Targets = append(s.Targets, *t)
 	}
+	if g != nil && g.cfg != nil {
+		for _, app := range g.cfg.Apps {
+			if s := apps[app.Name]; s != nil {
+				s.Hosts, s.Default = slices.Clone(app.Hosts), len(app.Hosts) == 0
+			}
+		}
+	}
 	out := make([]AppStatus, 0, len(apps))
 	for _, n := range slices.Sorted(maps.Keys(apps)) {
 		s := apps[n]

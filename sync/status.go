@@ -67,6 +67,12 @@ type AppStatus struct {
 	Error string `json:"error,omitempty"`
 	// Held says why the agent does not deploy the app.
 	Held string `json:"held,omitempty"`
+	// Hosts are the host names the spec routes to the app.
+	Hosts []string `json:"hosts,omitempty"`
+	// Default is true when the spec declares no hosts for the app: on a
+	// ferry-host it then answers every host name that no other app claims,
+	// including the names of apps that failed to deploy.
+	Default bool `json:"default,omitempty"`
 	// Targets is the app on each target, as of the last round.
 	Targets []AppTargetStatus `json:"targets,omitempty"`
 }

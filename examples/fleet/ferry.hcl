@@ -9,6 +9,11 @@ locals {
 }
 
 app "kiosk" {
+  # Without hosts the kiosk would answer every host name no other app
+  # claims — under ferry up, the names of the other examples whenever one
+  # of them failed to deploy.
+  hosts = ["kiosk.localhost"]
+
   component "web" {
     wasm   = "./hello.wasm"
     routes = ["/..."]
