@@ -13,9 +13,30 @@ import (
 	"github.com/ferry-wasm/ferry/sync"
 )
 
-// upInfoFile is where `ferry up` records how to reach its agent, so that
-// `ferry status` and friends work without flags next to it.
+// upInfoFile is where `ferry up` records how to reach its agent, relative
+// to the root of the work tree it serves, so that `ferry status` and
+// friends work without flags anywhere in that work tree.
 const upInfoFile = ".ferry/up/agent.json"
+
+// findUpInfo returns the contents of upInfoFile in the current directory
+// or the nearest parent that has one.
+func findUpInfo() ([]byte, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(upInfoFile)))
+		if err == nil {
+			return b, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return nil, err
+		}
+		dir = parent
+	}
+}
 
 type upInfo struct {
 	URL       string `json:"url"`
@@ -33,14 +54,14 @@ func (a *agentFlags) register(cmd *cobra.Command) {
 
 // client returns a status API client: URL from --agent/FERRY_AGENT_URL,
 // token from FERRY_AGENT_TOKEN/FERRY_AGENT_TOKEN_FILE, else what a local
-// `ferry up` recorded in .ferry/up/agent.json.
+// `ferry up` recorded in .ferry/up/agent.json of this directory or a parent.
 func (a *agentFlags) client() (*sync.Client, error) {
 	url := a.url
 	token, err := secretFrom("FERRY_AGENT_TOKEN", "FERRY_AGENT_TOKEN_FILE")
 	if err != nil {
 		return nil, err
 	}
-	if b, err := os.ReadFile(upInfoFile); err == nil && (url == "" || token == "") {
+	if b, err := findUpInfo(); err == nil && (url == "" || token == "") {
 		var info upInfo
 		if json.Unmarshal(b, &info) == nil {
 			if url == "" {
@@ -107,6 +128,11 @@ func newStatusCmd(s streams) *cobra.Command {
 						}
 						fmt.Fprintf(s.out, "%-16s %-10s %-14s %-9s %-8t %-8s %s\n", a.Name, t.Target, short(strings.TrimPrefix(t.Digest, "sha256:")), t.Status, t.Healthy, t.Action, res)
 					}
+				}
+			}
+			for _, a := range st.Apps {
+				if a.Default {
+					fmt.Fprintf(s.out, "Default app: %s (its spec declares no hosts: it answers every host name no other app claims)\n", a.Name)
 				}
 			}
 			for _, p := range st.Pins {

@@ -54,8 +54,17 @@ func newUpCmd(s streams) *cobra.Command {
 A signing key is generated on first use (DATA-DIR/cosign.key). Every spec
 directory under DIR is deployed to the local host; the specs' own targets
 and registry blocks are ignored here (ferry agent uses them). Commit a change
-and it serves within seconds; ferry status and ferry history show what
-happened. State lives in DATA-DIR, so a restart serves the same apps at once.`,
+and it serves within about a second: the agent watches the repository's
+branch ref and starts a round as soon as it moves (and polls every
+--interval besides); ferry status and ferry history show what happened.
+
+DATA-DIR defaults to .ferry/up in the root of the git work tree that holds
+DIR, whatever the current directory, so a restart from anywhere serves the
+same apps at once and ferry status, run anywhere in the work tree, finds
+this agent. ferry up writes a .gitignore there that ignores the directory.
+
+An app whose spec declares no hosts answers every host name that no other
+app claims (it is the host's default app); ferry status names it.`,
 		Example: `  ferry up examples          # what make run does
   ferry up --apps-addr 127.0.0.1:9080 .
   curl -H 'Host: hello-wat.localhost' http://127.0.0.1:8080/`,
@@ -71,13 +80,13 @@ happened. State lives in DATA-DIR, so a restart serves the same apps at once.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&o.dataDir, "data-dir", filepath.Join(".ferry", "up"), "registry storage, host state, agent history and keys")
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "registry storage, host state, agent history and keys (default: .ferry/up in the root of DIR's git work tree)")
 	cmd.Flags().StringVar(&o.appsAddr, "apps-addr", "127.0.0.1:8080", "address the apps are served on")
 	cmd.Flags().StringVar(&o.controlAddr, "control-addr", "127.0.0.1:8081", "address of the host's control API")
 	cmd.Flags().StringVar(&o.registryAddr, "registry-addr", "127.0.0.1:5000", "address of the embedded registry")
 	cmd.Flags().StringVar(&o.api, "agent-addr", "127.0.0.1:8082", "address of the agent's status API and metrics")
 	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to deploy (default: the branch checked out in DIR's repository)")
-	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Second, "how often the agent looks for new commits")
+	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Second, "how often the agent looks for new commits besides watching the branch ref")
 	o.logs.register(cmd)
 	return cmd
 }
@@ -87,7 +96,7 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+	if o.dataDir, err = upDataDir(o.dataDir, root); err != nil {
 		return err
 	}
 	key, pubPath, err := upSigningKey(o.dataDir, s.out)
@@ -159,13 +168,20 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 		return err
 	}
 
-	fmt.Fprintf(s.out, `ferry up: registry   http://%s
+	refs, err := newRefWatch(root, branch)
+	if err != nil {
+		return err
+	}
+	go refs.run(ctx, refWatchPoll, func() { a.Wake("git:ref") })
+
+	fmt.Fprintf(s.out, `ferry up: state      %s
+ferry up: registry   http://%s
 ferry up: apps       %s
 ferry up: host API   %s
 ferry up: agent API  %s   (ferry status, ferry history)
-ferry up: watching   %s (branch %s, path %s) every %s
+ferry up: watching   %s (branch %s, path %s): at once when the branch moves, and every %s
 ferry up: try        curl -H 'Host: hello-wat.localhost' %s/
-`, reg.Addr(), appsURL, ctlURL, agentURL, root, branch, rel, o.interval, appsURL)
+`, o.dataDir, reg.Addr(), appsURL, ctlURL, agentURL, root, branch, rel, o.interval, appsURL)
 	err = a.Start(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -260,7 +276,11 @@ func upRepository(dir, branch string, out io.Writer) (root, rel, br string, err 
 		return "", "", "", err
 	}
 	if branch == "" {
-		head, err := os.ReadFile(filepath.Join(root, ".git", "HEAD"))
+		gitDir, _, err := gitDirs(root)
+		if err != nil {
+			return "", "", "", err
+		}
+		head, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
 		if err != nil {
 			return "", "", "", fmt.Errorf("reading the checked-out branch: %w", err)
 		}
@@ -335,4 +355,142 @@ func upSecret(path string) (string, error) {
 		return "", err
 	}
 	return s, nil
+}
+
+// upDataDir returns the absolute data directory of `ferry up`: dataDir, or
+// .ferry/up in the work tree root when it is empty. It creates the
+// directory with a .gitignore that ignores everything in it, so the keys
+// and state never end up in a commit of the repository being served.
+func upDataDir(dataDir, root string) (string, error) {
+	if dataDir == "" {
+		dataDir = filepath.Join(root, ".ferry", "up")
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return "", fmt.Errorf("--data-dir: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", err
+	}
+	ignore := filepath.Join(abs, ".gitignore")
+	if _, err := os.Stat(ignore); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(ignore, []byte("# ferry up's state: keys, registry, host and agent data.\n*\n"), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return abs, nil
+}
+
+// gitDirs returns the git directory of the work tree at root (root/.git,
+// or the directory a .git file points to, as in a linked work tree) and
+// its common directory, where refs and packed-refs live.
+func gitDirs(root string) (gitDir, commonDir string, err error) {
+	gitDir = filepath.Join(root, ".git")
+	st, err := os.Stat(gitDir)
+	if err != nil {
+		return "", "", err
+	}
+	if !st.IsDir() {
+		b, err := os.ReadFile(gitDir)
+		if err != nil {
+			return "", "", err
+		}
+		p, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:")
+		if !ok {
+			return "", "", fmt.Errorf("%s is neither a git directory nor a gitdir file", gitDir)
+		}
+		gitDir = strings.TrimSpace(p)
+		if !filepath.IsAbs(gitDir) {
+			gitDir = filepath.Join(root, gitDir)
+		}
+	}
+	commonDir = gitDir
+	if b, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil {
+		commonDir = strings.TrimSpace(string(b))
+		if !filepath.IsAbs(commonDir) {
+			commonDir = filepath.Join(gitDir, commonDir)
+		}
+	}
+	return gitDir, filepath.Clean(commonDir), nil
+}
+
+// refWatchPoll is how often `ferry up` looks at the branch ref: a stat and
+// a read of a few bytes, so a commit starts a round within this time.
+const refWatchPoll = 100 * time.Millisecond
+
+// refWatch notices when a local branch moves: a commit, a reset, a fetch
+// that updates it, git gc packing it. It compares the bytes of HEAD and the
+// loose ref and the size and time of packed-refs; any change is a move
+// (a false alarm only costs the agent a no-op round).
+type refWatch struct {
+	files []string // HEAD, the loose ref, packed-refs
+	last  string
+}
+
+// newRefWatch returns a refWatch for branch of the work tree at root, with
+// the current state as its baseline.
+func newRefWatch(root, branch string) (*refWatch, error) {
+	gitDir, commonDir, err := gitDirs(root)
+	if err != nil {
+		return nil, err
+	}
+	w := &refWatch{files: []string{
+		filepath.Join(gitDir, "HEAD"),
+		filepath.Join(commonDir, "refs", "heads", filepath.FromSlash(branch)),
+		filepath.Join(commonDir, "packed-refs"),
+	}}
+	w.last = w.state()
+	return w, nil
+}
+
+// state is a fingerprint of the watched files; a missing file counts as
+// its own state.
+func (w *refWatch) state() string {
+	var b strings.Builder
+	for i, f := range w.files {
+		if i < 2 {
+			c, err := os.ReadFile(f)
+			if err != nil {
+				b.WriteString("-\n")
+				continue
+			}
+			b.Write(c)
+			b.WriteByte('\n')
+			continue
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			b.WriteString("-\n")
+			continue
+		}
+		fmt.Fprintf(&b, "%d %d\n", st.Size(), st.ModTime().UnixNano())
+	}
+	return b.String()
+}
+
+// changed reports whether the watched files moved since the last call.
+func (w *refWatch) changed() bool {
+	s := w.state()
+	if s == w.last {
+		return false
+	}
+	w.last = s
+	return true
+}
+
+// run calls wake each time the branch moves, looking every poll, until ctx
+// ends.
+func (w *refWatch) run(ctx context.Context, poll time.Duration, wake func()) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if w.changed() {
+				wake()
+			}
+		}
+	}
 }
