@@ -141,7 +141,9 @@ func TestNewcomerMakeRun(t *testing.T) {
 	}
 	checkTourOwners(t, st, lines)
 	if t.Failed() {
-		out, _ := exec.Command(filepath.Join(clone, "bin", "ferry"), "status").CombinedOutput()
+		cmd := exec.Command(filepath.Join(clone, "bin", "ferry"), "status")
+		cmd.Dir = clone
+		out, _ := cmd.CombinedOutput()
 		t.Fatalf("bin/ferry status:\n%s\nmake run:\n%s", out, showLog())
 	}
 
