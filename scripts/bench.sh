@@ -32,4 +32,5 @@ run ./signer . 1s
 run ./spec . 1s
 run ./sync 'PlanNoop1000|Apply100' 1s
 run ./sync 'Agent' 1x
+run ./cmd/ferry 'UpCommitToServing' 1x
 echo "report written to $report"
