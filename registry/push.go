@@ -21,6 +21,11 @@ type PushOptions struct {
 	Tags []string
 	// Pack tunes the layout (created time, author, annotations).
 	Pack PackOptions
+	// PlainHTTP talks plain HTTP to repo's registry for this push, as
+	// Options.Insecure does for every host (a spec's registry { insecure =
+	// true } applies to its own host only). False means the client's rule:
+	// HTTPS except for loopback hosts, unless Options.Insecure.
+	PlainHTTP bool
 }
 
 // PushResult reports what PushApp did.
@@ -90,6 +95,9 @@ func (c *Client) PushApp(ctx context.Context, repo string, app deploy.App, modul
 	rp, err := c.repository(r)
 	if err != nil {
 		return nil, err
+	}
+	if opts.PlainHTTP {
+		rp.PlainHTTP = true
 	}
 	roles := blobRoles(p)
 

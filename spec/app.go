@@ -1,17 +1,18 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/ferry-wasm/ferry/deploy"
+	"github.com/ferry-wasm/ferry/deploy/outbound"
 )
 
 var appSchema = &hcl.BodySchema{
@@ -51,7 +52,6 @@ var (
 	hostNameRE = regexp.MustCompile(`^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`)
 	storeRE    = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	ipv6RE     = regexp.MustCompile(`^\[[0-9A-Fa-f:.]+\]$`)
 )
 
 // appInfo keeps the source ranges of an app's items for checks that need
@@ -224,7 +224,7 @@ func (l *loader) decodeComponent(b *hcl.Block, app *App) (*Component, []routeIte
 		for _, it := range items {
 			if err := checkOutbound(it.val); err != nil {
 				l.diags = append(l.diags, errDiag(it.rng, "Invalid outbound host",
-					"%q is not an allowed outbound host: %s. Write scheme://host[:port], such as \"https://api.example.com\" or \"http://127.0.0.1:8080\".", it.val, err))
+					"%q is not an allowed outbound host: %s. Write scheme://host[:port], such as \"https://api.example.com\", \"https://*.example.com\" or \"http://127.0.0.1:*\".", it.val, err))
 				continue
 			}
 			c.AllowedOutboundHosts = append(c.AllowedOutboundHosts, it.val)
@@ -471,51 +471,12 @@ func (l *loader) decodeHealth(b *hcl.Block) *Health {
 	return &Health{Path: p}
 }
 
-// checkOutbound checks an allowed outbound host: scheme://host[:port] with
-// scheme http, https or "*", host a name, "*", "*.domain", an IPv4
-// address or a bracketed IPv6 address, and port a number or "*".
+// checkOutbound checks an allowed outbound host with the grammar ferry-host
+// enforces (deploy/outbound, LANGUAGE.md), so that what validates works.
 func checkOutbound(s string) error {
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return fmt.Errorf("it has no scheme")
+	_, err := outbound.Parse(s)
+	if e, ok := err.(*outbound.Error); ok {
+		return errors.New(e.Reason)
 	}
-	if scheme != "http" && scheme != "https" && scheme != "*" {
-		return fmt.Errorf("the scheme must be http, https or *")
-	}
-	rest = strings.TrimSuffix(rest, "/")
-	if strings.ContainsAny(rest, "/?#@ ") {
-		return fmt.Errorf("it may not have a path, query, fragment or user")
-	}
-	host, port := rest, ""
-	if strings.HasPrefix(rest, "[") {
-		i := strings.Index(rest, "]")
-		if i < 0 {
-			return fmt.Errorf("an IPv6 address has no \"]\"")
-		}
-		host, port = rest[:i+1], strings.TrimPrefix(rest[i+1:], ":")
-		if rest[i+1:] != "" && !strings.HasPrefix(rest[i+1:], ":") {
-			return fmt.Errorf("unexpected text after the IPv6 address")
-		}
-	} else if i := strings.LastIndexByte(rest, ':'); i >= 0 {
-		host, port = rest[:i], rest[i+1:]
-		if port == "" {
-			return fmt.Errorf("the port is empty")
-		}
-	}
-	switch {
-	case host == "*":
-	case strings.HasPrefix(host, "["):
-		if !ipv6RE.MatchString(host) {
-			return fmt.Errorf("%q is not an IPv6 address", host)
-		}
-	case !hostNameRE.MatchString(host):
-		return fmt.Errorf("%q is not a host name", host)
-	}
-	if port != "" && port != "*" {
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("the port %q must be a number from 1 to 65535 or *", port)
-		}
-	}
-	return nil
+	return err
 }

@@ -342,8 +342,12 @@ type Registry struct {
 	// Repository is the repository prefix, "host[:port]/path"; an app named
 	// A is pushed to Repository + "/" + A.
 	Repository string `json:"repository"`
-	// Insecure allows plain HTTP.
+	// Insecure allows plain HTTP to the repository's registry host, which
+	// is otherwise reached over HTTPS (loopback hosts always use plain
+	// HTTP). It applies to that host only, not to others the caller uses.
 	Insecure bool `json:"insecure,omitempty"`
+	// DeclRange is the range of the block header.
+	DeclRange hcl.Range `json:"-"`
 }
 
 // Trust is who may sign what runs: public keys and keyless identities.
@@ -352,6 +356,9 @@ type Trust struct {
 	Keys []string `json:"keys,omitempty"`
 	// Identities are the accepted keyless (Fulcio) signer identities.
 	Identities []Identity `json:"identities,omitempty"`
+	// DeclRange is the range of the block header; diagnostics about the
+	// policy (an artifact it refuses) point here.
+	DeclRange hcl.Range `json:"-"`
 }
 
 // Identity is one keyless signer identity. Exactly one of Issuer and

@@ -424,7 +424,7 @@ func (l *loader) decodeRegistry(blocks []*hcl.Block) {
 		}
 		content, d := b.Body.Content(registrySchema)
 		l.diags = append(l.diags, d...)
-		r := &Registry{}
+		r := &Registry{DeclRange: b.DefRange}
 		if a := content.Attributes["repository"]; a != nil {
 			if s, ok := l.str(a, "repository"); ok {
 				if err := checkRepository(s); err != nil {
@@ -452,7 +452,7 @@ func (l *loader) decodeTrust(blocks []*hcl.Block) {
 		}
 		content, d := b.Body.Content(trustSchema)
 		l.diags = append(l.diags, d...)
-		t := &Trust{}
+		t := &Trust{DeclRange: b.DefRange}
 		if a := content.Attributes["keys"]; a != nil {
 			items, _ := l.strList(a, "keys")
 			for _, it := range items {

@@ -229,9 +229,10 @@ func TestParseTemplate(t *testing.T) {
 
 func TestCheckOutbound(t *testing.T) {
 	good := []string{"https://api.example.com", "http://127.0.0.1:8080", "*://*.example.com:*",
-		"https://*", "http://[::1]:8080", "https://api.example.com/"}
+		"https://*", "http://[::1]:8080", "https://api.example.com/", "http://127.0.0.1:*", "*://127.0.0.1:8080"}
 	bad := []string{"api.example.com", "ftp://x.com", "https://x.com/v1", "https://x.com:0",
-		"https://x.com:", "https://u@x.com", "http://[::1", "http://[::1]x", "https://X.com"}
+		"https://x.com:", "https://u@x.com", "http://[::1", "http://[::1]x", "https://X.com",
+		"*://x.com", "https://a.*.com", "https://*.10.0.0.1", "https://x.com:1..9", "http://self", "https://10.0.0.0/8"}
 	for _, s := range good {
 		if err := checkOutbound(s); err != nil {
 			t.Errorf("checkOutbound(%q) = %v; want ok", s, err)

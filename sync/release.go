@@ -37,8 +37,14 @@ type ReleaseOptions struct {
 	// Key signs every pushed app. Nil means apps are pushed unsigned
 	// (targets that verify will refuse them).
 	Key *signer.PrivateKey
-	// Sign tunes signing (registry access, annotations).
+	// Sign tunes signing (registry access, annotations). Its registry
+	// options are also used to verify artifacts against the spec's trust
+	// policy.
 	Sign signer.SignOptions
+	// Keyless says where the Sigstore trust root comes from when the
+	// spec's trust policy lists keyless identities. Zero means the public
+	// TUF root.
+	Keyless signer.KeylessOptions
 	// Apps restricts the release to these app names. Empty means every app
 	// a target deploys, plus apps no target names.
 	Apps []string
@@ -83,12 +89,21 @@ type ReleasedApp struct {
 	Uploaded int `json:"uploaded"`
 	// Signed reports that a signature was stored for Digest.
 	Signed bool `json:"signed"`
+	// TrustedBy names the key (or keyless identity) of the spec's trust
+	// policy that a signature on Digest verified with; empty when the spec
+	// has no trust block.
+	TrustedBy string `json:"trusted_by,omitempty"`
 	// Err is why this app could not be released; nil on success.
 	Err error `json:"-"`
 }
 
 // BuildRelease loads the spec in dir and, for each app, builds its
-// components, pushes the app artifact and signs it. An invalid spec returns
+// components, pushes the app artifact and signs it. When the spec has a
+// trust block, every pushed artifact is then verified against it (with the
+// signatures in the registry, whoever made them), and an app whose artifact
+// no trusted key or identity signed fails with a *TrustError (ErrUntrusted):
+// it is left out of the desired state, so plan, apply, the agent and ferry
+// up never hand it to a target. An invalid spec returns
 // the release (with Diagnostics) and an error wrapping ErrInvalidSpec before
 // anything is built. Otherwise the error joins the apps' errors; apps that
 // succeeded are usable either way.
@@ -123,6 +138,11 @@ func BuildRelease(ctx context.Context, dir, commit string, opts ReleaseOptions) 
 		byApp[r.Component.App] = append(byApp[r.Component.App], r)
 	}
 
+	plain := specPlainHTTP(cfg, repo)
+	if plain {
+		opts.Sign.Registry.PlainHTTP = true
+	}
+	gate := newTrustGate(cfg, signer.VerifyOptions{Registry: opts.Sign.Registry, Keyless: opts.Keyless})
 	var wg gosync.WaitGroup
 	var mu gosync.Mutex
 	for _, a := range apps {
@@ -131,7 +151,7 @@ func BuildRelease(ctx context.Context, dir, commit string, opts ReleaseOptions) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := releaseApp(ctx, cfg, repo, ra, opts)
+			err := releaseApp(ctx, cfg, repo, plain, ra, gate, opts)
 			mu.Lock()
 			ra.Err = err
 			mu.Unlock()
@@ -148,7 +168,7 @@ func BuildRelease(ctx context.Context, dir, commit string, opts ReleaseOptions) 
 	return rel, errors.Join(errs...)
 }
 
-func releaseApp(ctx context.Context, cfg *spec.Config, repo string, ra *ReleasedApp, opts ReleaseOptions) error {
+func releaseApp(ctx context.Context, cfg *spec.Config, repo string, plain bool, ra *ReleasedApp, gate *trustGate, opts ReleaseOptions) error {
 	modules := map[string][]byte{}
 	var errs []error
 	for _, b := range ra.Builds {
@@ -174,19 +194,59 @@ func releaseApp(ctx context.Context, cfg *spec.Config, repo string, ra *Released
 	if err != nil {
 		return err
 	}
-	res, err := opts.Registry.PushApp(ctx, repo+"/"+ra.Name, app, modules, registry.PushOptions{Pack: registry.PackOptions{Files: files}})
+	res, err := opts.Registry.PushApp(ctx, repo+"/"+ra.Name, app, modules, registry.PushOptions{Pack: registry.PackOptions{Files: files}, PlainHTTP: plain})
 	if err != nil {
-		return fmt.Errorf("push: %w", err)
+		return fmt.Errorf("push: %w", plainHTTPHint(err, repo))
 	}
 	ra.Ref, ra.Digest, ra.App, ra.Uploaded = res.Ref, res.Digest.String(), res.App, res.Uploaded
-	if opts.Key == nil {
-		return nil
+	if opts.Key != nil {
+		if _, err := signer.Sign(ctx, res.Ref, opts.Key, opts.Sign); err != nil {
+			return fmt.Errorf("sign: %w", plainHTTPHint(err, repo))
+		}
+		ra.Signed = true
 	}
-	if _, err := signer.Sign(ctx, res.Ref, opts.Key, opts.Sign); err != nil {
-		return fmt.Errorf("sign: %w", err)
+	by, err := gate.check(ctx, ra.Name, res.Ref)
+	if err != nil {
+		return err
 	}
-	ra.Signed = true
+	ra.TrustedBy = by
 	return nil
+}
+
+// specPlainHTTP reports whether the spec's registry block allows plain
+// HTTP for repo: it says insecure = true and repo is on the same registry
+// host as the block's repository. Loopback hosts use plain HTTP anyway (the
+// registry client's rule, as Docker's), and the CLI's --insecure-registry
+// allows it for every host; this is how a spec asks for it for its own
+// registry without a flag.
+func specPlainHTTP(cfg *spec.Config, repo string) bool {
+	if cfg == nil || cfg.Registry == nil || !cfg.Registry.Insecure {
+		return false
+	}
+	return registryHost(cfg.Registry.Repository) == registryHost(repo)
+}
+
+// registryHost returns the host[:port] part of a repository, lower case.
+func registryHost(repo string) string {
+	h, _, _ := strings.Cut(repo, "/")
+	return strings.ToLower(h)
+}
+
+// ErrPlainHTTPRegistry is wrapped by a push or sign error when the
+// registry answered an HTTPS request with plain HTTP: it serves plain HTTP
+// only, and nothing allowed that for its host. Retrying cannot help; set
+// insecure = true in the spec's registry block (or pass
+// --insecure-registry), or serve the registry over HTTPS.
+var ErrPlainHTTPRegistry = errors.New("registry serves plain HTTP, and plain HTTP is not allowed for it")
+
+// plainHTTPHint wraps err with ErrPlainHTTPRegistry and what to do when it
+// is net/http's "server gave HTTP response to HTTPS client".
+func plainHTTPHint(err error, repo string) error {
+	if err == nil || !strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		return err
+	}
+	return fmt.Errorf("%w: %s answered an HTTPS request with plain HTTP; if it is meant to serve plain HTTP, set insecure = true in the spec's registry block (or pass --insecure-registry): %w",
+		ErrPlainHTTPRegistry, registryHost(repo), err)
 }
 
 // collectFiles reads the declared files of every component of app from

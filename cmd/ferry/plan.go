@@ -47,6 +47,9 @@ type planned struct {
 	release *sync.Release
 	tgts    map[string]targets.Target
 	secrets func(target, app string) map[string]string
+	// untrusted is set when the spec's trust policy refused an app: the
+	// plan leaves it out, and plan and apply exit 1 after doing the rest.
+	untrusted error
 }
 
 // computePlan loads, builds, pushes and signs the spec in dir (all
@@ -83,7 +86,11 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 	if relErr != nil && errors.Is(relErr, sync.ErrNoRepository) {
 		return nil, withCode(exitError, relErr)
 	}
-	if relErr != nil {
+	var untrusted error
+	if relErr != nil && errors.Is(relErr, sync.ErrUntrusted) {
+		untrusted = relErr
+		fmt.Fprintf(s.err, "Error: %v\nApps the spec's trust policy refuses are left as they run.\n", relErr)
+	} else if relErr != nil {
 		// Per-app failures: those apps are kept as they run; say so.
 		fmt.Fprintf(s.err, "Warning: %v\nApps that failed to build, push or sign are left as they run.\n", relErr)
 	}
@@ -97,7 +104,7 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 	if err != nil {
 		return nil, withCode(exitError, err)
 	}
-	return &planned{plan: plan, release: rel, tgts: tgts, secrets: sync.SecretsFrom(desired)}, nil
+	return &planned{plan: plan, release: rel, tgts: tgts, secrets: sync.SecretsFrom(desired), untrusted: untrusted}, nil
 }
 
 // gitHead returns the commit checked out at dir, or "" outside a repository
@@ -178,6 +185,9 @@ Exit codes: 0 success; 1 error. With -detailed-exitcode: 0 no changes,
 			if err := p.plan.Applyable(); err != nil {
 				return withCode(exitError, err)
 			}
+			if p.untrusted != nil {
+				return withCode(exitError, p.untrusted)
+			}
 			if detailed && p.plan.HasChanges() {
 				return withCode(exitUsage, nil)
 			}
@@ -222,6 +232,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 			var plan *sync.Plan
 			var tgts map[string]targets.Target
 			var secrets func(string, string) map[string]string
+			var untrusted error
 			if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 				p, err := sync.ReadPlanFile(arg)
 				if err != nil {
@@ -241,7 +252,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 				if err != nil {
 					return err
 				}
-				plan, tgts, secrets = p.plan, p.tgts, p.secrets
+				plan, tgts, secrets, untrusted = p.plan, p.tgts, p.secrets, p.untrusted
 				if !o.json() {
 					plan.RenderWith(s.out, sync.RenderOptions{Color: isTerminal(s.out)}) //nolint:errcheck // stdout
 				}
@@ -250,9 +261,15 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 				}
 				if !plan.HasChanges() {
 					if o.json() {
-						return writeJSON(s.out, map[string]any{"changes": 0})
+						writeJSON(s.out, map[string]any{"changes": 0}) //nolint:errcheck // the error below matters more
+					} else if untrusted == nil {
+						fmt.Fprintln(s.out, "\nNo changes. Every target runs what the spec says.")
+					} else {
+						fmt.Fprintln(s.out, "\nNo changes for the apps the spec's trust policy accepts.")
 					}
-					fmt.Fprintln(s.out, "\nNo changes. Every target runs what the spec says.")
+					if untrusted != nil {
+						return withCode(exitError, untrusted)
+					}
 					return nil
 				}
 				if !autoApprove {
@@ -282,6 +299,9 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 			}
 			if err != nil {
 				return withCode(exitError, err)
+			}
+			if untrusted != nil {
+				return withCode(exitError, untrusted)
 			}
 			return nil
 		},

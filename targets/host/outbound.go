@@ -6,67 +6,33 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/ferry-wasm/ferry/deploy/outbound"
 	"github.com/ferry-wasm/ferry/targets/host/abi"
 )
 
 const maxOutboundPerCall = 64
 
-// allowSet holds "scheme://host:port" keys a component may call.
-type allowSet map[string]struct{}
+// allowSet is a component's parsed allowed_outbound_hosts. The grammar
+// and the matching rules are deploy/outbound's, the same code the spec
+// validates with (ABI.md, LANGUAGE.md).
+type allowSet struct{ rules outbound.List }
 
-// originKey normalises a URL to scheme://host:port with the scheme's
-// default port filled in.
-func originKey(u *url.URL) (string, error) {
-	scheme := strings.ToLower(u.Scheme)
-	if scheme != "http" && scheme != "https" {
-		return "", fmt.Errorf("scheme %q is not http or https", u.Scheme)
-	}
-	host := strings.ToLower(u.Hostname())
-	if host == "" {
-		return "", errors.New("no host")
-	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if scheme == "https" {
-			port = "443"
-		}
-	}
-	return scheme + "://" + net.JoinHostPort(host, port), nil
-}
-
+// parseAllowed parses a component's allowed_outbound_hosts; an entry that
+// does not parse makes the app invalid.
 func parseAllowed(hosts []string) (allowSet, error) {
-	s := allowSet{}
-	for _, h := range hosts {
-		u, err := url.Parse(h)
-		if err != nil {
-			return nil, fmt.Errorf("%w: allowed outbound host %q: %w", ErrInvalidApp, h, err)
-		}
-		if u.Path != "" && u.Path != "/" {
-			return nil, fmt.Errorf("%w: allowed outbound host %q has a path", ErrInvalidApp, h)
-		}
-		k, err := originKey(u)
-		if err != nil {
-			return nil, fmt.Errorf("%w: allowed outbound host %q: %w", ErrInvalidApp, h, err)
-		}
-		s[k] = struct{}{}
+	l, err := outbound.ParseList(hosts)
+	if err != nil {
+		return allowSet{}, fmt.Errorf("%w: allowed_outbound_hosts: %w", ErrInvalidApp, err)
 	}
-	return s, nil
+	return allowSet{rules: l}, nil
 }
 
-func (s allowSet) allows(u *url.URL) bool {
-	k, err := originKey(u)
-	if err != nil {
-		return false
-	}
-	_, ok := s[k]
-	return ok
-}
+// allows reports whether a request to u is allowed.
+func (s allowSet) allows(u *url.URL) bool { return s.rules.Allows(u) }
 
 var errDenied = errors.New("host not in allowed_outbound_hosts")
 
