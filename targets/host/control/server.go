@@ -79,13 +79,17 @@ type Server struct {
 
 	mu   sync.Mutex
 	apps map[string]*entry
+
+	hmu    sync.Mutex
+	health map[string]*appHealth // the prober's state (health.go)
 }
 
 // entry mirrors what the runtime runs for one app, with the artifact
 // details the runtime does not know.
 type entry struct {
-	cur, prev *state.Version
-	failed    string // non-empty: recorded but not running
+	cur, prev  *state.Version
+	failed     string        // non-empty: recorded but not running
+	rolledBack *HostRollback // set when the health prober rolled back to cur
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
@@ -113,6 +117,8 @@ func NewServer(opts Options) (*Server, error) {
 		rt:    opts.Runtime,
 		store: opts.Store,
 		apps:  map[string]*entry{},
+
+		health: map[string]*appHealth{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -494,6 +500,7 @@ func (s *Server) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	s.setEntry(name, nil)
+	s.forgetHealth(name)
 	if s.store != nil {
 		if err := s.store.Delete(name); err != nil {
 			return fmt.Errorf("%w: %w", errPersist, err)
@@ -588,6 +595,12 @@ func (s *Server) Get(name string) (AppInfo, error) {
 	ai.Status = StatusServing
 	ai.Health = string(st.Current.Health)
 	ai.Healthy = st.Current.Health == host.HealthHealthy || st.Current.Health == host.HealthUnchecked
+	probes, ok := s.healthOf(name, st.Current.Generation, st.Current.App.Components)
+	ai.Probes = probes
+	if !ok {
+		ai.Healthy, ai.Health = false, HealthUnhealthy
+	}
+	ai.RolledBack = e.rolledBack
 	ai.Generation = st.Current.Generation
 	ai.Components = st.Current.Components
 	return ai, nil
