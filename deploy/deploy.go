@@ -93,10 +93,24 @@ type Limits struct {
 	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`
 }
 
-// Health describes a component's health probe.
+// Health describes a component's health probe: at deploy (the version
+// takes traffic only when it passes) and afterwards, on an interval. Zero
+// fields mean the target's defaults; zero fields are left out of the JSON,
+// so an artifact of a spec that sets none keeps its digest.
 type Health struct {
 	// Path is requested with GET; a 2xx answer means healthy.
 	Path string `json:"path"`
+	// Interval is the time between probes after deploy.
+	Interval Duration `json:"interval,omitempty"`
+	// Timeout bounds one probe after deploy.
+	Timeout Duration `json:"timeout,omitempty"`
+	// FailureThreshold is how many probes in a row must fail before the
+	// version counts as unhealthy.
+	FailureThreshold int `json:"failure_threshold,omitempty"`
+	// Bake is how long after its deploy a version that turns unhealthy is
+	// rolled back to the previous version by the target itself. Zero means
+	// never.
+	Bake Duration `json:"bake,omitempty"`
 }
 
 // Duration is a time.Duration that encodes to JSON as a Go duration string

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -45,7 +46,8 @@ var limitsSchema = &hcl.BodySchema{
 }
 
 var healthSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "path", Required: true}},
+	Attributes: []hcl.AttributeSchema{{Name: "path", Required: true}, {Name: "interval"}, {Name: "timeout"},
+		{Name: "failure_threshold"}, {Name: "bake"}},
 }
 
 var (
@@ -468,7 +470,23 @@ func (l *loader) decodeHealth(b *hcl.Block) *Health {
 			"The health path %q must be a URL path starting with \"/\", such as \"/healthz\".", p))
 		return nil
 	}
-	return &Health{Path: p}
+	h := &Health{Path: p}
+	for _, f := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"interval", &h.Interval}, {"timeout", &h.Timeout}, {"bake", &h.Bake}} {
+		if a := content.Attributes[f.name]; a != nil {
+			if d, ok := l.duration(a, f.name, "Invalid duration"); ok {
+				*f.dst = d
+			}
+		}
+	}
+	if a := content.Attributes["failure_threshold"]; a != nil {
+		if n, ok := l.integer(a, "failure_threshold", 0, math.MaxInt32, "Invalid limit"); ok {
+			h.FailureThreshold = int(n)
+		}
+	}
+	return h
 }
 
 // checkOutbound checks an allowed outbound host with the grammar ferry-host

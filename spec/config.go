@@ -186,10 +186,21 @@ type Limits struct {
 	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`
 }
 
-// Health is a component's health probe.
+// Health is a component's health probe. Zero durations and threshold
+// mean the target's defaults (LANGUAGE.md, "health").
 type Health struct {
 	// Path is requested with GET; a 2xx answer means healthy.
 	Path string `json:"path"`
+	// Interval is the time between probes after deploy.
+	Interval time.Duration `json:"interval,omitempty"`
+	// Timeout bounds one probe after deploy.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// FailureThreshold is how many failed probes in a row make the
+	// version unhealthy.
+	FailureThreshold int `json:"failure_threshold,omitempty"`
+	// Bake is how long after its deploy an unhealthy version is rolled
+	// back by the target; zero means never.
+	Bake time.Duration `json:"bake,omitempty"`
 }
 
 // TargetType is the kind of place a target deploys to.

@@ -42,7 +42,9 @@ func (c *Config) DeployApp(name string) (deploy.App, bool) {
 			},
 		}
 		if comp.Health != nil {
-			dc.Health = &deploy.Health{Path: comp.Health.Path}
+			dc.Health = &deploy.Health{Path: comp.Health.Path, Interval: deploy.Duration(comp.Health.Interval),
+				Timeout: deploy.Duration(comp.Health.Timeout), FailureThreshold: comp.Health.FailureThreshold,
+				Bake: deploy.Duration(comp.Health.Bake)}
 		}
 		for _, tmpl := range comp.Variables {
 			names, err := ParseTemplate(tmpl)

@@ -35,6 +35,9 @@ type PlanOptions struct {
 	// an update's reasons can name the configuration fields that change.
 	// Nil means reasons only name the digests. An error becomes a warning.
 	ConfigOf func(ctx context.Context, target string, running targets.ObservedApp) (*deploy.App, error)
+	// DeleteReason is the reason a delete of a managed app gives. Empty
+	// means "removed from the spec"; ferry destroy says "destroy".
+	DeleteReason string
 	// Now returns the plan's creation time. Nil means time.Now.
 	Now func() time.Time
 	// Logger receives debug records. Nil means no logging.
@@ -275,7 +278,7 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 			continue
 		}
 		tp.Changes = append(tp.Changes, Change{App: o.Name, Action: ActionDelete,
-			Reasons: []string{"removed from the spec"}, Before: cloneObserved(o)})
+			Reasons: []string{orDefault(opts.DeleteReason, "removed from the spec")}, Before: cloneObserved(o)})
 	}
 	slices.SortFunc(tp.Changes, func(a, b Change) int { return strings.Compare(a.App, b.App) })
 	return tp

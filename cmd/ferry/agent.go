@@ -198,6 +198,8 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 					Gitea:  os.Getenv("FERRY_WEBHOOK_GITEA_SECRET"),
 				},
 				APIToken: token, Logger: log, Metrics: metrics,
+				// --target: only those targets are planned and applied.
+				Plan:  sync.PlanOptions{Targets: rf.targets},
 				Apply: sync.ApplyOptions{LockDir: filepath.Join(dataDir, "locks")},
 			})
 			if err != nil {

@@ -45,7 +45,7 @@ Nothing is built or pushed.`,
 			for _, name := range sortedKeys(tgts) {
 				desired.Targets = append(desired.Targets, sync.DesiredTarget{Name: name, Type: string(cfg.Target(name).Type)})
 			}
-			plan, err := sync.ComputePlan(ctx, desired, tgts, sync.PlanOptions{})
+			plan, err := sync.ComputePlan(ctx, desired, tgts, sync.PlanOptions{DeleteReason: "destroy"})
 			if err != nil {
 				return withCode(exitError, err)
 			}

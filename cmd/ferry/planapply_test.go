@@ -171,6 +171,10 @@ func TestPushPlanApplyEndToEnd(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "- delete hello-wat") {
 		t.Fatalf("destroy: exit %d\n%s\n%s", code, out, errs)
 	}
+	// Its reason is the destroy, not a spec that no longer has the app.
+	if !strings.Contains(out, "reason: destroy") || strings.Contains(out, "removed from the spec") {
+		t.Fatalf("destroy plan does not give destroy as the reason:\n%s", out)
+	}
 	if apps, err := c.Observe(context.Background()); err != nil || len(apps) != 0 {
 		t.Fatalf("after destroy the host runs %+v (%v)", apps, err)
 	}

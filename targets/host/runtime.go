@@ -293,6 +293,20 @@ var appNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
 // one (unless Options.NoDeployGC), so that the collection does not run
 // beside the requests that follow.
 func (r *Runtime) Deploy(ctx context.Context, app deploy.App, b Bundle) error {
+	return r.deploy(ctx, app, b, false)
+}
+
+// Replace is Deploy for a new load of the version that serves now (the
+// same artifact again, with new secrets or to heal it): the new version
+// takes traffic the same way, but the version it replaces is unloaded and
+// the previous version stays the one kept for Rollback, so that a rollback
+// always goes to a different, older version. Without a running version it
+// is Deploy.
+func (r *Runtime) Replace(ctx context.Context, app deploy.App, b Bundle) error {
+	return r.deploy(ctx, app, b, true)
+}
+
+func (r *Runtime) deploy(ctx context.Context, app deploy.App, b Bundle, replace bool) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
@@ -324,6 +338,9 @@ func (r *Runtime) Deploy(ctx context.Context, app deploy.App, b Bundle) error {
 	var drop *version
 	if slot == nil {
 		r.apps[app.Name] = &appSlot{cur: v}
+	} else if replace {
+		drop = slot.cur
+		slot.cur = v
 	} else {
 		drop = slot.prev
 		slot.prev, slot.cur = slot.cur, v

@@ -5,6 +5,10 @@ app "hello" {
     limits {
       timeout = "5 seconds" # ERROR: Invalid duration
     }
+    health {
+      path = "/healthz"
+      bake = "a minute" # ERROR: Invalid duration
+    }
   }
 }
 

@@ -25,6 +25,9 @@ func (p PutRequest) String() string { return "PutRequest{" + p.Ref + " " + p.Dig
 const (
 	// StatusServing: the app takes traffic.
 	StatusServing = "serving"
+	// HealthUnhealthy is AppInfo.Health of a serving app whose probes
+	// after deploy failed FailureThreshold times in a row.
+	HealthUnhealthy = "unhealthy"
 	// StatusFailed: the app is recorded on the host but could not be
 	// brought back after a restart (AppInfo.Message says why).
 	StatusFailed = "failed"
@@ -44,8 +47,15 @@ type AppInfo struct {
 	// "unchecked" when no component declares a health path; empty when
 	// failed).
 	Health string `json:"health,omitempty"`
-	// Healthy is true when the app serves and its probe (if any) passed.
+	// Healthy is true when the app serves, its deploy probe (if any)
+	// passed and its probes since (Probes) did not make it unhealthy.
 	Healthy bool `json:"healthy"`
+	// Probes are the health prober's state of each component with a
+	// health path (healthy, last probe, consecutive failures, last error).
+	Probes []ComponentHealth `json:"probes,omitempty"`
+	// RolledBack is set when the host rolled the app back by itself to
+	// the version that serves: from which digest, and why. A PUT clears it.
+	RolledBack *HostRollback `json:"rolled_back,omitempty"`
 	// Managed is always true: every app on a ferry-host was put there
 	// through this API.
 	Managed bool `json:"managed"`

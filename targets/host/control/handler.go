@@ -217,13 +217,28 @@ func writeError(w http.ResponseWriter, status int, code, msg string) int {
 
 // ctlMetrics are the control API's own collectors.
 type ctlMetrics struct {
-	requests      *prometheus.CounterVec
-	deploys       *prometheus.CounterVec
-	deploySeconds prometheus.Histogram
+	healthy         *prometheus.GaugeVec
+	probeFailures   *prometheus.CounterVec
+	healthRollbacks *prometheus.CounterVec
+	requests        *prometheus.CounterVec
+	deploys         *prometheus.CounterVec
+	deploySeconds   prometheus.Histogram
 }
 
 func newCtlMetrics() *ctlMetrics {
 	return &ctlMetrics{
+		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ferry_host_app_healthy",
+			Help: "1 while the serving version's component passes its health probes after deploy, 0 once it failed failure_threshold in a row.",
+		}, []string{"app", "component"}),
+		probeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_host_health_probe_failures_total",
+			Help: "Failed health probes after deploy, by app.",
+		}, []string{"app"}),
+		healthRollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_host_health_rollbacks_total",
+			Help: "Rollbacks the host made by itself because a version turned unhealthy within its bake.",
+		}, []string{"app"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_host_control_requests_total",
 			Help: "Control API requests by operation and HTTP status.",
@@ -241,7 +256,7 @@ func newCtlMetrics() *ctlMetrics {
 }
 
 func (m *ctlMetrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.requests, m.deploys, m.deploySeconds} {
+	for _, c := range []prometheus.Collector{m.requests, m.deploys, m.deploySeconds, m.healthy, m.probeFailures, m.healthRollbacks} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

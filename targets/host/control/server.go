@@ -79,13 +79,17 @@ type Server struct {
 
 	mu   sync.Mutex
 	apps map[string]*entry
+
+	hmu    sync.Mutex
+	health map[string]*appHealth // the prober's state (health.go)
 }
 
 // entry mirrors what the runtime runs for one app, with the artifact
 // details the runtime does not know.
 type entry struct {
-	cur, prev *state.Version
-	failed    string // non-empty: recorded but not running
+	cur, prev  *state.Version
+	failed     string        // non-empty: recorded but not running
+	rolledBack *HostRollback // set when the health prober rolled back to cur
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
@@ -113,6 +117,8 @@ func NewServer(opts Options) (*Server, error) {
 		rt:    opts.Runtime,
 		store: opts.Store,
 		apps:  map[string]*entry{},
+
+		health: map[string]*appHealth{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -217,6 +223,11 @@ func (s *Server) restoreOne(ctx context.Context, name string) error {
 		return fail(&rec.Current, err)
 	}
 	var prev *state.Version
+	if rec.Previous != nil && rec.Previous.Digest == rec.Current.Digest {
+		// Written before same-digest PUTs kept the older previous version:
+		// it is no version to roll back to.
+		rec.Previous = nil
+	}
 	if rec.Previous != nil {
 		var b host.Bundle
 		mat, err := s.checkLocal(ctx, rec.Previous)
@@ -368,17 +379,35 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 	s.mu.Lock()
 	old := s.apps[name]
 	s.mu.Unlock()
-	if err := s.rt.Deploy(ctx, v.App, bundle); err != nil {
+	// The version that serves, deployed again (new secrets, or healing it):
+	// it replaces itself, and the older previous version stays the one a
+	// rollback goes to — never the same digest.
+	same := old != nil && old.failed == "" && old.cur != nil && old.cur.Digest == v.Digest
+	deployFn := s.rt.Deploy
+	if same {
+		deployFn = s.rt.Replace
+		v.DeployedAt = old.cur.DeployedAt
+	}
+	if err := deployFn(ctx, v.App, bundle); err != nil {
 		return AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
 	}
 	next := &entry{cur: v}
-	if old != nil && old.failed == "" {
+	switch {
+	case same:
+		next.prev = old.prev
+	case old != nil && old.failed == "":
 		next.prev = old.cur
 	}
 	if s.store != nil {
 		rec := state.Record{Name: name, Current: *v, Previous: next.prev}
 		if err := s.store.Save(rec, mat.blobs(v)); err != nil {
 			// Undo, so what runs is what the state directory says.
+			if same {
+				// The old load is gone; the same version serves, with the
+				// values of this PUT.
+				s.setEntry(name, next)
+				return AppInfo{}, fmt.Errorf("%w: %w (the same version serves, but the state directory keeps the values before this PUT)", errPersist, err)
+			}
 			if next.prev != nil {
 				if rerr := s.rt.Rollback(name); rerr == nil {
 					next = &entry{cur: old.cur, prev: v}
@@ -471,6 +500,7 @@ func (s *Server) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	s.setEntry(name, nil)
+	s.forgetHealth(name)
 	if s.store != nil {
 		if err := s.store.Delete(name); err != nil {
 			return fmt.Errorf("%w: %w", errPersist, err)
@@ -500,6 +530,10 @@ func (s *Server) RollBack(ctx context.Context, name string) (AppInfo, error) {
 		return AppInfo{}, fmt.Errorf("%w: %q", host.ErrNotFound, name)
 	case e.failed != "" || e.prev == nil:
 		return AppInfo{}, fmt.Errorf("%w: app %q", host.ErrNoPrevious, name)
+	case e.prev.Digest == e.cur.Digest:
+		// Only a record written before same-digest PUTs kept the older
+		// previous version can say this; switching would change nothing.
+		return AppInfo{}, fmt.Errorf("%w: app %q: its previous version is the one that serves", host.ErrNoPrevious, name)
 	}
 	if err := s.rt.Rollback(name); err != nil {
 		return AppInfo{}, err
@@ -561,6 +595,12 @@ func (s *Server) Get(name string) (AppInfo, error) {
 	ai.Status = StatusServing
 	ai.Health = string(st.Current.Health)
 	ai.Healthy = st.Current.Health == host.HealthHealthy || st.Current.Health == host.HealthUnchecked
+	probes, ok := s.healthOf(name, st.Current.Generation, st.Current.App.Components)
+	ai.Probes = probes
+	if !ok {
+		ai.Healthy, ai.Health = false, HealthUnhealthy
+	}
+	ai.RolledBack = e.rolledBack
 	ai.Generation = st.Current.Generation
 	ai.Components = st.Current.Components
 	return ai, nil

@@ -67,7 +67,11 @@ app "shop" {
     }
 
     health {
-      path = "/healthz"
+      path              = "/healthz"
+      interval          = "15s"
+      timeout           = "2s"
+      failure_threshold = 2
+      bake              = "60s"
     }
   }
 

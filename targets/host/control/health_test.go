@@ -1,0 +1,124 @@
+package control_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferry-wasm/ferry/deploy"
+	"github.com/ferry-wasm/ferry/targets/host/control"
+)
+
+func TestPolicyOf(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    *deploy.Health
+		want control.HealthPolicy
+		ok   bool
+	}{
+		{"nil", nil, control.HealthPolicy{}, false},
+		{"no path", &deploy.Health{Interval: deploy.Duration(time.Second)}, control.HealthPolicy{}, false},
+		{"defaults", &deploy.Health{Path: "/h"}, control.HealthPolicy{Interval: 10 * time.Second, Timeout: 5 * time.Second, FailureThreshold: 3}, true},
+		{"set", &deploy.Health{Path: "/h", Interval: deploy.Duration(time.Second), Timeout: deploy.Duration(time.Millisecond),
+			FailureThreshold: 1, Bake: deploy.Duration(time.Minute)},
+			control.HealthPolicy{Interval: time.Second, Timeout: time.Millisecond, FailureThreshold: 1, Bake: time.Minute}, true},
+		{"negative bake", &deploy.Health{Path: "/h", Bake: deploy.Duration(-time.Second)},
+			control.HealthPolicy{Interval: 10 * time.Second, Timeout: 5 * time.Second, FailureThreshold: 3}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := control.PolicyOf(tc.h)
+			if ok != tc.ok || got != tc.want {
+				t.Fatalf("PolicyOf = %+v %v, want %+v %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestProbeDue(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := control.HealthPolicy{Interval: 10 * time.Second}
+	for _, tc := range []struct {
+		name string
+		last time.Time
+		now  time.Time
+		want bool
+	}{
+		{"never probed", time.Time{}, t0, true},
+		{"just probed", t0, t0, false},
+		{"before interval", t0, t0.Add(9999 * time.Millisecond), false},
+		{"at interval", t0, t0.Add(10 * time.Second), true},
+		{"long after", t0, t0.Add(time.Hour), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := control.ProbeDue(p, control.HealthState{LastProbe: tc.last}, tc.now); got != tc.want {
+				t.Fatalf("ProbeDue = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecideHealth is the prober's whole decision, by table: probe results
+// and clock values in, state and action out.
+func TestDecideHealth(t *testing.T) {
+	deployed := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return deployed.Add(d) }
+	baked := control.HealthPolicy{Interval: time.Second, Timeout: time.Second, FailureThreshold: 2, Bake: time.Minute}
+	noBake := baked
+	noBake.Bake = 0
+	one := control.HealthState{Healthy: true, ConsecutiveFailures: 1, LastProbe: at(time.Second), LastError: "GET /h answered 500"}
+	for _, tc := range []struct {
+		name      string
+		pol       control.HealthPolicy
+		st        control.HealthState
+		when      time.Time
+		ok, canRB bool
+		want      control.HealthState
+		action    control.HealthAction
+		reasonHas string
+	}{
+		{"pass keeps healthy", baked, control.NewHealthState(), at(time.Second), true, true,
+			control.HealthState{Healthy: true, LastProbe: at(time.Second)}, control.HealthKeep, ""},
+		{"first failure under threshold", baked, control.NewHealthState(), at(time.Second), false, true,
+			one, control.HealthKeep, ""},
+		{"pass resets failures", baked, one, at(2 * time.Second), true, true,
+			control.HealthState{Healthy: true, LastProbe: at(2 * time.Second)}, control.HealthKeep, ""},
+		{"threshold within bake rolls back", baked, one, at(2 * time.Second), false, true,
+			control.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
+			control.HealthRollBack, "2 health probes in a row failed"},
+		{"threshold exactly at bake rolls back", baked, one, at(time.Minute), false, true,
+			control.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(time.Minute), LastError: "GET /h answered 500"},
+			control.HealthRollBack, "within its bake of 1m0s"},
+		{"threshold after bake only marks unhealthy", baked, one, at(time.Minute + time.Millisecond), false, true,
+			control.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(time.Minute + time.Millisecond), LastError: "GET /h answered 500"},
+			control.HealthKeep, ""},
+		{"no bake never rolls back", noBake, one, at(2 * time.Second), false, true,
+			control.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
+			control.HealthKeep, ""},
+		{"nothing older to roll back to", baked, one, at(2 * time.Second), false, false,
+			control.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
+			control.HealthKeep, ""},
+		{"already unhealthy past threshold within bake rolls back", baked,
+			control.HealthState{Healthy: false, ConsecutiveFailures: 5, LastProbe: at(5 * time.Second)}, at(6 * time.Second), false, true,
+			control.HealthState{Healthy: false, ConsecutiveFailures: 6, LastProbe: at(6 * time.Second), LastError: "GET /h answered 500"},
+			control.HealthRollBack, "6 health probes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, action, reason := control.DecideHealth(control.HealthInput{Policy: tc.pol, State: tc.st, DeployedAt: deployed,
+				At: tc.when, OK: tc.ok, Message: "GET /h answered 500", CanRollBack: tc.canRB})
+			if tc.ok {
+				tc.want.LastError = ""
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("state (-want +got):\n%s", d)
+			}
+			if action != tc.action {
+				t.Errorf("action = %s, want %s", action, tc.action)
+			}
+			if tc.reasonHas != "" && !strings.Contains(reason, tc.reasonHas) || tc.reasonHas == "" && reason != "" {
+				t.Errorf("reason = %q, want one containing %q", reason, tc.reasonHas)
+			}
+		})
+	}
+}
