@@ -50,8 +50,12 @@ func TestPushPullCopy(t *testing.T) {
 	}
 	pairs := [][2]string{{"embedded", "process"}, {"process", "inmemory"}, {"inmemory", "embedded"}}
 	for _, pair := range pairs {
-		src, dst := backends[pair[0]], backends[pair[1]]
+		src := backends[pair[0]]
 		t.Run(pair[0]+"-to-"+pair[1], func(t *testing.T) {
+			// The destination is reached through a counting proxy, so a
+			// copy that sends anything shows in the write count.
+			px := startProxy(t, backends[pair[1]])
+			dst := px.Addr
 			app, modules := testApp(pair[0])
 			c := newClient(t, registry.Options{})
 			res, err := c.PushApp(ctx, src+"/apps/hello", app, modules, registry.PushOptions{Tags: []string{"v1"}})
@@ -105,9 +109,20 @@ func TestPushPullCopy(t *testing.T) {
 					t.Errorf("copied component %s: kind %s, layer %s", pc.Name, in.Kind, in.Layers[0].Digest)
 				}
 			}
-			// Copying again sends nothing.
-			if _, err := c.Copy(ctx, src+"/apps/hello:v1", dst+"/mirror/hello:prod"); err != nil {
+			if px.writes() == 0 {
+				t.Fatal("the first copy sent no write request through the proxy: the count below proves nothing")
+			}
+			// Copying again sends nothing: no blob, no manifest, no tag.
+			px.reset()
+			again, err := c.Copy(ctx, src+"/apps/hello:v1", dst+"/mirror/hello:prod")
+			if err != nil {
 				t.Fatal(err)
+			}
+			if again.Digest != res.Digest || again.Tag != "prod" {
+				t.Errorf("second copy: digest %s tag %q", again.Digest, again.Tag)
+			}
+			if w := px.writes(); w != 0 {
+				t.Errorf("copying again sent %d write requests (PUT/POST/PATCH: %v), want 0", w, px.reqs)
 			}
 		})
 	}

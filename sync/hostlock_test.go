@@ -102,7 +102,21 @@ func TestConcurrentAppliesSerialisedByHostLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	desired := func(name string) ferrysync.Desired {
+	// The host checks signatures, as a real one does: every app is signed
+	// with a key its policy trusts.
+	privPEM, pubPEM, err := signer.GenerateKeyPair([]byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := signer.LoadPrivateKey(privPEM, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := signer.LoadPublicKey(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(name string, sign bool) (deploy.App, *registry.PushResult) {
 		app := deploy.App{Name: name, Hosts: []string{name + ".localhost"}, Components: []deploy.Component{{
 			Name: "web", Executor: deploy.ExecutorWAGI, Routes: []string{"/..."}, Health: &deploy.Health{Path: "/healthz"},
 		}}}
@@ -110,14 +124,27 @@ func TestConcurrentAppliesSerialisedByHostLock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if sign {
+			if _, err := signer.Sign(ctx, res.Ref, key, signer.SignOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return app, res
+	}
+	desired := func(name string) ferrysync.Desired {
+		app, res := push(name, true)
 		return ferrysync.Desired{Commit: name, Targets: []ferrysync.DesiredTarget{{Name: "h", Type: "host", Apps: []targets.DesiredApp{
 			{Name: name, Ref: res.Ref, Digest: res.Digest.String(), App: app},
 		}}}}
 	}
 
-	// The host: signatures are not what this test is about.
-	h := startRealHost(t, signer.Policy{}, lockToken)
+	h := startRealHost(t, signer.Policy{Keys: []signer.Key{{Name: "release", Public: pub}}}, lockToken)
 	srv, ctl := h.srv, h.ctl
+	// Verification is on: an unsigned app is refused before anything runs.
+	_, unsigned := push("unsigned", false)
+	if _, err := srv.Put(ctx, "unsigned", control.PutRequest{Ref: unsigned.Ref}); !errors.Is(err, signer.ErrUnsigned) {
+		t.Fatalf("the host accepted an unsigned app (err %v): signature checking is off", err)
+	}
 
 	log := &lockLog{}
 	aHolds, aGo := make(chan struct{}), make(chan struct{})
@@ -193,7 +220,7 @@ func TestConcurrentAppliesSerialisedByHostLock(t *testing.T) {
 		t.Fatalf("the host is still locked after both applies: %+v", ls.Lease)
 	}
 	apps := srv.List()
-	if len(apps) != 1 || apps[0].Name != "app-a" {
-		t.Fatalf("the host runs %+v, want only app-a", apps)
+	if len(apps) != 1 || apps[0].Name != "app-a" || apps[0].VerifiedBy != "release" {
+		t.Fatalf("the host runs %+v, want only app-a, verified by the release key", apps)
 	}
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -103,28 +106,49 @@ func TestStatusAPIAndMetrics(t *testing.T) {
 	if err != nil || len(rounds) != 1 {
 		t.Fatalf("rounds %v %v", rounds, err)
 	}
+	// The first round's figures: one succeeded round, one fetch timed, and
+	// the success timestamp is the round's own finish time.
+	var m1 map[string]float64
+	h.waitFor("first round in the metrics", func() bool {
+		m1 = h.scrapeMetrics()
+		return m1[`ferry_agent_rounds_total{result="succeeded"}`] >= 1
+	})
+	series := []string{
+		`ferry_agent_rounds_total{result="succeeded"}`,
+		`ferry_agent_step_duration_seconds_count{step="fetch"}`,
+		`ferry_agent_step_duration_seconds_count{step="plan"}`,
+		`ferry_agent_last_success_commit_info{commit="` + st.LastSuccessfulCommit + `"}`,
+	}
+	for _, s := range series {
+		if v, ok := m1[s]; !ok || v != 1 {
+			t.Errorf("after one round, %s = %v (present %v), want 1", s, v, ok)
+		}
+	}
+	ts1 := m1["ferry_agent_last_success_timestamp_seconds"]
+	if want := unixSeconds(st.LastSuccessfulAt); ts1 <= 0 || math.Abs(ts1-want) > 0.001 {
+		t.Errorf("last success timestamp = %v, want the round's finish %v", ts1, want)
+	}
+
 	if err := c.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	h.waitRound(rounds[0].ID, func(r Round) bool { return r.Trigger == "api" })
-
-	req, _ := http.NewRequest("GET", h.http.URL+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer api-token")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		`ferry_agent_rounds_total{result="succeeded"}`,
-		`ferry_agent_step_duration_seconds_bucket{step="fetch"`,
-		`ferry_agent_last_success_commit_info{commit="` + st.LastSuccessfulCommit + `"} 1`,
-		`ferry_agent_last_success_timestamp_seconds`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %s", want)
+	// The collectors are updated just after the round is recorded: wait for
+	// the counter rather than race it.
+	var m2 map[string]float64
+	h.waitFor("second round in the metrics", func() bool {
+		m2 = h.scrapeMetrics()
+		return m2[series[0]] >= 2
+	})
+	for _, s := range series[:3] {
+		if m2[s] != 2 {
+			t.Errorf("after two rounds, %s = %v, want 2", s, m2[s])
 		}
+	}
+	st2 := h.agent.Status()
+	ts2 := m2["ferry_agent_last_success_timestamp_seconds"]
+	if want := unixSeconds(st2.LastSuccessfulAt); ts2 <= ts1 || math.Abs(ts2-want) > 0.001 {
+		t.Errorf("last success timestamp after the second round = %v (first %v), want the second round's finish %v", ts2, ts1, want)
 	}
 	// A second agent cannot register the same collectors in one registry.
 	o := h.opts
@@ -133,3 +157,37 @@ func TestStatusAPIAndMetrics(t *testing.T) {
 		t.Fatalf("duplicate registration: %v", err)
 	}
 }
+
+// scrapeMetrics reads the agent's /metrics with the API token and returns
+// each sample line's series (name with labels, as printed) and value.
+func (h *harness) scrapeMetrics() map[string]float64 {
+	h.t.Helper()
+	req, _ := http.NewRequest("GET", h.http.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer api-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		h.t.Fatalf("metrics: %d %v", resp.StatusCode, err)
+	}
+	out := map[string]float64{}
+	for line := range strings.Lines(string(body)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if i < 0 || err != nil {
+			h.t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// unixSeconds is t as the float Unix time Prometheus gauges carry.
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -233,12 +233,29 @@ func (c *checker) step(prev *State, devs []Device, now time.Time) (Decision, *St
 }
 
 // run drives s with p from digA to digB every tick until the rollout ends
-// (completed with nothing updating, or aborted) or maxTicks pass.
+// (completed with nothing updating, or aborted), and fails the test if it
+// has not ended after maxTicks: a rollout stuck running is a failure, not
+// an outcome.
 func run(t testing.TB, s *sim, p *spec.FleetTarget, tick time.Duration, maxTicks int) *State {
+	t.Helper()
+	st, ended, ticks := drive(t, s, p, tick, maxTicks)
+	if !ended {
+		t.Fatalf("the rollout has not ended after %d ticks of %v: outcome %s, wave %d\n%s", ticks, tick, st.Outcome, st.Wave, st.Summary())
+	}
+	return st
+}
+
+// drive is run without the verdict: it steps until the rollout ends or
+// maxTicks pass, checking every step's invariants, and reports whether it
+// ended and after how many ticks.
+func drive(t testing.TB, s *sim, p *spec.FleetTarget, tick time.Duration, maxTicks int) (*State, bool, int) {
+	t.Helper()
 	c := newChecker(t, p)
 	st := mustState(t, digA, digB)
 	now := t0
+	ended, ticks := false, 0
 	for i := range maxTicks {
+		ticks = i + 1
 		if i%10 == 9 {
 			// A restart: the saved state must step exactly like the live one.
 			b, err := json.Marshal(st)
@@ -260,6 +277,7 @@ func run(t testing.TB, s *sim, p *spec.FleetTarget, tick time.Duration, maxTicks
 		}
 		_, st = c.step(st, s.devs, now)
 		if st.Outcome == OutcomeAborted || (st.Outcome == OutcomeCompleted && len(s.waiting) == 0 && st.Counts().Updating == 0) {
+			ended = true
 			break
 		}
 		now = now.Add(tick)
@@ -270,7 +288,7 @@ func run(t testing.TB, s *sim, p *spec.FleetTarget, tick time.Duration, maxTicks
 			checkRate(tt, c.starts, r)
 		}
 	}
-	return st
+	return st, ended, ticks
 }
 
 func TestSimulatedFleet(t *testing.T) {
@@ -289,11 +307,11 @@ func TestSimulatedFleet(t *testing.T) {
 		name string
 		o    simOpts
 		p    *spec.FleetTarget
-		want Outcome // "" means either completed or aborted
+		want Outcome // every case names the one outcome it must reach
 	}{
 		{"clean", simOpts{n: 500, canary: 0.02}, rollout(60, true, canary, spec.Wave{Percent: 10}, spec.Wave{Percent: 50}, spec.Wave{Percent: 100}), OutcomeCompleted},
 		{"unlimited", simOpts{n: 500}, rollout(0, true, spec.Wave{Percent: 5}, spec.Wave{Percent: 100}), OutcomeCompleted},
-		{"few failures", simOpts{n: 500, fail: 0.01, silent: 0.01, offline: 0.05, canary: 0.05}, rollout(100, true, canary, spec.Wave{Percent: 25}, spec.Wave{Percent: 100}), ""},
+		{"few failures", simOpts{n: 500, fail: 0.01, silent: 0.01, offline: 0.05, canary: 0.05}, rollout(100, true, canary, spec.Wave{Percent: 25}, spec.Wave{Percent: 100}), OutcomeCompleted},
 		{"bad version", simOpts{n: 500, fail: 0.3, canary: 0.03}, rollout(50, true, canary, spec.Wave{Percent: 20}, spec.Wave{Percent: 100}), OutcomeAborted},
 		{"bad no rollback", simOpts{n: 500, fail: 0.2, silent: 0.1}, rollout(0, false, spec.Wave{Percent: 10}, spec.Wave{Percent: 100}), OutcomeAborted},
 		{"silent version", simOpts{n: 500, silent: 0.5}, rollout(30, true, spec.Wave{Percent: 10}, spec.Wave{Percent: 100}), OutcomeAborted},
@@ -303,8 +321,14 @@ func TestSimulatedFleet(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSim(rand.New(rand.NewPCG(uint64(i), 42)), tt.o)
 			st := run(t, s, tt.p, 15*time.Second, 5000)
-			if tt.want != "" && st.Outcome != tt.want {
+			if st.Outcome != tt.want {
 				t.Fatalf("outcome %s, want %s\n%s", st.Outcome, tt.want, st.Summary())
+			}
+			if c := st.Counts(); st.Outcome == OutcomeCompleted && tt.o.fail+tt.o.silent > 0 && c.Failed == 0 {
+				// A case with failing devices that completes must have
+				// seen them fail (below the abort ratio), or it tested
+				// nothing about failures.
+				t.Errorf("completed with no failed device although the fleet has failing ones\n%s", st.Summary())
 			}
 			if st.Outcome == OutcomeCompleted {
 				for _, d := range s.devs {
