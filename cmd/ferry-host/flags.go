@@ -64,7 +64,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	fs.StringVar(&c.clientCA, "client-ca", "", "PEM CA bundle; when set, control clients must present a certificate it signed (mTLS)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM; then their guests are stopped (503) and the host exits within about 3 s more, whatever the guests do")
 	fs.Int64Var(&c.gcBallastMiB, "gc-ballast-mib", host.DefaultGCBallast>>20, "MiB of heap ballast: never-touched memory the Go collector counts as live, so that a small heap is not collected every few hundred requests (costs no RSS, counts against GOMEMLIMIT; 0: none)")
 	fs.IntVar(&c.compileWorkers, "compile-workers", 0, "goroutines compiling one large module (a Go guest) in parallel; 0: one per CPU, 1: leave the other cores to serving while deploying")
 	fs.BoolVar(&c.deployGC, "deploy-gc", true, "a deploy that brought the Go heap close to its next garbage collection runs it before returning, not beside the requests that follow (false: leave it to the background collector)")

@@ -23,6 +23,9 @@ type instance struct {
 	// fire sets the instrumented module's interrupt global (nil under a
 	// safe engine).
 	fire func()
+	// ref is the call the instance serves, for its stdout, stderr, random
+	// source and sleep (guestlog.go); set by the goroutine running it.
+	ref *callRef
 }
 
 // pool keeps idle reactor instances of a component, most recently used first.
@@ -57,13 +60,21 @@ func (p *pool) newInstance(ctx context.Context) (*instance, error) {
 	defer cancel()
 	ictx = context.WithValue(ictx, callKey{}, cs)
 	ictx = experimental.WithMemoryAllocator(ictx, memAllocator{})
+	cs.initCtx = ictx
+	// The instance's streams follow the call it serves: _initialize's now,
+	// then each request's.
+	ref := &callRef{cs: cs}
+	defer func() { ref.cs = nil }()
+	cfg := c.cfg.WithStderr(&guestStream{ref: ref, stream: "stderr"}).
+		WithStdout(&guestStream{ref: ref, stream: "stdout"}).
+		WithRandSource(&guestRand{ref: ref}).WithNanosleep(ref.sleepFn())
 	// The instance outlives this context: wazero only watches it during
 	// instantiation when CloseOnContextDone is set.
-	mod, err := c.eng.rt.InstantiateModule(ictx, c.mod.cm, c.cfg)
+	mod, err := c.eng.rt.InstantiateModule(ictx, c.mod.cm, cfg)
 	if err != nil {
 		return nil, err
 	}
-	inst := &instance{mod: mod}
+	inst := &instance{mod: mod, ref: ref}
 	if !c.eng.safe {
 		g, err := startInstance(ictx, mod, "_initialize")
 		if err == nil && ictx.Err() != nil {
@@ -185,6 +196,8 @@ func (c *component) runReactor(ctx context.Context, cs *callState, r *http.Reque
 	}
 	inst.uses++
 	inst.stack[0] = 0
+	inst.ref.cs = cs
+	defer func() { inst.ref.cs = nil }()
 	interrupted := false
 	if inst.fire != nil {
 		cs.setInterrupt(inst.fire)
