@@ -96,6 +96,7 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 		NoDeployGC:          !c.deployGC,
 		GCBallast:           c.gcBallast(),
 		CompileWorkers:      c.compileWorkers,
+		MemoryBudget:        int64(c.memoryBudget),
 	})
 	if err != nil {
 		return err

@@ -273,6 +273,13 @@ func (c *component) serve(w http.ResponseWriter, r *http.Request, cs *callState)
 	}
 	if err != nil {
 		switch {
+		case errors.Is(err, errMemoryBudget):
+			c.rt.log.LogAttrs(r.Context(), slog.LevelWarn, "request refused: host memory budget full",
+				slog.String("app", c.app), slog.String("component", c.name), slog.Int("status", 503))
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(budgetBody))
+			c.m.observe(http.StatusServiceUnavailable, time.Since(start))
 		case cs.out.overflow:
 			c.fail(w, r, start, http.StatusInternalServerError, "response larger than "+strconv.FormatInt(c.maxResp, 10)+" bytes", err)
 		case errors.Is(ctx.Err(), errGuestStopped):

@@ -56,6 +56,14 @@ func (p *pool) newInstance(ctx context.Context) (*instance, error) {
 		cs.envN++
 	}
 	cs.addArg(c.name)
+	// The wait for room in the memory budget ends with the request (if
+	// any) the instance is made for; the instance itself does not.
+	if err := c.reserveMem(ctx); err != nil {
+		return nil, err
+	}
+	if b, ok := ctx.(budgetCtx); ok {
+		ctx = b.Context
+	}
 	ictx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	ictx = context.WithValue(ictx, callKey{}, cs)
@@ -72,6 +80,7 @@ func (p *pool) newInstance(ctx context.Context) (*instance, error) {
 	// instantiation when CloseOnContextDone is set.
 	mod, err := c.eng.rt.InstantiateModule(ictx, c.mod.cm, cfg)
 	if err != nil {
+		c.releaseMem()
 		return nil, err
 	}
 	inst := &instance{mod: mod, ref: ref}
@@ -82,6 +91,7 @@ func (p *pool) newInstance(ctx context.Context) (*instance, error) {
 		}
 		if err != nil {
 			mod.Close(context.Background())
+			c.releaseMem()
 			return nil, err
 		}
 		inst.fire = func() { g.Set(1) }
@@ -89,6 +99,7 @@ func (p *pool) newInstance(ctx context.Context) (*instance, error) {
 	fn := mod.ExportedFunction(abi.ReactorHandler)
 	if fn == nil {
 		mod.Close(context.Background())
+		c.releaseMem()
 		return nil, fmt.Errorf("%w: %s", ErrMissingExport, abi.ReactorHandler)
 	}
 	inst.handle = fn
@@ -112,7 +123,7 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 		return inst, nil
 	}
 	p.mu.Unlock()
-	return p.newInstance(context.WithoutCancel(ctx))
+	return p.newInstance(budgetCtx{context.WithoutCancel(ctx), ctx})
 }
 
 // put returns a healthy instance to the pool, or discards it when the pool
@@ -167,6 +178,7 @@ func (p *pool) replace() {
 
 func (p *pool) discard(inst *instance) {
 	inst.mod.Close(context.Background())
+	p.c.releaseMem()
 	p.c.alive.Add(-1)
 	p.c.mem.Add(-inst.mem)
 	p.c.m.instances.Dec()
@@ -255,3 +267,14 @@ func (c *component) writeReactorHead(w http.ResponseWriter, cs *callState) (int,
 	}
 	return cs.status, cs.out.b
 }
+
+// budgetCtx is the context of an instance created for a request: it does
+// not end with the request (the instance outlives it), but its wait for
+// room in the memory budget does (Done is the request's).
+type budgetCtx struct {
+	context.Context
+	req context.Context
+}
+
+// Done implements context.Context: the request's.
+func (b budgetCtx) Done() <-chan struct{} { return b.req.Done() }

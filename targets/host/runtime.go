@@ -105,6 +105,16 @@ type Options struct {
 	// before their guests are stopped (the requests then answer 503). Zero
 	// means DefaultStopGrace (5 s).
 	StopGrace time.Duration
+	// MemoryBudget caps the linear memory of all guest instances together,
+	// in bytes: each instance reserves its component's memory limit before
+	// it is instantiated (a WAGI instance for its request, a reactor
+	// instance while it is pooled), so the sum never passes the budget. A
+	// request finding it full waits up to MemoryWait, then answers 503.
+	// Zero means no budget.
+	MemoryBudget int64
+	// MemoryWait is how long a request waits for room in MemoryBudget
+	// (never past its deadline). Zero means DefaultMemoryWait (1 s).
+	MemoryWait time.Duration
 }
 
 // Bundle is what Deploy needs besides the app's configuration.
@@ -209,6 +219,8 @@ type Runtime struct {
 	// Close stops when its context ends.
 	retiring sync.Map // *version -> struct{}
 
+	budget memBudget // Options.MemoryBudget (budget.go)
+
 	logMu      sync.Mutex
 	logBuckets map[string]*logBucket // per app, see guestlog.go
 }
@@ -276,6 +288,10 @@ func New(opts Options) (*Runtime, error) {
 	}
 	if r.opts.GuestLogRate == 0 {
 		r.opts.GuestLogRate = DefaultGuestLogRate
+	}
+	r.budget.max = opts.MemoryBudget
+	if r.opts.MemoryWait <= 0 {
+		r.opts.MemoryWait = DefaultMemoryWait
 	}
 	if r.opts.StopGrace <= 0 {
 		r.opts.StopGrace = DefaultStopGrace

@@ -35,6 +35,10 @@ func (c *component) runWAGI(ctx context.Context, cs *callState, r *http.Request,
 			WithStderr(&cs.errW).WithRandSource(&cs.rnd).WithNanosleep(cs.sleepF)
 	}
 	cfg := cs.wagiCfg
+	if err := c.reserveMem(ctx); err != nil {
+		return err
+	}
+	defer c.releaseMem()
 	c.alive.Add(1)
 	c.m.instances.Inc()
 	if c.eng.safe {
