@@ -51,8 +51,9 @@ type component struct {
 	alive atomic.Int64 // live instances
 	mem   atomic.Int64 // bytes of pooled reactor instance memory
 
-	running runSet     // calls in progress (stop.go)
-	logRate *logBucket // the app's guest log bucket (guestlog.go)
+	running   runSet        // calls in progress (stop.go)
+	logRate   *logBucket    // the app's guest log bucket (guestlog.go)
+	execSlots chan struct{} // the app's execution slots (fairness.go)
 }
 
 // newComponent validates and compiles one component of v.
@@ -70,7 +71,7 @@ func (r *Runtime) newComponent(ctx context.Context, v *version, dc deploy.Compon
 		routes: slices.Clone(dc.Routes), timeout: lim.Timeout.Std(), maxResp: lim.MaxResponseBytes,
 		sem:     make(chan struct{}, lim.MaxConcurrency),
 		log:     r.log.With(slog.String("app", v.app.Name), slog.String("component", dc.Name)),
-		logRate: r.logBucketFor(v.app.Name),
+		logRate: r.logBucketFor(v.app.Name), execSlots: r.appSlots(v.app.Name),
 	}
 	if dc.Health != nil && dc.Health.Path != "" {
 		c.health = dc.Health.Path
@@ -282,6 +283,8 @@ func (c *component) serve(w http.ResponseWriter, r *http.Request, cs *callState)
 			c.m.observe(http.StatusServiceUnavailable, time.Since(start))
 		case cs.out.overflow:
 			c.fail(w, r, start, http.StatusInternalServerError, "response larger than "+strconv.FormatInt(c.maxResp, 10)+" bytes", err)
+		case errors.Is(err, errAppBusy):
+			c.fail(w, r, start, http.StatusServiceUnavailable, "app at its limit of concurrent guest executions", err)
 		case errors.Is(ctx.Err(), errGuestStopped):
 			c.fail(w, r, start, http.StatusServiceUnavailable, "guest stopped: its app was deleted or the host is shutting down", err)
 		case errors.Is(ctx.Err(), context.DeadlineExceeded) || isExit(err, sys.ExitCodeDeadlineExceeded):

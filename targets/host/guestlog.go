@@ -100,6 +100,7 @@ func (r *Runtime) logBucketFor(app string) *logBucket {
 func (r *Runtime) forgetLogBucket(app string) {
 	r.logMu.Lock()
 	delete(r.logBuckets, app)
+	delete(r.execSlots, app)
 	r.logMu.Unlock()
 }
 

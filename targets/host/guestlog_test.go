@@ -252,3 +252,68 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestMaxAppExecutions: with a cap of one execution per app, a second
+// request to an app whose guest spins waits for the slot until its
+// deadline and answers 503, while another app keeps serving.
+func TestMaxAppExecutions(t *testing.T) {
+	e := newEnv(t, Options{MaxAppExecutions: 1})
+	check := bystander(t, e)
+	w := fixture(t, "loop")
+	// Two components of one app: a long deadline on /..., a short one on
+	// /short, so the second request's deadline comes first.
+	a := app("spin", deploy.ExecutorWAGI, w, "/...")
+	a.Hosts = []string{"spin.test"}
+	a.Components[0].Limits = deploy.Limits{Timeout: deploy.Duration(2 * time.Second)}
+	a.Components = append(a.Components, deploy.Component{Name: "short", Digest: digestOf(w),
+		Executor: deploy.ExecutorWAGI, Routes: []string{"/short"},
+		Limits: deploy.Limits{Timeout: deploy.Duration(300 * time.Millisecond)}})
+	e.deploy(t, a, w)
+	first := goDo(t, e, "spin.test")
+	time.Sleep(100 * time.Millisecond) // the first holds the slot
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/short", nil)
+	req.Host = "spin.test"
+	second := make(chan result, 1)
+	go func() {
+		resp, err := e.srv.Client().Do(req)
+		r := result{}
+		if err == nil {
+			resp.Body.Close()
+			r.code = resp.StatusCode
+		}
+		second <- r
+	}()
+	check()
+	r1 := waitResult(t, first, 15*time.Second, "first")
+	r2 := waitResult(t, second, 15*time.Second, "second")
+	if r1.code != http.StatusGatewayTimeout || r2.code != http.StatusServiceUnavailable {
+		t.Errorf("statuses %d, %d; want 504 (the spinner), 503 (waited for the app's slot)", r1.code, r2.code)
+	}
+	if !strings.Contains(e.logs.String(), "app at its limit of concurrent guest executions") {
+		t.Error("no log line for the 503")
+	}
+}
+
+// TestGuestLogRate: an app logging 8 KiB per request (within the
+// per-request cap) is held to its rate: over many quick requests what it
+// logs stays within the bucket plus the rate, and the dropped lines say so.
+func TestGuestLogRate(t *testing.T) {
+	const rate = 16 << 10
+	e, tap := newTapEnv(t, Options{GuestLogRate: rate})
+	w := fixture(t, "floodlog")
+	a := app("chatty", deploy.ExecutorWAGI, w, "/...")
+	a.Components[0].Limits = deploy.Limits{Timeout: deploy.Duration(200 * time.Millisecond)}
+	e.deploy(t, a, w)
+	start := time.Now()
+	for range 10 {
+		e.get(t, "/")
+	}
+	took := time.Since(start).Seconds()
+	limit := float64(4*rate) + took*rate + 8<<10
+	if got := float64(tap.guest.Load()); got > limit {
+		t.Errorf("logged %.0f bytes in %.1f s, over %.0f (bucket + rate)", got, took, limit)
+	}
+	if !strings.Contains(tap.hostLogs(), "the app's rate") {
+		t.Errorf("no line saying the rate dropped records:\n%s", lastLines(tap.hostLogs(), 3))
+	}
+}

@@ -202,6 +202,11 @@ func (p *pool) closeAll() {
 // a non-zero result discards the instance.
 func (c *component) runReactor(ctx context.Context, cs *callState, r *http.Request, m *match) error {
 	cs.req, cs.m = r, m
+	leave, err := c.enterApp(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	inst, err := c.pool.get(ctx)
 	if err != nil {
 		return fmt.Errorf("instantiating: %w", err)

@@ -115,6 +115,12 @@ type Options struct {
 	// MemoryWait is how long a request waits for room in MemoryBudget
 	// (never past its deadline). Zero means DefaultMemoryWait (1 s).
 	MemoryWait time.Duration
+	// MaxAppExecutions caps how many guests of one app (all its
+	// components and versions) run at once; further requests wait for a
+	// slot until their deadline, then answer 503, so that an app whose
+	// guests spin cannot take every core from the others (fairness.go).
+	// Zero means no cap.
+	MaxAppExecutions int
 }
 
 // Bundle is what Deploy needs besides the app's configuration.
@@ -222,7 +228,8 @@ type Runtime struct {
 	budget memBudget // Options.MemoryBudget (budget.go)
 
 	logMu      sync.Mutex
-	logBuckets map[string]*logBucket // per app, see guestlog.go
+	logBuckets map[string]*logBucket    // per app, see guestlog.go
+	execSlots  map[string]chan struct{} // per app, see fairness.go
 }
 
 type appSlot struct {
@@ -265,6 +272,7 @@ func New(opts Options) (*Runtime, error) {
 		client:  opts.OutboundClient,
 
 		logBuckets: map[string]*logBucket{},
+		execSlots:  map[string]chan struct{}{},
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -324,6 +332,7 @@ func New(opts Options) (*Runtime, error) {
 			return nil, fmt.Errorf("host: registering metrics: %w", err)
 		}
 	}
+	r.metrics.budgetMax.Set(float64(opts.MemoryBudget))
 	r.table.Store(&table{any: &router{}})
 	return r, nil
 }

@@ -35,6 +35,11 @@ func (c *component) runWAGI(ctx context.Context, cs *callState, r *http.Request,
 			WithStderr(&cs.errW).WithRandSource(&cs.rnd).WithNanosleep(cs.sleepF)
 	}
 	cfg := cs.wagiCfg
+	leave, err := c.enterApp(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	if err := c.reserveMem(ctx); err != nil {
 		return err
 	}
