@@ -24,6 +24,7 @@ run() { # run PKG BENCH-REGEXP BENCHTIME
 run ./targets/host 'BenchmarkWAGI$|BenchmarkReactor$|ReactorFloor|Handler$' 5000x
 # Density, swaps under load, warm restart: each iteration is the whole job.
 run ./targets/host 'Density|SwapsUnderLoad|WarmRestart|DeployGo' 1x
+run ./targets/host 'NeighbourUnderSpin' 1x
 run ./targets/host/control . 20x
 run ./targets/fleet . 1s
 run ./builder CachedBuild 1s

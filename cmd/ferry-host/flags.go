@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,32 @@ type config struct {
 	deployGC           bool
 	gcBallastMiB       int64
 	compileWorkers     int
+	memoryBudget       byteSize
+}
+
+// byteSize is a flag value in bytes, written as a number with an optional
+// KiB, MiB or GiB suffix.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(v string) error {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSuffix(v, u.suffix), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("want a size such as 2GiB, 512MiB or a number of bytes")
+	}
+	*b = byteSize(n * mult)
+	return nil
 }
 
 // errUsage marks command-line mistakes (exit code 2).
@@ -64,9 +91,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	fs.StringVar(&c.clientCA, "client-ca", "", "PEM CA bundle; when set, control clients must present a certificate it signed (mTLS)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM; then their guests are stopped (503) and the host exits within about 3 s more, whatever the guests do")
 	fs.Int64Var(&c.gcBallastMiB, "gc-ballast-mib", host.DefaultGCBallast>>20, "MiB of heap ballast: never-touched memory the Go collector counts as live, so that a small heap is not collected every few hundred requests (costs no RSS, counts against GOMEMLIMIT; 0: none)")
 	fs.IntVar(&c.compileWorkers, "compile-workers", 0, "goroutines compiling one large module (a Go guest) in parallel; 0: one per CPU, 1: leave the other cores to serving while deploying")
+	fs.Var(&c.memoryBudget, "memory-budget", "cap on the linear memory of all guest instances together (e.g. 2GiB): each instance reserves its memory limit first; a request finding no room within 1 s gets 503 (0: no cap)")
 	fs.BoolVar(&c.deployGC, "deploy-gc", true, "a deploy that brought the Go heap close to its next garbage collection runs it before returning, not beside the requests that follow (false: leave it to the background collector)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -96,6 +96,7 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 		NoDeployGC:          !c.deployGC,
 		GCBallast:           c.gcBallast(),
 		CompileWorkers:      c.compileWorkers,
+		MemoryBudget:        int64(c.memoryBudget),
 	})
 	if err != nil {
 		return err
@@ -193,7 +194,17 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
 	defer cancel()
-	err = errors.Join(ctlSrv.Shutdown(sctx), appSrv.Shutdown(sctx))
+	// The runtime stops the guests still running when the shutdown timeout
+	// is up (whatever they do); the servers wait a little longer, for the
+	// handlers of those requests to answer 503.
+	rtClosed := make(chan error, 1)
+	go func() { rtClosed <- rt.Close(sctx) }()
+	hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout+3*time.Second)
+	defer hcancel()
+	err = errors.Join(ctlSrv.Shutdown(hctx), appSrv.Shutdown(hctx))
+	if cerr := <-rtClosed; cerr != nil {
+		log.Warn("closing runtime", "error", cerr.Error())
+	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return errors.Join(serveErr, err)
 	}

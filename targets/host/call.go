@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -87,6 +88,24 @@ type callState struct {
 	// may hold past the call (so not the pooled callState).
 	octx    context.Context
 	ocancel context.CancelFunc
+
+	// endedFlag is set when the context ends, for host calls to check
+	// without a lock (trapIfEnded); initCtx is the context of a reactor's
+	// _initialize, which runs outside a request.
+	endedFlag atomic.Bool
+	initCtx   context.Context
+	// glog is what the call logged and dropped (see guestlog.go).
+	glog guestLog
+	// runIdx is the call's place in its component's running set.
+	runIdx int
+
+	// ref (naming this callState), errW, rnd and sleepF are the WAGI
+	// guest's stderr, random source and nanosleep, bound into wagiCfg.
+	// Kept across uses.
+	ref    callRef
+	errW   guestStream
+	rnd    guestRand
+	sleepF func(int64)
 }
 
 // memCtx carries the pooled memory allocator (experimental.WithMemoryAllocator
@@ -120,6 +139,9 @@ func (cs *callState) begin(parent context.Context, timeout time.Duration) {
 		cs.cancelFn = func() { cs.end(context.Canceled) }
 	}
 	cs.parent, cs.ctx = parent, cs
+	if cs.comp != nil {
+		cs.comp.running.add(cs)
+	}
 	cs.deadline = time.Now().Add(timeout)
 	if d, ok := parent.Deadline(); ok && d.Before(cs.deadline) {
 		cs.deadline = d
@@ -152,6 +174,9 @@ func (cs *callState) watchParent() {
 // finish disarms the context, waiting for a callback that already started,
 // so that the callState can be reused.
 func (cs *callState) finish() {
+	if cs.comp != nil {
+		cs.comp.running.remove(cs)
+	}
 	if !cs.timer.Stop() {
 		<-cs.timerDone
 	}
@@ -177,6 +202,7 @@ func (cs *callState) end(err error) {
 		err = context.Canceled
 	}
 	cs.err = err
+	cs.endedFlag.Store(true)
 	if cs.done != nil {
 		close(cs.done)
 	}
@@ -286,6 +312,7 @@ func getCall(c *component) *callState {
 }
 
 func putCall(cs *callState) {
+	cs.noteDropped()
 	for _, resp := range cs.outbound {
 		resp.Body.Close()
 	}
@@ -314,6 +341,17 @@ func (cs *callState) reset() {
 		timer: cs.timer, timerDone: cs.timerDone, parentDone: cs.parentDone,
 		watchTimer: cs.watchTimer, watchDone: cs.watchDone,
 		expireFn: cs.expireFn, watchFn: cs.watchFn, parentFn: cs.parentFn, cancelFn: cs.cancelFn,
+		ref: cs.ref, errW: cs.errW, rnd: cs.rnd, sleepF: cs.sleepF,
+	}
+}
+
+// bindIO makes ref, errW, rnd and sleepF name cs (once per callState).
+func (cs *callState) bindIO() {
+	if cs.sleepF == nil {
+		cs.ref.cs = cs
+		cs.errW = guestStream{ref: &cs.ref, stream: "stderr"}
+		cs.rnd = guestRand{ref: &cs.ref}
+		cs.sleepF = cs.ref.sleepFn()
 	}
 }
 

@@ -50,6 +50,10 @@ type component struct {
 	m     *compMetrics
 	alive atomic.Int64 // live instances
 	mem   atomic.Int64 // bytes of pooled reactor instance memory
+
+	running   runSet        // calls in progress (stop.go)
+	logRate   *logBucket    // the app's guest log bucket (guestlog.go)
+	execSlots chan struct{} // the app's execution slots (fairness.go)
 }
 
 // newComponent validates and compiles one component of v.
@@ -65,8 +69,9 @@ func (r *Runtime) newComponent(ctx context.Context, v *version, dc deploy.Compon
 	c := &component{
 		rt: r, app: v.app.Name, name: dc.Name, digest: dc.Digest, exec: exec,
 		routes: slices.Clone(dc.Routes), timeout: lim.Timeout.Std(), maxResp: lim.MaxResponseBytes,
-		sem: make(chan struct{}, lim.MaxConcurrency),
-		log: r.log.With(slog.String("app", v.app.Name), slog.String("component", dc.Name)),
+		sem:     make(chan struct{}, lim.MaxConcurrency),
+		log:     r.log.With(slog.String("app", v.app.Name), slog.String("component", dc.Name)),
+		logRate: r.logBucketFor(v.app.Name), execSlots: r.appSlots(v.app.Name),
 	}
 	if dc.Health != nil && dc.Health.Path != "" {
 		c.health = dc.Health.Path
@@ -131,7 +136,7 @@ func (r *Runtime) newComponent(ctx context.Context, v *version, dc deploy.Compon
 	}
 
 	cfg := wazero.NewModuleConfig().WithName("").WithRandSource(rand.Reader).
-		WithStderr(logWriter{c: c, stream: "stderr"}).
+		WithStderr(io.Discard). // bound per call (WAGI) or instance (reactor): guestlog.go
 		WithSysWalltime().WithSysNanotime().WithSysNanosleep()
 	if len(dc.Files) > 0 {
 		fsys := b.Files[dc.Name]
@@ -150,7 +155,6 @@ func (r *Runtime) newComponent(ctx context.Context, v *version, dc deploy.Compon
 	// interrupt (startInstance); wazero starts the others.
 	start := "_start"
 	if exec == deploy.ExecutorReactor {
-		cfg = cfg.WithStdout(logWriter{c: c, stream: "stdout"})
 		start = "_initialize"
 	}
 	if c.eng.safe {
@@ -270,8 +274,19 @@ func (c *component) serve(w http.ResponseWriter, r *http.Request, cs *callState)
 	}
 	if err != nil {
 		switch {
+		case errors.Is(err, errMemoryBudget):
+			c.rt.log.LogAttrs(r.Context(), slog.LevelWarn, "request refused: host memory budget full",
+				slog.String("app", c.app), slog.String("component", c.name), slog.Int("status", 503))
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(budgetBody))
+			c.m.observe(http.StatusServiceUnavailable, time.Since(start))
 		case cs.out.overflow:
 			c.fail(w, r, start, http.StatusInternalServerError, "response larger than "+strconv.FormatInt(c.maxResp, 10)+" bytes", err)
+		case errors.Is(err, errAppBusy):
+			c.fail(w, r, start, http.StatusServiceUnavailable, "app at its limit of concurrent guest executions", err)
+		case errors.Is(ctx.Err(), errGuestStopped):
+			c.fail(w, r, start, http.StatusServiceUnavailable, "guest stopped: its app was deleted or the host is shutting down", err)
 		case errors.Is(ctx.Err(), context.DeadlineExceeded) || isExit(err, sys.ExitCodeDeadlineExceeded):
 			c.fail(w, r, start, http.StatusGatewayTimeout, "guest exceeded its deadline of "+c.timeout.String(), err)
 		case r.Context().Err() != nil:
@@ -387,30 +402,4 @@ func (m *compMetrics) observe(status int, d time.Duration) {
 	}
 	c.Inc()
 	m.latency.Observe(d.Seconds())
-}
-
-// logWriter forwards guest output to the log, one record per line.
-type logWriter struct {
-	c      *component
-	stream string
-}
-
-func (l logWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		line := p
-		if i := slices.Index(p, '\n'); i >= 0 {
-			line, p = p[:i], p[i+1:]
-		} else {
-			p = nil
-		}
-		if len(line) > 0 && line[len(line)-1] == '\r' {
-			line = line[:len(line)-1]
-		}
-		if len(line) == 0 {
-			continue
-		}
-		l.c.log.LogAttrs(context.Background(), slog.LevelInfo, string(line), slog.String("source", "guest"), slog.String("stream", l.stream))
-	}
-	return n, nil
 }

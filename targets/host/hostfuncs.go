@@ -114,9 +114,22 @@ func (r *Runtime) instantiateFerry(ctx context.Context, rt wazero.Runtime) (api.
 		for i := range results {
 			results[i] = api.ValueTypeI32
 		}
-		b.NewFunctionBuilder().WithGoModuleFunction(f, params, results).Export(name)
+		b.NewFunctionBuilder().WithGoModuleFunction(checked(f), params, results).Export(name)
 	}
 	return b.Instantiate(ctx)
+}
+
+// checked makes f trap the guest when the call's context has ended, before
+// it starts and after it returns (a key-value write syncs to disk, an
+// outbound request waits for a server): a guest looping over slow host
+// calls stops at its deadline, not fuelPerYield calls later.
+func checked(f api.GoModuleFunc) api.GoModuleFunc {
+	return func(ctx context.Context, mod api.Module, stack []uint64) {
+		cs := callFrom(ctx)
+		cs.trapIfEnded()
+		f(ctx, mod, stack)
+		cs.trapIfEnded()
+	}
 }
 
 // view returns guest memory [ptr, ptr+n) without copying.
@@ -155,8 +168,7 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	if !ok {
 		return
 	}
-	lvl := slog.Level(int32(uint32(stack[0])))
-	cs.comp.log.LogAttrs(ctx, lvl, string(msg), slog.String("source", "guest"))
+	cs.logRecord(slog.Level(int32(uint32(stack[0]))), msg, "")
 }
 
 func hostVarGet(ctx context.Context, mod api.Module, stack []uint64) {

@@ -17,6 +17,11 @@ type metrics struct {
 	compileHits prometheus.Counter
 	deployGCs   prometheus.Counter
 	memDesc     *prometheus.Desc
+
+	budgetMax      prometheus.Gauge
+	budgetReserved prometheus.Gauge
+	budgetWaits    prometheus.Counter
+	budgetRefused  prometheus.Counter
 }
 
 var statusClasses = [6]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -49,6 +54,22 @@ func newMetrics(r *Runtime) *metrics {
 			Name: "ferry_host_deploy_gcs_total",
 			Help: "Garbage collections run by deploys before returning (the heap was close to its next collection).",
 		}),
+		budgetMax: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferry_host_memory_budget_bytes",
+			Help: "The host memory budget of all guest instances together (0: none).",
+		}),
+		budgetReserved: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferry_host_memory_reserved_bytes",
+			Help: "Linear memory reserved in the budget by live instances (their memory limits).",
+		}),
+		budgetWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_host_memory_budget_waits_total",
+			Help: "Instances that waited for room in the memory budget.",
+		}),
+		budgetRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_host_memory_budget_refused_total",
+			Help: "Instances refused for the memory budget (their requests answered 503).",
+		}),
 		memDesc: prometheus.NewDesc("ferry_host_memory_bytes",
 			"Linear memory held by an app's pooled instances.", []string{"app"}, nil),
 	}
@@ -56,7 +77,8 @@ func newMetrics(r *Runtime) *metrics {
 
 func (m *metrics) register(reg prometheus.Registerer) error {
 	var err error
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.instances, m.compiles, m.compileHits, m.deployGCs, memCollector{m}} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.instances, m.compiles, m.compileHits, m.deployGCs, memCollector{m},
+		m.budgetMax, m.budgetReserved, m.budgetWaits, m.budgetRefused} {
 		err = errors.Join(err, reg.Register(c))
 	}
 	return err

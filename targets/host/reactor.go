@@ -23,6 +23,9 @@ type instance struct {
 	// fire sets the instrumented module's interrupt global (nil under a
 	// safe engine).
 	fire func()
+	// ref is the call the instance serves, for its stdout, stderr, random
+	// source and sleep (guestlog.go); set by the goroutine running it.
+	ref *callRef
 }
 
 // pool keeps idle reactor instances of a component, most recently used first.
@@ -53,17 +56,34 @@ func (p *pool) newInstance(ctx context.Context) (*instance, error) {
 		cs.envN++
 	}
 	cs.addArg(c.name)
+	// The wait for room in the memory budget ends with the request (if
+	// any) the instance is made for; the instance itself does not.
+	if err := c.reserveMem(ctx); err != nil {
+		return nil, err
+	}
+	if b, ok := ctx.(budgetCtx); ok {
+		ctx = b.Context
+	}
 	ictx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	ictx = context.WithValue(ictx, callKey{}, cs)
 	ictx = experimental.WithMemoryAllocator(ictx, memAllocator{})
+	cs.initCtx = ictx
+	// The instance's streams follow the call it serves: _initialize's now,
+	// then each request's.
+	ref := &callRef{cs: cs}
+	defer func() { ref.cs = nil }()
+	cfg := c.cfg.WithStderr(&guestStream{ref: ref, stream: "stderr"}).
+		WithStdout(&guestStream{ref: ref, stream: "stdout"}).
+		WithRandSource(&guestRand{ref: ref}).WithNanosleep(ref.sleepFn())
 	// The instance outlives this context: wazero only watches it during
 	// instantiation when CloseOnContextDone is set.
-	mod, err := c.eng.rt.InstantiateModule(ictx, c.mod.cm, c.cfg)
+	mod, err := c.eng.rt.InstantiateModule(ictx, c.mod.cm, cfg)
 	if err != nil {
+		c.releaseMem()
 		return nil, err
 	}
-	inst := &instance{mod: mod}
+	inst := &instance{mod: mod, ref: ref}
 	if !c.eng.safe {
 		g, err := startInstance(ictx, mod, "_initialize")
 		if err == nil && ictx.Err() != nil {
@@ -71,6 +91,7 @@ func (p *pool) newInstance(ctx context.Context) (*instance, error) {
 		}
 		if err != nil {
 			mod.Close(context.Background())
+			c.releaseMem()
 			return nil, err
 		}
 		inst.fire = func() { g.Set(1) }
@@ -78,6 +99,7 @@ func (p *pool) newInstance(ctx context.Context) (*instance, error) {
 	fn := mod.ExportedFunction(abi.ReactorHandler)
 	if fn == nil {
 		mod.Close(context.Background())
+		c.releaseMem()
 		return nil, fmt.Errorf("%w: %s", ErrMissingExport, abi.ReactorHandler)
 	}
 	inst.handle = fn
@@ -101,7 +123,7 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 		return inst, nil
 	}
 	p.mu.Unlock()
-	return p.newInstance(context.WithoutCancel(ctx))
+	return p.newInstance(budgetCtx{context.WithoutCancel(ctx), ctx})
 }
 
 // put returns a healthy instance to the pool, or discards it when the pool
@@ -156,6 +178,7 @@ func (p *pool) replace() {
 
 func (p *pool) discard(inst *instance) {
 	inst.mod.Close(context.Background())
+	p.c.releaseMem()
 	p.c.alive.Add(-1)
 	p.c.mem.Add(-inst.mem)
 	p.c.m.instances.Dec()
@@ -179,12 +202,19 @@ func (p *pool) closeAll() {
 // a non-zero result discards the instance.
 func (c *component) runReactor(ctx context.Context, cs *callState, r *http.Request, m *match) error {
 	cs.req, cs.m = r, m
+	leave, err := c.enterApp(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	inst, err := c.pool.get(ctx)
 	if err != nil {
 		return fmt.Errorf("instantiating: %w", err)
 	}
 	inst.uses++
 	inst.stack[0] = 0
+	inst.ref.cs = cs
+	defer func() { inst.ref.cs = nil }()
 	interrupted := false
 	if inst.fire != nil {
 		cs.setInterrupt(inst.fire)
@@ -242,3 +272,14 @@ func (c *component) writeReactorHead(w http.ResponseWriter, cs *callState) (int,
 	}
 	return cs.status, cs.out.b
 }
+
+// budgetCtx is the context of an instance created for a request: it does
+// not end with the request (the instance outlives it), but its wait for
+// room in the memory budget does (Done is the request's).
+type budgetCtx struct {
+	context.Context
+	req context.Context
+}
+
+// Done implements context.Context: the request's.
+func (b budgetCtx) Done() <-chan struct{} { return b.req.Done() }

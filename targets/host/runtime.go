@@ -91,6 +91,36 @@ type Options struct {
 	// OutboundClient makes the guests' outbound HTTP requests (only to their
 	// allowed hosts). Nil means a client with a 30 s timeout.
 	OutboundClient *http.Client
+	// GuestLogBytes caps what one request's guest may log (stderr, a
+	// reactor's stdout, the ferry log function), each record counted as its
+	// text plus about 100 bytes; the rest is dropped and one line says how
+	// much. Zero means DefaultGuestLogBytes (64 KiB); negative means no cap.
+	GuestLogBytes int64
+	// GuestLogRate limits each app's guest logging, in bytes per second
+	// (counted as for GuestLogBytes), with bursts of four seconds' worth;
+	// beyond it records are dropped. Zero means DefaultGuestLogRate
+	// (64 KiB/s); negative means no limit.
+	GuestLogRate int64
+	// StopGrace is how long a deleted app's in-flight requests may run
+	// before their guests are stopped (the requests then answer 503). Zero
+	// means DefaultStopGrace (5 s).
+	StopGrace time.Duration
+	// MemoryBudget caps the linear memory of all guest instances together,
+	// in bytes: each instance reserves its component's memory limit before
+	// it is instantiated (a WAGI instance for its request, a reactor
+	// instance while it is pooled), so the sum never passes the budget. A
+	// request finding it full waits up to MemoryWait, then answers 503.
+	// Zero means no budget.
+	MemoryBudget int64
+	// MemoryWait is how long a request waits for room in MemoryBudget
+	// (never past its deadline). Zero means DefaultMemoryWait (1 s).
+	MemoryWait time.Duration
+	// MaxAppExecutions caps how many guests of one app (all its
+	// components and versions) run at once; further requests wait for a
+	// slot until their deadline, then answer 503, so that an app whose
+	// guests spin cannot take every core from the others (fairness.go).
+	// Zero means no cap.
+	MaxAppExecutions int
 }
 
 // Bundle is what Deploy needs besides the app's configuration.
@@ -190,6 +220,16 @@ type Runtime struct {
 	gen    atomic.Uint64
 
 	bg sync.WaitGroup // version drains
+
+	// retiring holds the versions retired but not yet closed, whose guests
+	// Close stops when its context ends.
+	retiring sync.Map // *version -> struct{}
+
+	budget memBudget // Options.MemoryBudget (budget.go)
+
+	logMu      sync.Mutex
+	logBuckets map[string]*logBucket    // per app, see guestlog.go
+	execSlots  map[string]chan struct{} // per app, see fairness.go
 }
 
 type appSlot struct {
@@ -230,6 +270,9 @@ func New(opts Options) (*Runtime, error) {
 		apps:    map[string]*appSlot{},
 		byHost:  map[string]map[string]struct{}{},
 		client:  opts.OutboundClient,
+
+		logBuckets: map[string]*logBucket{},
+		execSlots:  map[string]chan struct{}{},
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -245,6 +288,21 @@ func New(opts Options) (*Runtime, error) {
 	}
 	if r.opts.HealthTimeout <= 0 {
 		r.opts.HealthTimeout = DefaultHealthTimeout
+	}
+	if r.opts.GuestLogBytes == 0 {
+		r.opts.GuestLogBytes = DefaultGuestLogBytes
+	} else if r.opts.GuestLogBytes < 0 {
+		r.opts.GuestLogBytes = 1<<63 - 1
+	}
+	if r.opts.GuestLogRate == 0 {
+		r.opts.GuestLogRate = DefaultGuestLogRate
+	}
+	r.budget.max = opts.MemoryBudget
+	if r.opts.MemoryWait <= 0 {
+		r.opts.MemoryWait = DefaultMemoryWait
+	}
+	if r.opts.StopGrace <= 0 {
+		r.opts.StopGrace = DefaultStopGrace
 	}
 	if r.opts.GCBallast == 0 {
 		r.opts.GCBallast = DefaultGCBallast
@@ -274,6 +332,7 @@ func New(opts Options) (*Runtime, error) {
 			return nil, fmt.Errorf("host: registering metrics: %w", err)
 		}
 	}
+	r.metrics.budgetMax.Set(float64(opts.MemoryBudget))
 	r.table.Store(&table{any: &router{}})
 	return r, nil
 }
@@ -381,8 +440,9 @@ func (r *Runtime) Rollback(name string) error {
 }
 
 // Delete stops serving the app and unloads its versions once their in-flight
-// requests finish. Its key-value data stays on disk. It returns ErrNotFound
-// when the app is not deployed.
+// requests finish; guests still running after Options.StopGrace are stopped
+// (their requests answer 503). It returns at once. Its key-value data stays
+// on disk. It returns ErrNotFound when the app is not deployed.
 func (r *Runtime) Delete(name string) error {
 	r.mu.Lock()
 	if r.closed.Load() {
@@ -400,12 +460,13 @@ func (r *Runtime) Delete(name string) error {
 	}
 	delete(r.apps, name)
 	r.mu.Unlock()
-	r.retire(slot.cur)
+	r.retireWithin(slot.cur, r.opts.StopGrace)
 	if slot.prev != nil {
-		r.retire(slot.prev)
+		r.retireWithin(slot.prev, r.opts.StopGrace)
 	}
 	r.kv.closeApp(name, &r.bg)
 	r.metrics.forgetApp(name)
+	r.forgetLogBucket(name)
 	r.log.LogAttrs(context.Background(), slog.LevelInfo, "app deleted", slog.String("app", name))
 	return nil
 }
@@ -441,9 +502,12 @@ func (r *Runtime) statusLocked(name string) AppStatus {
 	return s
 }
 
-// Close stops serving, waits (until ctx ends) for in-flight requests, and
-// releases every module, instance, store and the compilation cache. The
-// Runtime cannot be used afterwards.
+// Close stops serving, waits (until ctx ends) for in-flight requests, then
+// stops the guests still running (their requests answer 503) and waits a
+// little more (stopDrainWait, 2 s) for them, and releases every module,
+// instance, store and the compilation cache. So it returns at most about
+// 2 s after ctx ends, whatever the guests do. The Runtime cannot be used
+// afterwards.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed.Swap(true) {
@@ -470,6 +534,14 @@ func (r *Runtime) Close(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
+		r.retiring.Range(func(k, _ any) bool {
+			k.(*version).stop("the runtime is closing")
+			return true
+		})
+		select {
+		case <-done:
+		case <-time.After(stopDrainWait):
+		}
 	}
 	err = errors.Join(err, r.kv.closeAll())
 	r.engMu.Lock()
@@ -558,6 +630,7 @@ func (r *Runtime) retire(v *version) {
 		v.close()
 		return
 	}
+	r.retiring.Store(v, struct{}{})
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
@@ -565,6 +638,7 @@ func (r *Runtime) retire(v *version) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		v.close()
+		r.retiring.Delete(v)
 	}()
 }
 

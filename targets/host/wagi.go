@@ -28,9 +28,22 @@ func (c *component) runWAGI(ctx context.Context, cs *callState, r *http.Request,
 		}
 	}
 	if cs.wagiComp != c {
-		cs.wagiComp, cs.wagiCfg = c, c.cfg.WithStdin(&cs.body).WithStdout(&cs.out)
+		// stderr, random_get and poll_oneoff's sleep go through the
+		// callState, which bounds them and ends them with the request.
+		cs.bindIO()
+		cs.wagiComp, cs.wagiCfg = c, c.cfg.WithStdin(&cs.body).WithStdout(&cs.out).
+			WithStderr(&cs.errW).WithRandSource(&cs.rnd).WithNanosleep(cs.sleepF)
 	}
 	cfg := cs.wagiCfg
+	leave, err := c.enterApp(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	if err := c.reserveMem(ctx); err != nil {
+		return err
+	}
+	defer c.releaseMem()
 	c.alive.Add(1)
 	c.m.instances.Inc()
 	if c.eng.safe {
