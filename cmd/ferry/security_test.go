@@ -184,3 +184,36 @@ func TestAgentSendsNoDefaultToken(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateDoesNotPrintOutsideFiles: `ln -s /proc/self/environ
+// leak.hcl` made ferry validate print the environment in the error's
+// source snippet. A spec file that leads outside the spec directory is
+// refused with a diagnostic that shows nothing of it.
+func TestValidateDoesNotPrintOutsideFiles(t *testing.T) {
+	const secret = "FERRY_PASSWORD=leaked-signing-password"
+	outside := filepath.Join(t.TempDir(), "secret.env")
+	os.WriteFile(outside, []byte(secret+"\n"), 0o600)
+	path := os.Getenv("PATH") // in this process's initial environment
+	for _, tc := range []struct{ name, target, value string }{
+		{"outside file", outside, "leaked-signing-password"},
+		{"/proc/self/environ", "/proc/self/environ", path},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "ferry.hcl"), []byte("app \"a\" {\n  component \"w\" {\n    wasm = \"./a.wasm\"\n  }\n}\n"), 0o644)
+			os.WriteFile(filepath.Join(dir, "a.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644)
+			if err := os.Symlink(tc.target, filepath.Join(dir, "leak.hcl")); err != nil {
+				t.Fatal(err)
+			}
+			for _, args := range [][]string{{"validate", dir}, {"validate", "-o", "json", dir}} {
+				code, out, errs := ferry(t, args...)
+				if strings.Contains(out+errs, tc.value) {
+					t.Fatalf("%v printed the outside file:\n%s%s", args, out, errs)
+				}
+				if code != exitError || !strings.Contains(out+errs, "leak.hcl") || !strings.Contains(out+errs, "outside the spec directory") {
+					t.Fatalf("%v: exit %d, want a refusal naming leak.hcl:\n%s%s", args, code, out, errs)
+				}
+			}
+		})
+	}
+}
