@@ -200,6 +200,9 @@ func (b *Builder) buildOne(ctx context.Context, c Component, n, total int) Resul
 	if err := c.validate(); err != nil {
 		return fail("validate", err, "")
 	}
+	if err := c.contained(); err != nil {
+		return fail("validate", err, "")
+	}
 	if b.cacheErr != nil {
 		return fail("cache", b.cacheErr, "")
 	}
@@ -238,7 +241,7 @@ func (b *Builder) buildOne(ctx context.Context, c Component, n, total int) Resul
 	case KindCommand:
 		wasm, output, err = b.buildCommand(ctx, c)
 	case KindWasm:
-		wasm, err = os.ReadFile(c.Wasm)
+		wasm, err = readInside(c.root(), c.Wasm, "wasm file")
 	}
 	if err != nil {
 		return fail("build", err, output)

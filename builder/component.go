@@ -42,6 +42,12 @@ type Component struct {
 	// GoPackage, Workdir, Output and Wasm must lie inside it, and Watch
 	// patterns may not leave it. Empty disables the check.
 	Dir string
+	// Root is the repository root (Dir or a directory above it): every file
+	// the build reads — a prebuilt wasm file, Go sources, package
+	// directories, go.mod and local replacements — must resolve inside it,
+	// through any symbolic link, or the build fails with ErrOutsideRoot.
+	// Empty means Dir; with both empty nothing is checked.
+	Root string
 	// GoPackage is the directory of the Go main package (KindGo).
 	GoPackage string
 	// Executor is ExecutorWAGI or ExecutorReactor; empty means WAGI. For Go,

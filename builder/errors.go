@@ -31,6 +31,12 @@ var (
 	// unknown kind or executor, a missing or relative path, or a path that
 	// escapes Component.Dir.
 	ErrInvalidComponent = errors.New("invalid component")
+	// ErrOutsideRoot means a file the build would read resolves, through a
+	// symbolic link, to somewhere outside Component.Root (or Dir): a
+	// prebuilt wasm file, a Go source, package directory, go.mod or local
+	// replacement. The message names the path inside the root and shows
+	// nothing of the outside file. Retrying does not help.
+	ErrOutsideRoot = errors.New("path leads outside the repository")
 )
 
 // BuildError is the error of one component. Its message starts with the

@@ -48,8 +48,8 @@ type fileEntry struct {
 // Declared paths are slash-separated and relative ("static/index.html",
 // "static/"); one that is absolute, leaves the tree by "..", is missing, or
 // is (or holds) anything but regular files and directories — a symbolic
-// link, a device — is refused with an error wrapping ErrInvalidApp that
-// names it. An archive larger than maxBytes (zero or less means
+// link, a device — or lies below a symbolic link, is refused with an error
+// wrapping ErrInvalidApp that names it. An archive larger than maxBytes (zero or less means
 // DefaultMaxFilesBytes) is refused with ErrFilesTooLarge.
 func PackFiles(fsys fs.FS, declared []string, maxBytes int64) ([]byte, error) {
 	if maxBytes <= 0 {
@@ -86,6 +86,12 @@ func PackFiles(fsys fs.FS, declared []string, maxBytes int64) ([]byte, error) {
 		p := path.Clean(d)
 		if strings.HasPrefix(d, "/") || p == ".." || strings.HasPrefix(p, "../") {
 			return nil, fmt.Errorf("%w: declared file %q is not a relative path inside the component's directory", ErrInvalidApp, d)
+		}
+		// No parent may be a symbolic link: fs.Lstat (and os.DirFS) follow
+		// the links among a path's parents, so "static/passwd" with
+		// static -> /etc would read /etc/passwd.
+		if err := checkParents(fsys, p); err != nil {
+			return nil, err
 		}
 		info, err := fs.Lstat(fsys, p)
 		if err != nil {
@@ -157,6 +163,25 @@ func PackFiles(fsys fs.FS, declared []string, maxBytes int64) ([]byte, error) {
 			ErrInvalidApp, ErrFilesTooLarge, buf.Len(), maxBytes)
 	}
 	return buf.Bytes(), nil
+}
+
+// checkParents refuses declared path p when one of its parent directories
+// is a symbolic link, naming both.
+func checkParents(fsys fs.FS, p string) error {
+	var parents []string
+	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+		parents = append(parents, d)
+	}
+	for i := len(parents) - 1; i >= 0; i-- {
+		info, err := fs.Lstat(fsys, parents[i])
+		if err != nil {
+			return nil // the declared path's own Lstat reports it
+		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%w: declared file %q lies beyond the symbolic link %q; only regular files and directories can be packed", ErrInvalidApp, p, parents[i])
+		}
+	}
+	return nil
 }
 
 // checkFilePath refuses paths that are not clean, relative and portable.

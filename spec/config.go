@@ -234,23 +234,17 @@ type Target struct {
 	DeclRange hcl.Range `json:"-"`
 }
 
-// HostTarget is how ferry reaches ferry-host control endpoints. Credential
-// paths that are relative in the spec are made absolute against the spec
-// directory; absolute and "~/" paths are kept as written. They are not
-// checked for existence: they live on the machine that runs ferry.
+// HostTarget is how ferry reaches ferry-host control endpoints. The spec
+// names no secret: Credential names an entry of the operator's
+// credentials file (see Credentials), which holds the token and TLS files
+// and the endpoints they may be sent to.
 type HostTarget struct {
 	// Endpoints are the control API base URLs, at least one.
 	Endpoints []string `json:"endpoints"`
-	// TokenEnv names an environment variable holding the bearer token.
-	TokenEnv string `json:"token_env,omitempty"`
-	// TokenFile is a file holding the bearer token.
-	TokenFile string `json:"token_file,omitempty"`
-	// CAFile is a PEM bundle that verifies the endpoints' TLS certificates.
-	CAFile string `json:"ca_file,omitempty"`
-	// ClientCertFile and ClientKeyFile are a TLS client certificate pair.
-	ClientCertFile string `json:"client_cert_file,omitempty"`
-	// ClientKeyFile is the key of ClientCertFile.
-	ClientKeyFile string `json:"client_key_file,omitempty"`
+	// Credential names the operator's credential for these endpoints.
+	// Empty means none: the agent sends no token; ferry plan, apply and
+	// destroy by hand send the --host-token-file / FERRY_HOST_TOKEN token.
+	Credential string `json:"credential,omitempty"`
 }
 
 // KubeTarget is a Kubernetes cluster.

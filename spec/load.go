@@ -2,7 +2,9 @@ package spec
 
 import (
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -98,12 +100,29 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 	}
 	files := map[string][]byte{}
 	var diags hcl.Diagnostics
+	// Spec files are read through an os.Root at dir: a spec file that is a
+	// symbolic link leading outside (ln -s /proc/self/environ leak.hcl)
+	// is refused before a byte of it is read, so no diagnostic's source
+	// snippet can show it.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return &Config{Dir: dir, Files: map[string]*hcl.File{}}, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read spec directory",
+			Detail:   fmt.Sprintf("The spec directory %q cannot be read: %s.", dir, err),
+		}}
+	}
+	defer root.Close()
 	for _, e := range entries {
 		name := e.Name()
 		if e.IsDir() || !strings.HasSuffix(name, ".hcl") || strings.HasPrefix(name, ".") {
 			continue
 		}
-		src, err := os.ReadFile(filepath.Join(dir, name))
+		if d := checkSpecFile(root, dir, name); d != nil {
+			diags = append(diags, d)
+			continue
+		}
+		src, err := root.ReadFile(name)
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -123,6 +142,31 @@ func Load(dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
 	}
 	cfg, more := LoadFiles(dir, files, opts)
 	return cfg, append(diags, more...)
+}
+
+// checkSpecFile returns a diagnostic when the spec file name in root is
+// not a regular file inside it: a symbolic link that leads outside the spec
+// directory, or a device, pipe or directory. The diagnostic names the file
+// and shows nothing of what it points to.
+func checkSpecFile(root *os.Root, dir, name string) *hcl.Diagnostic {
+	fi, err := root.Stat(name)
+	switch {
+	case err != nil && errors.Is(err, fs.ErrNotExist):
+		return nil // a dangling link: reading reports it
+	case err != nil:
+		return &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Spec file outside the spec directory",
+			Detail:   fmt.Sprintf("The spec file %q is a symbolic link that leads outside the spec directory %q; ferry reads only files inside it, so it was not read.", filepath.Join(dir, name), dir),
+		}
+	case !fi.Mode().IsRegular():
+		return &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Spec file is not a regular file",
+			Detail:   fmt.Sprintf("The spec file %q is a %s, not a regular file, so it was not read.", filepath.Join(dir, name), fi.Mode().Type()),
+		}
+	}
+	return nil
 }
 
 // LoadFiles is Load for spec files given in memory: files maps file names

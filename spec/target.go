@@ -16,7 +16,7 @@ import (
 var targetSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "type", Required: true}, {Name: "apps", Required: true},
-		{Name: "endpoint"}, {Name: "endpoints"}, {Name: "token_env"}, {Name: "token_file"},
+		{Name: "endpoint"}, {Name: "endpoints"}, {Name: "credential"}, {Name: "token_env"}, {Name: "token_file"},
 		{Name: "ca_file"}, {Name: "client_cert_file"}, {Name: "client_key_file"},
 		{Name: "kubeconfig"}, {Name: "context"}, {Name: "namespace"}, {Name: "mode"},
 		{Name: "selector"},
@@ -25,7 +25,7 @@ var targetSchema = &hcl.BodySchema{
 }
 
 var typeOf = map[string]TargetType{
-	"endpoint": TargetHost, "endpoints": TargetHost, "token_env": TargetHost, "token_file": TargetHost,
+	"endpoint": TargetHost, "endpoints": TargetHost, "credential": TargetHost, "token_env": TargetHost, "token_file": TargetHost,
 	"ca_file": TargetHost, "client_cert_file": TargetHost, "client_key_file": TargetHost,
 	"kubeconfig": TargetKubernetes, "context": TargetKubernetes, "namespace": TargetKubernetes, "mode": TargetKubernetes,
 	"selector": TargetFleet, "rollout": TargetFleet,
@@ -201,6 +201,11 @@ func (l *loader) reportOnce(rng hcl.Range, summary, detail string, args ...any) 
 	l.diags = append(l.diags, errDiag(rng, summary, detail, args...))
 }
 
+// movedCredentialArgs are the host target arguments that named credentials
+// before they moved to the operator's credentials file; a spec using one
+// gets a diagnostic that explains the move.
+var movedCredentialArgs = []string{"token_env", "token_file", "ca_file", "client_cert_file", "client_key_file"}
+
 func (l *loader) decodeHostTarget(b *hcl.Block, attrs hcl.Attributes) *HostTarget {
 	h := &HostTarget{}
 	ep, eps := attrs["endpoint"], attrs["endpoints"]
@@ -237,43 +242,23 @@ func (l *loader) decodeHostTarget(b *hcl.Block, attrs hcl.Attributes) *HostTarge
 		}
 		h.Endpoints = append(h.Endpoints, it.val)
 	}
-	te, tf := attrs["token_env"], attrs["token_file"]
-	if te != nil && tf != nil {
-		l.diags = append(l.diags, errDiag(tf.NameRange, "Conflicting arguments",
-			"Set either token_env or token_file on a host target, not both."))
-	} else if te != nil {
-		if s, ok := l.str(te, "token_env"); ok {
-			if envNameRE.MatchString(s) {
-				h.TokenEnv = s
+	if a := attrs["credential"]; a != nil {
+		if s, ok := l.str(a, "credential"); ok {
+			if nameRE.MatchString(s) {
+				h.Credential = s
 			} else {
-				l.diags = append(l.diags, errDiag(te.Expr.Range(), "Invalid environment variable name",
-					"token_env names the environment variable holding the token; %q is not a variable name.", s))
+				l.diags = append(l.diags, errDiag(a.Expr.Range(), "Invalid credential name",
+					"The credential name %q is not valid: use %s.", s, nameRule))
 			}
 		}
-	} else if tf != nil {
-		if s, ok := l.nonEmpty(tf); ok {
-			h.TokenFile = l.credPath(s)
-		}
 	}
-	if a := attrs["ca_file"]; a != nil {
-		if s, ok := l.nonEmpty(a); ok {
-			h.CAFile = l.credPath(s)
-		}
-	}
-	cc, ck := attrs["client_cert_file"], attrs["client_key_file"]
-	switch {
-	case cc != nil && ck == nil:
-		l.diags = append(l.diags, errDiag(cc.NameRange, "Incomplete client certificate",
-			"client_cert_file needs client_key_file too."))
-	case ck != nil && cc == nil:
-		l.diags = append(l.diags, errDiag(ck.NameRange, "Incomplete client certificate",
-			"client_key_file needs client_cert_file too."))
-	case cc != nil:
-		if s, ok := l.nonEmpty(cc); ok {
-			h.ClientCertFile = l.credPath(s)
-		}
-		if s, ok := l.nonEmpty(ck); ok {
-			h.ClientKeyFile = l.credPath(s)
+	// Credentials are the operator's: a spec that could name a token (an
+	// environment variable or any file of the machine running ferry) next
+	// to an endpoint of its choosing could make the agent send it there.
+	for _, name := range movedCredentialArgs {
+		if a := attrs[name]; a != nil {
+			l.diags = append(l.diags, errDiag(a.NameRange, "Credential in the spec",
+				"%s names a credential on the machine that runs ferry, and a spec chooses its endpoints, so a commit could make the agent send that credential to an endpoint of the committer's choosing. Credentials now live with the operator: move %s into a credential block of the credentials file (ferry agent --credentials FILE), bound to this target's endpoints, and write credential = \"NAME\" here instead. By hand, ferry plan/apply/destroy also take --host-token-file or FERRY_HOST_TOKEN for targets without a credential.", name, name))
 		}
 	}
 	return h

@@ -464,7 +464,7 @@ func (a *Agent) fetchAndRelease(rr *roundRun) {
 		return
 	}
 	specDir := filepath.Join(dir, filepath.FromSlash(a.opts.Path))
-	in, err := a.opts.Releaser.Release(ctx, specDir, commit)
+	in, err := a.opts.Releaser.Release(WithRepositoryRoot(ctx, dir), specDir, commit)
 	if err == nil && in == nil {
 		err = errors.New("releaser returned nothing")
 	}

@@ -180,6 +180,12 @@ func redactURL(u string) string {
 	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
+// ErrUnsafeTree means a commit's tree cannot be checked out safely: an
+// entry's path is not clean and local, or lies beyond a symbolic link (a
+// tree that git's own fsck refuses, but servers do not run fsck by
+// default). Retrying does not help; a newer commit must fix the tree.
+var ErrUnsafeTree = errors.New("unsafe git tree")
+
 // gitSource keeps a bare mirror of one branch of the spec repository in
 // dir/repo and checks commits out into dir/worktrees/<sha>, each written to
 // a temporary directory and renamed into place, so a checkout either
@@ -298,8 +304,7 @@ func (g *gitSource) checkout(commit string) (string, error) {
 			os.RemoveAll(tmp)
 		}
 	}()
-	err = tree.Files().ForEach(func(f *object.File) error { return writeTreeFile(tmp, f) })
-	if err != nil {
+	if err := writeTree(tmp, tree); err != nil {
 		return "", fmt.Errorf("sync: checkout %s: %w", commit, err)
 	}
 	if err := syncDir(tmp); err != nil {
@@ -315,13 +320,46 @@ func (g *gitSource) checkout(commit string) (string, error) {
 	return final, nil
 }
 
-func writeTreeFile(root string, f *object.File) error {
-	if !filepath.IsLocal(f.Name) {
-		return fmt.Errorf("tree entry %q leaves the checkout", f.Name)
-	}
-	p := filepath.Join(root, filepath.FromSlash(f.Name))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+// writeTree writes the files of tree below dir through an os.Root opened
+// at dir, so no entry can create or follow a path outside it. A tree is
+// untrusted input: servers that do not fsck (git's default) accept trees
+// holding a symbolic link and, under the same name, a directory, or a path
+// below a link. Such a tree, and any entry whose name is not a clean local
+// path, fails with an error wrapping ErrUnsafeTree that names the entry.
+// Symbolic links are written as they are (the spec loader and builder
+// refuse to read through one that leaves the checkout) but nothing is ever
+// written through one.
+func writeTree(dir string, tree *object.Tree) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
 		return err
+	}
+	defer root.Close()
+	links := map[string]bool{} // entries written as symbolic links
+	return tree.Files().ForEach(func(f *object.File) error { return writeTreeFile(root, links, f) })
+}
+
+func writeTreeFile(root *os.Root, links map[string]bool, f *object.File) error {
+	name := filepath.FromSlash(f.Name)
+	if !filepath.IsLocal(name) || filepath.Clean(name) != name {
+		return fmt.Errorf("%w: tree entry %q is not a clean path inside the checkout", ErrUnsafeTree, f.Name)
+	}
+	// No parent may be a symbolic link: git itself refuses to check out a
+	// path "beyond a symbolic link". links catches the links this tree
+	// wrote; Lstat catches any other (os.Root refuses links that leave the
+	// root on its own, this also refuses links that stay inside).
+	for d := filepath.Dir(name); d != "."; d = filepath.Dir(d) {
+		if links[d] {
+			return fmt.Errorf("%w: tree entry %q lies beyond the symbolic link %q", ErrUnsafeTree, f.Name, filepath.ToSlash(d))
+		}
+		if fi, err := root.Lstat(d); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("%w: tree entry %q lies beyond the symbolic link %q", ErrUnsafeTree, f.Name, filepath.ToSlash(d))
+		}
+	}
+	if dir := filepath.Dir(name); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("%w: tree entry %q: %w", ErrUnsafeTree, f.Name, err)
+		}
 	}
 	switch f.Mode {
 	case filemode.Symlink:
@@ -329,7 +367,11 @@ func writeTreeFile(root string, f *object.File) error {
 		if err != nil {
 			return err
 		}
-		return os.Symlink(target, p)
+		if err := root.Symlink(target, name); err != nil {
+			return fmt.Errorf("%w: tree entry %q: %w", ErrUnsafeTree, f.Name, err)
+		}
+		links[name] = true
+		return nil
 	case filemode.Regular, filemode.Executable, filemode.Deprecated:
 	default:
 		return nil // submodules and other entries are not checked out
@@ -343,9 +385,9 @@ func writeTreeFile(root string, f *object.File) error {
 		return err
 	}
 	defer r.Close()
-	out, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	out, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: tree entry %q: %w", ErrUnsafeTree, f.Name, err)
 	}
 	if _, err := io.Copy(out, r); err != nil {
 		out.Close()

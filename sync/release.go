@@ -126,10 +126,13 @@ func BuildRelease(ctx context.Context, dir, commit string, opts ReleaseOptions) 
 	}
 
 	apps := selectApps(cfg, opts.Apps)
+	root := repositoryRoot(ctx, dir)
 	var comps []builder.Component
 	for _, a := range apps {
 		for _, c := range a.Components {
-			comps = append(comps, builderComponent(cfg, a, c))
+			bc := builderComponent(cfg, a, c)
+			bc.Root = root
+			comps = append(comps, bc)
 		}
 	}
 	results, _ := opts.Builder.Build(ctx, comps) // per-result errors below
@@ -381,7 +384,7 @@ func BuilderComponents(cfg *spec.Config) []builder.Component {
 
 // builderComponent maps a spec component to the builder's input.
 func builderComponent(cfg *spec.Config, a *spec.App, c *spec.Component) builder.Component {
-	bc := builder.Component{App: a.Name, Name: c.Name, Dir: absDir(cfg.Dir), Executor: string(c.Executor)}
+	bc := builder.Component{App: a.Name, Name: c.Name, Dir: absDir(cfg.Dir), Root: repoRootOf(cfg.Dir), Executor: string(c.Executor)}
 	switch c.Source.Kind {
 	case spec.SourceGo:
 		bc.Kind, bc.GoPackage = builder.KindGo, c.Source.GoPackage

@@ -52,9 +52,10 @@ func (l *logFlags) logger(s streams) (*slog.Logger, error) {
 // cachedTargets is the agent's TargetsFunc for specs: it opens each
 // supported target once per (name, endpoint) and reuses the client.
 type cachedTargets struct {
-	log *slog.Logger
-	mu  stdsync.Mutex
-	m   map[string]targets.Target
+	log  *slog.Logger
+	opts targetOptions // credentials; never a DefaultToken
+	mu   stdsync.Mutex
+	m    map[string]targets.Target
 }
 
 func (c *cachedTargets) targets(_ context.Context, cfg *spec.Config) (map[string]targets.Target, error) {
@@ -68,13 +69,15 @@ func (c *cachedTargets) targets(_ context.Context, cfg *spec.Config) (map[string
 		// A target is reopened when its connection details change.
 		key := t.Name
 		if t.Host != nil {
-			key += " " + strings.Join(t.Host.Endpoints, ",") + " " + t.Host.TokenEnv + " " + t.Host.TokenFile + " " + t.Host.CAFile + " " + t.Host.ClientCertFile
+			key += " " + strings.Join(t.Host.Endpoints, ",") + " " + t.Host.Credential
 		}
 		if tg, ok := c.m[key]; ok {
 			out[t.Name] = tg
 			continue
 		}
-		opened, skipped, err := openTargets(&spec.Config{Targets: []*spec.Target{t}}, nil, targetOptions{Logger: c.log})
+		o := c.opts
+		o.Logger, o.DefaultToken = c.log, ""
+		opened, skipped, err := openTargets(&spec.Config{Targets: []*spec.Target{t}}, nil, o)
 		if err != nil {
 			return nil, err
 		}
@@ -126,6 +129,7 @@ func trimNewline(b []byte) []byte {
 func newAgentCmd(s streams) *cobra.Command {
 	var rf releaseFlags
 	var lf logFlags
+	var creds credFlags
 	var repo, branch, path, dataDir, listen string
 	var interval time.Duration
 	cmd := &cobra.Command{
@@ -139,7 +143,9 @@ its history. Every round also repairs drift.
 
 Credentials: git from FERRY_GIT_USERNAME/PASSWORD/TOKEN or FERRY_GIT_SSH_KEY;
 registry from FERRY_REGISTRY_USERNAME/PASSWORD/TOKEN or the Docker config;
-the signing key's password from FERRY_PASSWORD. The status API's bearer token
+the signing key's password from FERRY_PASSWORD; host targets' tokens and TLS
+files from the credentials file (--credentials), each sent only to the
+endpoints its credential block allows. The status API's bearer token
 is FERRY_AGENT_TOKEN (or the file in FERRY_AGENT_TOKEN_FILE); webhook secrets
 are FERRY_WEBHOOK_GITHUB_SECRET, FERRY_WEBHOOK_GITLAB_TOKEN and
 FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
@@ -187,7 +193,11 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			if token == "" {
 				log.Warn("FERRY_AGENT_TOKEN is not set: the status API refuses every request")
 			}
-			ct := &cachedTargets{log: log}
+			topts, err := creds.apply(targetOptions{}, false)
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			ct := &cachedTargets{log: log, opts: topts}
 			metrics := prometheus.NewRegistry()
 			a, err := sync.NewAgent(sync.Options{
 				Repo: repo, Branch: branch, Path: path, Interval: interval, DataDir: dataDir,
@@ -219,6 +229,7 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 		},
 	}
 	rf.register(cmd)
+	creds.register(cmd, false)
 	lf.register(cmd)
 	cmd.Flags().StringVar(&repo, "repo", "", "spec repository: https, ssh or file URL, or a local path (required)")
 	cmd.Flags().StringVar(&branch, "branch", "main", "branch to deploy")

@@ -423,7 +423,7 @@ func TestAgentE2ESIGKILLMidRound(t *testing.T) {
 	w.Push()
 
 	dataDir := t.TempDir()
-	args := agentE2EAgentArgs(e, srv.URL(), dataDir, "--interval", "1h")
+	args := agentE2EAgentArgs(t, e, srv.URL(), dataDir, "--interval", "1h")
 	p1 := agentE2EStartAgentProc(t, bin, args)
 	agentE2EWaitServing(t, h.AppsURL, "wat", "wat v1", time.Minute)
 	agentE2EWaitServing(t, h.AppsURL, "slow", "slow v1", time.Minute)

@@ -140,10 +140,10 @@ func agentE2ESpec(repo, endpoint string, apps []string, blocks ...string) string
 
 %s
 target "local" {
-  type      = "host"
-  apps      = [%s]
-  endpoint  = %q
-  token_env = "FERRY_HOST_TOKEN"
+  type       = "host"
+  apps       = [%s]
+  endpoint   = %q
+  credential = "local"
 }
 `, repo, strings.Join(blocks, "\n"), strings.Join(quoted, ", "), endpoint)
 }
@@ -466,8 +466,17 @@ var agentE2EAPIRE = regexp.MustCompile(`API on (http://\S+)`)
 
 // agentE2EAgentArgs are the arguments of `ferry agent` for repo with
 // everything kept under dataDir, then extra.
-func agentE2EAgentArgs(e *agentE2EEnv, repo, dataDir string, extra ...string) []string {
-	return append([]string{"agent", "--repo", repo, "--listen", "127.0.0.1:0",
+func agentE2EAgentArgs(t *testing.T, e *agentE2EEnv, repo, dataDir string, extra ...string) []string {
+	t.Helper()
+	// The operator's credential for the test's hosts (any loopback port).
+	creds := filepath.Join(dataDir, "credentials.hcl")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(creds, []byte("credential \"local\" {\n  endpoints = [\"http://127.0.0.1:*\"]\n  token_env = \"FERRY_HOST_TOKEN\"\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return append([]string{"agent", "--repo", repo, "--listen", "127.0.0.1:0", "--credentials", creds,
 		"--data-dir", filepath.Join(dataDir, "agent"), "--key", e.keyPath,
 		"--build-cache", filepath.Join(dataDir, "build"), "--cache-dir", filepath.Join(dataDir, "oci"),
 		"--log-level", "debug"}, extra...)
@@ -480,7 +489,7 @@ func agentE2EStartAgent(t *testing.T, e *agentE2EEnv, repo string, extra ...stri
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &agentE2EAgent{stderr: &testenv.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	out := &testenv.Buffer{}
-	args := agentE2EAgentArgs(e, repo, t.TempDir(), extra...)
+	args := agentE2EAgentArgs(t, e, repo, t.TempDir(), extra...)
 	go func() { a.done <- run(ctx, args, strings.NewReader(""), out, a.stderr) }()
 	t.Cleanup(func() {
 		a.cancel()

@@ -15,6 +15,7 @@ func newDestroyCmd(s streams) *cobra.Command {
 	var autoApprove bool
 	var o outputFlag
 	var lockTTL, lockTimeout time.Duration
+	var creds credFlags
 	cmd := &cobra.Command{
 		Use:   "destroy [DIR]",
 		Short: "Remove every app ferry manages from the spec's targets",
@@ -35,7 +36,11 @@ Nothing is built or pushed.`,
 			if err != nil {
 				return err
 			}
-			tgts, skipped, err := openTargets(cfg, only, targetOptions{LockTTL: lockTTL, Logger: warnLogger(s.err)})
+			topts, err := creds.apply(targetOptions{LockTTL: lockTTL, Logger: warnLogger(s.err)}, true)
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			tgts, skipped, err := openTargets(cfg, only, topts)
 			if err != nil {
 				return withCode(exitError, err)
 			}
@@ -81,6 +86,7 @@ Nothing is built or pushed.`,
 	vars.register(cmd)
 	o.register(cmd)
 	cmd.Flags().StringArrayVar(&only, "target", nil, "destroy only on this target (repeatable)")
+	creds.register(cmd, true)
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "do not ask for confirmation")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 0, "how long to wait for the targets' apply locks (0: as long as it takes)")
 	cmd.Flags().DurationVar(&lockTTL, "lock-ttl", 0, "lease of each host's apply lock, renewed while destroying (5s to 10m; default 30s)")

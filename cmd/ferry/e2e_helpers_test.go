@@ -215,10 +215,9 @@ func (w *e2eWorld) writeSpec(apps []e2eApp) {
 		names = append(names, fmt.Sprintf("%q", a.name))
 	}
 	fmt.Fprintf(&hcl, `target "local" {
-  type      = "host"
-  apps      = [%s]
-  endpoint  = %q
-  token_env = "FERRY_HOST_TOKEN"
+  type     = "host"
+  apps     = [%s]
+  endpoint = %q
 }
 `, strings.Join(names, ", "), w.host.ctlURL)
 	if err := os.WriteFile(filepath.Join(w.specDir, "ferry.hcl"), []byte(hcl.String()), 0o644); err != nil {

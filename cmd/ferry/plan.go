@@ -30,6 +30,7 @@ type releaseFlags struct {
 	buildCache string
 	targets    []string
 	lockTTL    time.Duration // apply only (-lock-ttl)
+	creds      credFlags     // plan and apply register it (by hand)
 }
 
 func (r *releaseFlags) register(cmd *cobra.Command) {
@@ -94,7 +95,11 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 		// Per-app failures: those apps are kept as they run; say so.
 		fmt.Fprintf(s.err, "Warning: %v\nApps that failed to build, push or sign are left as they run.\n", relErr)
 	}
-	tgts, skipped, err := openTargets(rel.Config, r.targets, targetOptions{LockTTL: r.lockTTL, Logger: warnLogger(s.err)})
+	topts, err := r.creds.apply(targetOptions{LockTTL: r.lockTTL, Logger: warnLogger(s.err)}, true)
+	if err != nil {
+		return nil, withCode(exitError, err)
+	}
+	tgts, skipped, err := openTargets(rel.Config, r.targets, topts)
 	if err != nil {
 		return nil, withCode(exitError, err)
 	}
@@ -195,6 +200,7 @@ Exit codes: 0 success; 1 error. With -detailed-exitcode: 0 no changes,
 		},
 	}
 	rf.register(cmd)
+	rf.creds.register(cmd, true)
 	o.register(cmd)
 	cmd.Flags().StringVar(&out, "out", "", "save the plan to this file")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when the plan has changes, 0 when none")
@@ -307,6 +313,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 		},
 	}
 	rf.register(cmd)
+	rf.creds.register(cmd, true)
 	o.register(cmd)
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "do not ask for confirmation")
 	cmd.Flags().StringVar(&lockDir, "lock-dir", filepath.Join(os.TempDir(), "ferry-locks"), "directory for per-target apply locks on this machine")
@@ -331,7 +338,11 @@ func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags, s streams)
 	for _, t := range plan.Targets {
 		names = append(names, t.Name)
 	}
-	tgts, _, err := openTargets(cfg, names, targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err)})
+	topts, err := rf.creds.apply(targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err)}, true)
+	if err != nil {
+		return nil, err
+	}
+	tgts, _, err := openTargets(cfg, names, topts)
 	return tgts, err
 }
 

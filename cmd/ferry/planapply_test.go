@@ -128,7 +128,7 @@ func TestPushPlanApplyEndToEnd(t *testing.T) {
 		t.Fatalf("plan of a missing dir succeeded: %s", out)
 	}
 	original := mustRead(t, filepath.Join(app, "ferry.hcl"))
-	os.WriteFile(filepath.Join(app, "ferry.hcl"), []byte(strings.Replace(original, `apps      = ["hello-wat"]`, `apps      = []`, 1)), 0o644)
+	os.WriteFile(filepath.Join(app, "ferry.hcl"), []byte(strings.Replace(original, `apps     = ["hello-wat"]`, `apps     = []`, 1)), 0o644)
 	code, out, errs = ferry(t, append([]string{"plan", "-out", "delete.plan", app}, common...)...)
 	if code != exitOK || !strings.Contains(out, "- delete hello-wat") {
 		t.Fatalf("delete plan: exit %d\n%s\n%s", code, out, errs)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host/control"
@@ -24,6 +26,58 @@ type targetOptions struct {
 	// Logger receives the targets' warnings (a lost apply lock). Nil
 	// discards them.
 	Logger *slog.Logger
+	// Credentials are the operator's host credentials; a host target that
+	// names one (credential = "NAME") gets its token and TLS files, for the
+	// endpoints the credential allows only. Nil: no credentials.
+	Credentials spec.Credentials
+	// DefaultToken is sent to host targets that name no credential. Only
+	// commands run by hand set it (--host-token-file, FERRY_HOST_TOKEN);
+	// the agent never does, so a commit cannot send an agent secret to an
+	// endpoint of its choosing. Empty: no token.
+	DefaultToken string
+}
+
+// credFlags are the flags that give commands their host credentials.
+type credFlags struct {
+	file          string // --credentials
+	hostTokenFile string // --host-token-file (by hand only)
+}
+
+// register adds --credentials and, for commands run by hand, also
+// --host-token-file.
+func (f *credFlags) register(cmd *cobra.Command, byHand bool) {
+	cmd.Flags().StringVar(&f.file, "credentials", os.Getenv("FERRY_CREDENTIALS"),
+		"host credentials file: credential blocks that host targets name with credential = \"NAME\" (default $FERRY_CREDENTIALS)")
+	if byHand {
+		cmd.Flags().StringVar(&f.hostTokenFile, "host-token-file", "",
+			"bearer token for host targets that name no credential (default: $FERRY_HOST_TOKEN)")
+	}
+}
+
+// apply fills o's credentials: the credentials file when given and, when
+// byHand, the default token from --host-token-file or FERRY_HOST_TOKEN.
+// Errors name files, never their contents.
+func (f *credFlags) apply(o targetOptions, byHand bool) (targetOptions, error) {
+	if f.file != "" {
+		creds, diags := spec.LoadCredentials(f.file)
+		if diags.HasErrors() {
+			return o, fmt.Errorf("--credentials: %s", diags.Error())
+		}
+		o.Credentials = creds
+	}
+	if !byHand {
+		return o, nil
+	}
+	if f.hostTokenFile != "" {
+		b, err := os.ReadFile(expandHome(f.hostTokenFile))
+		if err != nil {
+			return o, fmt.Errorf("--host-token-file: %w", err)
+		}
+		o.DefaultToken = strings.TrimSpace(string(b))
+	} else {
+		o.DefaultToken = os.Getenv("FERRY_HOST_TOKEN")
+	}
+	return o, nil
 }
 
 // warnLogger logs warnings and errors to w, for commands that print their
@@ -66,7 +120,7 @@ func hostTarget(t *spec.Target, o targetOptions) (targets.Target, error) {
 	}
 	var clients []*control.Client
 	for _, ep := range h.Endpoints {
-		c, err := hostClient(h, ep, o)
+		c, err := hostClientFor(t, ep, o)
 		if err != nil {
 			return nil, err
 		}
@@ -78,42 +132,65 @@ func hostTarget(t *spec.Target, o targetOptions) (targets.Target, error) {
 	return control.NewGroup(clients...)
 }
 
+// hostClientFor builds the control API client for one endpoint of host
+// target t: with the credential t names, which must exist and allow the
+// endpoint, or with o.DefaultToken when t names none.
+func hostClientFor(t *spec.Target, endpoint string, o targetOptions) (*control.Client, error) {
+	name := t.Host.Credential
+	if name == "" {
+		return hostClient(nil, endpoint, o)
+	}
+	cred := o.Credentials[name]
+	switch {
+	case cred == nil && len(o.Credentials) == 0:
+		return nil, fmt.Errorf("it names credential %q, but no credentials file defines it (pass --credentials FILE)", name)
+	case cred == nil:
+		return nil, fmt.Errorf("it names credential %q, which the credentials file does not define (it defines %s)", name, strings.Join(o.Credentials.Names(), ", "))
+	case !cred.Allows(endpoint):
+		return nil, fmt.Errorf("credential %q may not be sent to %s: the credentials file allows it only for %s", name, endpoint, strings.Join(cred.Endpoints, ", "))
+	}
+	return hostClient(cred, endpoint, o)
+}
+
 // hostClient builds a control API client for one endpoint of a host
-// target: the token from token_env or token_file, TLS from the CA and client
-// certificate files.
-func hostClient(h *spec.HostTarget, endpoint string, o targetOptions) (*control.Client, error) {
+// target: the token and TLS files of cred, or o.DefaultToken without one.
+// The caller has checked that cred allows endpoint.
+func hostClient(cred *spec.Credential, endpoint string, o targetOptions) (*control.Client, error) {
+	opts := control.ClientOptions{LockTTL: o.LockTTL, Logger: o.Logger}
+	if cred == nil {
+		return control.NewClient(endpoint, o.DefaultToken, opts)
+	}
 	token := ""
 	switch {
-	case h.TokenEnv != "":
-		token = os.Getenv(h.TokenEnv)
+	case cred.TokenEnv != "":
+		token = os.Getenv(cred.TokenEnv)
 		if token == "" {
-			return nil, fmt.Errorf("environment variable %s (token_env) is empty; set it to the host's control token", h.TokenEnv)
+			return nil, fmt.Errorf("credential %s: environment variable %s (token_env) is empty; set it to the host's control token", cred.Name, cred.TokenEnv)
 		}
-	case h.TokenFile != "":
-		b, err := os.ReadFile(expandHome(h.TokenFile))
+	case cred.TokenFile != "":
+		b, err := os.ReadFile(expandHome(cred.TokenFile))
 		if err != nil {
-			return nil, fmt.Errorf("token_file: %w", err)
+			return nil, fmt.Errorf("credential %s: token_file: %w", cred.Name, err)
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	opts := control.ClientOptions{LockTTL: o.LockTTL, Logger: o.Logger}
-	if h.CAFile != "" || h.ClientCertFile != "" {
+	if cred.CAFile != "" || cred.ClientCertFile != "" {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if h.CAFile != "" {
-			pem, err := os.ReadFile(expandHome(h.CAFile))
+		if cred.CAFile != "" {
+			pem, err := os.ReadFile(expandHome(cred.CAFile))
 			if err != nil {
-				return nil, fmt.Errorf("ca_file: %w", err)
+				return nil, fmt.Errorf("credential %s: ca_file: %w", cred.Name, err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("ca_file %s: no PEM certificates", h.CAFile)
+				return nil, fmt.Errorf("credential %s: ca_file %s: no PEM certificates", cred.Name, cred.CAFile)
 			}
 			cfg.RootCAs = pool
 		}
-		if h.ClientCertFile != "" {
-			cert, err := tls.LoadX509KeyPair(expandHome(h.ClientCertFile), expandHome(h.ClientKeyFile))
+		if cred.ClientCertFile != "" {
+			cert, err := tls.LoadX509KeyPair(expandHome(cred.ClientCertFile), expandHome(cred.ClientKeyFile))
 			if err != nil {
-				return nil, fmt.Errorf("client certificate: %w", err)
+				return nil, fmt.Errorf("credential %s: client certificate: %w", cred.Name, err)
 			}
 			cfg.Certificates = []tls.Certificate{cert}
 		}

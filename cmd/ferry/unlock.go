@@ -18,6 +18,7 @@ import (
 func newForceUnlockCmd(s streams) *cobra.Command {
 	var vars varFlags
 	var force bool
+	var creds credFlags
 	cmd := &cobra.Command{
 		Use:   "force-unlock LOCK_ID [DIR]",
 		Short: "Release a host's apply lock that a stopped apply still holds",
@@ -43,7 +44,11 @@ It asks for confirmation unless -force is given.`,
 			if err != nil {
 				return err
 			}
-			found, err := findLock(ctx, cfg, id)
+			topts, err := creds.apply(targetOptions{}, true)
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			found, err := findLock(ctx, cfg, id, topts)
 			if err != nil {
 				return withCode(exitError, err)
 			}
@@ -69,6 +74,7 @@ It asks for confirmation unless -force is given.`,
 		},
 	}
 	vars.register(cmd)
+	creds.register(cmd, true)
 	cmd.Flags().BoolVar(&force, "force", false, "do not ask for confirmation")
 	return cmd
 }
@@ -83,7 +89,7 @@ type heldLock struct {
 // findLock asks every host of the spec's host targets for its apply lock
 // and returns those where it is id. A host that cannot be asked is an
 // error: the lock may be there.
-func findLock(ctx context.Context, cfg *spec.Config, id string) ([]heldLock, error) {
+func findLock(ctx context.Context, cfg *spec.Config, id string, o targetOptions) ([]heldLock, error) {
 	var found []heldLock
 	var errs []error
 	for _, t := range cfg.Targets {
@@ -93,7 +99,7 @@ func findLock(ctx context.Context, cfg *spec.Config, id string) ([]heldLock, err
 		eps := append([]string(nil), t.Host.Endpoints...)
 		sort.Strings(eps)
 		for _, ep := range eps {
-			c, err := hostClient(t.Host, ep, targetOptions{})
+			c, err := hostClientFor(t, ep, o)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("target %s: %w", t.Name, err))
 				continue

@@ -33,8 +33,10 @@ app "hello-wat" {
 }
 
 target "local" {
-  type      = "host"
-  apps      = ["hello-wat"]
-  endpoint  = "http://127.0.0.1:8081"
-  token_env = "FERRY_HOST_TOKEN"
+  type     = "host"
+  apps     = ["hello-wat"]
+  endpoint = "http://127.0.0.1:8081"
+  # No credential here: by hand, ferry sends FERRY_HOST_TOKEN; ferry agent
+  # sends the credential this names from its --credentials file:
+  # credential = "local"
 }

@@ -92,20 +92,16 @@ app "shop" {
 }
 
 target "local" {
-  type      = "host"
-  apps      = ["shop"]
-  endpoint  = "http://127.0.0.1:8081"
-  token_env = "FERRY_HOST_TOKEN"
+  type     = "host"
+  apps     = ["shop"]
+  endpoint = "http://127.0.0.1:8081"
 }
 
 target "hosts" {
-  type             = "host"
-  apps             = ["shop"]
-  endpoints        = ["https://a.example.com:8443", "https://b.example.com:8443"]
-  token_file       = "/etc/ferry/token"
-  ca_file          = "certs/ca.pem"
-  client_cert_file = "~/certs/client.pem"
-  client_key_file  = "~/certs/client.key"
+  type       = "host"
+  apps       = ["shop"]
+  endpoints  = ["https://a.example.com:8443", "https://b.example.com:8443"]
+  credential = "prod-hosts"
 }
 
 target "k8s" {
