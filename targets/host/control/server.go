@@ -74,6 +74,7 @@ type Server struct {
 	locks   keyedLock
 	metrics *ctlMetrics
 	tokenH  [32]byte
+	secretK []byte // key of AppInfo.SecretHashes (secrets.go)
 	handler http.Handler
 	leases  leaseTable
 
@@ -122,6 +123,7 @@ func NewServer(opts Options) (*Server, error) {
 		s.leases.now = time.Now
 	}
 	s.tokenH = hashToken(opts.Token)
+	s.secretK = secretHashKey(opts.Token)
 	s.handler = s.buildMux()
 	s.metrics = newCtlMetrics()
 	if opts.Metrics != nil {
@@ -368,6 +370,10 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 	s.mu.Lock()
 	old := s.apps[name]
 	s.mu.Unlock()
+	if old != nil && old.failed == "" && old.cur != nil && old.cur.Digest == v.Digest {
+		// The version that serves, again (new secrets, or a restart).
+		return s.putSameVersion(ctx, name, old, v, mat, bundle)
+	}
 	if err := s.rt.Deploy(ctx, v.App, bundle); err != nil {
 		return AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
 	}
@@ -563,6 +569,7 @@ func (s *Server) Get(name string) (AppInfo, error) {
 	ai.Healthy = st.Current.Health == host.HealthHealthy || st.Current.Health == host.HealthUnchecked
 	ai.Generation = st.Current.Generation
 	ai.Components = st.Current.Components
+	ai.SecretHashes = secretHashes(s.secretK, name, e.cur.Secrets)
 	return ai, nil
 }
 
