@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -24,6 +25,9 @@ const (
 	EnvUsername = "FERRY_REGISTRY_USERNAME"
 	EnvPassword = "FERRY_REGISTRY_PASSWORD"
 	EnvToken    = "FERRY_REGISTRY_TOKEN"
+	// EnvHost names the one registry host ("ghcr.io", "127.0.0.1:5000")
+	// the login in the three variables above is for (EnvCredentials).
+	EnvHost = "FERRY_REGISTRY_HOST"
 )
 
 // Credential is a registry login. Its String and LogValue never show the
@@ -87,11 +91,36 @@ func EnvCredential(getenv func(string) string) (c Credential, ok bool) {
 	return c, !c.empty()
 }
 
+// EnvCredentials reads the login of EnvCredential and the registry host it
+// belongs to from FERRY_REGISTRY_HOST, and returns it as
+// Options.Credentials: {host: login}, so that it is only ever sent to that
+// registry (Docker config semantics: logins are per registry host). It
+// returns nil when no login is set, and an error wrapping
+// ErrCredentialHost when a login is set without a host (or with "*", or
+// with a value that is not a host[:port]): a login for every registry
+// would go to whichever registry a request names. The error never holds
+// the password or token.
+func EnvCredentials(getenv func(string) string) (map[string]Credential, error) {
+	c, ok := EnvCredential(getenv)
+	if !ok {
+		return nil, nil
+	}
+	host := strings.TrimSpace(getenv(EnvHost))
+	if host == "" || host == "*" || strings.ContainsAny(host, "/@ \t") {
+		return nil, fmt.Errorf("registry: %w: %s/%s/%s are set but %s does not name the one registry host (like 127.0.0.1:5000) they are for",
+			ErrCredentialHost, EnvUsername, EnvPassword, EnvToken, EnvHost)
+	}
+	return map[string]Credential{host: c}, nil
+}
+
 // Options configure a Client. The zero value is a usable default.
 type Options struct {
 	// Credentials are explicit logins by registry host ("ghcr.io",
-	// "127.0.0.1:5000"); the key "*" applies to every host not listed. They
-	// win over the Docker config file. Nil means none.
+	// "127.0.0.1:5000"); the key "*" applies to every host not listed —
+	// it sends that login to any registry a reference names, so programs
+	// that pull references they are given (ferry-host) must not use it;
+	// see EnvCredentials. They win over the Docker config file. Nil means
+	// none.
 	Credentials map[string]Credential
 	// DockerConfig is the path of a Docker config file whose "auths" and
 	// credential helpers give logins. Empty means the Docker default

@@ -55,6 +55,10 @@ var (
 	// pulling; DefaultMaxFilesBytes by default). It comes wrapped together
 	// with ErrInvalidApp or ErrInvalidArtifact. Retrying cannot help.
 	ErrFilesTooLarge = errors.New("files too large")
+	// ErrCredentialHost: a registry login from the environment does not
+	// say which registry host it is for (EnvCredentials). Retrying does not
+	// help; set FERRY_REGISTRY_HOST.
+	ErrCredentialHost = errors.New("registry login without a registry host")
 )
 
 // BlobError reports a failure concerning one blob or manifest, naming it.

@@ -194,9 +194,10 @@ type Agent struct {
 	hist  *history
 	met   *agentMetrics
 
-	wake    chan string
-	started atomic.Bool
-	closed  atomic.Bool
+	wake       chan string
+	deliveries deliveryLRU // webhook delivery ids seen (webhook.go)
+	started    atomic.Bool
+	closed     atomic.Bool
 
 	mu     sync.Mutex // guards the fields below, read by API calls
 	status Status

@@ -142,9 +142,11 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 			"No target implementation named %q was configured, so it cannot be observed (%v).", dt.Name, ErrNoTarget))
 	}
 
-	// Desired apps: validate, sort, strip secrets.
+	// Desired apps: validate, sort, strip secrets (keeping their keyed
+	// hashes when the target reports hashes to compare with).
 	desired := make([]targets.DesiredApp, 0, len(dt.Apps))
 	names := map[string]bool{}
+	wantHashes := desiredSecretHashes(t, dt.Apps) // secrets.go
 	for _, a := range dt.Apps {
 		if ds := checkDesiredApp(dt.Name, a); len(ds) > 0 {
 			tp.Diagnostics = append(tp.Diagnostics, ds...)
@@ -246,6 +248,10 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 			ch.Action = ActionUpdate
 			ch.Before = cloneObserved(o)
 			ch.Reasons = []string{"adopting an app ferry did not deploy (same digest)"}
+		case len(secretChanges(o.SecretHashes, wantHashes[want.Name])) > 0:
+			ch.Action = ActionUpdate
+			ch.Before = cloneObserved(o)
+			ch.Reasons = secretChanges(o.SecretHashes, wantHashes[want.Name])
 		default:
 			ch.Action = ActionNoop
 			ch.Before = cloneObserved(o)

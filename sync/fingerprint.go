@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -23,22 +24,27 @@ type fingerprintApp struct {
 	Digest  string `json:"d"`
 	Managed bool   `json:"m"`
 	Healthy bool   `json:"h"`
+	// Secrets are the keyed hashes of the app's secret values; omitted
+	// when there are none, so the fingerprint of an app without secrets
+	// is what it was before secrets were compared.
+	Secrets map[string]string `json:"s,omitempty"`
 }
 
 // Fingerprint returns "sha256:<hex>" over a canonical encoding of observed:
 // the apps sorted by name, each as one JSON line holding its name, digest,
-// managed flag and health — exactly what ComputePlan's decisions depend on.
+// managed flag, health and the keyed hashes of its secret values (when it
+// has any) — exactly what ComputePlan's decisions depend on.
 // The order of observed does not matter.
 func Fingerprint(observed []targets.ObservedApp) string {
 	apps := make([]fingerprintApp, len(observed))
 	for i, o := range observed {
-		apps[i] = fingerprintApp{Name: o.Name, Digest: o.Digest, Managed: o.Managed, Healthy: o.Healthy}
+		apps[i] = fingerprintApp{Name: o.Name, Digest: o.Digest, Managed: o.Managed, Healthy: o.Healthy, Secrets: o.SecretHashes}
 	}
 	slices.SortFunc(apps, func(a, b fingerprintApp) int { return strings.Compare(a.Name, b.Name) })
 	h := sha256.New()
 	h.Write([]byte(fingerprintDomain))
 	for _, a := range apps {
-		b, _ := json.Marshal(a) // cannot fail: strings and bools only
+		b, _ := json.Marshal(a) // cannot fail: strings, bools and a string map (sorted keys)
 		h.Write(b)
 		h.Write([]byte{'\n'})
 	}
@@ -81,6 +87,9 @@ func describeMoves(before, now []targets.ObservedApp) []string {
 			}
 			if c.Healthy != o.Healthy {
 				moves = append(moves, fmt.Sprintf("app %s is now %s, plan saw it %s", n, healthWord(c), healthWord(o)))
+			}
+			if !maps.Equal(c.SecretHashes, o.SecretHashes) {
+				moves = append(moves, fmt.Sprintf("app %s runs with other secret values than the plan saw", n))
 			}
 			if c.Managed != o.Managed {
 				if c.Managed {

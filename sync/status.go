@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ferry-wasm/ferry/internal/httproute"
 )
 
 // Status is what the agent is doing and how its last round went; it is the
@@ -282,6 +284,17 @@ func (a *Agent) Handler() http.Handler {
 	return mux
 }
 
+// Routes returns every route pattern Handler serves (the webhooks' and the
+// status API's, in http.ServeMux syntax), sorted: the list an endpoint
+// table (tests, docs) must cover.
+func (a *Agent) Routes() []string {
+	hooks := httproute.New()
+	a.webhookRoutes(hooks)
+	api := httproute.New()
+	a.apiRoutes(api)
+	return append(hooks.Patterns(), api.Patterns()...)
+}
+
 // APIHandler serves the status API. Every request needs
 // "Authorization: Bearer <Options.APIToken>" (compared in constant time),
 // except /metrics when Options.MetricsPublic:
@@ -298,7 +311,26 @@ func (a *Agent) Handler() http.Handler {
 //
 // Errors are {"error": "..."} with 400, 401, 404 or 409.
 func (a *Agent) APIHandler() http.Handler {
-	mux := http.NewServeMux()
+	mux := httproute.New()
+	a.apiRoutes(mux)
+	want := sha256.Sum256([]byte(a.opts.APIToken))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !(a.opts.MetricsPublic && r.URL.Path == "/metrics") {
+			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			got := sha256.Sum256([]byte(tok))
+			if !ok || a.opts.APIToken == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
+				writeJSON(w, http.StatusUnauthorized, errorBody{Error: "a valid bearer token is required"})
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// apiRoutes registers the status API's routes (unauthenticated: APIHandler
+// wraps them) on mux.
+func (a *Agent) apiRoutes(mux *httproute.Mux) {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Status())
 	})
@@ -355,19 +387,6 @@ func (a *Agent) APIHandler() http.Handler {
 	})
 	metrics := promhttp.HandlerFor(a.met.gatherer, promhttp.HandlerOpts{})
 	mux.Handle("GET /metrics", metrics)
-	want := sha256.Sum256([]byte(a.opts.APIToken))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !(a.opts.MetricsPublic && r.URL.Path == "/metrics") {
-			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			got := sha256.Sum256([]byte(tok))
-			if !ok || a.opts.APIToken == "" || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
-				writeJSON(w, http.StatusUnauthorized, errorBody{Error: "a valid bearer token is required"})
-				return
-			}
-		}
-		mux.ServeHTTP(w, r)
-	})
 }
 
 // AppRequest is the body of the rollback, unpin, suspend and resume calls.

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"container/list"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -9,8 +10,16 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/ferry-wasm/ferry/internal/httproute"
 )
+
+// maxDeliveries is how many webhook delivery ids the agent remembers to
+// refuse replays; the least recently seen are forgotten first.
+const maxDeliveries = 4096
 
 // WebhookHandler serves push webhooks; a valid push to the watched branch
 // wakes a round at once:
@@ -25,12 +34,53 @@ import (
 // Options.WebhookMaxBody 413. A verified push to the watched branch gets 202
 // {"status": "round queued"}; other events and branches get 202 with
 // "ignored" in the status. GitHub's ping gets 200.
+//
+// A verified delivery whose id (X-GitHub-Delivery, X-Gitlab-Event-UUID,
+// X-Gitea-Delivery) the agent has seen before is a replay: it gets 200
+// {"status": "ignored: delivery ... already received"} and wakes nothing.
+// The agent remembers the last 4096 ids (least recently seen forgotten
+// first), in memory, shared by every handler of the agent. Deliveries
+// without an id are not de-duplicated.
 func (a *Agent) WebhookHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/hooks/github", a.hook("github", a.opts.Webhooks.GitHub, verifyGitHub, "X-GitHub-Event", "push"))
-	mux.Handle("/hooks/gitlab", a.hook("gitlab", a.opts.Webhooks.GitLab, verifyGitLab, "X-Gitlab-Event", "Push Hook"))
-	mux.Handle("/hooks/gitea", a.hook("gitea", a.opts.Webhooks.Gitea, verifyGitea, "X-Gitea-Event", "push"))
+	mux := httproute.New()
+	a.webhookRoutes(mux)
 	return mux
+}
+
+func (a *Agent) webhookRoutes(mux *httproute.Mux) {
+	mux.Handle("/hooks/github", a.hook("github", a.opts.Webhooks.GitHub, verifyGitHub, "X-GitHub-Event", "push", "X-GitHub-Delivery"))
+	mux.Handle("/hooks/gitlab", a.hook("gitlab", a.opts.Webhooks.GitLab, verifyGitLab, "X-Gitlab-Event", "Push Hook", "X-Gitlab-Event-UUID"))
+	mux.Handle("/hooks/gitea", a.hook("gitea", a.opts.Webhooks.Gitea, verifyGitea, "X-Gitea-Event", "push", "X-Gitea-Delivery"))
+}
+
+// deliveryLRU is a bounded set of webhook delivery ids, least recently
+// seen evicted first. The zero value is empty and ready; it is safe for
+// concurrent use.
+type deliveryLRU struct {
+	mu    sync.Mutex
+	order list.List                // of string keys, most recent at the front
+	byKey map[string]*list.Element // key -> its element in order
+}
+
+// seen records key and reports whether it was already there (then it
+// becomes the most recently seen).
+func (l *deliveryLRU) seen(key string, max int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byKey == nil {
+		l.byKey = map[string]*list.Element{}
+	}
+	if e, ok := l.byKey[key]; ok {
+		l.order.MoveToFront(e)
+		return true
+	}
+	l.byKey[key] = l.order.PushFront(key)
+	for l.order.Len() > max {
+		old := l.order.Back()
+		l.order.Remove(old)
+		delete(l.byKey, old.Value.(string))
+	}
+	return false
 }
 
 type verifyFunc func(secret string, h http.Header, body []byte) bool
@@ -67,7 +117,7 @@ type pushEvent struct {
 	After string `json:"after"`
 }
 
-func (a *Agent) hook(provider, secret string, verify verifyFunc, eventHeader, pushEventName string) http.Handler {
+func (a *Agent) hook(provider, secret string, verify verifyFunc, eventHeader, pushEventName, deliveryHeader string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if secret == "" {
 			writeJSON(w, http.StatusNotFound, errorBody{Error: provider + " webhooks are not configured"})
@@ -93,6 +143,15 @@ func (a *Agent) hook(provider, secret string, verify verifyFunc, eventHeader, pu
 			a.log.Warn("webhook refused: bad signature", "provider", provider, "remote", r.RemoteAddr)
 			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "signature does not match"})
 			return
+		}
+		// Only a verified delivery is remembered: an unsigned one cannot
+		// take an id away from the real one.
+		if id := r.Header.Get(deliveryHeader); id != "" && len(id) <= 256 {
+			if a.deliveries.seen(provider+"\x00"+id, maxDeliveries) {
+				a.log.Info("webhook: replayed delivery ignored", "provider", provider)
+				writeJSON(w, http.StatusOK, map[string]string{"status": "ignored: delivery " + strconv.Quote(id) + " already received"})
+				return
+			}
 		}
 		event := r.Header.Get(eventHeader)
 		if provider == "github" && event == "ping" {

@@ -65,4 +65,19 @@ type ObservedApp struct {
 	Previous string `json:"previous,omitempty"`
 	// Message explains a failed status.
 	Message string `json:"message,omitempty"`
+	// SecretHashes are keyed hashes of the secret values the app runs
+	// with, by variable name, from targets that implement SecretHasher
+	// (never the values). Nil means the target does not report them; an
+	// empty map means the app runs without secrets.
+	SecretHashes map[string]string `json:"secret_hashes,omitempty"`
+}
+
+// SecretHasher is implemented by targets that report ObservedApp
+// SecretHashes, so that a plan can tell that a secret's value changed
+// without either side showing a value: it hashes the desired values the
+// same way and compares.
+type SecretHasher interface {
+	// SecretHashes returns the keyed hashes of secrets for app, in the
+	// form the target reports them; an empty map for no secrets.
+	SecretHashes(app string, secrets map[string]string) map[string]string
 }

@@ -14,6 +14,12 @@
 //
 //	ferry-host: serving apps on http://127.0.0.1:8080, control on http://127.0.0.1:8081
 //
+// Registry logins are per registry host and go only to that host: the
+// Docker config file's "auths" (and credential helpers), and
+// FERRY_REGISTRY_USERNAME/PASSWORD/TOKEN for the one host named in
+// FERRY_REGISTRY_HOST (without it the host refuses to start). A PUT that
+// names another registry is pulled anonymously.
+//
 // SIGTERM or SIGINT stop it gracefully: listeners close, in-flight requests
 // finish (up to --shutdown-timeout), then the runtime is released.
 package main

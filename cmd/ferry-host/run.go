@@ -114,9 +114,14 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 		CacheDir: filepath.Join(c.stateDir, "oci-cache"),
 		Logger:   log.With("component", "registry"),
 	}
-	if cred, ok := registry.EnvCredential(getenv); ok {
-		regOpts.Credentials = map[string]registry.Credential{"*": cred}
+	// Logins are per registry host (the Docker config's "auths", and the
+	// environment's login only for FERRY_REGISTRY_HOST): a PUT naming
+	// another registry gets no credentials from this host.
+	creds, err := registry.EnvCredentials(getenv)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
+	regOpts.Credentials = creds
 	rc, err := registry.New(regOpts)
 	if err != nil {
 		return err
@@ -134,7 +139,7 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 				if err != nil {
 					return signer.Credential{}, err
 				}
-				return signer.Credential{Username: cr.Username, Password: cr.Password, RegistryToken: cr.IdentityToken}, nil
+				return signer.Credential{Username: cr.Username, Password: cr.Password, RegistryToken: cr.Token}, nil
 			},
 		},
 		Token:   token,

@@ -36,12 +36,15 @@ func (r *registryFlags) register(cmd *cobra.Command) {
 }
 
 // client returns a registry client with credentials from
-// FERRY_REGISTRY_USERNAME/PASSWORD/TOKEN and the Docker config file.
+// FERRY_REGISTRY_USERNAME/PASSWORD/TOKEN (for the registry host in
+// FERRY_REGISTRY_HOST only) and the Docker config file.
 func (r *registryFlags) client() (*registry.Client, error) {
 	opts := registry.Options{Insecure: r.insecure, CacheDir: r.cacheDir, UserAgent: "ferry/" + currentVersion().Version}
-	if c, ok := registry.EnvCredential(os.Getenv); ok {
-		opts.Credentials = map[string]registry.Credential{"*": c}
+	creds, err := registry.EnvCredentials(os.Getenv) // only for FERRY_REGISTRY_HOST
+	if err != nil {
+		return nil, err
 	}
+	opts.Credentials = creds
 	return registry.New(opts)
 }
 

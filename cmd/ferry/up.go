@@ -74,6 +74,9 @@ app claims (it is the host's default app); ferry status names it.`,
 			if err != nil {
 				return withCode(exitUsage, err)
 			}
+			if err := upLoopbackOnly(o.controlAddr); err != nil {
+				return withCode(exitUsage, err)
+			}
 			if err := runUp(cmd.Context(), s, log, dirArg(args), o); err != nil {
 				return withCode(exitError, err)
 			}
@@ -113,8 +116,15 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 		return err
 	}
 
-	// 1. The registry.
-	reg, err := embedded.NewServer(ctx, embedded.Options{Dir: filepath.Join(o.dataDir, "registry"), Addr: o.registryAddr, Logger: log.With("component", "registry")})
+	// 1. The registry. Reads are anonymous (the host pulls); writes need a
+	// login only this process knows (its own pushes and signatures).
+	regPassword, err := upSecret(filepath.Join(o.dataDir, "registry.password"))
+	if err != nil {
+		return err
+	}
+	regLogin := embedded.Login{Username: "ferry-up", Password: regPassword}
+	reg, err := embedded.NewServer(ctx, embedded.Options{Dir: filepath.Join(o.dataDir, "registry"), Addr: o.registryAddr,
+		Logger: log.With("component", "registry"), WriteLogin: &regLogin})
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
@@ -128,7 +138,8 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 	defer stopHost()
 
 	// 3. The agent.
-	rc, err := registry.New(registry.Options{CacheDir: filepath.Join(o.dataDir, "oci-cache"), NoDockerConfig: true, Logger: log.With("component", "registry-client")})
+	rc, err := registry.New(registry.Options{CacheDir: filepath.Join(o.dataDir, "oci-cache"), NoDockerConfig: true, Logger: log.With("component", "registry-client"),
+		Credentials: map[string]registry.Credential{reg.Addr(): {Username: regLogin.Username, Password: regLogin.Password}}})
 	if err != nil {
 		return err
 	}
@@ -141,6 +152,14 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 		Registry:   rc,
 		Repository: reg.Addr() + "/up",
 		Key:        key,
+		Sign: signer.SignOptions{Registry: signer.RegistryOptions{
+			Credentials: func(_ context.Context, host string) (signer.Credential, error) {
+				if host != reg.Addr() {
+					return signer.Credential{}, nil
+				}
+				return signer.Credential{Username: regLogin.Username, Password: regLogin.Password}, nil
+			},
+		}},
 	}
 	a, err := sync.NewAgent(sync.Options{
 		Repo: root, Branch: branch, Path: rel, Interval: o.interval, MaxBackoff: 30 * time.Second,
@@ -493,4 +512,19 @@ func (w *refWatch) run(ctx context.Context, poll time.Duration, wake func()) {
 			}
 		}
 	}
+}
+
+// upLoopbackOnly refuses a control API address that is not loopback: ferry
+// up serves it over plain HTTP, so the host's bearer token would cross the
+// network in clear (ferry-host refuses the same without --tls-cert).
+func upLoopbackOnly(addr string) error {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--control-addr %q: %v", addr, err)
+	}
+	if ip := net.ParseIP(h); h == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("--control-addr %s is not a loopback address: ferry up serves the control API over plain HTTP, "+
+		"so it listens on loopback only (use ferry-host with --tls-cert and --tls-key to serve it on the network)", addr)
 }

@@ -3,6 +3,8 @@ package embedded
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,6 +42,49 @@ type Options struct {
 	// Htpasswd is the path of an htpasswd file (bcrypt entries); when set,
 	// every request needs HTTP basic auth from it. Empty means no auth.
 	Htpasswd string
+	// WriteLogin, when set, is the HTTP basic login every write needs:
+	// any method but GET and HEAD (pushes, tags, signatures, deletes) is
+	// answered 401 without it, while reads stay anonymous (for the local
+	// pulls of ferry-host and ferry up). Nil means writes are anonymous
+	// too, unless Htpasswd is set.
+	WriteLogin *Login
+}
+
+// Login is an HTTP basic login. Its String never shows the password.
+type Login struct {
+	Username, Password string
+}
+
+// String implements fmt.Stringer without the password.
+func (l Login) String() string {
+	return fmt.Sprintf("Login{Username:%q Password:<redacted>}", l.Username)
+}
+
+// GoString implements fmt.GoStringer without the password.
+func (l Login) GoString() string { return l.String() }
+
+// writeGuard answers 401 to every request but GET and HEAD that does not
+// carry login (compared in constant time, through hashes so that lengths
+// do not leak either).
+func writeGuard(next http.Handler, login Login) http.Handler {
+	want := sha256.Sum256([]byte(login.Username + "\x00" + login.Password))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		u, p, ok := r.BasicAuth()
+		got := sha256.Sum256([]byte(u + "\x00" + p))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="ferry registry (writes)"`)
+			w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"writes to this registry need its write login"}]}`+"\n")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Server is a running embedded registry: CNCF Distribution with filesystem
@@ -117,9 +162,13 @@ func NewServer(ctx context.Context, opts Options) (*Server, error) {
 		unhook()
 		return nil, fmt.Errorf("registry: serve: %w", err)
 	}
+	var h http.Handler = app
+	if opts.WriteLogin != nil {
+		h = writeGuard(app, *opts.WriteLogin)
+	}
 	s := &Server{
 		addr:   ln.Addr().String(),
-		srv:    &http.Server{Handler: app, ReadHeaderTimeout: 30 * time.Second},
+		srv:    &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second},
 		cancel: cancel,
 		done:   make(chan error, 1),
 		log:    log,
@@ -139,7 +188,7 @@ func NewServer(ctx context.Context, opts Options) (*Server, error) {
 		case <-appCtx.Done():
 		}
 	}()
-	log.Info("registry listening", "addr", s.addr, "dir", dir, "auth", opts.Htpasswd != "")
+	log.Info("registry listening", "addr", s.addr, "dir", dir, "auth", opts.Htpasswd != "", "write_login", opts.WriteLogin != nil)
 	return s, nil
 }
 

@@ -1,7 +1,9 @@
 package host
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 
@@ -45,4 +47,53 @@ func resolveVariables(app deploy.App, c deploy.Component, secrets map[string]str
 		out[name] = val
 	}
 	return out, nil
+}
+
+// Reconfigure loads app again with b — typically the same modules with new
+// Bundle.Secrets — and makes it serve in place of the current version,
+// checked like Deploy (ABI, health probe, atomic swap, in-flight requests
+// finish on the old instance), but without shifting versions: the version
+// kept for Rollback stays the one it was, and the replaced one is unloaded.
+// It is how a rotated secret reaches a running app without a new artifact.
+// It returns ErrNotFound when app is not deployed; on any error the running
+// version is left untouched. Values are never logged.
+func (r *Runtime) Reconfigure(ctx context.Context, app deploy.App, b Bundle) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	r.mu.Lock()
+	_, ok := r.apps[app.Name]
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotFound, app.Name)
+	}
+	v, err := r.load(ctx, app, b)
+	if err != nil {
+		return err
+	}
+	if err := r.probe(ctx, v); err != nil {
+		r.retire(v)
+		return err
+	}
+	r.mu.Lock()
+	slot := r.apps[app.Name]
+	if r.closed.Load() || slot == nil {
+		r.mu.Unlock()
+		r.retire(v)
+		if slot == nil {
+			return fmt.Errorf("%w: %q", ErrNotFound, app.Name)
+		}
+		return ErrClosed
+	}
+	old := slot.cur
+	if err := r.swapLocked(app.Name, old, v); err != nil {
+		r.mu.Unlock()
+		r.retire(v)
+		return err
+	}
+	slot.cur = v
+	r.mu.Unlock()
+	r.retire(old)
+	r.log.LogAttrs(ctx, slog.LevelInfo, "app reconfigured", slog.String("app", app.Name), slog.Uint64("generation", v.gen))
+	return nil
 }

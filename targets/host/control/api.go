@@ -73,6 +73,14 @@ type AppInfo struct {
 	Generation uint64 `json:"generation,omitempty"`
 	// Components lists the serving version's components.
 	Components []host.ComponentStatus `json:"components,omitempty"`
+	// SecretHashes are keyed hashes of the serving version's secret
+	// values by variable name, never the values: HMAC-SHA256 keyed with a
+	// key derived from the host's bearer token, over the app name, the
+	// variable name and the value ("hmac-sha256:<hex>"). A client with the
+	// token computes the same (Client.SecretHashes) to tell a changed
+	// secret. Empty (not omitted) for a serving app without secrets;
+	// omitted for a failed one.
+	SecretHashes map[string]string `json:"secret_hashes"`
 }
 
 // ListResponse is the body of GET /v1/apps.

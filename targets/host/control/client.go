@@ -131,7 +131,7 @@ func (c *Client) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	for _, a := range apps {
 		out = append(out, targets.ObservedApp{
 			Name: a.Name, Ref: a.Ref, Digest: a.Digest, Managed: a.Managed, Status: a.Status,
-			Healthy: a.Healthy, Previous: a.Previous, Message: a.Message,
+			Healthy: a.Healthy, Previous: a.Previous, Message: a.Message, SecretHashes: a.SecretHashes,
 		})
 	}
 	return out, nil

@@ -58,14 +58,16 @@
 // random bits. GET /v1/lock shows the live lease, id included: anyone
 // with the token can already deploy anything, and the id is what a
 // force-unlock (DELETE with it) needs when a holder is known to be dead.
-// The lock serialises the clients that take it (Client.Lock, used by
-// sync.Apply), not people with curl: a request is checked against it only
-// when it carries a lease. A Client that holds the lock sends its lease id
-// in the Ferry-Lock-Lease header (LeaseHeader) of every PUT, DELETE and
-// rollback, and the host refuses those with 410 "lease_lost" unless that
-// lease holds the lock now: a holder that lost its lease (it stalled past
-// its TTL and someone else took the lock, or the host restarted) cannot
-// go on changing the host.
+// A Client that holds the lock (Client.Lock, used by sync.Apply) sends its
+// lease id in the Ferry-Lock-Lease header (LeaseHeader) of every PUT,
+// DELETE and rollback, and the host refuses those with 410 "lease_lost"
+// unless that lease holds the lock now: a holder that lost its lease (it
+// stalled past its TTL and someone else took the lock, or the host
+// restarted) cannot go on changing the host. A PUT, DELETE or rollback
+// without the header is refused with 409 "locked" (its "lock" field names
+// the holder) while any lease holds the lock, so no one interleaves with a
+// holder's apply; while nobody holds it, such single-shot requests go
+// through as before.
 //
 // The lock lives in memory only. A restarted host has no lock, and that is
 // acceptable: a restart already breaks any apply in flight (its PUTs fail

@@ -108,6 +108,7 @@ func (g *Group) merge(name string, seen []*targets.ObservedApp) targets.Observed
 			m.Previous = ""
 		}
 	}
+	m.SecretHashes = mergeSecretHashes(seen) // secrets.go
 	if len(missing) > 0 || len(differ) > 0 {
 		m.Digest, m.Ref, m.Healthy, m.Status = "", "", false, "partial"
 		var why []string

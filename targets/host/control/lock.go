@@ -33,7 +33,8 @@ const (
 // such a request with 410 (code "lease_lost") unless the id is the lease
 // that holds the lock now, so a holder that lost its lease (expired and
 // taken, force-unlocked, or the host restarted) cannot go on changing the
-// host. Requests without it are not checked.
+// host. Requests without it are refused with 409 (code "locked") while
+// any lease holds the lock, and go through while none does.
 const LeaseHeader = "Ferry-Lock-Lease"
 
 // leaseTable is the host's apply lock: at most one lease, in memory.
@@ -132,12 +133,26 @@ func (l *leaseTable) fence(id string) error {
 	return &leaseLostError{id: id, why: why}
 }
 
-// fenced answers 410 and returns true when r carries a LeaseHeader that
-// does not hold the lock.
+// fenced answers and returns true when a mutating request may not act:
+// 410 when r carries a LeaseHeader that does not hold the lock, 409
+// (code "locked", the holder's lease in the body) when r carries none while
+// another client holds the lock. A request without a lease goes through
+// only while nobody holds the lock, so single-shot clients keep working on
+// an idle host but cannot interleave with a holder's apply.
 func (s *Server) fenced(w http.ResponseWriter, r *http.Request, code *int) bool {
 	id := r.Header.Get(LeaseHeader)
 	if id == "" {
-		return false
+		st := s.leases.status()
+		if !st.Held {
+			return false
+		}
+		err := &lockedError{lease: *st.Lease}
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "control request refused: another client holds the apply lock",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("held_by", st.Lease.Holder))
+		*code = writeJSON(w, http.StatusConflict, ErrorBody{
+			Error: "this request carries no apply lock lease and " + err.Error() + "; wait for it to be released, or take the lock",
+			Code:  CodeLocked, Lock: st.Lease})
+		return true
 	}
 	err := s.leases.fence(id)
 	if err == nil {

@@ -449,13 +449,13 @@ func TestLockLostIsReported(t *testing.T) {
 	if err := held.Err(); !errors.Is(err, control.ErrLeaseLost) || !strings.Contains(err.Error(), "released") {
 		t.Fatalf("Err = %v; want ErrLeaseLost saying it was released", err)
 	}
-	// Fenced: the holder that lost its lease cannot change the host, while
-	// others (no lease) can.
+	// Fenced: the holder that lost its lease cannot change the host, and
+	// neither can others without a lease while the thief holds the lock.
 	if err := c.Delete(ctx, "absent-app"); !errors.Is(err, control.ErrLeaseLost) {
 		t.Fatalf("DELETE by the holder that lost its lease: %v, want ErrLeaseLost", err)
 	}
-	if err := admin.Delete(ctx, "absent-app"); err != nil {
-		t.Fatalf("DELETE without a lease: %v", err)
+	if err := admin.Delete(ctx, "absent-app"); !errors.Is(err, control.ErrLocked) {
+		t.Fatalf("DELETE without a lease while the thief holds the lock: %v, want ErrLocked", err)
 	}
 	if err := held.Unlock(); !errors.Is(err, control.ErrLeaseLost) {
 		t.Fatalf("Unlock = %v; want ErrLeaseLost", err)
@@ -465,6 +465,14 @@ func TestLockLostIsReported(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "apply lock lost") {
 		t.Fatalf("logger has no loss record:\n%s", logs.String())
+	}
+	// After Unlock c sends no lease any more: refused while the thief holds
+	// the lock, fine once it is released.
+	if err := c.Delete(ctx, "absent-app"); !errors.Is(err, control.ErrLocked) {
+		t.Fatalf("DELETE after Unlock (no lease any more) while the thief holds the lock: %v, want ErrLocked", err)
+	}
+	if err := admin.ReleaseLock(ctx, h.status().Lease.ID); err != nil {
+		t.Fatal(err)
 	}
 	if err := c.Delete(ctx, "absent-app"); err != nil {
 		t.Fatalf("DELETE after Unlock (no lease any more): %v", err)

@@ -74,6 +74,7 @@ type Server struct {
 	locks   keyedLock
 	metrics *ctlMetrics
 	tokenH  [32]byte
+	secretK []byte // key of AppInfo.SecretHashes (secrets.go)
 	handler http.Handler
 	leases  leaseTable
 
@@ -128,6 +129,7 @@ func NewServer(opts Options) (*Server, error) {
 		s.leases.now = time.Now
 	}
 	s.tokenH = hashToken(opts.Token)
+	s.secretK = secretHashKey(opts.Token)
 	s.handler = s.buildMux()
 	s.metrics = newCtlMetrics()
 	if opts.Metrics != nil {
@@ -379,22 +381,15 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 	s.mu.Lock()
 	old := s.apps[name]
 	s.mu.Unlock()
-	// The version that serves, deployed again (new secrets, or healing it):
-	// it replaces itself, and the older previous version stays the one a
-	// rollback goes to — never the same digest.
-	same := old != nil && old.failed == "" && old.cur != nil && old.cur.Digest == v.Digest
-	deployFn := s.rt.Deploy
-	if same {
-		deployFn = s.rt.Replace
-		v.DeployedAt = old.cur.DeployedAt
+	if old != nil && old.failed == "" && old.cur != nil && old.cur.Digest == v.Digest {
+		// The version that serves, again (new secrets, or a restart).
+		return s.putSameVersion(ctx, name, old, v, mat, bundle)
 	}
-	if err := deployFn(ctx, v.App, bundle); err != nil {
+	if err := s.rt.Deploy(ctx, v.App, bundle); err != nil {
 		return AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
 	}
 	next := &entry{cur: v}
 	switch {
-	case same:
-		next.prev = old.prev
 	case old != nil && old.failed == "":
 		next.prev = old.cur
 	}
@@ -402,12 +397,6 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 		rec := state.Record{Name: name, Current: *v, Previous: next.prev}
 		if err := s.store.Save(rec, mat.blobs(v)); err != nil {
 			// Undo, so what runs is what the state directory says.
-			if same {
-				// The old load is gone; the same version serves, with the
-				// values of this PUT.
-				s.setEntry(name, next)
-				return AppInfo{}, fmt.Errorf("%w: %w (the same version serves, but the state directory keeps the values before this PUT)", errPersist, err)
-			}
 			if next.prev != nil {
 				if rerr := s.rt.Rollback(name); rerr == nil {
 					next = &entry{cur: old.cur, prev: v}
@@ -603,6 +592,7 @@ func (s *Server) Get(name string) (AppInfo, error) {
 	ai.RolledBack = e.rolledBack
 	ai.Generation = st.Current.Generation
 	ai.Components = st.Current.Components
+	ai.SecretHashes = secretHashes(s.secretK, name, e.cur.Secrets)
 	return ai, nil
 }
 
