@@ -444,9 +444,10 @@ type shell struct {
 	status  chan string
 	stderr  *testenv.Buffer
 	n       int
-	bang    int   // $! after the previous line
-	lastPID int   // the background process the last line started; 0 if none
-	pids    []int // background processes started by the block, still running
+	bang    int            // $! after the previous line
+	lastPID int            // the background process the last line started; 0 if none
+	pids    []int          // background processes started by the block, still running
+	outs    map[int]string // pid → file with its output
 }
 
 func startShell(t *testing.T, dir string) *shell {
@@ -488,7 +489,7 @@ func startShell(t *testing.T, dir string) *shell {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh := &shell{t: t, dir: dir, outDir: t.TempDir(), status: make(chan string, 4), stderr: &testenv.Buffer{}}
+	sh := &shell{t: t, dir: dir, outDir: t.TempDir(), status: make(chan string, 4), stderr: &testenv.Buffer{}, outs: map[int]string{}}
 	sh.cmd = exec.Command("bash", "--noprofile", "--norc")
 	sh.cmd.Dir = dir
 	sh.cmd.Env = env
@@ -571,9 +572,12 @@ func (sh *shell) run(c Command, timeout time.Duration) result {
 	code, _ := strconv.Atoi(f[1])
 	sh.lastPID = 0
 	if len(f) > 2 {
-		if pid, _ := strconv.Atoi(f[2]); pid != 0 && pid != sh.bang {
+		// Only a line ending in "&" starts a job; $! also changes for a
+		// process substitution such as <(...).
+		if pid, _ := strconv.Atoi(f[2]); pid != 0 && pid != sh.bang && strings.HasSuffix(c.Cmd, "&") {
 			sh.bang, sh.lastPID = pid, pid
 			sh.pids = append(sh.pids, pid)
+			sh.outs[pid] = out
 		}
 	}
 	b, _ := os.ReadFile(out)
@@ -596,7 +600,8 @@ func (sh *shell) eval(word string) string {
 func (sh *shell) running() error {
 	for _, pid := range sh.pids {
 		if !childOf(pid, sh.cmd.Process.Pid) {
-			return fmt.Errorf("background process %d has exited", pid)
+			b, _ := os.ReadFile(sh.outs[pid])
+			return fmt.Errorf("background process %d has exited; its output:\n%s", pid, tail(string(b), 4096))
 		}
 	}
 	return nil
