@@ -45,11 +45,12 @@ run ./spec . 1s
 run ./sync 'PlanNoop1000|Apply100' 1s
 run ./sync 'Agent' 1x
 goals=${BENCH_GOALS:-bench/goals.txt}
-table=$(mktemp)
+tmp=$(mktemp -d)
+go build -o "$tmp/benchgoals" ./internal/benchgoals
 status=0
-go run ./internal/benchgoals -goals "$goals" "$report" > "$table" || status=$?
-{ echo "## goals ($goals)"; cat "$table"; } | tee -a "$report"
-rm -f "$table"
+"$tmp/benchgoals" -goals "$goals" "$report" > "$tmp/table" 2>/dev/null || status=$?
+{ echo "## goals ($goals)"; cat "$tmp/table"; } | tee -a "$report"
+rm -rf "$tmp"
 echo "report written to $report"
 if [ "${BENCH_STRICT:-}" = 1 ]; then
   exit "$status"
