@@ -24,6 +24,7 @@ run: build ## the main job on the embedded default (see README)
 
 test: ## every test, with the real services they need (built once, cached)
 	@./scripts/testdeps.sh
+	@./scripts/testtools.sh
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi

@@ -4,7 +4,16 @@
 # and write a report with the machine's state beside the figures.
 #
 #   BENCH_REPORT=bench/report.txt   where the report goes
+#   BENCH_GOALS=bench/goals.txt     the goals each figure is compared with
+#   BENCH_ONLY=REGEXP               run only the lines whose package matches
+#                                   (e.g. 'builder|signer'); the goals of the
+#                                   others then show as "not run"
+#   BENCH_STRICT=1                  exit 1 when a goal is not met or not run
 #   FERRY_BENCH_DENSITY=10000       apps in the density benchmark (default 1000)
+#
+# The report ends with one row per goal: benchmark, metric, goal, measured,
+# met / NOT MET / not run, and whether it ran on real parts or an in-memory
+# fake (internal/benchgoals). One `run` line per benchmark group below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 report=${BENCH_REPORT:-bench/report.txt}
@@ -16,6 +25,9 @@ mkdir -p "$(dirname "$report")"
   echo
 } > "$report"
 run() { # run PKG BENCH-REGEXP BENCHTIME
+  if [ -n "${BENCH_ONLY:-}" ] && ! [[ $1 =~ $BENCH_ONLY ]]; then
+    return 0
+  fi
   echo "## $1 -bench '$2' -benchtime $3" | tee -a "$report"
   go test -run '^$' -bench "$2" -benchtime "$3" -benchmem -timeout 60m "$1" 2>&1 | tee -a "$report"
   echo >> "$report"
@@ -34,4 +46,14 @@ run ./spec . 1s
 run ./sync 'PlanNoop1000|Apply100' 1s
 run ./sync 'Agent' 1x
 run ./cmd/ferry 'UpCommitToServing' 1x
+goals=${BENCH_GOALS:-bench/goals.txt}
+tmp=$(mktemp -d)
+go build -o "$tmp/benchgoals" ./internal/benchgoals
+status=0
+"$tmp/benchgoals" -goals "$goals" "$report" > "$tmp/table" 2>/dev/null || status=$?
+{ echo "## goals ($goals)"; cat "$tmp/table"; } | tee -a "$report"
+rm -rf "$tmp"
 echo "report written to $report"
+if [ "${BENCH_STRICT:-}" = 1 ]; then
+  exit "$status"
+fi

@@ -421,6 +421,7 @@ func newPushCmd(s streams) *cobra.Command {
 	var reg registryFlags
 	var repo, keyPath, buildCache string
 	var apps []string
+	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "push [DIR]",
 		Short: "Build, push and sign every app of the spec",
@@ -428,8 +429,9 @@ func newPushCmd(s streams) *cobra.Command {
 an OCI artifact (REPOSITORY/APP, one application/wasm layer per component
 plus the resolved config; blobs already there are not uploaded again) and,
 with --key, signs each app's digest. It prints each app's reference by
-digest.`,
+digest; with -q only that, one app a line, for scripts.`,
 		Example: `  ferry push --repository 127.0.0.1:5000/examples --key cosign.key examples/hello-wat
+  REF=$(ferry push -q --repository 127.0.0.1:5000/examples examples/hello-wat)
   ferry push -o json .`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -469,6 +471,10 @@ digest.`,
 							fmt.Fprintf(s.err, "%s: FAILED: %v\n", name, a.Err)
 							continue
 						}
+						if quiet {
+							fmt.Fprintln(s.out, a.Ref)
+							continue
+						}
 						signed := "unsigned"
 						if a.Signed {
 							signed = "signed"
@@ -490,6 +496,8 @@ digest.`,
 	cmd.Flags().StringVar(&keyPath, "key", "", "sign each app with this private key (cosign format)")
 	cmd.Flags().StringVar(&buildCache, "build-cache", "", "build cache (default: the user cache dir)")
 	cmd.Flags().StringArrayVar(&apps, "app", nil, "push only this app (repeatable)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only each pushed app's reference by digest, one a line (failures still go to stderr)")
+	cmd.MarkFlagsMutuallyExclusive("quiet", "output")
 	return cmd
 }
 
