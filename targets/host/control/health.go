@@ -308,7 +308,11 @@ func (s *Server) healthRollBack(ctx context.Context, name, from, reason string) 
 	rb := &HostRollback{From: from, FromRef: fromRef, To: ai.Digest, Reason: reason, At: time.Now().UTC()}
 	s.mu.Lock()
 	if e := s.apps[name]; e != nil && e.cur != nil && e.cur.Digest == rb.To {
-		e.rolledBack = rb
+		// Entries are immutable once published (Get reads them without
+		// the lock): replace, never mutate.
+		next := *e
+		next.rolledBack = rb
+		s.apps[name] = &next
 	}
 	s.mu.Unlock()
 	s.metrics.healthRollbacks.WithLabelValues(name).Inc()

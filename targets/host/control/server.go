@@ -86,7 +86,9 @@ type Server struct {
 }
 
 // entry mirrors what the runtime runs for one app, with the artifact
-// details the runtime does not know.
+// details the runtime does not know. An entry is immutable once it is in
+// Server.apps: readers take it under mu and use it after unlocking, so a
+// change publishes a new entry.
 type entry struct {
 	cur, prev  *state.Version
 	failed     string        // non-empty: recorded but not running
