@@ -35,6 +35,10 @@ test: ## every test, with the real services they need (built once, cached)
 bench: ## benchmarks, compared in one run against native baselines; writes $(BENCH_REPORT)
 	@BENCH_REPORT=$(BENCH_REPORT) ./scripts/bench.sh
 
+.PHONY: chaos
+chaos: ## the long reliability suites: faults, 50 SIGKILL trials, a 10-minute soak (scripts/chaos.sh; report in chaos-report.txt)
+	@./scripts/chaos.sh
+
 check: ## cross-build ferry-host for the edge architectures and every example guest for wasip1
 	@./scripts/check.sh
 
