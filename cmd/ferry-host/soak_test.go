@@ -8,8 +8,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,7 +54,7 @@ func TestSoak(t *testing.T) {
 	}
 	sampleEvery := max(total/120, time.Second)
 
-	bin := buildHost(t, runtime.GOARCH, "")
+	bin := soakBuild(t)
 	reg, err := embedded.NewServer(context.Background(), embedded.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -214,6 +214,20 @@ func TestSoak(t *testing.T) {
 	if deploys < int(total/every)/2 {
 		t.Errorf("only %d deploys in %v (one every %v was asked)", deploys, total, every)
 	}
+}
+
+// soakBuild builds ferry-host for this machine with the same flags as the
+// end-to-end tests of cmd/ferry (which `make chaos` runs first), so that
+// the build is a cache hit there, and returns its path.
+func soakBuild(t *testing.T) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "ferry-host")
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", out, "./cmd/ferry-host")
+	cmd.Dir = testenv.RepoRoot(t)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building ferry-host: %v\n%s", err, msg)
+	}
+	return out
 }
 
 // soakBody is what version v of app answers: the hello-wat greeting slot
