@@ -81,7 +81,7 @@ func TestFaultRegistryAndGit(t *testing.T) {
 		// wantErr, when set, is in the error of every failed attempt.
 		wantErr string
 	}{
-		{name: "registry down", retries: 4,
+		{name: "registry down", retries: 3,
 			inject: func(int) { regp.Down() },
 			heal:   func() { mustUp(t, regp) }},
 		{name: "registry slow",
@@ -108,7 +108,7 @@ func TestFaultRegistryAndGit(t *testing.T) {
 				regp.Set(faultproxy.Fault{Dir: faultproxy.Upload, Match: []byte(greeting(v)), Action: faultproxy.Corrupt,
 					Replace: []byte(strings.Replace(greeting(v), "alpha", "EVILa", 1)), Times: 1})
 			}},
-		{name: "git server down", retries: 4,
+		{name: "git server down", retries: 3,
 			inject: func(int) { gitp.Down() },
 			heal:   func() { mustUp(t, gitp) }},
 		{name: "git server resets mid-fetch", retries: 2, fired: 2,
