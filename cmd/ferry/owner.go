@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/spf13/cobra"
@@ -73,10 +75,17 @@ func specSource(dir string) (string, error) {
 }
 
 // agentSource is the agent's spec identity: -source, or sync.SourceID of
-// the watched repository and the spec's path in it.
+// the watched repository and the spec's path in it. A local work tree is
+// named as `ferry plan` names it (by its origin remote, when it has one),
+// so `ferry agent --repo .` and `ferry plan DIR` agree.
 func agentSource(o ownerFlags, repo, path string) string {
 	if o.source != "" {
 		return o.source
+	}
+	if st, err := os.Stat(repo); err == nil && st.IsDir() {
+		if s, err := specSource(filepath.Join(repo, path)); err == nil && strings.HasPrefix(s, "git:") {
+			return s
+		}
 	}
 	return sync.SourceID(repo, path)
 }

@@ -37,6 +37,9 @@ func TestOwnerSourceCLIAndAgentAgree(t *testing.T) {
 	if agent := agentSource(ownerFlags{}, "git@git.test:acme/apps.git", "deploy/prod"); agent != cli {
 		t.Errorf("agent source %q, CLI source %q: they must agree", agent, cli)
 	}
+	if agent := agentSource(ownerFlags{}, clone, "deploy/prod"); agent != cli {
+		t.Errorf("agent on the local clone: source %q, CLI source %q: they must agree", agent, cli)
+	}
 	if got, _ := (&ownerFlags{source: "team-a"}).sourceFor(spec); got != "team-a" {
 		t.Errorf("-source team-a gives %q", got)
 	}
