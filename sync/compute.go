@@ -30,6 +30,21 @@ type PlanOptions struct {
 	// (the default) makes such a clash an error: ferry never touches an
 	// unmanaged app unless told to.
 	AdoptUnmanaged bool
+	// Source is the stable identity of the spec source (see SourceID;
+	// ferry's commands always set it). On targets that record owners
+	// (targets.OwnerRecorder) every app the plan deploys is recorded as
+	// owned by OwnerOf(Source, target), and the plan deletes, updates or
+	// keeps only apps of that owner: apps of other owners, and apps with
+	// no recorded owner, are left alone. Empty means ownership is not
+	// checked and every managed app counts as this spec's (the behaviour
+	// before owners were recorded).
+	Source string
+	// Adopt lets the plan take over an app the spec names that the target
+	// records under another owner, or under none (deployed before owners
+	// were recorded): it is deployed and recorded as this spec's. False
+	// (the default) makes such a clash an error diagnostic naming the
+	// owner. Adopt implies AdoptUnmanaged.
+	Adopt bool
 	// ConfigOf, when set, returns the configuration of the version an app
 	// runs now (typically read from the registry by running.Ref), so that
 	// an update's reasons can name the configuration fields that change.
@@ -58,12 +73,15 @@ type PlanOptions struct {
 //     again, which restarts it.
 //   - no-op: the desired digest runs and is healthy. The digest of an app
 //     artifact covers its configuration, so equal digests mean equal config.
-//   - delete: the app is managed by ferry and the desired target no longer
-//     has it ("removed from the spec"). Apps ferry does not manage are never
-//     deleted; each gets a note in the plan.
+//   - delete: the app is managed by ferry, owned by this spec and target
+//     (see PlanOptions.Source), and the desired target no longer has it
+//     ("removed from the spec"). Apps ferry does not manage, and apps of
+//     another owner or of none, are never deleted; each gets a note in the
+//     plan.
 //
-// A desired app whose name an unmanaged app already uses is an error (see
-// PlanOptions.AdoptUnmanaged). A target that cannot be observed, is missing
+// A desired app whose name an unmanaged app, or an app of another owner
+// (or of none), already uses is an error naming that owner (see
+// PlanOptions.AdoptUnmanaged and PlanOptions.Adopt). A target that cannot be observed, is missing
 // from tgts or has malformed desired apps makes its TargetPlan errored, and
 // the plan not applyable; other targets are still planned.
 //
@@ -144,6 +162,12 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 
 	// Desired apps: validate, sort, strip secrets (keeping their keyed
 	// hashes when the target reports hashes to compare with).
+	// Ownership (owner.go): on a target that records owners, this plan's
+	// apps are owned by own; "" means ownership is not checked.
+	own := ""
+	if or, ok := t.(targets.OwnerRecorder); ok && or.RecordsOwners() && opts.Source != "" {
+		own = OwnerOf(opts.Source, dt.Name)
+	}
 	desired := make([]targets.DesiredApp, 0, len(dt.Apps))
 	names := map[string]bool{}
 	wantHashes := desiredSecretHashes(t, dt.Apps) // secrets.go
@@ -162,7 +186,9 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 			continue
 		}
 		names[a.Name] = true
-		desired = append(desired, stripSecrets(a))
+		a = stripSecrets(a)
+		a.Owner = own
+		desired = append(desired, a)
 	}
 	slices.SortFunc(desired, func(a, b targets.DesiredApp) int { return strings.Compare(a.Name, b.Name) })
 
@@ -196,11 +222,26 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 		want := &desired[i]
 		o := obs[want.Name]
 		ch := Change{App: want.Name, After: want}
+		foreign := o != nil && o.Managed && own != "" && o.Owner != own
+		if foreign && !opts.Adopt {
+			tp.Errored = true
+			tp.Diagnostics = append(tp.Diagnostics, ownerClash(dt.Name, own, o))
+			continue
+		}
 		switch {
 		case o == nil:
 			ch.Action = ActionCreate
 			ch.Reasons = []string{"not on the target"}
-		case !o.Managed && !opts.AdoptUnmanaged:
+		case foreign:
+			// Adopted (PlanOptions.Adopt): deployed as this spec's, even
+			// at the same digest, so that the target records the owner.
+			ch.Action = ActionUpdate
+			ch.Before = cloneObserved(o)
+			ch.Reasons = []string{"adopting an app " + ownerPhrase(o.Owner)}
+			if o.Digest != want.Digest {
+				ch.Reasons = append(ch.Reasons, fmt.Sprintf("new digest %s → %s", shortDigest(o.Digest), shortDigest(want.Digest)))
+			}
+		case !o.Managed && !opts.AdoptUnmanaged && !opts.Adopt:
 			tp.Errored = true
 			tp.Diagnostics = append(tp.Diagnostics, errorDiag(dt.Name, want.Name, "App exists but is not managed by ferry",
 				"The target runs an app named %q (%s) that ferry did not deploy, and ferry never replaces an unmanaged app. Remove or rename it on the target, rename the app in the spec, or plan with adoption enabled.",
@@ -283,11 +324,39 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 				Detail:  fmt.Sprintf("App %q was not deployed by ferry; ferry never changes or deletes it.", o.Name)})
 			continue
 		}
+		if own != "" && o.Owner != own {
+			tp.Diagnostics = append(tp.Diagnostics, Diagnostic{Severity: SeverityNote, Target: dt.Name, App: o.Name,
+				Summary: "App of another owner left alone",
+				Detail: fmt.Sprintf("App %q is %s, not by this spec (%s); this plan never changes or deletes it.",
+					o.Name, ownerPhrase(o.Owner), own)})
+			continue
+		}
 		tp.Changes = append(tp.Changes, Change{App: o.Name, Action: ActionDelete,
 			Reasons: []string{orDefault(opts.DeleteReason, "removed from the spec")}, Before: cloneObserved(o)})
 	}
 	slices.SortFunc(tp.Changes, func(a, b Change) int { return strings.Compare(a.App, b.App) })
 	return tp
+}
+
+// ownerClash is the error of a desired app whose name an app of another
+// owner (or of none) uses on the target.
+func ownerClash(target, own string, o *targets.ObservedApp) Diagnostic {
+	if o.Owner == "" {
+		return errorDiag(target, o.Name, "App has no owner",
+			"The target runs an app named %q (%s) that was deployed before ferry recorded owners, so it is not known to be this spec's (%s). ferry never takes over an app it cannot tell is its own: plan with -adopt to take it over, or rename the app in the spec.",
+			o.Name, shortDigest(o.Digest), own)
+	}
+	return errorDiag(target, o.Name, "App is owned by another spec",
+		"The target runs an app named %q (%s) owned by %q, not by this spec (%s). ferry never replaces another spec's app: rename the app in one of the specs, remove it from the other one, or plan with -adopt to take it over.",
+		o.Name, shortDigest(o.Digest), o.Owner, own)
+}
+
+// ownerPhrase says who owns an app, for reasons and notes.
+func ownerPhrase(owner string) string {
+	if owner == "" {
+		return "deployed with no recorded owner (before owners were recorded)"
+	}
+	return fmt.Sprintf("owned by %q", owner)
 }
 
 func cloneObserved(o *targets.ObservedApp) *targets.ObservedApp {

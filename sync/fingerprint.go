@@ -28,17 +28,20 @@ type fingerprintApp struct {
 	// when there are none, so the fingerprint of an app without secrets
 	// is what it was before secrets were compared.
 	Secrets map[string]string `json:"s,omitempty"`
+	// Owner is the app's recorded owner; omitted when none, so the
+	// fingerprint of an app without one is what it was before owners.
+	Owner string `json:"o,omitempty"`
 }
 
 // Fingerprint returns "sha256:<hex>" over a canonical encoding of observed:
 // the apps sorted by name, each as one JSON line holding its name, digest,
-// managed flag, health and the keyed hashes of its secret values (when it
-// has any) — exactly what ComputePlan's decisions depend on.
+// managed flag, health, the keyed hashes of its secret values (when it
+// has any) and its recorded owner (when it has one) — exactly what ComputePlan's decisions depend on.
 // The order of observed does not matter.
 func Fingerprint(observed []targets.ObservedApp) string {
 	apps := make([]fingerprintApp, len(observed))
 	for i, o := range observed {
-		apps[i] = fingerprintApp{Name: o.Name, Digest: o.Digest, Managed: o.Managed, Healthy: o.Healthy, Secrets: o.SecretHashes}
+		apps[i] = fingerprintApp{Name: o.Name, Digest: o.Digest, Managed: o.Managed, Healthy: o.Healthy, Secrets: o.SecretHashes, Owner: o.Owner}
 	}
 	slices.SortFunc(apps, func(a, b fingerprintApp) int { return strings.Compare(a.Name, b.Name) })
 	h := sha256.New()
@@ -90,6 +93,9 @@ func describeMoves(before, now []targets.ObservedApp) []string {
 			}
 			if !maps.Equal(c.SecretHashes, o.SecretHashes) {
 				moves = append(moves, fmt.Sprintf("app %s runs with other secret values than the plan saw", n))
+			}
+			if c.Owner != o.Owner {
+				moves = append(moves, fmt.Sprintf("app %s is now %s, plan saw it %s", n, ownerPhrase(c.Owner), ownerPhrase(o.Owner)))
 			}
 			if c.Managed != o.Managed {
 				if c.Managed {

@@ -43,6 +43,11 @@ type DesiredApp struct {
 	// over its authenticated channel. They are never serialised into a plan
 	// file or a log.
 	Secrets map[string]string `json:"-"`
+	// Owner is the identity of the spec source and target that deploys
+	// the app (see sync.OwnerOf), recorded by targets that implement
+	// OwnerRecorder. Empty means none is sent: such a target keeps the
+	// owner it already recorded.
+	Owner string `json:"owner,omitempty"`
 }
 
 // ObservedApp is what a target reports about one app it runs.
@@ -56,6 +61,11 @@ type ObservedApp struct {
 	// Managed is true when ferry deployed the app; only managed apps are
 	// ever pruned.
 	Managed bool `json:"managed"`
+	// Owner is the owner the target recorded for the app (DesiredApp.Owner
+	// of the PUT that deployed it), from targets that implement
+	// OwnerRecorder. Empty means none is recorded: the app was deployed
+	// before owners were, or by a client that sent none.
+	Owner string `json:"owner,omitempty"`
 	// Status is the target's own word for the app's state ("serving",
 	// "failed", ...).
 	Status string `json:"status,omitempty"`
@@ -70,6 +80,16 @@ type ObservedApp struct {
 	// (never the values). Nil means the target does not report them; an
 	// empty map means the app runs without secrets.
 	SecretHashes map[string]string `json:"secret_hashes,omitempty"`
+}
+
+// OwnerRecorder is implemented by targets that record each app's owner
+// (DesiredApp.Owner) and report it back (ObservedApp.Owner), so that a plan
+// only ever prunes or replaces apps of its own spec and target. Targets
+// that do not implement it (or return false) report no owners; a plan
+// against them treats every managed app as its own.
+type OwnerRecorder interface {
+	// RecordsOwners reports whether the target records app owners.
+	RecordsOwners() bool
 }
 
 // SecretHasher is implemented by targets that report ObservedApp

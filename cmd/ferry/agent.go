@@ -209,7 +209,9 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 				},
 				APIToken: token, Logger: log, Metrics: metrics,
 				// --target: only those targets are planned and applied.
-				Plan:  sync.PlanOptions{Targets: rf.targets},
+				// Apps are owned by the repository URL + path + target;
+				// --adopt takes over clashing apps in every round.
+				Plan:  sync.PlanOptions{Targets: rf.targets, Source: agentSource(rf.owner, repo, path), Adopt: rf.owner.adopt},
 				Apply: sync.ApplyOptions{LockDir: filepath.Join(dataDir, "locks")},
 			})
 			if err != nil {

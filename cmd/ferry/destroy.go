@@ -16,11 +16,13 @@ func newDestroyCmd(s streams) *cobra.Command {
 	var o outputFlag
 	var lockTTL, lockTimeout time.Duration
 	var creds credFlags
+	var owner ownerFlags
 	cmd := &cobra.Command{
 		Use:   "destroy [DIR]",
 		Short: "Remove every app ferry manages from the spec's targets",
 		Long: `destroy plans the deletion of every app that ferry deployed on the
-targets of the spec in DIR (apps ferry did not deploy are never touched),
+targets of the spec in DIR and that this spec owns (apps ferry did not
+deploy, and apps of other specs or of no recorded owner, are never touched),
 shows the plan and, after confirmation (or -auto-approve), applies it.
 Nothing is built or pushed.`,
 		Example: `  ferry destroy examples/hello-wat
@@ -50,7 +52,11 @@ Nothing is built or pushed.`,
 			for _, name := range sortedKeys(tgts) {
 				desired.Targets = append(desired.Targets, sync.DesiredTarget{Name: name, Type: string(cfg.Target(name).Type)})
 			}
-			plan, err := sync.ComputePlan(ctx, desired, tgts, sync.PlanOptions{DeleteReason: "destroy"})
+			source, err := owner.sourceFor(dirArg(args))
+			if err != nil {
+				return withCode(exitError, err)
+			}
+			plan, err := sync.ComputePlan(ctx, desired, tgts, sync.PlanOptions{DeleteReason: "destroy", Source: source})
 			if err != nil {
 				return withCode(exitError, err)
 			}
@@ -87,6 +93,7 @@ Nothing is built or pushed.`,
 	o.register(cmd)
 	cmd.Flags().StringArrayVar(&only, "target", nil, "destroy only on this target (repeatable)")
 	creds.register(cmd, true)
+	owner.register(cmd, false)
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "do not ask for confirmation")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 0, "how long to wait for the targets' apply locks (0: as long as it takes)")
 	cmd.Flags().DurationVar(&lockTTL, "lock-ttl", 0, "lease of each host's apply lock, renewed while destroying (5s to 10m; default 30s)")

@@ -31,6 +31,7 @@ type releaseFlags struct {
 	targets    []string
 	lockTTL    time.Duration // apply only (-lock-ttl)
 	creds      credFlags     // plan and apply register it (by hand)
+	owner      ownerFlags    // -source, -adopt (owner.go)
 }
 
 func (r *releaseFlags) register(cmd *cobra.Command) {
@@ -40,6 +41,7 @@ func (r *releaseFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&r.keyPath, "key", os.Getenv("FERRY_SIGNING_KEY"), "sign with this private key (cosign format; default $FERRY_SIGNING_KEY)")
 	cmd.Flags().StringVar(&r.buildCache, "build-cache", "", "build cache (default: the user cache dir)")
 	cmd.Flags().StringArrayVar(&r.targets, "target", nil, "plan only this target (repeatable)")
+	r.owner.register(cmd, true)
 }
 
 // planned is the outcome of computing a plan from a spec directory.
@@ -104,8 +106,12 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 		return nil, withCode(exitError, err)
 	}
 	printSkipped(s.err, skipped)
+	source, err := r.owner.sourceFor(dir)
+	if err != nil {
+		return nil, withCode(exitError, err)
+	}
 	desired := rel.Desired(sortedKeys(tgts)...)
-	plan, err := sync.ComputePlan(ctx, desired, tgts, sync.PlanOptions{Targets: r.targets})
+	plan, err := sync.ComputePlan(ctx, desired, tgts, sync.PlanOptions{Targets: r.targets, Source: source, Adopt: r.owner.adopt})
 	if err != nil {
 		return nil, withCode(exitError, err)
 	}
@@ -157,10 +163,17 @@ now, and shows per target and app: create, update, delete or no-op, with the
 reason. With -out the plan is saved; "ferry apply FILE" applies exactly it,
 and refuses if a target moved since.
 
+Every app deployed is recorded on its host as owned by this spec and
+target (SOURCE#TARGET, see -source). A plan deletes only its own apps; apps
+of other specs, and apps with no recorded owner, are left alone, and an
+app name another spec owns is an error naming that owner unless -adopt
+takes it over.
+
 Exit codes: 0 success; 1 error. With -detailed-exitcode: 0 no changes,
 1 error, 2 changes present.`,
 		Example: `  ferry plan examples/hello-wat
   ferry plan -out tfplan -detailed-exitcode .
+  ferry plan -adopt .          # take over apps another spec owns
   ferry plan -o json . | jq '.targets[].changes'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -227,7 +240,8 @@ health-checks the new version before it takes traffic; an app that fails is
 rolled back (its previous version keeps serving) and the others go on.
 Secret variable values come from FERRY_SECRET_<NAME>.`,
 		Example: `  ferry apply -auto-approve examples/hello-wat
-  ferry plan -out tfplan . && ferry apply tfplan .`,
+  ferry plan -out tfplan . && ferry apply tfplan .
+  ferry apply -adopt -auto-approve .   # take over apps another spec owns`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()

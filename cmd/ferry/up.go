@@ -172,6 +172,9 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 		Logger:   log.With("component", "agent"),
 		Metrics:  prometheus.NewRegistry(),
 		Apply:    sync.ApplyOptions{LockDir: filepath.Join(o.dataDir, "locks")},
+		// The host is this process's own: it holds only this spec's apps,
+		// so apps recorded before owners were are adopted, not refused.
+		Plan: sync.PlanOptions{Source: sync.SourceID(root, rel), Adopt: true},
 	})
 	if err != nil {
 		return err

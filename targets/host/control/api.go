@@ -16,6 +16,13 @@ type PutRequest struct {
 	// Secrets are values of the app's variables (secret ones, or overrides
 	// of defaults). The host keeps them in a 0600 file and never logs them.
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Owner identifies the spec source and target that deploys the app
+	// (sync.OwnerOf: "git:host/org/repo//path#target"); at most
+	// state.MaxOwnerLen printable ASCII bytes. The host records it with
+	// the app, keeps it across rollbacks and restarts, and shows it in
+	// AppInfo.Owner; it does not judge it (plans decide whose app is
+	// whose). Empty keeps the owner already recorded (none for a new app).
+	Owner string `json:"owner,omitempty"`
 }
 
 // String describes the request without its secrets.
@@ -59,6 +66,9 @@ type AppInfo struct {
 	// Managed is always true: every app on a ferry-host was put there
 	// through this API.
 	Managed bool `json:"managed"`
+	// Owner is the owner recorded for the app (PutRequest.Owner); empty
+	// when none was ever sent (apps deployed before owners were recorded).
+	Owner string `json:"owner,omitempty"`
 	// Previous and PreviousRef name the version kept for rollback.
 	Previous    string `json:"previous,omitempty"`
 	PreviousRef string `json:"previous_ref,omitempty"`

@@ -53,8 +53,9 @@ type Client struct {
 }
 
 var (
-	_ targets.Target     = (*Client)(nil)
-	_ targets.RollBacker = (*Client)(nil)
+	_ targets.Target        = (*Client)(nil)
+	_ targets.RollBacker    = (*Client)(nil)
+	_ targets.OwnerRecorder = (*Client)(nil)
 )
 
 // NewClient returns a client for the host whose control API listens at
@@ -130,7 +131,7 @@ func (c *Client) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	out := make([]targets.ObservedApp, 0, len(apps))
 	for _, a := range apps {
 		out = append(out, targets.ObservedApp{
-			Name: a.Name, Ref: a.Ref, Digest: a.Digest, Managed: a.Managed, Status: a.Status,
+			Name: a.Name, Ref: a.Ref, Digest: a.Digest, Managed: a.Managed, Owner: a.Owner, Status: a.Status,
 			Healthy: a.Healthy, Previous: a.Previous, Message: a.Message, SecretHashes: a.SecretHashes,
 		})
 	}
@@ -139,14 +140,18 @@ func (c *Client) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 
 // Put implements targets.Target: the host pulls want.Ref by want.Digest,
 // verifies it against its own trust policy and deploys it with
-// want.Secrets. want.App is not sent: the host uses the configuration in
+// want.Secrets, recording want.Owner as the app's owner. want.App is not sent: the host uses the configuration in
 // the signed artifact. Errors wrap targets.ErrVerification (403),
 // targets.ErrUnhealthy (422) or targets.ErrUnavailable (502/503/504 or no
 // answer) where they apply.
 func (c *Client) Put(ctx context.Context, want targets.DesiredApp) error {
-	_, err := c.PutApp(ctx, want.Name, PutRequest{Ref: want.Ref, Digest: want.Digest, Secrets: want.Secrets})
+	_, err := c.PutApp(ctx, want.Name, PutRequest{Ref: want.Ref, Digest: want.Digest, Secrets: want.Secrets, Owner: want.Owner})
 	return err
 }
+
+// RecordsOwners implements targets.OwnerRecorder: a ferry-host records
+// PutRequest.Owner and reports it in AppInfo.Owner.
+func (c *Client) RecordsOwners() bool { return true }
 
 // Delete implements targets.Target.
 func (c *Client) Delete(ctx context.Context, name string) error { return c.DeleteApp(ctx, name) }

@@ -7,7 +7,7 @@
 //
 //	GET    /v1/apps                  list (AppInfo per app)
 //	GET    /v1/apps/{name}           one app
-//	PUT    /v1/apps/{name}           deploy: body PutRequest {ref, digest, secrets}
+//	PUT    /v1/apps/{name}           deploy: body PutRequest {ref, digest, secrets, owner}
 //	DELETE /v1/apps/{name}           remove (absent is fine)
 //	POST   /v1/apps/{name}/rollback  switch back to the previous version
 //	GET    /v1/lock                  the apply lock (LockStatus)

@@ -29,8 +29,9 @@ type Group struct {
 }
 
 var (
-	_ targets.Target     = (*Group)(nil)
-	_ targets.RollBacker = (*Group)(nil)
+	_ targets.Target        = (*Group)(nil)
+	_ targets.RollBacker    = (*Group)(nil)
+	_ targets.OwnerRecorder = (*Group)(nil)
 )
 
 // NewGroup returns a Group of clients; it needs at least one.
@@ -89,7 +90,7 @@ func (g *Group) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 // merge combines one app as seen by each host (nil where absent).
 func (g *Group) merge(name string, seen []*targets.ObservedApp) targets.ObservedApp {
 	var first *targets.ObservedApp
-	var missing, differ []string
+	var missing, differ, owners []string
 	m := targets.ObservedApp{Name: name, Managed: true, Healthy: true}
 	for i, a := range seen {
 		if a == nil {
@@ -102,6 +103,11 @@ func (g *Group) merge(name string, seen []*targets.ObservedApp) targets.Observed
 		} else if a.Digest != first.Digest {
 			differ = append(differ, g.clients[i].Endpoint())
 		}
+		if first == a {
+			m.Owner = a.Owner
+		} else if a.Owner != first.Owner {
+			owners = append(owners, a.Owner)
+		}
 		m.Managed = m.Managed && a.Managed
 		m.Healthy = m.Healthy && a.Healthy
 		if a.Previous != m.Previous {
@@ -109,6 +115,18 @@ func (g *Group) merge(name string, seen []*targets.ObservedApp) targets.Observed
 		}
 	}
 	m.SecretHashes = mergeSecretHashes(seen) // secrets.go
+	if len(owners) > 0 {
+		// Hosts disagree on the owner: report all of them, so that no
+		// spec sees the app as its own until it is adopted again.
+		owners = append(owners, m.Owner)
+		for i, o := range owners {
+			if o == "" {
+				owners[i] = "(none)"
+			}
+		}
+		slices.Sort(owners)
+		m.Owner = strings.Join(slices.Compact(owners), " | ")
+	}
 	if len(missing) > 0 || len(differ) > 0 {
 		m.Digest, m.Ref, m.Healthy, m.Status = "", "", false, "partial"
 		var why []string
@@ -128,6 +146,9 @@ func (g *Group) merge(name string, seen []*targets.ObservedApp) targets.Observed
 func (g *Group) Put(ctx context.Context, want targets.DesiredApp) error {
 	return g.each(func(_ int, c *Client) error { return c.Put(ctx, want) })
 }
+
+// RecordsOwners implements targets.OwnerRecorder: every host records owners.
+func (g *Group) RecordsOwners() bool { return true }
 
 // Delete removes the app from every host.
 func (g *Group) Delete(ctx context.Context, name string) error {

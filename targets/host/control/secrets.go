@@ -108,14 +108,14 @@ func joinSecretHashes(per []map[string]string) map[string]string {
 // the serving digest does not make the serving version its own previous).
 // DeployedAt stays the version's first deploy. Persisting comes last; if it
 // fails, the old secrets are put back.
-func (s *Server) putSameVersion(ctx context.Context, name string, old *entry, v *state.Version, mat material, bundle host.Bundle) (AppInfo, error) {
+func (s *Server) putSameVersion(ctx context.Context, name string, old *entry, v *state.Version, mat material, bundle host.Bundle, owner string) (AppInfo, error) {
 	v.DeployedAt = old.cur.DeployedAt
 	if err := s.rt.Reconfigure(ctx, v.App, bundle); err != nil {
 		return AppInfo{}, fmt.Errorf("deploying %s: %w", v.Ref, err)
 	}
 	next := &entry{cur: v, prev: old.prev}
 	if s.store != nil {
-		if err := s.store.Save(state.Record{Name: name, Current: *v, Previous: old.prev}, mat.blobs(v)); err != nil {
+		if err := s.store.Save(state.Record{Name: name, Current: *v, Previous: old.prev, Owner: owner}, mat.blobs(v)); err != nil {
 			if ob, berr := mat.bundle(old.cur.Secrets); berr == nil && s.rt.Reconfigure(ctx, old.cur.App, ob) == nil {
 				next = old
 			}
@@ -124,6 +124,7 @@ func (s *Server) putSameVersion(ctx context.Context, name string, old *entry, v 
 		}
 	}
 	s.setEntry(name, next)
+	s.setOwner(name, owner)
 	s.log.LogAttrs(ctx, slog.LevelInfo, "app reconfigured", slog.String("app", name), slog.String("ref", v.Ref),
 		slog.Int("secrets", len(v.Secrets)))
 	return s.Get(name)

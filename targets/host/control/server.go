@@ -78,8 +78,9 @@ type Server struct {
 	handler http.Handler
 	leases  leaseTable
 
-	mu   sync.Mutex
-	apps map[string]*entry
+	mu     sync.Mutex
+	apps   map[string]*entry
+	owners map[string]string // app name -> recorded owner (PutRequest.Owner); guarded by mu
 
 	hmu    sync.Mutex
 	health map[string]*appHealth // the prober's state (health.go)
@@ -120,6 +121,8 @@ func NewServer(opts Options) (*Server, error) {
 		rt:    opts.Runtime,
 		store: opts.Store,
 		apps:  map[string]*entry{},
+
+		owners: map[string]string{},
 
 		health: map[string]*appHealth{},
 	}
@@ -218,6 +221,7 @@ func (s *Server) restoreOne(ctx context.Context, name string) error {
 	if err != nil {
 		return fail(nil, err)
 	}
+	s.setOwner(name, rec.Owner)
 	curMat, err := s.checkLocal(ctx, &rec.Current)
 	if err != nil {
 		return fail(&rec.Current, err)
@@ -384,8 +388,9 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 	old := s.apps[name]
 	s.mu.Unlock()
 	if old != nil && old.failed == "" && old.cur != nil && old.cur.Digest == v.Digest {
-		// The version that serves, again (new secrets, or a restart).
-		return s.putSameVersion(ctx, name, old, v, mat, bundle)
+		// The version that serves, again (new secrets, a restart, or a new
+		// owner adopting it).
+		return s.putSameVersion(ctx, name, old, v, mat, bundle, req.Owner)
 	}
 	if err := s.rt.Deploy(ctx, v.App, bundle); err != nil {
 		return AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
@@ -396,7 +401,7 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 		next.prev = old.cur
 	}
 	if s.store != nil {
-		rec := state.Record{Name: name, Current: *v, Previous: next.prev}
+		rec := state.Record{Name: name, Current: *v, Previous: next.prev, Owner: req.Owner}
 		if err := s.store.Save(rec, mat.blobs(v)); err != nil {
 			// Undo, so what runs is what the state directory says.
 			if next.prev != nil {
@@ -411,9 +416,27 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 		}
 	}
 	s.setEntry(name, next)
+	s.setOwner(name, req.Owner)
 	s.log.LogAttrs(ctx, slog.LevelInfo, "app put", slog.String("app", name), slog.String("ref", fullRef),
-		slog.String("verified_by", v.VerifiedBy), slog.Int("secrets", len(req.Secrets)))
+		slog.String("verified_by", v.VerifiedBy), slog.Int("secrets", len(req.Secrets)), slog.String("owner", s.ownerOf(name)))
 	return s.Get(name)
+}
+
+// setOwner records owner for app name; empty keeps the one recorded.
+func (s *Server) setOwner(name, owner string) {
+	if owner == "" {
+		return
+	}
+	s.mu.Lock()
+	s.owners[name] = owner
+	s.mu.Unlock()
+}
+
+// ownerOf returns the owner recorded for app name ("" for none).
+func (s *Server) ownerOf(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owners[name]
 }
 
 func (s *Server) setEntry(name string, e *entry) {
@@ -491,6 +514,9 @@ func (s *Server) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	s.setEntry(name, nil)
+	s.mu.Lock()
+	delete(s.owners, name)
+	s.mu.Unlock()
 	s.forgetHealth(name)
 	if s.store != nil {
 		if err := s.store.Delete(name); err != nil {
@@ -563,11 +589,12 @@ func (s *Server) List() []AppInfo {
 func (s *Server) Get(name string) (AppInfo, error) {
 	s.mu.Lock()
 	e := s.apps[name]
+	owner := s.owners[name]
 	s.mu.Unlock()
 	if e == nil {
 		return AppInfo{}, fmt.Errorf("%w: %q", host.ErrNotFound, name)
 	}
-	ai := AppInfo{Name: name, Managed: true}
+	ai := AppInfo{Name: name, Managed: true, Owner: owner}
 	if e.cur != nil {
 		ai.Ref, ai.Digest, ai.VerifiedBy, ai.DeployedAt = e.cur.Ref, e.cur.Digest, e.cur.VerifiedBy, e.cur.DeployedAt
 	}

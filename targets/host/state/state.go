@@ -29,6 +29,29 @@ type Record struct {
 	Current Version
 	// Previous is the version kept for rollback; nil when there is none.
 	Previous *Version
+	// Owner is the app's owner, the identity of the spec source and target
+	// that deployed it (at most MaxOwnerLen printable bytes). It belongs to
+	// the app, not to a version: a rollback keeps it. Empty in Save keeps
+	// the owner already recorded; Load returns "" for a record written
+	// before owners were recorded.
+	Owner string
+}
+
+// MaxOwnerLen bounds Record.Owner.
+const MaxOwnerLen = 512
+
+// ValidOwner reports whether owner may be recorded: at most MaxOwnerLen
+// bytes of printable ASCII (empty is valid: no owner).
+func ValidOwner(owner string) bool {
+	if len(owner) > MaxOwnerLen {
+		return false
+	}
+	for i := 0; i < len(owner); i++ {
+		if owner[i] < 0x20 || owner[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // Version is one deployed version of an app.
@@ -90,6 +113,8 @@ type diskRecord struct {
 	Name     string       `json:"name"`
 	Current  diskVersion  `json:"current"`
 	Previous *diskVersion `json:"previous,omitempty"`
+	// Owner is Record.Owner; absent in records written before owners.
+	Owner string `json:"owner,omitempty"`
 }
 
 type diskVersion struct {
@@ -186,7 +211,7 @@ func (s *Store) Load(name string) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	rec := Record{Name: dr.Name}
+	rec := Record{Name: dr.Name, Owner: dr.Owner}
 	cur, err := s.readVersion(name, dr.Current)
 	if err != nil {
 		return Record{}, err
@@ -220,6 +245,9 @@ func (s *Store) readRecord(name string) (*diskRecord, error) {
 	}
 	if dr.Name != name {
 		return nil, fmt.Errorf("%w: %s: record names app %q", ErrCorrupt, path, dr.Name)
+	}
+	if !ValidOwner(dr.Owner) {
+		return nil, fmt.Errorf("%w: %s: owner is not printable ASCII of at most %d bytes", ErrCorrupt, path, MaxOwnerLen)
 	}
 	for _, v := range append([]*diskVersion{&dr.Current}, dr.Previous) {
 		if v == nil {
@@ -312,10 +340,14 @@ func (s *Store) Files(v *Version) (map[string][]byte, error) {
 // every blob of rec's versions (modules and files archives, see
 // Version.Blobs) that is not already in the store, by digest; their bytes
 // are verified. Blobs no version names any more are removed, as are the
-// app's old secrets files.
+// app's old secrets files. An empty rec.Owner keeps the owner the app's
+// record already has; an invalid one (see ValidOwner) is ErrInvalid.
 func (s *Store) Save(rec Record, blobs map[string][]byte) error {
 	if !nameRE.MatchString(rec.Name) {
 		return fmt.Errorf("%w: app name %q", ErrInvalid, rec.Name)
+	}
+	if !ValidOwner(rec.Owner) {
+		return fmt.Errorf("%w: owner of app %q is not printable ASCII of at most %d bytes", ErrInvalid, rec.Name, MaxOwnerLen)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -335,7 +367,10 @@ func (s *Store) Save(rec Record, blobs map[string][]byte) error {
 		return fmt.Errorf("state: app %q: %w", rec.Name, err)
 	}
 	old, _ := s.readRecord(rec.Name)
-	dr := diskRecord{Format: recordFormat, Name: rec.Name}
+	dr := diskRecord{Format: recordFormat, Name: rec.Name, Owner: rec.Owner}
+	if dr.Owner == "" && old != nil {
+		dr.Owner = old.Owner
+	}
 	var keep []string
 	for i, v := range vs {
 		dv := diskVersion{Version: *v}
