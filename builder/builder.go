@@ -63,6 +63,9 @@ type Builder struct {
 	workDir     string // absolute, unless workErr is set
 	workErr     error
 
+	dirMu      sync.Mutex
+	stateReady string // WorkDir/u<uid>, once made
+
 	progressMu sync.Mutex
 
 	toolMu sync.Mutex

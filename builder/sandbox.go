@@ -68,26 +68,9 @@ func (b *Builder) newSandbox(root string) (*sandbox, error) {
 	if b.switchUser() {
 		owner = b.user
 	}
-	if err := ensureDir(b.workDir, 0o711, nil); err != nil {
+	state, err := b.stateDir(owner)
+	if err != nil {
 		return nil, err
-	}
-	if owner != nil {
-		if err := searchableByOthers(b.workDir); err != nil {
-			return nil, err
-		}
-	}
-	uid := uint32(os.Geteuid())
-	if owner != nil {
-		uid = owner.UID
-	}
-	state := filepath.Join(b.workDir, "u"+strconv.FormatUint(uint64(uid), 10))
-	if err := ensureDir(state, 0o700, owner); err != nil {
-		return nil, err
-	}
-	for _, d := range []string{"gocache", "gomodcache", "gopath"} {
-		if err := ensureDir(filepath.Join(state, d), 0o700, owner); err != nil {
-			return nil, err
-		}
 	}
 	dir, err := os.MkdirTemp(b.workDir, "run-")
 	if err != nil {
@@ -113,6 +96,39 @@ func (b *Builder) newSandbox(root string) (*sandbox, error) {
 		return nil, fmt.Errorf("copying %s to the build's scratch directory: %w", root, err)
 	}
 	return s, nil
+}
+
+// stateDir makes (once per Builder; builds run in parallel) WorkDir and the
+// build user's persistent directory WorkDir/u<uid>, and returns the latter.
+func (b *Builder) stateDir(owner *User) (state string, err error) {
+	b.dirMu.Lock()
+	defer b.dirMu.Unlock()
+	if b.stateReady != "" {
+		return b.stateReady, nil
+	}
+	if err := ensureDir(b.workDir, 0o711, nil); err != nil {
+		return "", err
+	}
+	if owner != nil {
+		if err := searchableByOthers(b.workDir); err != nil {
+			return "", err
+		}
+	}
+	uid := uint32(os.Geteuid())
+	if owner != nil {
+		uid = owner.UID
+	}
+	state = filepath.Join(b.workDir, "u"+strconv.FormatUint(uint64(uid), 10))
+	if err := ensureDir(state, 0o700, owner); err != nil {
+		return "", err
+	}
+	for _, d := range []string{"gocache", "gomodcache", "gopath"} {
+		if err := ensureDir(filepath.Join(state, d), 0o700, owner); err != nil {
+			return "", err
+		}
+	}
+	b.stateReady = state
+	return state, nil
 }
 
 // done removes the scratch directory.
@@ -273,6 +289,13 @@ func ensureDir(dir string, mode os.FileMode, owner *User) error {
 		want = owner.UID
 	}
 	if uid, ok := fileUID(st); ok && uid != want {
+		if owner != nil && int(uid) == os.Geteuid() {
+			// Ours, made by a concurrent builder that has not chowned it yet.
+			if err := os.Lchown(dir, int(owner.UID), int(owner.GID)); err != nil {
+				return err
+			}
+			return os.Chmod(dir, mode)
+		}
 		return fmt.Errorf("%w: the build directory %s belongs to uid %d, not %d", ErrBuildDir, dir, uid, want)
 	}
 	return nil

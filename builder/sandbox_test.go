@@ -127,3 +127,36 @@ func TestGoBuildAsBuildUser(t *testing.T) {
 		t.Errorf("output = %q, want %q", got, want)
 	}
 }
+
+// TestParallelBuildsAsBuildUser: builds running at once as the build user
+// with a fresh WorkDir all succeed (the first ones make WorkDir and the
+// build user's directory together).
+func TestParallelBuildsAsBuildUser(t *testing.T) {
+	u := nobody(t)
+	work, err := os.MkdirTemp("", "ferry-workdir-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	os.Chmod(work, 0o755)
+	fixture := readFixture(t, "wagi.wasm")
+	var comps []Component
+	for i := range 6 {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"in.wasm": string(fixture), "n": strings.Repeat("x", i)})
+		comps = append(comps, Component{App: "app", Name: "c" + string(rune('a'+i)), Kind: KindCommand, Dir: dir, Workdir: dir,
+			Output: filepath.Join(dir, "out.wasm"), Command: "test \"$(id -u)\" = 65534 && cp in.wasm out.wasm"})
+	}
+	res, err := newTestBuilder(t, Options{User: u, WorkDir: filepath.Join(work, "b"), Parallelism: 6}).Build(context.Background(), comps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if string(r.Wasm) != string(fixture) {
+			t.Errorf("%s: %d bytes, want the fixture", r.Component.ID(), len(r.Wasm))
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(work, "b", "run-*")); len(left) != 0 {
+		t.Errorf("scratch directories left behind: %v", left)
+	}
+}
