@@ -43,3 +43,33 @@ func BenchmarkCachedBuild(b *testing.B) {
 		b.Run(c.name+"/new-builder", func(b *testing.B) { run(b, true) })
 	}
 }
+
+// BenchmarkUncachedGoBuild measures a build of examples/hello-go that is
+// not in ferry's cache (a fresh cache per build; Go's own build cache is
+// warm): "self" builds as the builder's own user with its Go caches,
+// "build-user" as nobody from a scratch copy of the repository with the
+// build user's own caches (root only). The first build-user run on a
+// machine fills that user's Go cache and is not counted.
+func BenchmarkUncachedGoBuild(b *testing.B) {
+	root := testenv.RepoRoot(b)
+	c := goComponent("web", filepath.Join(root, "examples", "hello-go"), ExecutorReactor)
+	c.Dir = root
+	for _, tc := range []struct {
+		name string
+		user func(testing.TB) *User
+	}{
+		{"self", func(testing.TB) *User { return nil }},
+		{"build-user", nobody},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			u := tc.user(b)
+			buildOK(b, New(Options{CacheDir: b.TempDir(), User: u}), c) // warm Go's caches
+			for b.Loop() {
+				res, err := New(Options{CacheDir: b.TempDir(), User: u}).Build(context.Background(), []Component{c})
+				if err != nil || res[0].Cached {
+					b.Fatalf("not a fresh build: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -34,6 +34,19 @@ type Options struct {
 	// Logger receives debug and warning records (a corrupt cache entry, the
 	// commands run). Default: records are discarded.
 	Logger *slog.Logger
+	// User, when set and not the builder's own user, is the account every
+	// Go build and build command runs as (switching needs root). It cannot
+	// read the builder's environment, memory or 0600 files. Default: the
+	// builder's own user; see the package documentation for what that
+	// leaves open.
+	User *User
+	// WorkDir holds the scratch copies builds run in (removed after each
+	// build) and, in u<uid>/, the build user's Go build and module caches.
+	// With another User, WorkDir and every directory above it must be
+	// searchable by others. A relative path is taken relative to the
+	// working directory when New is called. Default: ferry-build in
+	// os.TempDir().
+	WorkDir string
 }
 
 // Builder builds components into checked Wasm modules, with a
@@ -46,6 +59,12 @@ type Builder struct {
 	goBinary    string
 	progress    io.Writer
 	log         *slog.Logger
+	user        *User
+	workDir     string // absolute, unless workErr is set
+	workErr     error
+
+	dirMu      sync.Mutex
+	stateReady string // WorkDir/u<uid>, once made
 
 	progressMu sync.Mutex
 
@@ -96,6 +115,16 @@ func New(opts Options) *Builder {
 		goBinary:    opts.GoBinary,
 		progress:    opts.Progress,
 		log:         opts.Logger,
+		user:        opts.User,
+		workDir:     opts.WorkDir,
+	}
+	if b.workDir == "" {
+		b.workDir = filepath.Join(os.TempDir(), "ferry-build")
+	}
+	if abs, err := filepath.Abs(b.workDir); err != nil {
+		b.workErr = fmt.Errorf("%w: %s: %v", ErrBuildDir, b.workDir, err)
+	} else {
+		b.workDir = abs
 	}
 	if b.cacheDir == "" {
 		b.cacheDir = defaultCacheDir()

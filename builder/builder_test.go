@@ -627,9 +627,11 @@ func TestKeyLocationIndependent(t *testing.T) {
 func TestCancelKillsBuild(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "pid")
+	// The command runs in a scratch copy of dir: it reports its child's
+	// pid to a file outside.
+	pidFile := filepath.Join(t.TempDir(), "pid")
 	c := Component{App: "app", Name: "slow", Kind: KindCommand, Workdir: dir, Output: filepath.Join(dir, "out.wasm"),
-		Command: "sleep 60 & echo $! > pid; wait"}
+		Command: "sleep 60 & echo $! > '" + pidFile + "'; wait"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

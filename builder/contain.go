@@ -150,7 +150,7 @@ func checkGoTree(c Component) error {
 // contained checks, before anything is hashed or built, that c's inputs
 // resolve inside its root: the prebuilt wasm file, or the Go module tree.
 // (A command's own reads are bounded by running it as another user; see
-// Options.CommandUser.)
+// Options.User, in a scratch copy; see sandbox.go.)
 func (c Component) contained() error {
 	root := c.root()
 	if root == "" {

@@ -32,6 +32,20 @@
 // superset of what `go build` reads, so a change can cause an unneeded
 // rebuild but never a stale result. See RATIONALE.md.
 //
+// # Isolation
+//
+// A build runs code from the repository (a build command; for Go, the
+// declared Env can name a -toolexec), so no build runs in the checkout or
+// with the builder's environment. Each Go build and command runs in a
+// scratch copy of the component's source tree below Options.WorkDir, with
+// PATH, HOME and TMPDIR inside the scratch directory, the Go settings and
+// the declared Env only, and, when Options.User names another account, as
+// that uid and gid: it then cannot read the builder's /proc/<pid>/environ,
+// its memory or its 0600 files. The output is read back through an
+// os.Root and must be a regular file (owned by the build user). The build
+// user's Go caches persist in WorkDir/u<uid>. See RATIONALE.md in the
+// repository root.
+//
 // # Reproducibility
 //
 // Go builds use -trimpath, -buildvcs=false and -ldflags="-s -w -buildid=",

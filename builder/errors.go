@@ -37,6 +37,11 @@ var (
 	// replacement. The message names the path inside the root and shows
 	// nothing of the outside file. Retrying does not help.
 	ErrOutsideRoot = errors.New("path leads outside the repository")
+	// ErrBuildDir means the scratch directory builds run in
+	// (Options.WorkDir) cannot be used: it is a symbolic link, belongs to
+	// another user, or the build user cannot reach it. Retrying does not
+	// help until the directory is fixed or another is chosen.
+	ErrBuildDir = errors.New("unusable build directory")
 )
 
 // BuildError is the error of one component. Its message starts with the

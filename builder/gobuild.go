@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 )
 
@@ -80,22 +81,22 @@ func goBuildArgs(c Component, out string) []string {
 	return append(args, "-o", out, ".")
 }
 
-// goEnv is the complete environment of a Go build: PATH and HOME, the
-// toolchain's settings, the declared Env, then the fixed target.
-func goEnv(c Component, tool *goToolchain) []string {
-	env := map[string]string{
-		"PATH":   os.Getenv("PATH"),
-		"HOME":   os.Getenv("HOME"),
-		"GOENV":  "off",
-		"GOWORK": "off",
-		"TMPDIR": os.TempDir(),
-		"LANG":   "C",
-		"LC_ALL": "C",
-	}
+// goEnv is the complete environment of a Go build: PATH, HOME and TMPDIR
+// of the sandbox, the toolchain's settings (with the build user's own
+// caches when it is another user), the declared Env, then the fixed
+// target.
+func goEnv(c Component, tool *goToolchain, sb *sandbox) []string {
+	env := sb.baseEnv()
+	env["GOENV"], env["GOWORK"], env["LANG"], env["LC_ALL"] = "off", "off", "C", "C"
 	for n, v := range tool.env {
 		if v != "" {
 			env[n] = v
 		}
+	}
+	if sb.owner != nil {
+		env["GOCACHE"] = filepath.Join(sb.state, "gocache")
+		env["GOMODCACHE"] = filepath.Join(sb.state, "gomodcache")
+		env["GOPATH"] = filepath.Join(sb.state, "gopath")
 	}
 	for n, v := range c.Env {
 		env[n] = v
@@ -113,22 +114,36 @@ func envList(env map[string]string) []string {
 	return list
 }
 
-// buildGo runs `go build` for c into a temp file in the cache and returns
-// the module bytes, or the compiler's output with the error.
+// buildGo runs `go build` for c in a scratch copy of its source tree, as
+// the build user, and returns the module bytes, or the compiler's output
+// with the error.
 func (b *Builder) buildGo(ctx context.Context, c Component, tool *goToolchain) ([]byte, string, error) {
-	out, err := cacheDir(b.cacheDir).tempFile("go-*.wasm")
+	root := c.root()
+	if root == "" {
+		mod, err := findModuleRoot(c.GoPackage)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: %s: %v", ErrInvalidComponent, c.GoPackage, err)
+		}
+		root = mod
+	}
+	sb, err := b.newSandbox(root)
 	if err != nil {
 		return nil, "", err
 	}
-	defer os.Remove(out)
+	defer sb.done()
+	pkg, err := sb.path(c.GoPackage)
+	if err != nil {
+		return nil, "", err
+	}
+	out := filepath.Join(sb.home, "out.wasm")
 	cmd := exec.CommandContext(ctx, tool.path, goBuildArgs(c, out)...)
-	cmd.Dir = c.GoPackage
-	cmd.Env = goEnv(c, tool)
-	b.log.Debug("go build", "component", c.ID(), "dir", c.GoPackage, "args", cmd.Args[1:])
-	if output, err := run(ctx, cmd, "go build"); err != nil {
+	cmd.Dir = pkg
+	cmd.Env = goEnv(c, tool, sb)
+	b.log.Debug("go build", "component", c.ID(), "dir", pkg, "args", cmd.Args[1:], "user", b.userName())
+	if output, err := run(ctx, cmd, "go build", sb.owner); err != nil {
 		return nil, output, err
 	}
-	wasm, err := os.ReadFile(out)
+	wasm, err := sb.readOutput(out, "go build output")
 	if err != nil {
 		return nil, "", err
 	}
@@ -137,11 +152,11 @@ func (b *Builder) buildGo(ctx context.Context, c Component, tool *goToolchain) (
 
 // run runs cmd in its own process group (killed as a whole when ctx ends)
 // and returns its combined output, trimmed, when it fails. label names the
-// tool in errors.
-func run(ctx context.Context, cmd *exec.Cmd, label string) (string, error) {
+// tool in errors. With as set, cmd runs as that user.
+func run(ctx context.Context, cmd *exec.Cmd, label string, as *User) (string, error) {
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
-	setProcessGroup(cmd)
+	setProcessGroup(cmd, as)
 	err := cmd.Run()
 	if err == nil {
 		return "", nil

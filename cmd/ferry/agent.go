@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-wasm/ferry/builder"
+	"github.com/ferry-wasm/ferry/internal/procsec"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/sync"
@@ -130,7 +131,7 @@ func newAgentCmd(s streams) *cobra.Command {
 	var rf releaseFlags
 	var lf logFlags
 	var creds credFlags
-	var repo, branch, path, dataDir, listen string
+	var repo, branch, path, dataDir, listen, buildUser, buildDir string
 	var interval time.Duration
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -151,6 +152,7 @@ are FERRY_WEBHOOK_GITHUB_SECRET, FERRY_WEBHOOK_GITLAB_TOKEN and
 FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 /hooks/{github,gitlab,gitea} and /metrics.`,
 		Example: `  FERRY_AGENT_TOKEN=... ferry agent --repo https://git.example.com/acme/apps.git --key cosign.key
+  sudo ferry agent --repo https://git.example.com/acme/apps.git --build-user ferry-build --build-dir /var/tmp/ferry-build
   ferry agent --repo file:///srv/git/apps.git --path deploy --interval 1m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -170,9 +172,23 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			if err != nil {
 				return withCode(exitError, err)
 			}
+			// Builds run a committer's code: keep it away from our secrets.
+			if err := procsec.HideFromSameUser(); err != nil {
+				log.Warn("cannot mark the agent non-dumpable; a build of the same uid could read its memory", "error", err)
+			}
+			bu, err := procsec.BuildAccount(buildUser)
+			if err != nil {
+				return withCode(exitUsage, fmt.Errorf("--build-user: %w", err))
+			}
+			bopts := builder.Options{CacheDir: rf.buildCache, Logger: log, WorkDir: buildDir}
+			if bu != nil {
+				bopts.User = &builder.User{Name: bu.Name, UID: bu.UID, GID: bu.GID}
+			} else if os.Geteuid() == 0 {
+				log.Warn("builds run as root: a build command can read every secret of the agent; see --build-user")
+			}
 			ropts := sync.ReleaseOptions{
 				Load:       lopts,
-				Builder:    builder.New(builder.Options{CacheDir: rf.buildCache, Logger: log}),
+				Builder:    builder.New(bopts),
 				Registry:   c,
 				Repository: rf.repo,
 				Sign:       signer.SignOptions{Registry: rf.reg.signerOptions(c)},
@@ -239,6 +255,8 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 	cmd.Flags().DurationVar(&interval, "interval", 30*time.Second, "time between rounds when no webhook arrives")
 	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir("agent"), "git mirror, checkouts and history database")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8090", "address of the status API, webhooks and metrics")
+	cmd.Flags().StringVar(&buildUser, "build-user", "", `account builds run as: a name, uid or UID:GID, or "self" (default "nobody" when the agent runs as root, else the agent's own user)`)
+	cmd.Flags().StringVar(&buildDir, "build-dir", "", "scratch copies of sources for builds, and the build user's Go caches (default ferry-build in the temp directory)")
 	cmd.MarkFlagRequired("repo") //nolint:errcheck // flag exists
 	return cmd
 }

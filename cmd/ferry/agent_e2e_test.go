@@ -391,7 +391,16 @@ func TestAgentE2ESIGKILLMidRound(t *testing.T) {
 	h := agentE2ENewHost(t, e.pubPath)
 	srv := gittest.NewServer(t, gittest.Options{})
 	w := srv.Clone(t)
-	ctl := t.TempDir()
+	// The build runs as the build user (nobody, as root): it signals
+	// through a directory that user can write.
+	ctl, err := os.MkdirTemp("", "ferry-ctl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(ctl) })
+	if err := os.Chmod(ctl, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	marker, gate, pidFile := filepath.Join(ctl, "building"), filepath.Join(ctl, "gate"), filepath.Join(ctl, "pid")
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
