@@ -130,7 +130,7 @@ func newAgentCmd(s streams) *cobra.Command {
 	var rf releaseFlags
 	var lf logFlags
 	var creds credFlags
-	var repo, branch, path, dataDir, listen string
+	var repo, branch, path, dataDir, listen, gitCAFile string
 	var interval time.Duration
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -141,7 +141,8 @@ the branch, releases the newest commit (load, build, push, sign), plans
 against what every target runs now and applies, then records the round in
 its history. Every round also repairs drift.
 
-Credentials: git from FERRY_GIT_USERNAME/PASSWORD/TOKEN or FERRY_GIT_SSH_KEY;
+Credentials: git from FERRY_GIT_USERNAME/PASSWORD/TOKEN or FERRY_GIT_SSH_KEY
+(an https server signed by a private CA: --git-ca-file or FERRY_GIT_CA_FILE);
 registry from FERRY_REGISTRY_USERNAME/PASSWORD/TOKEN or the Docker config;
 the signing key's password from FERRY_PASSWORD; host targets' tokens and TLS
 files from the credentials file (--credentials), each sent only to the
@@ -185,6 +186,9 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			auth, err := sync.GitAuthFromEnv(os.Getenv)
 			if err != nil {
 				return withCode(exitError, err)
+			}
+			if gitCAFile != "" {
+				auth.CAFile = gitCAFile
 			}
 			token, err := secretFrom("FERRY_AGENT_TOKEN", "FERRY_AGENT_TOKEN_FILE")
 			if err != nil {
@@ -237,6 +241,7 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 	cmd.Flags().DurationVar(&interval, "interval", 30*time.Second, "time between rounds when no webhook arrives")
 	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir("agent"), "git mirror, checkouts and history database")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8090", "address of the status API, webhooks and metrics")
+	cmd.Flags().StringVar(&gitCAFile, "git-ca-file", "", "PEM file of CAs an https git server's certificate may be signed by, besides the system's (default $FERRY_GIT_CA_FILE)")
 	cmd.MarkFlagRequired("repo") //nolint:errcheck // flag exists
 	return cmd
 }
