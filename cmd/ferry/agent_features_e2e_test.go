@@ -88,7 +88,7 @@ func TestAgentE2EFeatures(t *testing.T) {
 				}
 			}
 		}
-		m := agentE2EMetrics(t, a)
+		m := agentE2EWaitMetrics(t, a, func(m map[string]float64) bool { return m[`ferry_agent_rounds_total{result="succeeded"}`] >= 1 })
 		if ts := m[`ferry_agent_last_success_timestamp_seconds`]; ts < float64(time.Now().Add(-time.Hour).Unix()) {
 			t.Errorf("ferry_agent_last_success_timestamp_seconds = %v after a successful round, want a recent Unix time", ts)
 		}
@@ -102,7 +102,7 @@ func TestAgentE2EFeatures(t *testing.T) {
 
 	for _, tc := range []struct {
 		provider, app, version string
-		bad, good                func(sha string) *http.Request
+		bad, good              func(sha string) *http.Request
 	}{
 		{"gitlab", "alpha", "alpha v2",
 			func(sha string) *http.Request { return agentE2EGitLabPush(t, a.URL, "not-the-token", sha) },
@@ -133,8 +133,8 @@ func TestAgentE2EFeatures(t *testing.T) {
 				t.Fatalf("round %d: %s trigger %q apps %+v; want succeeded, webhook:%s, %s updated", r.ID, r.Result, r.Trigger, r.Apps, tc.provider, tc.app)
 			}
 			// The metrics moved with the round.
-			m1 := agentE2EMetrics(t, a)
 			const ok = `ferry_agent_rounds_total{result="succeeded"}`
+			m1 := agentE2EWaitMetrics(t, a, func(m map[string]float64) bool { return m[ok] > m0[ok] })
 			if m1[ok] != m0[ok]+1 {
 				t.Errorf("%s went %v → %v over one successful round", ok, m0[ok], m1[ok])
 			}
@@ -172,7 +172,9 @@ func TestAgentE2EFeatures(t *testing.T) {
 		if !strings.Contains(strings.Join(st.Errors, "\n"), "alpha") {
 			t.Errorf("status errors %q do not name alpha", st.Errors)
 		}
-		m1 := agentE2EMetrics(t, a)
+		m1 := agentE2EWaitMetrics(t, a, func(m map[string]float64) bool {
+			return m[`ferry_agent_rounds_total{result="partial"}`] > m0[`ferry_agent_rounds_total{result="partial"}`]
+		})
 		if m1["ferry_agent_app_failures_total"] <= m0["ferry_agent_app_failures_total"] || m1[`ferry_agent_rounds_total{result="partial"}`] != m0[`ferry_agent_rounds_total{result="partial"}`]+1 {
 			t.Errorf("metrics over the partial round: app failures %v → %v, partial rounds %v → %v",
 				m0["ferry_agent_app_failures_total"], m1["ferry_agent_app_failures_total"],
@@ -272,6 +274,21 @@ func TestAgentE2EFeatures(t *testing.T) {
 		}
 		t.Logf("git back → serving in %v (%d failed rounds while down)", took, len(failed))
 	})
+}
+
+// agentE2EWaitMetrics polls the agent's metrics until cond holds (the
+// agent counts a round just after it shows in the history) or 10 s pass,
+// and returns the last ones read.
+func agentE2EWaitMetrics(t *testing.T, a *agentE2EAgent, cond func(map[string]float64) bool) map[string]float64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := agentE2EMetrics(t, a)
+		if cond(m) || time.Now().After(deadline) {
+			return m
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // agentE2EGet sends GET url with an Authorization header (none when
