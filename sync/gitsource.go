@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,12 @@ type GitAuth struct {
 	// (FERRY_GIT_KNOWN_HOSTS). Empty means ~/.ssh/known_hosts and
 	// /etc/ssh/ssh_known_hosts; an unknown host key is always refused.
 	KnownHostsFile string
+	// CAFile is a PEM file of certificate authorities that https git
+	// servers' certificates may be signed by, trusted in addition to the
+	// system's roots (FERRY_GIT_CA_FILE, or ferry agent --git-ca-file).
+	// Empty means the system's roots only; a certificate that no trusted
+	// CA signed is always refused.
+	CAFile string
 }
 
 // String describes which credentials are set without showing any secret.
@@ -66,6 +73,9 @@ func (a GitAuth) String() string {
 	if a.KnownHostsFile != "" {
 		parts = append(parts, "known-hosts="+a.KnownHostsFile)
 	}
+	if a.CAFile != "" {
+		parts = append(parts, "ca-file="+a.CAFile)
+	}
 	if len(parts) == 0 {
 		return "anonymous"
 	}
@@ -76,7 +86,7 @@ func (a GitAuth) String() string {
 // through getenv (os.Getenv when nil): FERRY_GIT_USERNAME,
 // FERRY_GIT_PASSWORD, FERRY_GIT_PASSWORD_FILE, FERRY_GIT_TOKEN,
 // FERRY_GIT_TOKEN_FILE, FERRY_GIT_SSH_KEY, FERRY_GIT_SSH_KEY_PASSPHRASE,
-// FERRY_GIT_SSH_USER and FERRY_GIT_KNOWN_HOSTS. A *_FILE variable names a
+// FERRY_GIT_SSH_USER, FERRY_GIT_KNOWN_HOSTS and FERRY_GIT_CA_FILE. A *_FILE variable names a
 // file whose content (trailing newline trimmed) is the value; an unreadable
 // file is an error (the message names the file, never its content).
 func GitAuthFromEnv(getenv func(string) string) (GitAuth, error) {
@@ -91,6 +101,7 @@ func GitAuthFromEnv(getenv func(string) string) (GitAuth, error) {
 		SSHKeyPassphrase: getenv("FERRY_GIT_SSH_KEY_PASSPHRASE"),
 		SSHUser:          getenv("FERRY_GIT_SSH_USER"),
 		KnownHostsFile:   getenv("FERRY_GIT_KNOWN_HOSTS"),
+		CAFile:           getenv("FERRY_GIT_CA_FILE"),
 	}
 	for _, f := range []struct {
 		env string
@@ -160,6 +171,23 @@ func (a GitAuth) method(url string) (transport.AuthMethod, error) {
 		return ag, nil
 	}
 	return nil, nil // file and git protocols take no credentials
+}
+
+// caBundle returns the PEM content of CAFile, or nil without one. A file
+// that cannot be read or holds no certificate is an error wrapping
+// ErrGitAuth.
+func (a GitAuth) caBundle() ([]byte, error) {
+	if a.CAFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(a.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: git CA file: %w", ErrGitAuth, err)
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%w: git CA file %s holds no PEM certificate", ErrGitAuth, a.CAFile)
+	}
+	return b, nil
 }
 
 // redactURL hides a password in a URL's user info.
@@ -246,6 +274,10 @@ func (g *gitSource) fetch(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	caBundle, err := g.auth.caBundle()
+	if err != nil {
+		return "", err
+	}
 	ctx, cancel := context.WithTimeout(ctx, orDefault(g.timeout, 2*time.Minute))
 	defer cancel()
 	local := plumbing.NewRemoteReferenceName("origin", g.branch)
@@ -256,6 +288,7 @@ func (g *gitSource) fetch(ctx context.Context) (string, error) {
 		Auth:       auth,
 		Tags:       git.NoTags,
 		Force:      true,
+		CABundle:   caBundle,
 	})
 	switch {
 	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
@@ -263,6 +296,12 @@ func (g *gitSource) fetch(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w: %s has no branch %q yet", ErrGitUnreachable, redactURL(g.url), g.branch)
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
 		return "", fmt.Errorf("%w: %s: %w (credentials: %s)", ErrGitUnreachable, redactURL(g.url), err, g.auth)
+	case errors.As(err, new(x509.UnknownAuthorityError)):
+		trusted := "any of the system's certificate authorities (set FERRY_GIT_CA_FILE or --git-ca-file to trust another CA)"
+		if g.auth.CAFile != "" {
+			trusted = "the certificate authorities in " + g.auth.CAFile + " or the system's"
+		}
+		return "", fmt.Errorf("%w: fetch %s: the server's TLS certificate is not signed by %s: %w", ErrGitUnreachable, redactURL(g.url), trusted, err)
 	default:
 		return "", fmt.Errorf("%w: fetch %s: %w", ErrGitUnreachable, redactURL(g.url), err)
 	}

@@ -131,7 +131,7 @@ func newAgentCmd(s streams) *cobra.Command {
 	var rf releaseFlags
 	var lf logFlags
 	var creds credFlags
-	var repo, branch, path, dataDir, listen, buildUser, buildDir string
+	var repo, branch, path, dataDir, listen, buildUser, buildDir, gitCAFile string
 	var interval time.Duration
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -142,7 +142,8 @@ the branch, releases the newest commit (load, build, push, sign), plans
 against what every target runs now and applies, then records the round in
 its history. Every round also repairs drift.
 
-Credentials: git from FERRY_GIT_USERNAME/PASSWORD/TOKEN or FERRY_GIT_SSH_KEY;
+Credentials: git from FERRY_GIT_USERNAME/PASSWORD/TOKEN or FERRY_GIT_SSH_KEY
+(an https server signed by a private CA: --git-ca-file or FERRY_GIT_CA_FILE);
 registry from FERRY_REGISTRY_USERNAME/PASSWORD/TOKEN or the Docker config;
 the signing key's password from FERRY_PASSWORD; host targets' tokens and TLS
 files from the credentials file (--credentials), each sent only to the
@@ -202,6 +203,9 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			if err != nil {
 				return withCode(exitError, err)
 			}
+			if gitCAFile != "" {
+				auth.CAFile = gitCAFile
+			}
 			token, err := secretFrom("FERRY_AGENT_TOKEN", "FERRY_AGENT_TOKEN_FILE")
 			if err != nil {
 				return withCode(exitError, err)
@@ -257,6 +261,7 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8090", "address of the status API, webhooks and metrics")
 	cmd.Flags().StringVar(&buildUser, "build-user", "", `account builds run as: a name, uid or UID:GID, or "self" (default "nobody" when the agent runs as root, else the agent's own user)`)
 	cmd.Flags().StringVar(&buildDir, "build-dir", "", "scratch copies of sources for builds, and the build user's Go caches (default ferry-build in the temp directory)")
+	cmd.Flags().StringVar(&gitCAFile, "git-ca-file", "", "PEM file of CAs an https git server's certificate may be signed by, besides the system's (default $FERRY_GIT_CA_FILE)")
 	cmd.MarkFlagRequired("repo") //nolint:errcheck // flag exists
 	return cmd
 }

@@ -7,6 +7,10 @@
 // fixed author, so the machine's own git configuration never leaks in.
 // Servers and clones are removed when the test ends.
 //
+// With Options.TLS the server speaks https with a certificate signed by a
+// test CA (NewCA), so clients can be shown to trust that CA and refuse
+// others.
+//
 // Server.Down and Server.Up simulate an outage without giving up the port:
 // while down, every connection is closed as soon as it is accepted and
 // open connections are cut.

@@ -3,8 +3,10 @@ package gittest
 import (
 	"bytes"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -77,6 +79,9 @@ type Server struct {
 	ln   *downListener
 	srv  *http.Server
 
+	scheme string // "http", or "https" with Options.TLS
+	caFile string // the CA's certificate with Options.TLS
+
 	mu             sync.Mutex
 	user, password string
 	requests       int
@@ -90,6 +95,12 @@ type Options struct {
 	// Username and Password, when set, make the server require HTTP basic
 	// authentication with exactly these credentials (401 otherwise).
 	Username, Password string
+	// TLS, when true, serves https with a certificate for 127.0.0.1 signed
+	// by CA (a fresh test CA when CA is nil); CAFile returns its
+	// certificate, and the server's own clones and pushes trust it.
+	TLS bool
+	// CA signs the server's certificate when TLS is set.
+	CA *CA
 }
 
 // NewServer creates an empty bare repository and serves it over HTTP on
@@ -105,7 +116,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 	}
 	base := t.TempDir()
 	s := &Server{t: t, home: filepath.Join(base, "home"), root: filepath.Join(base, "srv"), name: "repo.git",
-		user: opts.Username, password: opts.Password}
+		user: opts.Username, password: opts.Password, scheme: "http"}
 	for _, d := range []string{s.home, s.root} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -134,7 +145,14 @@ func NewServer(t testing.TB, opts Options) *Server {
 	}
 	s.ln = &downListener{Listener: ln, conns: map[net.Conn]struct{}{}}
 	s.srv = &http.Server{Handler: s.auth(h), ReadHeaderTimeout: 10 * time.Second, ConnState: s.ln.track}
-	go s.srv.Serve(s.ln) //nolint:errcheck // ends with Close in Cleanup
+	var served net.Listener = s.ln
+	if opts.TLS {
+		s.scheme = "https"
+		served = tls.NewListener(s.ln, s.setupTLS(opts.CA))
+		// Refused handshakes are what the tests provoke; keep them quiet.
+		s.srv.ErrorLog = log.New(ioDiscard{}, "", 0)
+	}
+	go s.srv.Serve(served) //nolint:errcheck // ends with Close in Cleanup
 	t.Cleanup(func() { s.srv.Close() })
 	return s
 }
@@ -173,9 +191,10 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	})
 }
 
-// URL returns the repository's clone URL, "http://127.0.0.1:PORT/repo.git".
+// URL returns the repository's clone URL, "http://127.0.0.1:PORT/repo.git"
+// (https with Options.TLS).
 func (s *Server) URL() string {
-	return "http://" + s.ln.Addr().String() + "/" + s.name
+	return s.scheme + "://" + s.ln.Addr().String() + "/" + s.name
 }
 
 // Path returns the bare repository's directory, usable as a local path or

@@ -20,6 +20,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferry-wasm/ferry/internal/testenv"
+	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/registry/embedded"
+	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
@@ -43,13 +46,16 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// lockHost is a real runtime and control server on loopback, without a
-// registry (the lock needs none), whose leases follow clk.
+// lockHost is a real runtime and control server on loopback whose leases
+// follow clk. It verifies signatures as a deployed host does: it pulls from
+// a registry of its own (regAddr) and trusts the first of testKeys.
 type lockHost struct {
-	t    *testing.T
-	url  string
-	clk  *clock
-	logs *testenv.Buffer
+	t       *testing.T
+	url     string
+	apps    string // the app listener's URL
+	regAddr string
+	clk     *clock
+	logs    *testenv.Buffer
 }
 
 func newLockHost(t *testing.T) *lockHost {
@@ -60,12 +66,27 @@ func newLockHost(t *testing.T) *lockHost {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := control.NewServer(control.Options{Runtime: rt, InsecureSkipVerify: true, Token: testToken, Logger: log, Now: h.clk.now})
+	reg, err := embedded.NewServer(context.Background(), embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	h.regAddr = reg.Addr()
+	rc, err := registry.New(registry.Options{CacheDir: t.TempDir(), NoDockerConfig: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted, _ := testKeys(t)
+	srv, err := control.NewServer(control.Options{Runtime: rt, Registry: rc, Policy: signer.Policy{Keys: []signer.Key{trusted.pub}},
+		Token: testToken, Logger: log, Now: h.clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv)
 	h.url = ts.URL
+	appSrv := httptest.NewServer(rt)
+	t.Cleanup(appSrv.Close)
+	h.apps = appSrv.URL
 	t.Cleanup(func() {
 		ts.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -495,7 +516,8 @@ func TestLockHostRestart(t *testing.T) {
 		rt.Close(c)
 	})
 	newServer := func() http.Handler {
-		s, err := control.NewServer(control.Options{Runtime: rt, InsecureSkipVerify: true, Token: testToken})
+		trusted, _ := testKeys(t)
+		s, err := control.NewServer(control.Options{Runtime: rt, Policy: signer.Policy{Keys: []signer.Key{trusted.pub}}, Token: testToken})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -644,5 +666,78 @@ func TestLockUnsupportedHost(t *testing.T) {
 	unlock()
 	if !strings.Contains(logs.String(), "no apply lock") {
 		t.Fatalf("no warning logged:\n%s", logs.String())
+	}
+}
+
+// TestLockHolderDeploysOnlySigned: on a host that verifies signatures, the
+// lock holder's signed deploy goes through and serves; its deploy of an
+// unsigned artifact, or of one signed by a key the host does not trust, is
+// refused by the verification (not by the lock) and changes nothing; and a
+// client without the lease cannot deploy the signed artifact while the lock
+// is held.
+func TestLockHolderDeploysOnlySigned(t *testing.T) {
+	ctx := context.Background()
+	h := newLockHost(t)
+	trusted, other := testKeys(t)
+	pusher, err := registry.New(registry.Options{CacheDir: t.TempDir(), NoDockerConfig: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func(greeting string, k *keyPair) string {
+		t.Helper()
+		res, err := pusher.PushApp(ctx, h.regAddr+"/locked/"+strings.ToLower(greeting), helloApp("locked"), map[string][]byte{"web": variant(t, greeting)}, registry.PushOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k != nil {
+			if _, err := signer.Sign(ctx, res.Ref, k.priv, signer.SignOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return res.Ref
+	}
+	good, unsigned, foreign := push("Hallo", &trusted), push("Hullo", nil), push("Hollo", &other)
+
+	c := h.client(control.ClientOptions{})
+	held, err := c.Hold(ctx, "signed deploys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	outsider := h.client(control.ClientOptions{})
+	if _, err := outsider.PutApp(ctx, "locked", control.PutRequest{Ref: good}); !errors.Is(err, control.ErrLocked) {
+		t.Fatalf("PUT without the lease while the lock is held: %v, want ErrLocked", err)
+	}
+	ai, err := c.PutApp(ctx, "locked", control.PutRequest{Ref: good})
+	if err != nil {
+		t.Fatalf("the holder's signed PUT: %v", err)
+	}
+	if ai.VerifiedBy != trusted.pub.Name || ai.Digest != digestOf(good) {
+		t.Fatalf("the holder's signed PUT: verified by %q digest %s; want %s and %s", ai.VerifiedBy, ai.Digest, trusted.pub.Name, digestOf(good))
+	}
+	for _, tc := range []struct {
+		name, ref string
+		want      error
+	}{
+		{"unsigned", unsigned, signer.ErrUnsigned},
+		{"signed by an untrusted key", foreign, signer.ErrNoMatchingKey},
+	} {
+		if _, err := c.PutApp(ctx, "locked", control.PutRequest{Ref: tc.ref}); !errors.Is(err, targets.ErrVerification) || !strings.Contains(err.Error(), tc.want.Error()) {
+			t.Errorf("the holder's PUT of an artifact %s: %v; want a verification error (%v)", tc.name, err, tc.want)
+		}
+	}
+	if now, err := c.App(ctx, "locked"); err != nil || now.Digest != digestOf(good) {
+		t.Fatalf("after the refused PUTs the host runs %s (%v), want %s", now.Digest, err, digestOf(good))
+	}
+	req, _ := http.NewRequest(http.MethodGet, h.apps+"/", nil)
+	req.Host = "locked.test"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "Hallo from WAT") {
+		t.Fatalf("locked.test answers %d %q, want the signed Hallo version", resp.StatusCode, b)
 	}
 }
