@@ -29,6 +29,26 @@ type Record struct {
 	Current Version
 	// Previous is the version kept for rollback; nil when there is none.
 	Previous *Version
+	// RolledBack is set when the host's health prober rolled the app back
+	// by itself to Current (RolledBack.To is Current's digest): from which
+	// version, when and why. Nil otherwise; a PUT clears it. It survives a
+	// restart so that whoever deploys to the host still sees that the
+	// version it asked for was rolled back.
+	RolledBack *Rollback
+}
+
+// Rollback records a rollback the host made by itself.
+type Rollback struct {
+	// From is the digest of the version that was rolled back.
+	From string `json:"from"`
+	// FromRef is its artifact reference.
+	FromRef string `json:"from_ref,omitempty"`
+	// To is the digest of the version that serves again.
+	To string `json:"to"`
+	// Reason says why, in a full sentence.
+	Reason string `json:"reason"`
+	// At is when it happened (host clock, UTC).
+	At time.Time `json:"at"`
 }
 
 // Version is one deployed version of an app.
@@ -90,6 +110,9 @@ type diskRecord struct {
 	Name     string       `json:"name"`
 	Current  diskVersion  `json:"current"`
 	Previous *diskVersion `json:"previous,omitempty"`
+	// RolledBack is Record.RolledBack (absent in records written before
+	// it existed, which read as nil).
+	RolledBack *Rollback `json:"rolled_back,omitempty"`
 }
 
 type diskVersion struct {
@@ -186,7 +209,7 @@ func (s *Store) Load(name string) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	rec := Record{Name: dr.Name}
+	rec := Record{Name: dr.Name, RolledBack: dr.RolledBack}
 	cur, err := s.readVersion(name, dr.Current)
 	if err != nil {
 		return Record{}, err
@@ -335,7 +358,7 @@ func (s *Store) Save(rec Record, blobs map[string][]byte) error {
 		return fmt.Errorf("state: app %q: %w", rec.Name, err)
 	}
 	old, _ := s.readRecord(rec.Name)
-	dr := diskRecord{Format: recordFormat, Name: rec.Name}
+	dr := diskRecord{Format: recordFormat, Name: rec.Name, RolledBack: rec.RolledBack}
 	var keep []string
 	for i, v := range vs {
 		dv := diskVersion{Version: *v}
