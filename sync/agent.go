@@ -132,8 +132,9 @@ type Options struct {
 	// MetricsPublic serves /metrics without the bearer token.
 	MetricsPublic bool
 	// Plan and Apply tune each round's ComputePlan and Apply. Apply's
-	// SecretsFor defaults to the secrets of the released desired state;
-	// both Loggers default to Logger.
+	// SecretsFor defaults to the secrets of the released desired state,
+	// its PolicyFor to each app's deploy block in the spec in force
+	// (PolicyFromSpec); both Loggers default to Logger.
 	Plan  PlanOptions
 	Apply ApplyOptions
 	// HistoryRetention is how many rounds the history keeps. Zero means

@@ -195,6 +195,10 @@ func (a *Agent) planAndApply(rr *roundRun) {
 	if aopts.SecretsFor == nil {
 		aopts.SecretsFor = g.secrets
 	}
+	if aopts.PolicyFor == nil {
+		// Each app's deploy block in the spec in force.
+		aopts.PolicyFor = PolicyFromSpec(g.cfg)
+	}
 	res, err := Apply(ctx, &sub, tgts, aopts)
 	if res == nil {
 		msg := fmt.Sprintf("apply refused: %v", err)
