@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -118,6 +117,10 @@ func TestAgentE2EHostHealthRollback(t *testing.T) {
 		t.Fatalf("status of alpha: %+v", st.Apps)
 	}
 
+	if out := agentE2ECLI(t, a, "status"); !strings.Contains(out, "Rolled back by target local: app alpha from "+strings.TrimPrefix(bad, "sha256:")[:12]) {
+		t.Errorf("ferry status does not show the host rollback:\n%s", out)
+	}
+
 	// A newer commit that changes the app deploys again.
 	w.Write("ferry.hcl", agentE2ESpec(reg.Addr+"/e2e", h.CtlURL, []string{"alpha"}, agentE2EAppHCL("alpha")))
 	w.WriteBytes("alpha.wasm", agentE2EWasm(t, "alpha v3"))
@@ -139,5 +142,4 @@ func TestAgentE2EHostHealthRollback(t *testing.T) {
 			t.Errorf("ferry history alpha has no %s record: %+v", want, hist)
 		}
 	}
-	_ = context.Background
 }
