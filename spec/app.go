@@ -18,7 +18,11 @@ import (
 
 var appSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "hosts"}, {Name: "key_value_stores"}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "component", LabelNames: []string{"name"}}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "component", LabelNames: []string{"name"}}, {Type: "deploy"}},
+}
+
+var deploySchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "timeout"}, {Name: "auto_rollback"}},
 }
 
 var componentSchema = &hcl.BodySchema{
@@ -107,7 +111,17 @@ func (l *loader) decodeApp(b *hcl.Block) {
 
 	compSeen := map[string]hcl.Range{}
 	routeSeen := map[string]routeItem{}
+	var deployBlock *hcl.Block
 	for _, cb := range content.Blocks {
+		if cb.Type == "deploy" {
+			if deployBlock != nil {
+				l.duplicateBlock(cb, deployBlock, "in an app")
+				continue
+			}
+			deployBlock = cb
+			app.Deploy = l.decodeDeploy(cb)
+			continue
+		}
 		if !l.checkName(cb, "component", compSeen, nameRE, nameRule) {
 			continue
 		}
@@ -452,6 +466,24 @@ func (l *loader) decodeLimits(b *hcl.Block) Limits {
 		}
 	}
 	return lim
+}
+
+// decodeDeploy decodes an app's deploy block (LANGUAGE.md, "deploy").
+func (l *loader) decodeDeploy(b *hcl.Block) *DeployPolicy {
+	content, d := b.Body.Content(deploySchema)
+	l.diags = append(l.diags, d...)
+	p := &DeployPolicy{}
+	if a := content.Attributes["timeout"]; a != nil {
+		if d, ok := l.duration(a, "timeout", "Invalid duration"); ok {
+			p.Timeout = d
+		}
+	}
+	if a := content.Attributes["auto_rollback"]; a != nil {
+		if v, ok := l.boolean(a, "auto_rollback"); ok {
+			p.AutoRollback = &v
+		}
+	}
+	return p
 }
 
 func (l *loader) decodeHealth(b *hcl.Block) *Health {

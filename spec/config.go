@@ -94,8 +94,24 @@ type App struct {
 	KeyValueStores []string `json:"key_value_stores,omitempty"`
 	// Components are the app's components, in file order.
 	Components []*Component `json:"components,omitempty"`
+	// Deploy is the app's deploy policy (its deploy block); nil means the
+	// defaults of whoever applies (LANGUAGE.md, "deploy").
+	Deploy *DeployPolicy `json:"deploy,omitempty"`
 	// DeclRange is the range of the block header.
 	DeclRange hcl.Range `json:"-"`
+}
+
+// DeployPolicy is how ferry plan/apply, the agent and ferry up deploy an
+// app to a target: how long a new version may take to report healthy,
+// and whether a failed one is rolled back. Zero fields mean the applier's
+// defaults.
+type DeployPolicy struct {
+	// Timeout bounds deploying the app on one target, health check
+	// included; zero means the default (5 minutes).
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// AutoRollback says whether a version that fails to deploy is rolled
+	// back to the previous one; nil means the default (true).
+	AutoRollback *bool `json:"auto_rollback,omitempty"`
 }
 
 // Component returns the component named name, or nil.

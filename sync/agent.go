@@ -132,8 +132,9 @@ type Options struct {
 	// MetricsPublic serves /metrics without the bearer token.
 	MetricsPublic bool
 	// Plan and Apply tune each round's ComputePlan and Apply. Apply's
-	// SecretsFor defaults to the secrets of the released desired state;
-	// both Loggers default to Logger.
+	// SecretsFor defaults to the secrets of the released desired state,
+	// its PolicyFor to each app's deploy block in the spec in force
+	// (PolicyFromSpec); both Loggers default to Logger.
 	Plan  PlanOptions
 	Apply ApplyOptions
 	// HistoryRetention is how many rounds the history keeps. Zero means
@@ -175,6 +176,12 @@ type Options struct {
 //     before a backoff starting at Interval, so it never delays other apps
 //     or newer commits; a newer commit that changes the app is tried at
 //     once. Sync (POST /v1/sync) retries everything now.
+//   - A target that rolls an app back by itself (a ferry-host whose health
+//     probes failed within the version's bake) reports it in
+//     ObservedApp.RolledBack; the agent records it (history, Status.
+//     HostRollbacks) and does not deploy the digest rolled back from to
+//     that target again — the plan's change is held, saying why — until a
+//     commit changes the app's desired digest.
 //   - Pin (rollback) holds an app at a recorded digest until a newer
 //     commit changes the app's desired digest; Suspend leaves an app
 //     alone. Both persist in the history database.

@@ -103,12 +103,17 @@ func (a *Agent) planAndApply(rr *roundRun) {
 		rr.errs = append(rr.errs, err.Error())
 	}
 	now := a.clock.Now()
+	var hostRB map[string]HostRollback // set once the plan observed the targets
 	hold := func(target, app string, ch Change) (string, bool) {
 		if _, ok := suspended[app]; ok {
 			return "suspended", true
 		}
 		if h, ok := holds[app]; ok {
 			return h, true
+		}
+		if rb, ok := hostRB[target+"/"+app]; ok && ch.After != nil && ch.After.Digest == rb.From {
+			return fmt.Sprintf("target %s rolled %s back to %s by itself at %s (%s); %s is not deployed there again until a newer commit changes app %s",
+				target, shortDigest(rb.From), shortDigest(rb.To), rb.At.UTC().Format(time.RFC3339), rb.Reason, shortDigest(rb.From), app), true
 		}
 		if f := a.failures[target+"/"+app]; f != nil && ch.After != nil && ch.After.Digest == f.digest && now.Before(f.retryAt) {
 			return fmt.Sprintf("%s failed %d time(s) (%s); next try after %s", shortDigest(f.digest), f.count, f.err,
@@ -130,6 +135,7 @@ func (a *Agent) planAndApply(rr *roundRun) {
 		rr.fail(msg, true)
 		return
 	}
+	hostRB = a.hostRollbacks(rr, plan, desired)
 	sub := *plan
 	sub.Targets = nil
 	var errored []string
@@ -194,6 +200,10 @@ func (a *Agent) planAndApply(rr *roundRun) {
 	aopts.Logger = orDefault(aopts.Logger, a.opts.Logger)
 	if aopts.SecretsFor == nil {
 		aopts.SecretsFor = g.secrets
+	}
+	if aopts.PolicyFor == nil {
+		// Each app's deploy block in the spec in force.
+		aopts.PolicyFor = PolicyFromSpec(g.cfg)
 	}
 	res, err := Apply(ctx, &sub, tgts, aopts)
 	if res == nil {
@@ -267,6 +277,77 @@ func (a *Agent) planAndApply(rr *roundRun) {
 	default:
 		a.step(rr, StepApply, t0, StepOK, fmt.Sprintf("%d applied", res.Count(OutcomeApplied)))
 	}
+}
+
+// hostRollbacks records the rollbacks the targets report having made by
+// themselves (once each, with a history record), marks those a newer
+// commit superseded (the app's desired digest on that target is no longer
+// the one rolled back from), and returns the ones in force by
+// "TARGET/APP".
+func (a *Agent) hostRollbacks(rr *roundRun, plan *Plan, desired Desired) map[string]HostRollback {
+	stored, err := a.hist.hostRollbacks()
+	if err != nil {
+		rr.errs = append(rr.errs, err.Error())
+		return nil
+	}
+	want := map[string]string{} // TARGET/APP → desired digest
+	for _, dt := range desired.Targets {
+		for _, app := range dt.Apps {
+			want[dt.Name+"/"+app.Name] = app.Digest
+		}
+	}
+	save := func(key string, rb HostRollback) bool {
+		if err := a.hist.putJSON(bucketHostRollbacks, key, rb); err != nil {
+			rr.errs = append(rr.errs, err.Error())
+			return false
+		}
+		stored[key] = rb
+		return true
+	}
+	for _, tp := range plan.Targets {
+		for _, o := range tp.Observed {
+			if o.RolledBack == nil || !o.Managed {
+				continue
+			}
+			key := tp.Name + "/" + o.Name
+			if old, ok := stored[key]; ok && old.From == o.RolledBack.From && old.At.Equal(o.RolledBack.At) {
+				continue // seen in an earlier round
+			}
+			rb := HostRollback{Target: tp.Name, App: o.Name, From: o.RolledBack.From, To: o.RolledBack.To,
+				Reason: o.RolledBack.Reason, At: o.RolledBack.At.UTC(), Round: rr.r.ID}
+			if !save(key, rb) {
+				continue
+			}
+			a.log.Warn("target rolled an app back by itself", "target", tp.Name, "app", o.Name, "from", rb.From, "to", rb.To, "reason", rb.Reason)
+			rr.r.Apps = append(rr.r.Apps, AppRecord{Round: rr.r.ID, Commit: rr.r.Commit, Time: rb.At, App: o.Name, Target: tp.Name,
+				Digest: rb.To, Previous: rb.From, Action: actionHostRollback, Result: "rolled-back",
+				Detail: fmt.Sprintf("target %s rolled back from %s to %s by itself: %s; the agent holds %s back until a newer commit changes the app",
+					tp.Name, shortDigest(rb.From), shortDigest(rb.To), rb.Reason, shortDigest(rb.From))})
+		}
+	}
+	active := map[string]HostRollback{}
+	for key, rb := range stored {
+		if rb.Superseded {
+			continue
+		}
+		if d := want[key]; d == rb.From {
+			active[key] = rb
+			continue
+		}
+		rb.Superseded = true
+		if !save(key, rb) {
+			continue
+		}
+		why := fmt.Sprintf("commit %s changes app %s on target %s (now %s); the host rollback of %s no longer holds it back",
+			shortSHA(plan.Commit), rb.App, rb.Target, shortDigest(want[key]), shortDigest(rb.From))
+		if want[key] == "" {
+			why = fmt.Sprintf("commit %s no longer deploys app %s to target %s; the host rollback of %s no longer holds it back",
+				shortSHA(plan.Commit), rb.App, rb.Target, shortDigest(rb.From))
+		}
+		rr.r.Apps = append(rr.r.Apps, AppRecord{Round: rr.r.ID, Commit: rr.r.Commit, Time: a.clock.Now().UTC(), App: rb.App, Target: rb.Target,
+			Digest: want[key], Previous: rb.From, Action: actionUnhold, Result: "superseded", Detail: why})
+	}
+	return active
 }
 
 func (a *Agent) record(rr *roundRun, target string, ch Change, pinned map[string]string) AppRecord {
@@ -383,7 +464,7 @@ func (a *Agent) appStatus(rr *roundRun, g *goodState) []AppStatus {
 			if !o.Managed {
 				continue
 			}
-			ts[key{o.Name, target}] = &AppTargetStatus{Target: target, Digest: o.Digest, Status: o.Status, Healthy: o.Healthy}
+			ts[key{o.Name, target}] = &AppTargetStatus{Target: target, Digest: o.Digest, Status: o.Status, Healthy: o.Healthy, RolledBack: o.RolledBack}
 		}
 	}
 	for _, rec := range rr.r.Apps {

@@ -113,8 +113,12 @@ type AppRecord struct {
 	// Previous is the version that ran before, if any.
 	Previous string `json:"previous,omitempty"`
 	// Action is create, update, delete or no-op, or "hold" for an app the
-	// round left alone (suspended, failed to build, waiting to retry), or
-	// "release" for a failed build, push or sign.
+	// round left alone (suspended, failed to build, waiting to retry, its
+	// digest rolled back by the target), or "release" for a failed build,
+	// push or sign, or "host-rollback" when the target reported having
+	// rolled the app back by itself (Previous → Digest, Detail says why),
+	// or "unpin" / "unhold" when a commit superseded a rollback pin / a
+	// host rollback.
 	Action string `json:"action"`
 	// Result is applied, failed, unchanged, skipped or held.
 	Result string `json:"result"`
@@ -127,6 +131,16 @@ type AppRecord struct {
 	// Detail says what runs now after a failure, or why the app was held.
 	Detail string `json:"detail,omitempty"`
 }
+
+// Actions of AppRecords about rollbacks a target made by itself.
+const (
+	// actionHostRollback: the target rolled the app back (Previous is the
+	// digest rolled back from, Digest the one that runs again).
+	actionHostRollback = "host-rollback"
+	// actionUnhold: a commit changed the app, so the host rollback no
+	// longer holds its digest back.
+	actionUnhold = "unhold"
+)
 
 // Round is the record of one agent round.
 type Round struct {
@@ -191,6 +205,30 @@ type Pin struct {
 	At time.Time `json:"at"`
 }
 
+// HostRollback is a rollback a target made by itself (a ferry-host whose
+// health probes failed within the version's bake), as the agent recorded
+// it. While it is in force the agent does not deploy the version rolled
+// back from to that target again; a commit that changes the app's desired
+// digest supersedes it.
+type HostRollback struct {
+	// Target and App name where it happened.
+	Target string `json:"target"`
+	App    string `json:"app"`
+	// From is the digest that was rolled back (the one held back), To the
+	// one that runs again.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Reason is the target's reason.
+	Reason string `json:"reason"`
+	// At is when the target rolled back (its clock).
+	At time.Time `json:"at"`
+	// Round is the agent round that first saw it.
+	Round uint64 `json:"round"`
+	// Superseded is set once a commit changed the app's desired digest:
+	// the rollback no longer holds anything back.
+	Superseded bool `json:"superseded,omitempty"`
+}
+
 // Suspension marks an app the agent leaves as it is.
 type Suspension struct {
 	// App is the suspended app.
@@ -206,6 +244,9 @@ var (
 	bucketPins      = []byte("pins")
 	bucketSuspended = []byte("suspended")
 	bucketMeta      = []byte("meta")
+	// bucketHostRollbacks holds the rollbacks targets made by themselves,
+	// by "TARGET/APP" (HostRollback).
+	bucketHostRollbacks = []byte("host_rollbacks")
 
 	metaLastSuccess = []byte("last_success")
 )
@@ -242,7 +283,7 @@ func openHistory(dir string, retention int) (*history, []uint64, error) {
 	h := &history{db: db, retention: orDefault(retention, 5000)}
 	var interrupted []uint64
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRounds, bucketApps, bucketArtifacts, bucketPins, bucketSuspended, bucketMeta} {
+		for _, b := range [][]byte{bucketRounds, bucketApps, bucketArtifacts, bucketPins, bucketSuspended, bucketMeta, bucketHostRollbacks} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -350,7 +391,12 @@ func (h *history) finish(r *Round, artifacts []targets.DesiredApp) error {
 			if err != nil {
 				return err
 			}
-			if err := sub.Put(append(u64(r.ID), rec.Target...), v); err != nil {
+			key := append(u64(r.ID), rec.Target...)
+			if rec.Action == actionHostRollback || rec.Action == actionUnhold {
+				// Beside the round's change of the same app and target.
+				key = append(append(key, 0), rec.Action...)
+			}
+			if err := sub.Put(key, v); err != nil {
 				return err
 			}
 		}
@@ -566,6 +612,21 @@ func (h *history) suspended() (map[string]Suspension, error) {
 				return err
 			}
 			out[string(k)] = s
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (h *history) hostRollbacks() (map[string]HostRollback, error) {
+	out := map[string]HostRollback{}
+	err := h.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHostRollbacks).ForEach(func(k, v []byte) error {
+			var r HostRollback
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			out[string(k)] = r
 			return nil
 		})
 	})

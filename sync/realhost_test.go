@@ -27,6 +27,9 @@ type realHost struct {
 	ctl    *httptest.Server
 	client *control.Client // with token
 	once   gosync.Once
+
+	stopHealth func()        // ends RunHealth
+	healthDone chan struct{} // closed when RunHealth returned
 }
 
 // startRealHost starts a host whose control API takes token. It verifies
@@ -54,6 +57,10 @@ func startRealHost(tb testing.TB, policy signer.Policy, token string) *realHost 
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// Health probes after deploy, as ferry-host runs them.
+	hctx, stop := context.WithCancel(context.Background())
+	h.stopHealth, h.healthDone = stop, make(chan struct{})
+	go func() { defer close(h.healthDone); h.srv.RunHealth(hctx) }() //nolint:errcheck // nil on cancel
 	h.apps, h.ctl = httptest.NewServer(rt), httptest.NewServer(h.srv)
 	h.client, err = control.NewClient(h.ctl.URL, token, control.ClientOptions{})
 	if err != nil {
@@ -65,6 +72,10 @@ func startRealHost(tb testing.TB, policy signer.Policy, token string) *realHost 
 // close stops the listeners and the runtime (once).
 func (h *realHost) close() {
 	h.once.Do(func() {
+		if h.stopHealth != nil {
+			h.stopHealth()
+			<-h.healthDone
+		}
 		if h.ctl != nil {
 			h.ctl.Close()
 			h.apps.Close()

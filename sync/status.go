@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ferry-wasm/ferry/internal/httproute"
+	"github.com/ferry-wasm/ferry/targets"
 )
 
 // Status is what the agent is doing and how its last round went; it is the
@@ -53,6 +54,11 @@ type Status struct {
 	Pins []Pin `json:"pins,omitempty"`
 	// Suspended are the suspended apps, sorted by app.
 	Suspended []Suspension `json:"suspended,omitempty"`
+	// HostRollbacks are the rollbacks targets made by themselves that
+	// still hold a version back (the agent does not deploy From to that
+	// target again until a newer commit changes the app), sorted by
+	// target and app.
+	HostRollbacks []HostRollback `json:"host_rollbacks,omitempty"`
 }
 
 // AppStatus is one app's status.
@@ -86,6 +92,9 @@ type AppTargetStatus struct {
 	Status  string `json:"status,omitempty"`
 	Healthy bool   `json:"healthy"`
 	Pinned  bool   `json:"pinned,omitempty"`
+	// RolledBack is set when the target reports having rolled the app
+	// back by itself to the version it runs (see Status.HostRollbacks).
+	RolledBack *targets.Rollback `json:"rolled_back,omitempty"`
 	// Action and Result are what the last round did.
 	Action string `json:"action,omitempty"`
 	Result string `json:"result,omitempty"`
@@ -114,6 +123,15 @@ func (a *Agent) Status() Status {
 	}
 	for _, n := range slices.Sorted(maps.Keys(sus)) {
 		s.Suspended = append(s.Suspended, sus[n])
+	}
+	rbs, err := a.hist.hostRollbacks()
+	if err != nil {
+		s.Errors = append(s.Errors, err.Error())
+	}
+	for _, k := range slices.Sorted(maps.Keys(rbs)) {
+		if !rbs[k].Superseded {
+			s.HostRollbacks = append(s.HostRollbacks, rbs[k])
+		}
 	}
 	for i := range s.Apps {
 		if p, ok := pins[s.Apps[i].Name]; ok {

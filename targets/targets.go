@@ -2,6 +2,7 @@ package targets
 
 import (
 	"context"
+	"time"
 
 	"github.com/ferry-wasm/ferry/deploy"
 )
@@ -80,6 +81,22 @@ type ObservedApp struct {
 	// (never the values). Nil means the target does not report them; an
 	// empty map means the app runs without secrets.
 	SecretHashes map[string]string `json:"secret_hashes,omitempty"`
+	// RolledBack is set when the target rolled the app back by itself
+	// (a ferry-host whose health probes failed within the version's bake)
+	// to the version it runs now; nil otherwise.
+	RolledBack *Rollback `json:"rolled_back,omitempty"`
+}
+
+// Rollback is a rollback a target made by itself.
+type Rollback struct {
+	// From is the digest of the version that was rolled back.
+	From string `json:"from"`
+	// To is the digest of the version that runs again.
+	To string `json:"to"`
+	// Reason says why, in a full sentence.
+	Reason string `json:"reason"`
+	// At is when it happened (the target's clock).
+	At time.Time `json:"at"`
 }
 
 // OwnerRecorder is implemented by targets that record each app's owner

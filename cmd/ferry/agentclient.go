@@ -139,6 +139,11 @@ func newStatusCmd(s streams) *cobra.Command {
 				b, _ := json.Marshal(p)
 				fmt.Fprintf(s.out, "Pinned: %s\n", b)
 			}
+			for _, rb := range st.HostRollbacks {
+				fmt.Fprintf(s.out, "Rolled back by target %s: app %s from %s to %s at %s (%s); %s is held back until a commit changes the app\n",
+					rb.Target, rb.App, short(strings.TrimPrefix(rb.From, "sha256:")), short(strings.TrimPrefix(rb.To, "sha256:")),
+					rb.At.Format(time.RFC3339), rb.Reason, short(strings.TrimPrefix(rb.From, "sha256:")))
+			}
 			for _, e := range st.Errors {
 				fmt.Fprintf(s.out, "Error: %s\n", e)
 			}

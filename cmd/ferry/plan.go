@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-wasm/ferry/builder"
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/signer"
+	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/sync"
 	"github.com/ferry-wasm/ferry/targets"
 )
@@ -252,6 +253,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 			var plan *sync.Plan
 			var tgts map[string]targets.Target
 			var secrets func(string, string) map[string]string
+			var policy func(string, string) sync.AppPolicy // each app's deploy block
 			var untrusted error
 			if st, err := os.Stat(arg); err == nil && !st.IsDir() {
 				p, err := sync.ReadPlanFile(arg)
@@ -263,9 +265,11 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 				if len(args) > 1 {
 					specDir = args[1]
 				}
-				if tgts, err = targetsForPlan(plan, specDir, rf, s); err != nil {
+				var cfg *spec.Config
+				if tgts, cfg, err = targetsForPlan(plan, specDir, rf, s); err != nil {
 					return withCode(exitError, err)
 				}
+				policy = sync.PolicyFromSpec(cfg)
 				secrets = secretsFromEnv(plan)
 			} else {
 				p, err := rf.computePlan(ctx, s, arg)
@@ -273,6 +277,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 					return err
 				}
 				plan, tgts, secrets, untrusted = p.plan, p.tgts, p.secrets, p.untrusted
+				policy = sync.PolicyFromSpec(p.release.Config)
 				if !o.json() {
 					plan.RenderWith(s.out, sync.RenderOptions{Color: isTerminal(s.out)}) //nolint:errcheck // stdout
 				}
@@ -303,7 +308,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 					return withCode(exitError, err)
 				}
 			}
-			opts := sync.ApplyOptions{SecretsFor: secrets, Timeout: timeout, LockDir: lockDir, LockTimeout: lockTimeout}
+			opts := sync.ApplyOptions{SecretsFor: secrets, Timeout: timeout, PolicyFor: policy, LockDir: lockDir, LockTimeout: lockTimeout}
 			if !o.json() {
 				opts.Progress = func(e sync.Event) {
 					if e.Kind == sync.EventFinished {
@@ -331,7 +336,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 	o.register(cmd)
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "do not ask for confirmation")
 	cmd.Flags().StringVar(&lockDir, "lock-dir", filepath.Join(os.TempDir(), "ferry-locks"), "directory for per-target apply locks on this machine")
-	cmd.Flags().DurationVar(&timeout, "timeout", 0, "bound one app's deployment, health wait included (default 5m)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "bound one app's deployment, health wait included (default 5m; an app's deploy { timeout } in the spec wins)")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 0, "how long to wait for the targets' apply locks (0: as long as it takes); a host's holder is named while waiting")
 	cmd.Flags().DurationVar(&rf.lockTTL, "lock-ttl", 0, "lease of each host's apply lock, renewed while applying; a crashed apply holds it this long (5s to 10m; default 30s)")
 	return cmd
@@ -339,14 +344,14 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 
 // targetsForPlan opens the targets a saved plan names, using the spec in
 // specDir for their connection details.
-func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags, s streams) (map[string]targets.Target, error) {
+func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags, s streams) (map[string]targets.Target, *spec.Config, error) {
 	lopts, err := rf.vars.options()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg, err := loadSpec(specDir, lopts, io.Discard)
 	if err != nil {
-		return nil, fmt.Errorf("applying a saved plan reads the targets' connection details from the spec in %s: %w", specDir, err)
+		return nil, nil, fmt.Errorf("applying a saved plan reads the targets' connection details from the spec in %s: %w", specDir, err)
 	}
 	var names []string
 	for _, t := range plan.Targets {
@@ -354,10 +359,10 @@ func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags, s streams)
 	}
 	topts, err := rf.creds.apply(targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err)}, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tgts, _, err := openTargets(cfg, names, topts)
-	return tgts, err
+	return tgts, cfg, err
 }
 
 // secretsFromEnv gives each app of a saved plan the values of its secret

@@ -45,7 +45,17 @@ func newHost(t *testing.T, pubPath, token string) (*host.Runtime, *control.Serve
 	if err != nil {
 		t.Fatal(err)
 	}
+	startHealth(t, srv)
 	return rt, srv
+}
+
+// startHealth runs srv's health prober, as ferry-host does, until the
+// test ends.
+func startHealth(t *testing.T, srv *control.Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.RunHealth(ctx) }() //nolint:errcheck // nil on cancel
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 // localHost starts a real ferry-host (see newHost) on loopback listeners

@@ -57,6 +57,7 @@ func TestPlanApplyEnforceSpecTrust(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	startHealth(t, srv)
 	apps, ctl := httptest.NewServer(rt), httptest.NewServer(srv)
 	t.Cleanup(apps.Close)
 	t.Cleanup(ctl.Close)

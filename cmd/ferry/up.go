@@ -48,7 +48,9 @@ func newUpCmd(s streams) *cobra.Command {
 		Short: "Run everything locally: embedded registry, ferry-host and an agent watching DIR",
 		Long: `up is ferry's embedded default. It starts, in one process:
   - an OCI registry (CNCF Distribution, stored in DATA-DIR/registry),
-  - a ferry-host serving every app (it verifies every signature itself),
+  - a ferry-host serving every app (it verifies every signature itself,
+    probes each app's health path on its health interval and rolls a
+    version that turns unhealthy within its bake back by itself),
   - an agent watching the git repository that holds DIR (DIR is made a
     repository, with a first commit, when it is not in one).
 A signing key is generated on first use (DATA-DIR/cosign.key). Every spec
@@ -253,7 +255,14 @@ func upHost(ctx context.Context, log *slog.Logger, o upOptions, pubPath, token s
 	ctlSrv := &http.Server{Handler: ctl, ReadHeaderTimeout: 10 * time.Second}
 	go appSrv.Serve(appLn) //nolint:errcheck // ends with Shutdown
 	go ctlSrv.Serve(ctlLn) //nolint:errcheck // ends with Shutdown
+	// Health probes after deploy, and rollbacks within a version's bake,
+	// as ferry-host runs them.
+	hctx, stopHealth := context.WithCancel(ctx)
+	healthDone := make(chan struct{})
+	go func() { defer close(healthDone); ctl.RunHealth(hctx) }() //nolint:errcheck // nil when hctx ends
 	stop := func() {
+		stopHealth()
+		<-healthDone
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		ctlSrv.Shutdown(sctx) //nolint:errcheck // best effort on exit

@@ -1,5 +1,11 @@
 # Blocks that may appear only once.
 app "hello" {
+  deploy {
+    timeout = "1m"
+  }
+  deploy { # ERROR: Duplicate deploy block
+    auto_rollback = false
+  }
   component "web" {
     wasm = "./hello.wasm"
     limits {

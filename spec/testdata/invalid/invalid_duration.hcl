@@ -1,5 +1,8 @@
 # Durations use Go syntax: "500ms", "5s", "2m", "1h30m".
 app "hello" {
+  deploy {
+    timeout = "a while" # ERROR: Invalid duration
+  }
   component "web" {
     wasm = "./hello.wasm"
     limits {

@@ -130,10 +130,14 @@ func (c *Client) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	}
 	out := make([]targets.ObservedApp, 0, len(apps))
 	for _, a := range apps {
-		out = append(out, targets.ObservedApp{
+		o := targets.ObservedApp{
 			Name: a.Name, Ref: a.Ref, Digest: a.Digest, Managed: a.Managed, Owner: a.Owner, Status: a.Status,
 			Healthy: a.Healthy, Previous: a.Previous, Message: a.Message, SecretHashes: a.SecretHashes,
-		})
+		}
+		if rb := a.RolledBack; rb != nil {
+			o.RolledBack = &targets.Rollback{From: rb.From, To: rb.To, Reason: rb.Reason, At: rb.At}
+		}
+		out = append(out, o)
 	}
 	return out, nil
 }

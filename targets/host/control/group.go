@@ -110,6 +110,12 @@ func (g *Group) merge(name string, seen []*targets.ObservedApp) targets.Observed
 		}
 		m.Managed = m.Managed && a.Managed
 		m.Healthy = m.Healthy && a.Healthy
+		if m.RolledBack == nil && a.RolledBack != nil {
+			// One host rolling back is enough to hold the version back.
+			rb := *a.RolledBack
+			rb.Reason = "host " + g.clients[i].Endpoint() + ": " + rb.Reason
+			m.RolledBack = &rb
+		}
 		if a.Previous != m.Previous {
 			m.Previous = ""
 		}

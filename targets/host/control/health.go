@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
 // Defaults of a component's health block (spec/LANGUAGE.md, "health").
@@ -287,37 +288,29 @@ func boolFloat(b bool) float64 {
 }
 
 // healthRollBack rolls app name back from digest from, unless something
-// else changed it first, and records why.
+// else changed it first, and records why (in memory and in the state
+// directory, so a restarted host still reports it).
 func (s *Server) healthRollBack(ctx context.Context, name, from, reason string) {
-	s.mu.Lock()
-	e := s.apps[name]
-	s.mu.Unlock()
-	if e == nil || e.cur == nil || e.cur.Digest != from {
-		return
-	}
-	fromRef := e.cur.Ref
-	ai, err := s.RollBack(ctx, name)
+	_, rb, err := s.rollBack(ctx, name, from, reason)
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "health rollback failed", slog.String("app", name),
 			slog.String("from", from), slog.String("error", err.Error()))
 		return
 	}
-	if ai.Digest == from {
+	if rb == nil {
 		return
 	}
-	rb := &HostRollback{From: from, FromRef: fromRef, To: ai.Digest, Reason: reason, At: time.Now().UTC()}
-	s.mu.Lock()
-	if e := s.apps[name]; e != nil && e.cur != nil && e.cur.Digest == rb.To {
-		// Entries are immutable once published (Get reads them without
-		// the lock): replace, never mutate.
-		next := *e
-		next.rolledBack = rb
-		s.apps[name] = &next
-	}
-	s.mu.Unlock()
 	s.metrics.healthRollbacks.WithLabelValues(name).Inc()
 	s.log.LogAttrs(ctx, slog.LevelWarn, "app rolled back by its health probe", slog.String("app", name),
 		slog.String("from", from), slog.String("to", rb.To), slog.String("reason", reason))
+}
+
+// toState is rb as the state directory keeps it; nil for nil.
+func (rb *HostRollback) toState() *state.Rollback {
+	if rb == nil {
+		return nil
+	}
+	return &state.Rollback{From: rb.From, FromRef: rb.FromRef, To: rb.To, Reason: rb.Reason, At: rb.At}
 }
 
 // healthOf returns the prober's view of app name's serving version

@@ -95,6 +95,31 @@ func TestHealthRollbackWithinBake(t *testing.T) {
 	if ai, _ := w.srv.Get("one"); ai.Digest != digestOf(good) {
 		t.Fatalf("the host flipped to %s after the rollback", ai.Digest)
 	}
+
+	// A restarted host (same state directory) still reports the rollback.
+	want := *ai.RolledBack
+	cancel()
+	<-done
+	w.stop()
+	if rep := w.start(); len(rep.Failed) != 0 {
+		t.Fatalf("restore: %+v", rep)
+	}
+	after, err := w.client.App(context.Background(), "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.RolledBack == nil || *after.RolledBack != want || after.Digest != digestOf(good) || after.Previous != digestOf(bad) {
+		t.Fatalf("after a restart: serving %s (previous %s), rolled back %+v; want %+v", after.Digest, after.Previous, after.RolledBack, want)
+	}
+	// A PUT clears it, and the next restart agrees.
+	if _, err := w.client.PutApp(context.Background(), "one", control.PutRequest{Ref: bad}); err != nil {
+		t.Fatal(err)
+	}
+	w.stop()
+	w.start()
+	if after, err := w.client.App(context.Background(), "one"); err != nil || after.RolledBack != nil {
+		t.Fatalf("after a PUT and a restart: rolled back %+v, %v", after.RolledBack, err)
+	}
 }
 
 // metricOf sums the samples of metric family name labelled app=app.

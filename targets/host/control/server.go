@@ -258,8 +258,12 @@ func (s *Server) restoreOne(ctx context.Context, name string) error {
 		}
 		return fail(&rec.Current, err)
 	}
+	var rb *HostRollback
+	if r := rec.RolledBack; r != nil && r.To == rec.Current.Digest {
+		rb = &HostRollback{From: r.From, FromRef: r.FromRef, To: r.To, Reason: r.Reason, At: r.At}
+	}
 	s.mu.Lock()
-	s.apps[name] = &entry{cur: &rec.Current, prev: prev}
+	s.apps[name] = &entry{cur: &rec.Current, prev: prev, rolledBack: rb}
 	s.mu.Unlock()
 	s.log.LogAttrs(ctx, slog.LevelInfo, "app restored", slog.String("app", name),
 		slog.String("digest", rec.Current.Digest), slog.Bool("previous", prev != nil), slog.Duration("took", time.Since(start)))
@@ -531,12 +535,22 @@ func (s *Server) Delete(ctx context.Context, name string) error {
 // the one it replaces as the new previous). It fails with host.ErrNotFound
 // or host.ErrNoPrevious.
 func (s *Server) RollBack(ctx context.Context, name string) (AppInfo, error) {
+	ai, _, err := s.rollBack(ctx, name, "", "")
+	return ai, err
+}
+
+// rollBack is RollBack. With from set (the health prober), it rolls back
+// only while from still serves, and records (in memory and in the state
+// directory) that the host rolled back by itself, and why; rb is that
+// record, nil when nothing changed. A manual rollback (from empty) records
+// nothing and clears an earlier record.
+func (s *Server) rollBack(ctx context.Context, name, from, reason string) (AppInfo, *HostRollback, error) {
 	if !nameRE.MatchString(name) {
-		return AppInfo{}, fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
+		return AppInfo{}, nil, fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
 	}
 	unlock, err := s.locks.lock(ctx, name)
 	if err != nil {
-		return AppInfo{}, err
+		return AppInfo{}, nil, err
 	}
 	defer unlock()
 	s.mu.Lock()
@@ -544,27 +558,37 @@ func (s *Server) RollBack(ctx context.Context, name string) (AppInfo, error) {
 	s.mu.Unlock()
 	switch {
 	case e == nil:
-		return AppInfo{}, fmt.Errorf("%w: %q", host.ErrNotFound, name)
+		return AppInfo{}, nil, fmt.Errorf("%w: %q", host.ErrNotFound, name)
+	case from != "" && (e.cur == nil || e.cur.Digest != from):
+		// Something else changed the app first.
+		ai, err := s.Get(name)
+		return ai, nil, err
 	case e.failed != "" || e.prev == nil:
-		return AppInfo{}, fmt.Errorf("%w: app %q", host.ErrNoPrevious, name)
+		return AppInfo{}, nil, fmt.Errorf("%w: app %q", host.ErrNoPrevious, name)
 	case e.prev.Digest == e.cur.Digest:
 		// Only a record written before same-digest PUTs kept the older
 		// previous version can say this; switching would change nothing.
-		return AppInfo{}, fmt.Errorf("%w: app %q: its previous version is the one that serves", host.ErrNoPrevious, name)
+		return AppInfo{}, nil, fmt.Errorf("%w: app %q: its previous version is the one that serves", host.ErrNoPrevious, name)
+	}
+	var rb *HostRollback
+	if from != "" {
+		rb = &HostRollback{From: e.cur.Digest, FromRef: e.cur.Ref, To: e.prev.Digest, Reason: reason, At: time.Now().UTC()}
 	}
 	if err := s.rt.Rollback(name); err != nil {
-		return AppInfo{}, err
+		return AppInfo{}, nil, err
 	}
 	if s.store != nil {
-		if err := s.store.Save(state.Record{Name: name, Current: *e.prev, Previous: e.cur}, nil); err != nil {
+		rec := state.Record{Name: name, Current: *e.prev, Previous: e.cur, RolledBack: rb.toState()}
+		if err := s.store.Save(rec, nil); err != nil {
 			_ = s.rt.Rollback(name)
-			return AppInfo{}, fmt.Errorf("%w: %w (nothing changed)", errPersist, err)
+			return AppInfo{}, nil, fmt.Errorf("%w: %w (nothing changed)", errPersist, err)
 		}
 	}
-	s.setEntry(name, &entry{cur: e.prev, prev: e.cur})
+	s.setEntry(name, &entry{cur: e.prev, prev: e.cur, rolledBack: rb})
 	s.log.LogAttrs(ctx, slog.LevelInfo, "app rolled back", slog.String("app", name),
-		slog.String("digest", e.prev.Digest), slog.String("from", e.cur.Digest))
-	return s.Get(name)
+		slog.String("digest", e.prev.Digest), slog.String("from", e.cur.Digest), slog.Bool("by_health_probe", rb != nil))
+	ai, err := s.Get(name)
+	return ai, rb, err
 }
 
 // List returns every app on the host, sorted by name.

@@ -12,7 +12,7 @@
 //
 // Layout (the directory itself is 0700):
 //
-//	DIR/apps/<name>/app.json               the record (Record), 0600
+//	DIR/apps/<name>/app.json               the record (Record, with the host's own health rollback, if any), 0600
 //	DIR/apps/<name>/secrets-<random>.json  one per version with secrets, 0600
 //	DIR/blobs/sha256/<hex>                 Wasm modules and files archives by digest, 0644
 //

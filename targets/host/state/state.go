@@ -35,6 +35,12 @@ type Record struct {
 	// the owner already recorded; Load returns "" for a record written
 	// before owners were recorded.
 	Owner string
+	// RolledBack is set when the host's health prober rolled the app back
+	// by itself to Current (RolledBack.To is Current's digest): from which
+	// version, when and why. Nil otherwise; a PUT clears it. It survives a
+	// restart so that whoever deploys to the host still sees that the
+	// version it asked for was rolled back.
+	RolledBack *Rollback
 }
 
 // MaxOwnerLen bounds Record.Owner.
@@ -52,6 +58,20 @@ func ValidOwner(owner string) bool {
 		}
 	}
 	return true
+}
+
+// Rollback records a rollback the host made by itself.
+type Rollback struct {
+	// From is the digest of the version that was rolled back.
+	From string `json:"from"`
+	// FromRef is its artifact reference.
+	FromRef string `json:"from_ref,omitempty"`
+	// To is the digest of the version that serves again.
+	To string `json:"to"`
+	// Reason says why, in a full sentence.
+	Reason string `json:"reason"`
+	// At is when it happened (host clock, UTC).
+	At time.Time `json:"at"`
 }
 
 // Version is one deployed version of an app.
@@ -115,6 +135,9 @@ type diskRecord struct {
 	Previous *diskVersion `json:"previous,omitempty"`
 	// Owner is Record.Owner; absent in records written before owners.
 	Owner string `json:"owner,omitempty"`
+	// RolledBack is Record.RolledBack (absent in records written before
+	// it existed, which read as nil).
+	RolledBack *Rollback `json:"rolled_back,omitempty"`
 }
 
 type diskVersion struct {
@@ -211,7 +234,7 @@ func (s *Store) Load(name string) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	rec := Record{Name: dr.Name, Owner: dr.Owner}
+	rec := Record{Name: dr.Name, Owner: dr.Owner, RolledBack: dr.RolledBack}
 	cur, err := s.readVersion(name, dr.Current)
 	if err != nil {
 		return Record{}, err
@@ -367,7 +390,7 @@ func (s *Store) Save(rec Record, blobs map[string][]byte) error {
 		return fmt.Errorf("state: app %q: %w", rec.Name, err)
 	}
 	old, _ := s.readRecord(rec.Name)
-	dr := diskRecord{Format: recordFormat, Name: rec.Name, Owner: rec.Owner}
+	dr := diskRecord{Format: recordFormat, Name: rec.Name, Owner: rec.Owner, RolledBack: rec.RolledBack}
 	if dr.Owner == "" && old != nil {
 		dr.Owner = old.Owner
 	}

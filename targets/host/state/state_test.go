@@ -269,3 +269,40 @@ func TestConcurrentSaves(t *testing.T) {
 		}
 	}
 }
+
+// TestRolledBackSurvivesReopen: the record of a rollback the host made by
+// itself is kept beside the versions and read back by a restarted host; a
+// later save without it clears it.
+func TestRolledBackSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1, m2 := []byte("good module"), []byte("flaky module")
+	good, bad := version("web", m1, nil), version("web", m2, nil)
+	rb := &state.Rollback{From: bad.Digest, FromRef: bad.Ref, To: good.Digest,
+		Reason: "component web unhealthy 1s after its deploy", At: time.Date(2025, 1, 2, 3, 5, 0, 0, time.UTC)}
+	rec := state.Record{Name: "web", Current: good, Previous: &bad, RolledBack: rb}
+	if err := s.Save(rec, map[string][]byte{digest(m1): m1, digest(m2): m2}); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s2.Load("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rec, got); diff != "" {
+		t.Fatalf("Load after reopen (-want +got):\n%s", diff)
+	}
+	rec.RolledBack = nil
+	if err := s2.Save(rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s2.Load("web"); err != nil || got.RolledBack != nil {
+		t.Fatalf("after a save without it: RolledBack %+v, %v", got.RolledBack, err)
+	}
+}

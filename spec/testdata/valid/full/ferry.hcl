@@ -42,6 +42,11 @@ app "shop" {
   hosts            = ["shop.example.com", "*.shop.example.com"]
   key_value_stores = ["default", "cache"]
 
+  deploy {
+    timeout       = "2m"
+    auto_rollback = false
+  }
+
   component "web" {
     wasm     = "./app.wasm"
     executor = "wagi"
