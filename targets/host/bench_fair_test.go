@@ -2,6 +2,7 @@ package host
 
 import (
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -13,7 +14,9 @@ import (
 // BenchmarkNeighbourUnderSpin measures a tiny neighbour app's latency (the
 // hello WAT guest, 100 sequential requests) alone, then while 8 clients keep
 // an app of spinning guests (loop, 1 s deadline) busy: with the CPU
-// scheduler (the default, sched.go), and without it (Options.CPUSlots -1).
+// scheduler (the default, sched.go: CPUSlots GOMAXPROCS-1), without it
+// (Options.CPUSlots -1), and with every P open to guests (CPUSlots
+// GOMAXPROCS, "allslots").
 // It reports p50/p99 of each and the p99 ratios to the baseline, which is
 // measured in the same run (goal: within 2x with the scheduler). Run with
 // -benchtime 1x.
@@ -22,6 +25,10 @@ func BenchmarkNeighbourUnderSpin(b *testing.B) {
 		base50, base99 := neighbourLatency(b, 0, Options{})
 		sched50, sched99 := neighbourLatency(b, 8, Options{})
 		off50, off99 := neighbourLatency(b, 8, Options{CPUSlots: -1})
+		all50, all99 := neighbourLatency(b, 8, Options{CPUSlots: runtime.GOMAXPROCS(0)})
+		b.ReportMetric(all50, "allslots-p50-ms")
+		b.ReportMetric(all99, "allslots-p99-ms")
+		b.ReportMetric(all99/base99, "allslots-p99-ratio")
 		b.ReportMetric(base50, "base-p50-ms")
 		b.ReportMetric(base99, "base-p99-ms")
 		b.ReportMetric(sched50, "sched-p50-ms")

@@ -125,8 +125,9 @@ type Options struct {
 	// host-wide; the others wait, and the CPU goes to the app that has had
 	// least of it (weighted fair queueing, sched.go): a running guest hands
 	// its slot to a fairer waiter within microseconds. A request that gets
-	// no slot before its deadline answers 503. Zero means GOMAXPROCS;
-	// negative turns the scheduler off.
+	// no slot before its deadline answers 503. Zero means GOMAXPROCS-1
+	// (at least 1: one P stays free for the connections and other Go
+	// work); negative turns the scheduler off.
 	CPUSlots int
 }
 

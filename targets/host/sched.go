@@ -53,6 +53,9 @@ const (
 	// gosEvery is how many checkpoints pass between two runtime.Gosched
 	// calls of a running guest.
 	gosEvery = 16
+	// demoteAfter is how long an execution holds its slot before its
+	// thread's priority is lowered (sched_linux.go).
+	demoteAfter = time.Millisecond
 )
 
 // errCPUBusy means a request waited for a CPU slot until its deadline.
@@ -79,6 +82,7 @@ type cpuSched struct {
 	seq     uint64
 	epoch   time.Time
 	stale   time.Duration // staleAfter (tests set it longer)
+	demote  bool          // lower the priority of long-running guests' threads
 }
 
 // schedApp is an active app's account.
@@ -98,6 +102,7 @@ type schedTicket struct {
 	seq  uint64 // queue order
 	n    uint32 // checkpoints, for gosEvery
 	hold bool   // holds a slot (or a lent one)
+	low  bool   // its thread's priority is lowered (demote)
 	got  bool   // granted while queued
 	// lent means its slot was lent to a waiter: it gives it up at its
 	// next checkpoint.
@@ -118,7 +123,7 @@ func newCPUSched(slots int) *cpuSched {
 	}
 	return &cpuSched{
 		slots: slots, holders: map[*schedTicket]struct{}{}, apps: map[string]*schedApp{},
-		epoch: time.Now(), stale: staleAfter,
+		epoch: time.Now(), stale: staleAfter, demote: canDemote(),
 	}
 }
 
@@ -349,8 +354,12 @@ func (s *cpuSched) waitLocked(ctx context.Context, t *schedTicket, now int64) er
 	return nil
 }
 
-// leave gives t's slot back.
+// leave gives t's slot back. It runs on the goroutine that entered.
 func (s *cpuSched) leave(t *schedTicket) {
+	if t.low {
+		undemote()
+		t.low = false
+	}
 	s.mu.Lock()
 	now := s.now()
 	if t.hold {
@@ -370,7 +379,7 @@ func (s *cpuSched) checkpoint(ctx context.Context, t *schedTicket) {
 	t.n++
 	if !t.hold || (s.waiting.Load() == 0 && !t.lent.Load()) {
 		if t.n%gosEvery == 0 {
-			runtime.Gosched()
+			s.tick(t)
 		}
 		return
 	}
@@ -393,8 +402,17 @@ func (s *cpuSched) checkpoint(ctx context.Context, t *schedTicket) {
 	}
 	s.mu.Unlock()
 	if t.n%gosEvery == 0 {
-		runtime.Gosched()
+		s.tick(t)
 	}
+}
+
+// tick runs every gosEvery checkpoints: it demotes a guest that has held
+// its slot for demoteAfter and lets other goroutines have the P.
+func (s *cpuSched) tick(t *schedTicket) {
+	if s.demote && !t.low && t.hold && s.now()-t.granted >= int64(demoteAfter) {
+		t.low = demote()
+	}
+	runtime.Gosched()
 }
 
 // cpuSlots returns the scheduler of opts (nil: off).
@@ -403,7 +421,7 @@ func cpuSlots(opts Options) *cpuSched {
 	case opts.CPUSlots < 0:
 		return nil
 	case opts.CPUSlots == 0:
-		return newCPUSched(runtime.GOMAXPROCS(0))
+		return newCPUSched(max(1, runtime.GOMAXPROCS(0)-1))
 	}
 	return newCPUSched(opts.CPUSlots)
 }
