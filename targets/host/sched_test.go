@@ -120,7 +120,9 @@ func TestSchedCheckpointHandsOver(t *testing.T) {
 	}
 	time.Sleep(time.Millisecond) // the spinner is charged for its slot time
 	entered := make(chan error, 1)
-	go func() { entered <- s.enter(ctx, &nb, "neighbour") }()
+	nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	go func() { entered <- s.enter(nctx, &nb, "neighbour") }()
 	waitQueued(t, s, 1)
 	resumed := make(chan struct{})
 	go func() {
@@ -128,7 +130,7 @@ func TestSchedCheckpointHandsOver(t *testing.T) {
 		close(resumed)
 	}()
 	if err := <-entered; err != nil {
-		t.Fatalf("neighbour: %v", err)
+		t.Fatalf("neighbour: %v (the spinner's checkpoint did not hand its slot over)", err)
 	}
 	select {
 	case <-resumed:
