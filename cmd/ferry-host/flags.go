@@ -34,6 +34,7 @@ type config struct {
 	gcBallastMiB       int64
 	compileWorkers     int
 	memoryBudget       byteSize
+	cpuSlots           int
 }
 
 // byteSize is a flag value in bytes, written as a number with an optional
@@ -94,6 +95,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on SIGTERM; then their guests are stopped (503) and the host exits within about 3 s more, whatever the guests do")
 	fs.Int64Var(&c.gcBallastMiB, "gc-ballast-mib", host.DefaultGCBallast>>20, "MiB of heap ballast: never-touched memory the Go collector counts as live, so that a small heap is not collected every few hundred requests (costs no RSS, counts against GOMEMLIMIT; 0: none)")
 	fs.IntVar(&c.compileWorkers, "compile-workers", 0, "goroutines compiling one large module (a Go guest) in parallel; 0: one per CPU, 1: leave the other cores to serving while deploying")
+	fs.IntVar(&c.cpuSlots, "cpu-slots", 0, "how many guests run guest code at once; the others wait and the CPU goes to the app that has had least of it, so a spinning app cannot slow its neighbours (0: GOMAXPROCS-1, at least 1; -1: no CPU scheduler)")
 	fs.Var(&c.memoryBudget, "memory-budget", "cap on the linear memory of all guest instances together (e.g. 2GiB): each instance reserves its memory limit first; a request finding no room within 1 s gets 503 (0: no cap)")
 	fs.BoolVar(&c.deployGC, "deploy-gc", true, "a deploy that brought the Go heap close to its next garbage collection runs it before returning, not beside the requests that follow (false: leave it to the background collector)")
 	if err := fs.Parse(args); err != nil {

@@ -97,6 +97,7 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 		GCBallast:           c.gcBallast(),
 		CompileWorkers:      c.compileWorkers,
 		MemoryBudget:        int64(c.memoryBudget),
+		CPUSlots:            c.cpuSlots,
 	})
 	if err != nil {
 		return err

@@ -13,33 +13,39 @@ import (
 
 // BenchmarkNeighbourUnderSpin measures a tiny neighbour app's latency (the
 // hello WAT guest, 100 sequential requests) alone, then while 8 clients keep
-// an app of spinning guests (loop, 1 s deadline) busy, first with no limit
-// and then with Options.MaxAppExecutions = GOMAXPROCS-1 (at least 1). It
-// reports p50/p99 of each and the p99 ratios to the baseline
-// (goal: within 2x). Run with -benchtime 1x.
+// an app of spinning guests (loop, 1 s deadline) busy: with the CPU
+// scheduler (the default, sched.go: CPUSlots GOMAXPROCS-1), without it
+// (Options.CPUSlots -1), and with every P open to guests (CPUSlots
+// GOMAXPROCS, "allslots").
+// It reports p50/p99 of each and the p99 ratios to the baseline, which is
+// measured in the same run (goal: within 2x with the scheduler). Run with
+// -benchtime 1x.
 func BenchmarkNeighbourUnderSpin(b *testing.B) {
-	capN := max(1, runtime.GOMAXPROCS(0)-1)
 	for range b.N {
-		base50, base99 := neighbourLatency(b, 0, 0)
-		spin50, spin99 := neighbourLatency(b, 8, 0)
-		cap50, cap99 := neighbourLatency(b, 8, capN)
+		base50, base99 := neighbourLatency(b, 0, Options{})
+		sched50, sched99 := neighbourLatency(b, 8, Options{})
+		off50, off99 := neighbourLatency(b, 8, Options{CPUSlots: -1})
+		all50, all99 := neighbourLatency(b, 8, Options{CPUSlots: runtime.GOMAXPROCS(0)})
+		b.ReportMetric(all50, "allslots-p50-ms")
+		b.ReportMetric(all99, "allslots-p99-ms")
+		b.ReportMetric(all99/base99, "allslots-p99-ratio")
 		b.ReportMetric(base50, "base-p50-ms")
 		b.ReportMetric(base99, "base-p99-ms")
-		b.ReportMetric(spin50, "spin-p50-ms")
-		b.ReportMetric(spin99, "spin-p99-ms")
-		b.ReportMetric(cap50, "capped-p50-ms")
-		b.ReportMetric(cap99, "capped-p99-ms")
-		b.ReportMetric(spin99/base99, "spin-p99-ratio")
-		b.ReportMetric(cap99/base99, "capped-p99-ratio")
+		b.ReportMetric(sched50, "sched-p50-ms")
+		b.ReportMetric(sched99, "sched-p99-ms")
+		b.ReportMetric(off50, "nosched-p50-ms")
+		b.ReportMetric(off99, "nosched-p99-ms")
+		b.ReportMetric(sched50/base50, "sched-p50-ratio")
+		b.ReportMetric(sched99/base99, "sched-p99-ratio")
+		b.ReportMetric(off99/base99, "nosched-p99-ratio")
 	}
 }
 
 // neighbourLatency returns the neighbour's p50 and p99 in ms with spinners
-// clients hammering the spinning app, under a runtime with MaxAppExecutions
-// execCap.
-func neighbourLatency(b *testing.B, spinners, execCap int) (float64, float64) {
+// clients hammering the spinning app, under a runtime with opts.
+func neighbourLatency(b *testing.B, spinners int, opts Options) (float64, float64) {
 	b.Helper()
-	e := newEnv(b, Options{MaxAppExecutions: execCap})
+	e := newEnv(b, opts)
 	h := fixture(b, "hello")
 	n := app("neighbour", deploy.ExecutorWAGI, h, "/...")
 	n.Hosts = []string{"n.test"}

@@ -98,6 +98,8 @@ type callState struct {
 	glog guestLog
 	// runIdx is the call's place in its component's running set.
 	runIdx int
+	// sched is the call's place in the CPU scheduler (sched.go).
+	sched schedTicket
 
 	// ref (naming this callState), errW, rnd and sleepF are the WAGI
 	// guest's stderr, random source and nanosleep, bound into wagiCfg.

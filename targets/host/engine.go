@@ -120,7 +120,11 @@ func (r *Runtime) compile(ctx context.Context, e *engine, digest string, wasm []
 	var cm wazero.CompiledModule
 	if err == nil {
 		r.metrics.compiles.Inc()
-		cm, err = e.rt.CompileModule(r.compileContext(ctx, len(wasm)), wasm)
+		cctx := r.compileContext(ctx, len(wasm))
+		if !e.safe {
+			cctx = r.schedCompileContext(cctx, wasm)
+		}
+		cm, err = e.rt.CompileModule(cctx, wasm)
 		if err != nil && !e.safe {
 			// Let the safe engine compile the original and report.
 			err = fmt.Errorf("%w: %w", errNotInstrumentable, err)

@@ -36,12 +36,12 @@ func (r *Runtime) appSlots(app string) chan struct{} {
 	return s
 }
 
-// enterApp takes one of the app's execution slots, waiting until ctx ends;
-// the returned function gives it back.
+// enterApp takes one of the app's execution slots, waiting until ctx ends,
+// then a CPU slot (sched.go); the returned function gives them back.
 func (c *component) enterApp(ctx context.Context) (func(), error) {
 	s := c.execSlots
 	if s == nil {
-		return func() {}, nil
+		return c.enterCPU(ctx)
 	}
 	select {
 	case s <- struct{}{}:
@@ -52,5 +52,10 @@ func (c *component) enterApp(ctx context.Context) (func(), error) {
 			return nil, errAppBusy
 		}
 	}
-	return func() { <-s }, nil
+	leave, err := c.enterCPU(ctx)
+	if err != nil {
+		<-s
+		return nil, err
+	}
+	return func() { leave(); <-s }, nil
 }

@@ -121,6 +121,14 @@ type Options struct {
 	// guests spin cannot take every core from the others (fairness.go).
 	// Zero means no cap.
 	MaxAppExecutions int
+	// CPUSlots is how many guest executions run guest code at once,
+	// host-wide; the others wait, and the CPU goes to the app that has had
+	// least of it (weighted fair queueing, sched.go): a running guest hands
+	// its slot to a fairer waiter within microseconds. A request that gets
+	// no slot before its deadline answers 503. Zero means GOMAXPROCS-1
+	// (at least 1: one P stays free for the connections and other Go
+	// work); negative turns the scheduler off.
+	CPUSlots int
 }
 
 // Bundle is what Deploy needs besides the app's configuration.
@@ -226,6 +234,7 @@ type Runtime struct {
 	retiring sync.Map // *version -> struct{}
 
 	budget memBudget // Options.MemoryBudget (budget.go)
+	sched  *cpuSched // Options.CPUSlots (sched.go); nil: off
 
 	logMu      sync.Mutex
 	logBuckets map[string]*logBucket    // per app, see guestlog.go
@@ -298,6 +307,7 @@ func New(opts Options) (*Runtime, error) {
 		r.opts.GuestLogRate = DefaultGuestLogRate
 	}
 	r.budget.max = opts.MemoryBudget
+	r.sched = cpuSlots(opts)
 	if r.opts.MemoryWait <= 0 {
 		r.opts.MemoryWait = DefaultMemoryWait
 	}
