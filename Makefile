@@ -8,6 +8,7 @@ LDFLAGS   := -s -w
 GOFLAGS_BUILD := -trimpath -buildvcs=false
 TEST_TIMEOUT ?= 45m
 BENCH_REPORT ?= bench/report.txt
+FUZZTIME ?= 5m
 # Packages with concurrent code, run again under the race detector.
 RACE_PKGS := ./sync/... ./registry/... ./builder/... ./targets/host/...
 
@@ -34,6 +35,10 @@ test: ## every test, with the real services they need (built once, cached)
 
 bench: ## benchmarks, compared in one run against native baselines; writes $(BENCH_REPORT)
 	@BENCH_REPORT=$(BENCH_REPORT) ./scripts/bench.sh
+
+.PHONY: fuzz
+fuzz: ## every native Go fuzz target, one after another, FUZZTIME each (default 5m)
+	@FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 check: ## cross-build ferry-host for the edge architectures and every example guest for wasip1
 	@./scripts/check.sh
