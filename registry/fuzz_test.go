@@ -82,8 +82,10 @@ func FuzzParseApp(f *testing.F) {
 
 // hostileRegistry is a loopback registry that serves whatever the fuzzer
 // sets: one manifest (by its digest, with the media type given) and one
-// blob; everything else is 404.
+// blob, plus fixed blobs (the seed app's modules, so that a pull can
+// succeed); everything else is 404.
 type hostileRegistry struct {
+	fixed     map[string][]byte // by digest
 	mu        sync.Mutex
 	mediaType string
 	manifest  []byte
@@ -118,6 +120,8 @@ func (h *hostileRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		serve("application/octet-stream", blob)
 	case r.URL.Path == "/v2/fz/blobs/"+digest.FromBytes(man).String():
 		serve("application/octet-stream", man)
+	case strings.HasPrefix(r.URL.Path, "/v2/fz/blobs/") && h.fixed[strings.TrimPrefix(r.URL.Path, "/v2/fz/blobs/")] != nil:
+		serve("application/octet-stream", h.fixed[strings.TrimPrefix(r.URL.Path, "/v2/fz/blobs/")])
 	default:
 		http.NotFound(w, r)
 	}
@@ -138,7 +142,10 @@ func FuzzInspect(f *testing.F) {
 	f.Add(uint8(1), []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":0}]}`), []byte(nil))
 	f.Add(uint8(2), []byte(`{"schemaVersion":2,"manifests":null}`), []byte(`{}`))
 	f.Add(uint8(0), []byte(`{"schemaVersion":2,"artifactType":"application/vnd.ferry.app.v1+json","config":{"mediaType":"application/vnd.ferry.app.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":-1}}`), []byte(`{}`))
-	hostile := &hostileRegistry{}
+	hostile := &hostileRegistry{fixed: map[string][]byte{}}
+	for _, b := range p.Blobs() {
+		hostile.fixed[b.Desc.Digest.String()] = b.Data
+	}
 	srv := httptest.NewServer(hostile)
 	f.Cleanup(srv.Close)
 	addr := strings.TrimPrefix(srv.URL, "http://")
