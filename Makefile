@@ -8,6 +8,7 @@ LDFLAGS   := -s -w
 GOFLAGS_BUILD := -trimpath -buildvcs=false
 TEST_TIMEOUT ?= 45m
 BENCH_REPORT ?= bench/report.txt
+FUZZTIME ?= 5m
 # Packages with concurrent code, run again under the race detector.
 RACE_PKGS := ./sync/... ./registry/... ./builder/... ./targets/host/...
 
@@ -38,6 +39,10 @@ bench: ## benchmarks, compared in one run against native baselines; writes $(BEN
 .PHONY: chaos
 chaos: ## the long reliability suites: faults, 50 SIGKILL trials, a 10-minute soak (scripts/chaos.sh; report in chaos-report.txt)
 	@./scripts/chaos.sh
+
+.PHONY: fuzz
+fuzz: ## every native Go fuzz target, one after another, FUZZTIME each (default 5m)
+	@FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 check: ## cross-build ferry-host for the edge architectures and every example guest for wasip1
 	@./scripts/check.sh

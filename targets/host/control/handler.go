@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ferry-wasm/ferry/internal/httproute"
 	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
@@ -31,8 +32,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Handler returns the control API as an http.Handler (the Server itself).
 func (s *Server) Handler() http.Handler { return s }
 
-func (s *Server) buildMux() http.Handler {
-	m := http.NewServeMux()
+func (s *Server) buildMux() *httproute.Mux {
+	m := httproute.New()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"net/http"
 	"regexp"
 	"runtime"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ferry-wasm/ferry/internal/httproute"
 	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
@@ -74,8 +74,8 @@ type Server struct {
 	locks   keyedLock
 	metrics *ctlMetrics
 	tokenH  [32]byte
-	secretK []byte // key of AppInfo.SecretHashes (secrets.go)
-	handler http.Handler
+	secretK []byte         // key of AppInfo.SecretHashes (secrets.go)
+	handler *httproute.Mux // every route, recorded (Routes)
 	leases  leaseTable
 
 	mu     sync.Mutex
@@ -95,6 +95,12 @@ type entry struct {
 	failed     string        // non-empty: recorded but not running
 	rolledBack *HostRollback // set when the health prober rolled back to cur
 }
+
+// Routes returns every route pattern the control API serves (http.ServeMux
+// syntax, "PUT /v1/apps/{name}"), sorted: the list an endpoint table
+// (tests, docs) must cover. GET /metrics is there only when
+// Options.Metrics is set.
+func (s *Server) Routes() []string { return s.handler.Patterns() }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
 
