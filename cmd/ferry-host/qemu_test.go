@@ -2,21 +2,38 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"os/exec"
-	"strings"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/ferry-wasm/ferry/builder"
+	"github.com/ferry-wasm/ferry/internal/testenv"
+	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/registry/embedded"
+	ferrysync "github.com/ferry-wasm/ferry/sync"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host/control"
 )
 
+// qemuExamples are the examples TestQEMU deploys on each architecture: the
+// WAT guest (WAGI, a fresh instance per request), the Go reactor guest and
+// the Go guest that counts its visits in a key-value store.
+var qemuExamples = []string{"hello-wat", "hello-go", "kv-counter"}
+
 // TestQEMU cross-builds ferry-host for linux/arm64 and linux/arm (GOARM=7,
-// where wazero runs its interpreter), runs each binary under qemu-user,
-// deploys the hello-wat example through its control API from a loopback
-// registry and gets a response. Emulation is 6–14× slower, hence the
-// generous timeouts. The emulators come from scripts/testdeps.sh.
+// where wazero runs its interpreter), runs each binary under qemu-user and
+// deploys hello-wat, hello-go and kv-counter through its control API from a
+// loopback registry. The examples are built (for wasip1, once, by ferry's
+// own builder), pushed and signed by the real release path, and the hosts
+// verify the signatures. Each app must answer its own body; kv-counter must
+// count 1, 2, 3, and go on at 4 after the host restarts on the same state
+// directory (its store is on the device's disk). Emulation is 6–14× slower,
+// hence the generous timeouts. The emulators come from scripts/testdeps.sh.
 func TestQEMU(t *testing.T) {
+	apps := releaseExamples(t, qemuExamples...)
 	for _, tc := range []struct{ goarch, goarm, qemu, cpu string }{
 		{"arm64", "", "qemu-aarch64-static", "cortex-a72"},
 		{"arm", "7", "qemu-arm-static", "cortex-a7"},
@@ -27,24 +44,84 @@ func TestQEMU(t *testing.T) {
 				t.Fatalf("%s not found (%v): install it with `apt-get install qemu-user-static` (scripts/testdeps.sh does)", tc.qemu, err)
 			}
 			bin := buildHost(t, tc.goarch, tc.goarm)
-			_, ref := publishHello(t, "hello-wat")
-			p := startHost(t, 3*time.Minute, emu, "-cpu", tc.cpu, bin,
+			argv := []string{emu, "-cpu", tc.cpu, bin,
 				"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--state-dir", t.TempDir(),
-				"--trust-key", trustKeyFile(t))
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				"--trust-key", trustKeyFile(t)}
+			p := startHost(t, 3*time.Minute, argv...)
+			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 			defer cancel()
 			c, err := control.NewClient(p.ctlURL, testToken, control.ClientOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, digest, _ := strings.Cut(ref, "@")
-			start := time.Now()
-			if err := c.Put(ctx, targets.DesiredApp{Name: "hello-wat", Ref: ref, Digest: digest}); err != nil {
-				t.Fatalf("put under %s: %v", tc.qemu, err)
+			for _, a := range apps {
+				start := time.Now()
+				if err := c.Put(ctx, a); err != nil {
+					t.Fatalf("put %s under %s: %v\n%s", a.Name, tc.qemu, err, p.stderr.String())
+				}
+				t.Logf("%s: verify + pull + deploy of %s took %v", tc.qemu, a.Name, time.Since(start).Round(time.Millisecond))
 			}
-			t.Logf("%s: verify + pull + deploy took %v", tc.qemu, time.Since(start).Round(time.Millisecond))
 			wantHello(t, p.appsURL, "hello-wat.localhost")
+			wantBody(t, p.appsURL, "hello-go.localhost", "/?name="+tc.goarch, "Hello, "+tc.goarch+", from ferry!\n")
+			for n := 1; n <= 3; n++ {
+				wantBody(t, p.appsURL, "kv-counter.localhost", "/", fmt.Sprintf("%d\n", n))
+			}
+			p.stop(t, 2*time.Minute)
+
+			// The same state directory: the host restores the apps and
+			// kv-counter's store still holds 3.
+			p = startHost(t, 5*time.Minute, argv...)
+			wantBody(t, p.appsURL, "kv-counter.localhost", "/", "4\n")
+			wantBody(t, p.appsURL, "hello-go.localhost", "/", "Hello, world, from ferry!\n")
 			p.stop(t, 2*time.Minute)
 		})
+	}
+}
+
+// releaseExamples builds, pushes and signs the named examples with the
+// release path ferry itself uses (sync.BuildRelease: builder, registry
+// client, signer) into one embedded registry that lives until the test
+// ends, and returns each app as a target is handed it.
+func releaseExamples(t *testing.T, names ...string) []targets.DesiredApp {
+	t.Helper()
+	reg, err := embedded.NewServer(context.Background(), embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	rc, err := registry.New(registry.Options{CacheDir: t.TempDir(), NoDockerConfig: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := signingKey(t)
+	opts := ferrysync.ReleaseOptions{
+		Builder:    builder.New(builder.Options{CacheDir: t.TempDir()}),
+		Registry:   rc,
+		Repository: reg.Addr() + "/apps",
+		Key:        priv,
+	}
+	var out []targets.DesiredApp
+	for _, name := range names {
+		start := time.Now()
+		rel, err := ferrysync.BuildRelease(context.Background(), filepath.Join(testenv.RepoRoot(t), "examples", name), "", opts)
+		if err != nil {
+			t.Fatalf("releasing examples/%s: %v", name, err)
+		}
+		ra := rel.Apps[name]
+		if ra == nil || !ra.Signed {
+			t.Fatalf("examples/%s: release has no signed app %q: %+v", name, name, rel.Apps)
+		}
+		t.Logf("released examples/%s in %v (%d built)", name, time.Since(start).Round(time.Millisecond), ra.Built)
+		out = append(out, targets.DesiredApp{Name: name, Ref: ra.Ref, Digest: ra.Digest, App: ra.App})
+	}
+	return out
+}
+
+// wantBody fails unless GET path with Host host answers 200 and exactly want.
+func wantBody(t testing.TB, base, host, path, want string) {
+	t.Helper()
+	code, body := getApp(t, base, host, path)
+	if code != http.StatusOK || body != want {
+		t.Fatalf("GET http://%s%s via %s = %d %q; want 200 %q", host, path, base, code, body, want)
 	}
 }

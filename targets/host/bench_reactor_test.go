@@ -53,7 +53,7 @@ func BenchmarkReactorFloor(b *testing.B) {
 			defer stop()
 			for _, clients := range []int{1, 2} {
 				b.Run("clients="+strconv.Itoa(clients), func(b *testing.B) {
-					compare(b, nativeURL+"/?name=bench", wasmURL+"/?name=bench", clients)
+					compare(b, nativeURL+"/?name=bench", wasmURL+"/?name=bench", string(floorBody), clients)
 				})
 			}
 		})
