@@ -92,11 +92,12 @@ func TestBadReactorGuest(t *testing.T) {
 	check := bystander(t, e)
 	g := goGuest(t, "targets/host/testdata/goguest")
 	// Two deployments of the guest: a short deadline for the spinning
-	// handler, a long one for the rest (so that -race cannot make them 504).
+	// handler, a long one for the rest (so that -race cannot make them 504:
+	// under -race /grow alone takes about 20 s on a 2-core machine).
 	for _, d := range []struct {
 		host    string
 		timeout time.Duration
-	}{{"bad.test", 20 * time.Second}, {"spin.test", 500 * time.Millisecond}} {
+	}{{"bad.test", 90 * time.Second}, {"spin.test", 500 * time.Millisecond}} {
 		a := app(strings.TrimSuffix(d.host, ".test"), deploy.ExecutorReactor, g, "/...")
 		a.Hosts = []string{d.host}
 		a.Components[0].Limits = deploy.Limits{Timeout: deploy.Duration(d.timeout), MemoryBytes: 64 << 20}
