@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-wasm/ferry/internal/readme"
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/sync"
 )
@@ -194,6 +195,59 @@ func TestNewcomerMakeRun(t *testing.T) {
 			if got := curl(l); got != "4\n" {
 				t.Errorf("after the commit, %s answered %q, want \"4\\n\"", l.Line, clip(got))
 			}
+		}
+	}
+
+	// The README's block next to `make run`, each line as pasted: status
+	// names every example, history shows the round that deployed the
+	// commit, and rollback pins hello-wat to its previous version, which
+	// serves again.
+	md, err := os.ReadFile(filepath.Join(clone, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var next []readme.Command
+	for _, b := range readme.Blocks(string(md)) {
+		if b.FirstLine() == "bin/ferry status # what runs where, errors with file:line" {
+			next = readme.Commands(b)
+		}
+	}
+	if len(next) != 3 {
+		t.Fatalf("README.md's block next to `make run` has %d commands, want status, history and rollback: %+v", len(next), next)
+	}
+	headCommit := gitCmd(t, clone, "rev-parse", "HEAD")
+	for _, c := range next {
+		cmd := exec.Command("bash", "-c", c.Cmd)
+		cmd.Dir = clone
+		outb, err := cmd.CombinedOutput()
+		out := string(outb)
+		if err != nil {
+			t.Fatalf("README.md:%d: %s: %v\n%s", c.Line, c.Cmd, err, out)
+		}
+		switch c.Cmd {
+		case "bin/ferry status":
+			for _, app := range []string{"hello-wat", "hello-go", "kv-counter", "static-site"} {
+				if !strings.Contains(out, app) {
+					t.Errorf("README.md:%d: %s does not name %s:\n%s", c.Line, c.Cmd, app, out)
+				}
+			}
+		case "bin/ferry history hello-wat":
+			if !strings.Contains(out, headCommit[:12]) || !strings.Contains(out, "update") {
+				t.Errorf("README.md:%d: %s shows no update of hello-wat by %s:\n%s", c.Line, c.Cmd, headCommit[:12], out)
+			}
+		case "bin/ferry rollback hello-wat":
+			if !strings.Contains(out, "Pinned hello-wat") {
+				t.Errorf("README.md:%d: %s printed %q, want the pin", c.Line, c.Cmd, out)
+			}
+			pinned := time.Now()
+			for got := curl(wat); got != from+"\n"; got = curl(wat) {
+				if time.Since(pinned) > time.Minute {
+					t.Fatalf("a minute after %s, %s answers %q, not the previous %q\n%s", c.Cmd, wat.Line, got, from+"\n", showLog())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		default:
+			t.Errorf("README.md:%d: %q: this test does not know what the line promises; teach it", c.Line, c.Cmd)
 		}
 	}
 }
