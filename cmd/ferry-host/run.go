@@ -170,9 +170,9 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 	log.Info("state restored", "dir", c.stateDir, "serving", len(rep.Serving), "failed", len(rep.Failed), "took", time.Since(start))
 
 	// Health probes after deploy, and rollbacks within a version's bake.
-	hctx, stopHealth := context.WithCancel(ctx)
+	healthCtx, stopHealth := context.WithCancel(ctx)
 	healthDone := make(chan struct{})
-	go func() { defer close(healthDone); ctl.RunHealth(hctx) }() //nolint:errcheck // nil when hctx ends
+	go func() { defer close(healthDone); ctl.RunHealth(healthCtx) }() //nolint:errcheck // nil when healthCtx ends
 	defer func() { stopHealth(); <-healthDone }()
 
 	appSrv := &http.Server{Handler: rt, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
