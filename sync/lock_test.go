@@ -103,3 +103,5 @@ func hashName(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:12])
 }
+
+var _ Locker = (*lockingMem)(nil)

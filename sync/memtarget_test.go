@@ -79,7 +79,7 @@ func (m *memTarget) Observe(ctx context.Context) ([]targets.ObservedApp, error) 
 }
 
 func (m *memTarget) Put(ctx context.Context, want targets.DesiredApp) error {
-	if want.Name == "" || !validDigest(want.Digest) {
+	if want.Name == "" || !memValidDigest(want.Digest) {
 		return fmt.Errorf("mem: bad app %q digest %q", want.Name, want.Digest)
 	}
 	if want.Ref != "" && !strings.HasSuffix(want.Ref, "@"+want.Digest) {
@@ -199,8 +199,6 @@ type lockingMem struct {
 	holders []string
 }
 
-var _ Locker = (*lockingMem)(nil)
-
 func newLockingMem() *lockingMem {
 	return &lockingMem{memTarget: newMem(), sem: make(chan struct{}, 1)}
 }
@@ -255,3 +253,30 @@ func sortedKeys(m map[string]string) []string {
 type deployVariable = deploy.Variable
 
 func ptr[T any](v T) *T { return &v }
+
+// memValidDigest reports whether s looks like "sha256:<64 hex>" or
+// "sha512:<128 hex>".
+func memValidDigest(s string) bool {
+	algo, hex, ok := strings.Cut(s, ":")
+	if !ok {
+		return false
+	}
+	switch algo {
+	case "sha256":
+		if len(hex) != 64 {
+			return false
+		}
+	case "sha512":
+		if len(hex) != 128 {
+			return false
+		}
+	default:
+		return false
+	}
+	for _, c := range hex {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

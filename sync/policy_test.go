@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/targets"
 )
 
 // policySpec has one app per deploy policy: a short timeout, no rollback,
@@ -76,7 +77,7 @@ func TestPolicyFromSpec(t *testing.T) {
 		m.set("quick", dg("q1"), true, true)
 		m.putDelay = 300 * time.Millisecond
 		tg := tmap("local", m)
-		res, err := Apply(context.Background(), mustPlan(t, desiredOne("local", app("quick", "q2")), tg), tg, opts)
+		res, err := Apply(context.Background(), mustPlanP(t, desiredOneP("local", app("quick", "q2")), tg), tg, opts)
 		r := res.App("local", "quick")
 		if withSpec {
 			if !errors.Is(err, ErrApplyFailed) || r.Outcome != OutcomeFailed || !strings.Contains(r.Error, "not healthy within 50ms") {
@@ -93,7 +94,7 @@ func TestPolicyFromSpec(t *testing.T) {
 		}
 		m.fail[dg("k2")] = failAfterSwitch
 		tg = tmap("local", m)
-		res, _ = Apply(context.Background(), mustPlan(t, desiredOne("local", app("keep", "k2")), tg), tg, opts)
+		res, _ = Apply(context.Background(), mustPlanP(t, desiredOneP("local", app("keep", "k2")), tg), tg, opts)
 		r = res.App("local", "keep")
 		want, detail := dg("k1"), "switched back"
 		if withSpec {
@@ -103,4 +104,20 @@ func TestPolicyFromSpec(t *testing.T) {
 			t.Errorf("keep (spec policy %v): runs %s (%s), want %s (%q)", withSpec, got, r.Detail, want, detail)
 		}
 	}
+}
+
+func desiredOneP(target string, apps ...targets.DesiredApp) Desired {
+	return Desired{Commit: "c1", Targets: []DesiredTarget{{Name: target, Type: "host", Apps: apps}}}
+}
+
+func mustPlanP(t testing.TB, d Desired, tg map[string]targets.Target) *Plan {
+	t.Helper()
+	p, err := ComputePlan(context.Background(), d, tg, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Applyable(); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

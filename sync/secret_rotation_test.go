@@ -21,8 +21,6 @@ import (
 	"github.com/ferry-wasm/ferry/targets/host/control"
 )
 
-const secretToken = "secret-rotation-token-0123456789"
-
 // TestSecretRotation, on a real ferry-host with a guest that answers with
 // the value of its secret variable: changing only the secret's value makes
 // the plan update the app (the reason names the variable, never a value;
@@ -176,22 +174,4 @@ func TestSecretRotation(t *testing.T) {
 	if got := get(); got != "by-hand" {
 		t.Fatalf("the guest answers %q, want the value put by hand", got)
 	}
-}
-
-// secretKeys returns a fresh cosign key pair.
-func secretKeys(t *testing.T) (signer.Key, *signer.PrivateKey) {
-	t.Helper()
-	privPEM, pubPEM, err := signer.GenerateKeyPair([]byte("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := signer.LoadPrivateKey(privPEM, []byte("pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := signer.LoadPublicKey(pubPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signer.Key{Name: "test", Public: pub}, priv
 }
