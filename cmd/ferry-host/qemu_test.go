@@ -13,7 +13,7 @@ import (
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/registry/embedded"
-	ferrysync "github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host/control"
 )
@@ -94,7 +94,7 @@ func releaseExamples(t *testing.T, names ...string) []targets.DesiredApp {
 		t.Fatal(err)
 	}
 	priv, _ := signingKey(t)
-	opts := ferrysync.ReleaseOptions{
+	opts := release.ReleaseOptions{
 		Builder:    builder.New(builder.Options{CacheDir: t.TempDir()}),
 		Registry:   rc,
 		Repository: reg.Addr() + "/apps",
@@ -103,7 +103,7 @@ func releaseExamples(t *testing.T, names ...string) []targets.DesiredApp {
 	var out []targets.DesiredApp
 	for _, name := range names {
 		start := time.Now()
-		rel, err := ferrysync.BuildRelease(context.Background(), filepath.Join(testenv.RepoRoot(t), "examples", name), "", opts)
+		rel, err := release.BuildRelease(context.Background(), filepath.Join(testenv.RepoRoot(t), "examples", name), "", opts)
 		if err != nil {
 			t.Fatalf("releasing examples/%s: %v", name, err)
 		}

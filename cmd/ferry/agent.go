@@ -20,7 +20,10 @@ import (
 	"github.com/ferry-wasm/ferry/internal/procsec"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/spec"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent"
+	"github.com/ferry-wasm/ferry/sync/agent/gitsource"
+	"github.com/ferry-wasm/ferry/sync/plan"
+	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
 )
 
@@ -95,7 +98,7 @@ func (c *cachedTargets) targets(_ context.Context, cfg *spec.Config) (map[string
 
 // serveAgentAPI serves the agent's status API, webhooks and metrics on ln
 // until ctx ends.
-func serveAgentAPI(ctx context.Context, a *sync.Agent, ln net.Listener) {
+func serveAgentAPI(ctx context.Context, a *agent.Agent, ln net.Listener) {
 	mux := http.NewServeMux()
 	mux.Handle("/", a.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -187,7 +190,7 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			} else if os.Geteuid() == 0 {
 				log.Warn("builds run as root: a build command can read every secret of the agent; see --build-user")
 			}
-			ropts := sync.ReleaseOptions{
+			ropts := release.ReleaseOptions{
 				Load:       lopts,
 				Builder:    builder.New(bopts),
 				Registry:   c,
@@ -199,7 +202,7 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 					return withCode(exitError, err)
 				}
 			}
-			auth, err := sync.GitAuthFromEnv(os.Getenv)
+			auth, err := gitsource.GitAuthFromEnv(os.Getenv)
 			if err != nil {
 				return withCode(exitError, err)
 			}
@@ -219,10 +222,10 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			}
 			ct := &cachedTargets{log: log, opts: topts}
 			metrics := prometheus.NewRegistry()
-			a, err := sync.NewAgent(sync.Options{
+			a, err := agent.NewAgent(agent.Options{
 				Repo: repo, Branch: branch, Path: path, Interval: interval, DataDir: dataDir,
-				Releaser: sync.SpecReleaser(ropts), Targets: ct.targets, Auth: auth,
-				Webhooks: sync.WebhookSecrets{
+				Releaser: release.SpecReleaser(ropts), Targets: ct.targets, Auth: auth,
+				Webhooks: agent.WebhookSecrets{
 					GitHub: os.Getenv("FERRY_WEBHOOK_GITHUB_SECRET"),
 					GitLab: os.Getenv("FERRY_WEBHOOK_GITLAB_TOKEN"),
 					Gitea:  os.Getenv("FERRY_WEBHOOK_GITEA_SECRET"),
@@ -231,8 +234,8 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 				// --target: only those targets are planned and applied.
 				// Apps are owned by the repository URL + path + target;
 				// --adopt takes over clashing apps in every round.
-				Plan:  sync.PlanOptions{Targets: rf.targets, Source: agentSource(rf.owner, repo, path), Adopt: rf.owner.adopt},
-				Apply: sync.ApplyOptions{LockDir: filepath.Join(dataDir, "locks")},
+				Plan:  plan.PlanOptions{Targets: rf.targets, Source: agentSource(rf.owner, repo, path), Adopt: rf.owner.adopt},
+				Apply: plan.ApplyOptions{LockDir: filepath.Join(dataDir, "locks")},
 			})
 			if err != nil {
 				return withCode(exitError, err)

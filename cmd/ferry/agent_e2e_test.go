@@ -22,7 +22,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferry-wasm/ferry/internal/gittest"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent/history"
+	"github.com/ferry-wasm/ferry/sync/plan"
 )
 
 // TestAgentE2EPushReachesHost: a git push reaches a real host through the
@@ -79,10 +80,10 @@ func TestAgentE2EPushReachesHost(t *testing.T) {
 			took := agentE2EWaitServing(t, h.AppsURL, "alpha", "alpha v2", time.Minute)
 			t.Logf("push → serving via %s: %v", tc.name, took)
 
-			r := agentE2EWaitRound(t, a, "that deployed "+c2, time.Minute, func(r sync.Round) bool {
-				return r.ID > before && r.Commit == c2 && r.Result != sync.RoundRunning
+			r := agentE2EWaitRound(t, a, "that deployed "+c2, time.Minute, func(r history.Round) bool {
+				return r.ID > before && r.Commit == c2 && r.Result != history.RoundRunning
 			})
-			if r.Result != sync.RoundSucceeded || r.Trigger != tc.wantTrigger || !agentE2EApplied(r, "alpha", "update") {
+			if r.Result != history.RoundSucceeded || r.Trigger != tc.wantTrigger || !agentE2EApplied(r, "alpha", "update") {
 				t.Fatalf("round %d: result %s trigger %q apps %+v; want succeeded, %q, alpha updated", r.ID, r.Result, r.Trigger, r.Apps, tc.wantTrigger)
 			}
 			// The host runs exactly the digest the agent pushed and signed
@@ -137,13 +138,13 @@ func TestAgentE2EInvalidSpecKeepsServing(t *testing.T) {
 	if code := agentE2EGitHubPush(t, a.URL, agentE2EHookSecret, cBad); code != http.StatusAccepted {
 		t.Fatalf("webhook: %d", code)
 	}
-	r := agentE2EWaitRound(t, a, "that loaded the invalid commit", time.Minute, func(r sync.Round) bool {
-		return r.ID > before && r.Fetched == cBad && r.Result != sync.RoundRunning
+	r := agentE2EWaitRound(t, a, "that loaded the invalid commit", time.Minute, func(r history.Round) bool {
+		return r.ID > before && r.Fetched == cBad && r.Result != history.RoundRunning
 	})
 	where := fmt.Sprintf("deploy/ferry.hcl:%d:", line)
 
 	// Nothing deployed, nothing even pushed; the previous version serves.
-	if r.Result != sync.RoundFailed {
+	if r.Result != history.RoundFailed {
 		t.Errorf("round %d result %s, want failed", r.ID, r.Result)
 	}
 	if got := agentE2EObserved(t, h.CtlURL)["alpha"]; got != d1 {
@@ -157,8 +158,8 @@ func TestAgentE2EInvalidSpecKeepsServing(t *testing.T) {
 	// ferry status: spec errors with file:line, the error sentence, and the
 	// commit still deployed.
 	st := agentE2EStatus(t, a)
-	wantDiag := sync.SpecDiagnostic{Severity: "error", Summary: "Unsupported argument", File: "deploy/ferry.hcl", Line: line}
-	if !slices.ContainsFunc(st.SpecErrors, func(d sync.SpecDiagnostic) bool {
+	wantDiag := history.SpecDiagnostic{Severity: "error", Summary: "Unsupported argument", File: "deploy/ferry.hcl", Line: line}
+	if !slices.ContainsFunc(st.SpecErrors, func(d history.SpecDiagnostic) bool {
 		return d.Severity == wantDiag.Severity && d.Summary == wantDiag.Summary && d.File == wantDiag.File && d.Line == wantDiag.Line
 	}) {
 		t.Errorf("status spec errors %+v, want one like %+v", st.SpecErrors, wantDiag)
@@ -177,7 +178,7 @@ func TestAgentE2EInvalidSpecKeepsServing(t *testing.T) {
 	var found bool
 	for _, hr := range agentE2EHistory(t, a) {
 		if hr.ID == r.ID {
-			found = strings.Contains(hr.Error, where) && slices.ContainsFunc(hr.SpecErrors, func(d sync.SpecDiagnostic) bool {
+			found = strings.Contains(hr.Error, where) && slices.ContainsFunc(hr.SpecErrors, func(d history.SpecDiagnostic) bool {
 				return d.File == "deploy/ferry.hcl" && d.Line == line
 			})
 		}
@@ -198,8 +199,8 @@ func TestAgentE2EInvalidSpecKeepsServing(t *testing.T) {
 		t.Fatalf("webhook: %d", code)
 	}
 	agentE2EWaitServing(t, h.AppsURL, "alpha", "alpha v3", time.Minute)
-	agentE2EWaitRound(t, a, "that deployed the fix", time.Minute, func(r sync.Round) bool {
-		return r.Commit == c3 && r.Result == sync.RoundSucceeded
+	agentE2EWaitRound(t, a, "that deployed the fix", time.Minute, func(r history.Round) bool {
+		return r.Commit == c3 && r.Result == history.RoundSucceeded
 	})
 	if st := agentE2EStatus(t, a); len(st.SpecErrors) != 0 || len(st.Errors) != 0 || st.DesiredCommit != c3 {
 		t.Errorf("status after the fix: desired %s, spec errors %+v, errors %q", st.DesiredCommit, st.SpecErrors, st.Errors)
@@ -240,8 +241,8 @@ func TestAgentE2EDriftRepaired(t *testing.T) {
 		t.Fatal("alpha still serves after it was deleted")
 	}
 	took := agentE2EWaitServing(t, hp.AppsURL, "alpha", "alpha v1", time.Minute)
-	repair := agentE2EWaitRound(t, a, "that re-created alpha", time.Minute, func(r sync.Round) bool {
-		return r.ID > base && r.Result != sync.RoundRunning && agentE2EApplied(r, "alpha", "create")
+	repair := agentE2EWaitRound(t, a, "that re-created alpha", time.Minute, func(r history.Round) bool {
+		return r.ID > base && r.Result != history.RoundRunning && agentE2EApplied(r, "alpha", "create")
 	})
 	agentE2ERepairedByNextRound(t, a, repair, deleted)
 	if recs := agentE2ERecords(repair, "beta"); len(recs) != 1 || recs[0].Action != "no-op" {
@@ -258,8 +259,8 @@ func TestAgentE2EDriftRepaired(t *testing.T) {
 	}
 	took = agentE2EWaitServing(t, hp.AppsURL, "alpha", "alpha v1", time.Minute)
 	agentE2EWaitServing(t, hp.AppsURL, "beta", "beta v1", time.Minute)
-	repair2 := agentE2EWaitRound(t, a, "that re-created both apps", time.Minute, func(r sync.Round) bool {
-		return r.ID > repair.ID && r.Result == sync.RoundSucceeded && agentE2EApplied(r, "alpha", "create") && agentE2EApplied(r, "beta", "create")
+	repair2 := agentE2EWaitRound(t, a, "that re-created both apps", time.Minute, func(r history.Round) bool {
+		return r.ID > repair.ID && r.Result == history.RoundSucceeded && agentE2EApplied(r, "alpha", "create") && agentE2EApplied(r, "beta", "create")
 	})
 	agentE2ERepairedByNextRound(t, a, repair2, hp.readyAt)
 	// Rounds while the host was down did not pretend to succeed.
@@ -268,7 +269,7 @@ func TestAgentE2EDriftRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		if r.StartedAt.After(stopped) && r.ID < repair2.ID && r.Result == sync.RoundSucceeded {
+		if r.StartedAt.After(stopped) && r.ID < repair2.ID && r.Result == history.RoundSucceeded {
 			t.Errorf("round %d succeeded while the host was down or empty: %+v", r.ID, r.Apps)
 		}
 	}
@@ -281,14 +282,14 @@ func TestAgentE2EDriftRepaired(t *testing.T) {
 // agentE2ERepairedByNextRound checks that repair is the first round started
 // after at, or one already running then: no round that started later came
 // before it.
-func agentE2ERepairedByNextRound(t *testing.T, a *agentE2EAgent, repair sync.Round, at time.Time) {
+func agentE2ERepairedByNextRound(t *testing.T, a *agentE2EAgent, repair history.Round, at time.Time) {
 	t.Helper()
 	rs, err := a.Client.Rounds(context.Background(), 200)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		if r.ID < repair.ID && r.StartedAt.After(at) && r.Result == sync.RoundSucceeded {
+		if r.ID < repair.ID && r.StartedAt.After(at) && r.Result == history.RoundSucceeded {
 			t.Errorf("round %d started after the drift (%s) and succeeded without repairing it; round %d repaired it",
 				r.ID, at.Format(time.RFC3339Nano), repair.ID)
 		}
@@ -337,13 +338,13 @@ func TestAgentE2ERollbackPin(t *testing.T) {
 	c3 := w.Commit("beta v2")
 	w.Push()
 	agentE2EWaitServing(t, h.AppsURL, "beta", "beta v2", time.Minute)
-	deployed := agentE2EWaitRound(t, a, "that deployed beta v2", time.Minute, func(r sync.Round) bool {
+	deployed := agentE2EWaitRound(t, a, "that deployed beta v2", time.Minute, func(r history.Round) bool {
 		return r.Commit == c3 && agentE2EApplied(r, "beta", "update")
 	})
-	later := agentE2EWaitRound(t, a, "two rounds later", time.Minute, func(r sync.Round) bool {
-		return r.ID >= deployed.ID+2 && r.Result != sync.RoundRunning
+	later := agentE2EWaitRound(t, a, "two rounds later", time.Minute, func(r history.Round) bool {
+		return r.ID >= deployed.ID+2 && r.Result != history.RoundRunning
 	})
-	if later.Commit != c3 || later.Result != sync.RoundSucceeded {
+	if later.Commit != c3 || later.Result != history.RoundSucceeded {
 		t.Fatalf("round %d: commit %s result %s (%s)", later.ID, later.Commit, later.Result, later.Error)
 	}
 	if recs := agentE2ERecords(later, "alpha"); len(recs) != 1 || recs[0].Digest != d1 || !recs[0].Pinned || recs[0].Action != "no-op" {
@@ -363,18 +364,20 @@ func TestAgentE2ERollbackPin(t *testing.T) {
 	c4 := w.Commit("alpha v3")
 	w.Push()
 	agentE2EWaitServing(t, h.AppsURL, "alpha", "alpha v3", time.Minute)
-	agentE2EWaitRound(t, a, "of the commit that changes alpha", time.Minute, func(r sync.Round) bool {
-		return r.Commit == c4 && r.Result == sync.RoundSucceeded
+	agentE2EWaitRound(t, a, "of the commit that changes alpha", time.Minute, func(r history.Round) bool {
+		return r.Commit == c4 && r.Result == history.RoundSucceeded
 	})
 	if st := agentE2EStatus(t, a); len(st.Pins) != 0 {
 		t.Errorf("pins after a commit that changes alpha: %+v", st.Pins)
 	}
 	agentE2EWantServing(t, h.AppsURL, "beta", "beta v2")
-	var recs []sync.AppRecord
+	var recs []history.AppRecord
 	if err := json.Unmarshal([]byte(agentE2ECLI(t, a, "history", "alpha", "-o", "json")), &recs); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(recs, func(r sync.AppRecord) bool { return r.Action == "unpin" && r.Result == "superseded" && r.Commit == c4 }) {
+	if !slices.ContainsFunc(recs, func(r history.AppRecord) bool {
+		return r.Action == "unpin" && r.Result == "superseded" && r.Commit == c4
+	}) {
 		t.Errorf("ferry history alpha has no record of the pin superseded by %s: %+v", c4, recs)
 	}
 }
@@ -489,8 +492,8 @@ func TestAgentE2ESIGKILLMidRound(t *testing.T) {
 	reg.reset()
 	p3 := agentE2EStartAgentProc(t, bin, args)
 	agentE2EWaitServing(t, h.AppsURL, "slow", "slow v2", time.Minute)
-	final := agentE2EWaitRound(t, p3, "that converged", time.Minute, func(r sync.Round) bool {
-		return r.Commit == c2 && r.Result != sync.RoundRunning
+	final := agentE2EWaitRound(t, p3, "that converged", time.Minute, func(r history.Round) bool {
+		return r.Commit == c2 && r.Result != history.RoundRunning
 	})
 	agentE2EWantServing(t, h.AppsURL, "wat", "wat v2")
 
@@ -513,10 +516,10 @@ func TestAgentE2ESIGKILLMidRound(t *testing.T) {
 	if diff := cmp.Diff(map[string]int{"slow": 1}, h.putCounts()); diff != "" {
 		t.Errorf("PUTs to the host after the restart (-want +got):\n%s", diff)
 	}
-	if final.Result != sync.RoundSucceeded || !agentE2EApplied(final, "slow", "update") {
+	if final.Result != history.RoundSucceeded || !agentE2EApplied(final, "slow", "update") {
 		t.Errorf("converging round %d: %s %+v", final.ID, final.Result, final.Apps)
 	}
-	if recs := agentE2ERecords(final, "wat"); len(recs) != 1 || recs[0].Result != string(sync.OutcomeUnchanged) {
+	if recs := agentE2ERecords(final, "wat"); len(recs) != 1 || recs[0].Result != string(plan.OutcomeUnchanged) {
 		t.Errorf("wat in the converging round: %+v, want unchanged", recs)
 	}
 
@@ -525,7 +528,7 @@ func TestAgentE2ESIGKILLMidRound(t *testing.T) {
 		ID      uint64
 		Trigger string
 		Commit  string
-		Result  sync.RoundResult
+		Result  history.RoundResult
 	}
 	var got []row
 	rs := agentE2EHistory(t, p3)
@@ -533,10 +536,10 @@ func TestAgentE2ESIGKILLMidRound(t *testing.T) {
 		got = append(got, row{rs[i].ID, rs[i].Trigger, rs[i].Fetched, rs[i].Result})
 	}
 	want := []row{
-		{1, "start", c1, sync.RoundSucceeded},
-		{2, "webhook:github", c2, sync.RoundInterrupted},
-		{3, "start", c2, sync.RoundInterrupted},
-		{4, "start", c2, sync.RoundSucceeded},
+		{1, "start", c1, history.RoundSucceeded},
+		{2, "webhook:github", c2, history.RoundInterrupted},
+		{3, "start", c2, history.RoundInterrupted},
+		{4, "start", c2, history.RoundSucceeded},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("history (-want +got):\n%s", diff)

@@ -17,7 +17,8 @@ import (
 
 	"github.com/ferry-wasm/ferry/internal/gittest"
 	"github.com/ferry-wasm/ferry/internal/testenv"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent/history"
+	"github.com/ferry-wasm/ferry/sync/plan"
 )
 
 // Webhook secrets of the GitLab and Gitea deliveries (test values).
@@ -126,10 +127,10 @@ func TestAgentE2EFeatures(t *testing.T) {
 				t.Fatalf("signed %s webhook: %d, want 202", tc.provider, code)
 			}
 			took := agentE2EWaitServing(t, hp.AppsURL, tc.app, tc.version, time.Minute)
-			r := agentE2EWaitRound(t, a, "of the "+tc.provider+" delivery", time.Minute, func(r sync.Round) bool {
-				return r.ID > before && r.Commit == c && r.Result != sync.RoundRunning
+			r := agentE2EWaitRound(t, a, "of the "+tc.provider+" delivery", time.Minute, func(r history.Round) bool {
+				return r.ID > before && r.Commit == c && r.Result != history.RoundRunning
 			})
-			if r.Result != sync.RoundSucceeded || r.Trigger != "webhook:"+tc.provider || !agentE2EApplied(r, tc.app, "update") {
+			if r.Result != history.RoundSucceeded || r.Trigger != "webhook:"+tc.provider || !agentE2EApplied(r, tc.app, "update") {
 				t.Fatalf("round %d: %s trigger %q apps %+v; want succeeded, webhook:%s, %s updated", r.ID, r.Result, r.Trigger, r.Apps, tc.provider, tc.app)
 			}
 			// The metrics moved with the round.
@@ -158,13 +159,13 @@ func TestAgentE2EFeatures(t *testing.T) {
 			t.Fatalf("webhook: %d", code)
 		}
 		agentE2EWaitServing(t, hp.AppsURL, "beta", "beta v3", time.Minute)
-		r := agentE2EWaitRound(t, a, "of the commit with a failing app", time.Minute, func(r sync.Round) bool {
-			return r.ID > before && r.Commit == c && r.Result != sync.RoundRunning
+		r := agentE2EWaitRound(t, a, "of the commit with a failing app", time.Minute, func(r history.Round) bool {
+			return r.ID > before && r.Commit == c && r.Result != history.RoundRunning
 		})
-		if r.Result != sync.RoundPartial || !agentE2EApplied(r, "beta", "update") {
+		if r.Result != history.RoundPartial || !agentE2EApplied(r, "beta", "update") {
 			t.Fatalf("round %d: %s apps %+v; want partial with beta updated", r.ID, r.Result, r.Apps)
 		}
-		if recs := agentE2ERecords(r, "alpha"); len(recs) != 1 || recs[0].Result != string(sync.OutcomeFailed) {
+		if recs := agentE2ERecords(r, "alpha"); len(recs) != 1 || recs[0].Result != string(plan.OutcomeFailed) {
 			t.Errorf("alpha in round %d: %+v, want failed", r.ID, recs)
 		}
 		agentE2EWantServing(t, hp.AppsURL, "alpha", "alpha v2")
@@ -195,11 +196,11 @@ func TestAgentE2EFeatures(t *testing.T) {
 			t.Fatalf("webhook: %d", code)
 		}
 		agentE2EWaitServing(t, hp.AppsURL, "alpha", "alpha v3", time.Minute)
-		r := agentE2EWaitRound(t, a, "with beta suspended", time.Minute, func(r sync.Round) bool {
-			return r.ID > before && r.Commit == c && r.Result != sync.RoundRunning
+		r := agentE2EWaitRound(t, a, "with beta suspended", time.Minute, func(r history.Round) bool {
+			return r.ID > before && r.Commit == c && r.Result != history.RoundRunning
 		})
 		for _, rec := range agentE2ERecords(r, "beta") {
-			if rec.Result == string(sync.OutcomeApplied) {
+			if rec.Result == string(plan.OutcomeApplied) {
 				t.Errorf("round %d changed the suspended beta: %+v", r.ID, rec)
 			}
 		}
@@ -207,7 +208,7 @@ func TestAgentE2EFeatures(t *testing.T) {
 
 		agentE2ECLI(t, a, "resume", "beta")
 		agentE2EWaitServing(t, hp.AppsURL, "beta", "beta v4", time.Minute)
-		r2 := agentE2EWaitRound(t, a, "after the resume", time.Minute, func(x sync.Round) bool {
+		r2 := agentE2EWaitRound(t, a, "after the resume", time.Minute, func(x history.Round) bool {
 			return x.ID > r.ID && agentE2EApplied(x, "beta", "update")
 		})
 		if r2.Trigger != "resume" || r2.Commit != c {
@@ -227,8 +228,8 @@ func TestAgentE2EFeatures(t *testing.T) {
 		if code := agentE2EGitHubPush(t, a.URL, agentE2EHookSecret, c); code != http.StatusAccepted {
 			t.Fatalf("webhook: %d", code)
 		}
-		first := agentE2EWaitRound(t, a, "that failed to fetch", time.Minute, func(r sync.Round) bool {
-			return r.ID > before && r.Result == sync.RoundFailed
+		first := agentE2EWaitRound(t, a, "that failed to fetch", time.Minute, func(r history.Round) bool {
+			return r.ID > before && r.Result == history.RoundFailed
 		})
 		if !strings.Contains(first.Error, "unreachable") {
 			t.Errorf("round %d error %q does not say git is unreachable", first.ID, first.Error)
@@ -238,10 +239,10 @@ func TestAgentE2EFeatures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var failed []sync.Round
+		var failed []history.Round
 		for _, r := range rs {
 			if r.ID > before {
-				if r.Result == sync.RoundSucceeded {
+				if r.Result == history.RoundSucceeded {
 					t.Fatalf("round %d succeeded while git was down", r.ID)
 				}
 				failed = append(failed, r)
@@ -263,8 +264,8 @@ func TestAgentE2EFeatures(t *testing.T) {
 
 		srv.Up()
 		took := agentE2EWaitServing(t, hp.AppsURL, "alpha", "alpha v4", time.Minute)
-		r := agentE2EWaitRound(t, a, "that recovered", time.Minute, func(r sync.Round) bool {
-			return r.Commit == c && r.Result == sync.RoundSucceeded
+		r := agentE2EWaitRound(t, a, "that recovered", time.Minute, func(r history.Round) bool {
+			return r.Commit == c && r.Result == history.RoundSucceeded
 		})
 		if r.Trigger != "retry" {
 			t.Errorf("round %d that recovered has trigger %q, want retry (no webhook was sent)", r.ID, r.Trigger)

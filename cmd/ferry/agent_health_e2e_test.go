@@ -11,7 +11,8 @@ import (
 
 	"github.com/ferry-wasm/ferry/internal/gittest"
 	"github.com/ferry-wasm/ferry/internal/testenv"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent"
+	"github.com/ferry-wasm/ferry/sync/agent/history"
 )
 
 // agentE2EFlakyHCL is app name on the flaky-health reactor (NAME.wasm):
@@ -75,22 +76,22 @@ func TestAgentE2EHostHealthRollback(t *testing.T) {
 	w.WriteBytes("alpha.wasm", flaky)
 	c2 := w.Commit("alpha on the flaky reactor")
 	w.Push()
-	applied := agentE2EWaitRound(t, a, "that deployed "+c2, time.Minute, func(r sync.Round) bool {
+	applied := agentE2EWaitRound(t, a, "that deployed "+c2, time.Minute, func(r history.Round) bool {
 		return r.Commit == c2 && agentE2EApplied(r, "alpha", "update")
 	})
 	bad := agentE2ERecords(applied, "alpha")[0].Digest
-	seen := agentE2EWaitRound(t, a, "that saw the host's rollback", time.Minute, func(r sync.Round) bool {
-		return slices.ContainsFunc(r.Apps, func(x sync.AppRecord) bool { return x.App == "alpha" && x.Action == "host-rollback" })
+	seen := agentE2EWaitRound(t, a, "that saw the host's rollback", time.Minute, func(r history.Round) bool {
+		return slices.ContainsFunc(r.Apps, func(x history.AppRecord) bool { return x.App == "alpha" && x.Action == "host-rollback" })
 	})
-	i := slices.IndexFunc(seen.Apps, func(x sync.AppRecord) bool { return x.Action == "host-rollback" })
+	i := slices.IndexFunc(seen.Apps, func(x history.AppRecord) bool { return x.Action == "host-rollback" })
 	if rec := seen.Apps[i]; rec.Previous != bad || rec.Digest != good || !strings.Contains(rec.Detail, "answered 500") {
 		t.Fatalf("host-rollback record %+v; want from %s to %s, saying why", rec, bad, good)
 	}
 	agentE2EWantServing(t, h.AppsURL, "alpha", "alpha v1")
 
 	// Three more rounds: the failed digest is held back, with the reason.
-	later := agentE2EWaitRound(t, a, "three rounds later", time.Minute, func(r sync.Round) bool {
-		return r.ID >= seen.ID+3 && r.Result != sync.RoundRunning
+	later := agentE2EWaitRound(t, a, "three rounds later", time.Minute, func(r history.Round) bool {
+		return r.ID >= seen.ID+3 && r.Result != history.RoundRunning
 	})
 	recs := agentE2ERecords(later, "alpha")
 	if len(recs) != 1 || recs[0].Action != "hold" || recs[0].Digest != bad ||
@@ -107,7 +108,7 @@ func TestAgentE2EHostHealthRollback(t *testing.T) {
 	if len(st.HostRollbacks) != 1 || st.HostRollbacks[0].From != bad || st.HostRollbacks[0].To != good {
 		t.Fatalf("status host rollbacks %+v; want alpha from %s to %s", st.HostRollbacks, bad, good)
 	}
-	var ts *sync.AppTargetStatus
+	var ts *agent.AppTargetStatus
 	for _, ap := range st.Apps {
 		if ap.Name == "alpha" && len(ap.Targets) == 1 {
 			ts = &ap.Targets[0]
@@ -127,18 +128,18 @@ func TestAgentE2EHostHealthRollback(t *testing.T) {
 	c3 := w.Commit("alpha v3")
 	w.Push()
 	agentE2EWaitServing(t, h.AppsURL, "alpha", "alpha v3", time.Minute)
-	agentE2EWaitRound(t, a, "of the commit that changes alpha", time.Minute, func(r sync.Round) bool {
-		return r.Commit == c3 && r.Result == sync.RoundSucceeded
+	agentE2EWaitRound(t, a, "of the commit that changes alpha", time.Minute, func(r history.Round) bool {
+		return r.Commit == c3 && r.Result == history.RoundSucceeded
 	})
 	if st := agentE2EStatus(t, a); len(st.HostRollbacks) != 0 {
 		t.Errorf("host rollbacks after a commit that changes alpha: %+v", st.HostRollbacks)
 	}
-	var hist []sync.AppRecord
+	var hist []history.AppRecord
 	if err := json.Unmarshal([]byte(agentE2ECLI(t, a, "history", "alpha", "-o", "json")), &hist); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"host-rollback", "unhold"} {
-		if !slices.ContainsFunc(hist, func(r sync.AppRecord) bool { return r.Action == want }) {
+		if !slices.ContainsFunc(hist, func(r history.AppRecord) bool { return r.Action == want }) {
 			t.Errorf("ferry history alpha has no %s record: %+v", want, hist)
 		}
 	}

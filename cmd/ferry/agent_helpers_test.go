@@ -31,7 +31,9 @@ import (
 
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/signer"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent"
+	"github.com/ferry-wasm/ferry/sync/agent/history"
+	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host/control"
 )
@@ -452,7 +454,7 @@ func (p *agentE2EHostProc) stop(t *testing.T) {
 // agentE2EAgent is a running `ferry agent` (in process or a child).
 type agentE2EAgent struct {
 	URL    string
-	Client *sync.Client
+	Client *agent.Client
 	stderr *testenv.Buffer
 	// In process:
 	cancel context.CancelFunc
@@ -522,7 +524,7 @@ func agentE2EStartAgent(t *testing.T, e *agentE2EEnv, repo string, extra ...stri
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	a.Client = &sync.Client{BaseURL: a.URL, Token: agentE2EAPIToken}
+	a.Client = &agent.Client{BaseURL: a.URL, Token: agentE2EAPIToken}
 	return a
 }
 
@@ -539,7 +541,7 @@ func agentE2EStartAgentProc(t *testing.T, bin string, args []string) *agentE2EAg
 			a.kill(t)
 		}
 	})
-	a.Client = &sync.Client{BaseURL: a.URL, Token: agentE2EAPIToken}
+	a.Client = &agent.Client{BaseURL: a.URL, Token: agentE2EAPIToken}
 	return a
 }
 
@@ -622,10 +624,10 @@ func agentE2EWantServing(t *testing.T, appsURL, app, want string) {
 
 // agentE2EWaitRound polls the agent's rounds (newest first) until one
 // satisfies cond, and returns it.
-func agentE2EWaitRound(t *testing.T, a *agentE2EAgent, what string, within time.Duration, cond func(sync.Round) bool) sync.Round {
+func agentE2EWaitRound(t *testing.T, a *agentE2EAgent, what string, within time.Duration, cond func(history.Round) bool) history.Round {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	var last []sync.Round
+	var last []history.Round
 	for {
 		rs, err := a.Client.Rounds(context.Background(), 200)
 		if err == nil {
@@ -648,16 +650,16 @@ func agentE2EWaitRound(t *testing.T, a *agentE2EAgent, what string, within time.
 // runs none, and returns the newest round's ID.
 func agentE2EIdle(t *testing.T, a *agentE2EAgent) uint64 {
 	t.Helper()
-	r := agentE2EWaitRound(t, a, "finished with none running", time.Minute, func(r sync.Round) bool { return true })
-	for r.Result == sync.RoundRunning {
-		r = agentE2EWaitRound(t, a, "finished", time.Minute, func(x sync.Round) bool { return x.ID >= r.ID && x.Result != sync.RoundRunning })
+	r := agentE2EWaitRound(t, a, "finished with none running", time.Minute, func(r history.Round) bool { return true })
+	for r.Result == history.RoundRunning {
+		r = agentE2EWaitRound(t, a, "finished", time.Minute, func(x history.Round) bool { return x.ID >= r.ID && x.Result != history.RoundRunning })
 	}
 	return r.ID
 }
 
 // agentE2ERecords returns the records of app in r.
-func agentE2ERecords(r sync.Round, app string) []sync.AppRecord {
-	var out []sync.AppRecord
+func agentE2ERecords(r history.Round, app string) []history.AppRecord {
+	var out []history.AppRecord
 	for _, rec := range r.Apps {
 		if rec.App == app {
 			out = append(out, rec)
@@ -667,9 +669,9 @@ func agentE2ERecords(r sync.Round, app string) []sync.AppRecord {
 }
 
 // agentE2EApplied reports whether r applied action to app.
-func agentE2EApplied(r sync.Round, app, action string) bool {
+func agentE2EApplied(r history.Round, app, action string) bool {
 	for _, rec := range agentE2ERecords(r, app) {
-		if rec.Action == action && rec.Result == string(sync.OutcomeApplied) {
+		if rec.Action == action && rec.Result == string(plan.OutcomeApplied) {
 			return true
 		}
 	}
@@ -688,9 +690,9 @@ func agentE2ECLI(t *testing.T, a *agentE2EAgent, args ...string) string {
 }
 
 // agentE2EStatus is `ferry status -o json`.
-func agentE2EStatus(t *testing.T, a *agentE2EAgent) sync.Status {
+func agentE2EStatus(t *testing.T, a *agentE2EAgent) agent.Status {
 	t.Helper()
-	var st sync.Status
+	var st agent.Status
 	out := agentE2ECLI(t, a, "status", "-o", "json")
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("ferry status -o json: %v\n%s", err, out)
@@ -699,9 +701,9 @@ func agentE2EStatus(t *testing.T, a *agentE2EAgent) sync.Status {
 }
 
 // agentE2EHistory is `ferry history -o json` (the rounds, newest first).
-func agentE2EHistory(t *testing.T, a *agentE2EAgent) []sync.Round {
+func agentE2EHistory(t *testing.T, a *agentE2EAgent) []history.Round {
 	t.Helper()
-	var rs []sync.Round
+	var rs []history.Round
 	out := agentE2ECLI(t, a, "history", "-o", "json", "--limit", "200")
 	if err := json.Unmarshal([]byte(out), &rs); err != nil {
 		t.Fatalf("ferry history -o json: %v\n%s", err, out)

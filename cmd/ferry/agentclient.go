@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent"
 )
 
 // upInfoFile is where `ferry up` records how to reach its agent, relative
@@ -55,7 +55,7 @@ func (a *agentFlags) register(cmd *cobra.Command) {
 // client returns a status API client: URL from --agent/FERRY_AGENT_URL,
 // token from FERRY_AGENT_TOKEN/FERRY_AGENT_TOKEN_FILE, else what a local
 // `ferry up` recorded in .ferry/up/agent.json of this directory or a parent.
-func (a *agentFlags) client() (*sync.Client, error) {
+func (a *agentFlags) client() (*agent.Client, error) {
 	url := a.url
 	token, err := secretFrom("FERRY_AGENT_TOKEN", "FERRY_AGENT_TOKEN_FILE")
 	if err != nil {
@@ -77,7 +77,7 @@ func (a *agentFlags) client() (*sync.Client, error) {
 	if url == "" {
 		url = "http://127.0.0.1:8090"
 	}
-	return &sync.Client{BaseURL: strings.TrimSuffix(url, "/"), Token: token}, nil
+	return &agent.Client{BaseURL: strings.TrimSuffix(url, "/"), Token: token}, nil
 }
 
 func newStatusCmd(s streams) *cobra.Command {

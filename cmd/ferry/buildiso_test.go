@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-wasm/ferry/internal/gittest"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent/history"
 )
 
 // buildIsoAttack is the build script a hostile committer pushes: it reads
@@ -104,10 +104,10 @@ func TestBuildCannotReadAgentSecrets(t *testing.T) {
 
 	args := agentE2EAgentArgs(t, e, srv.URL(), t.TempDir(), "--interval", "1h", "--credentials", creds)
 	a := agentE2EStartAgentProc(t, bin, args)
-	r := agentE2EWaitRound(t, a, "for "+c1, 2*time.Minute, func(r sync.Round) bool {
-		return r.Commit == c1 && r.Result != sync.RoundRunning
+	r := agentE2EWaitRound(t, a, "for "+c1, 2*time.Minute, func(r history.Round) bool {
+		return r.Commit == c1 && r.Result != history.RoundRunning
 	})
-	if r.Result != sync.RoundSucceeded {
+	if r.Result != history.RoundSucceeded {
 		t.Fatalf("the round of %s: %s, error %q; a build that only reads what it may must still succeed", c1, r.Result, r.Error)
 	}
 	agentE2EWantServing(t, h.AppsURL, "steal", "built anyway")

@@ -28,7 +28,7 @@ import (
 
 	"github.com/ferry-wasm/ferry/internal/gittest"
 	"github.com/ferry-wasm/ferry/internal/testenv"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent/history"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -156,8 +156,8 @@ func TestChaosCrashAgentAndHost(t *testing.T) {
 		for _, a := range chaosApps {
 			agentE2EWaitServing(t, hp.AppsURL, a, fmt.Sprintf("%s v%d", a, v), 2*time.Minute)
 		}
-		agentE2EWaitRound(t, agent, "that deployed "+c, 2*time.Minute, func(r sync.Round) bool {
-			return r.Commit == c && r.Result == sync.RoundSucceeded
+		agentE2EWaitRound(t, agent, "that deployed "+c, 2*time.Minute, func(r history.Round) bool {
+			return r.Commit == c && r.Result == history.RoundSucceeded
 		})
 		if trial == 1 {
 			window = max(time.Since(started)*6/5, 200*time.Millisecond)
@@ -183,13 +183,13 @@ func TestChaosCrashAgentAndHost(t *testing.T) {
 	succeeded := map[string]bool{}
 	for i, r := range rs {
 		ids[i] = r.ID
-		if r.Result == sync.RoundRunning && r.ID <= last {
+		if r.Result == history.RoundRunning && r.ID <= last {
 			t.Errorf("round %d is still running after the agent went idle", r.ID)
 		}
-		if r.Result == sync.RoundInterrupted {
+		if r.Result == history.RoundInterrupted {
 			gotInterrupted++
 		}
-		if r.Result == sync.RoundSucceeded {
+		if r.Result == history.RoundSucceeded {
 			succeeded[r.Commit] = true
 		}
 	}

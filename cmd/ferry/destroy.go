@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/plan"
 )
 
 func newDestroyCmd(s streams) *cobra.Command {
@@ -48,25 +48,25 @@ Nothing is built or pushed.`,
 			}
 			printSkipped(s.err, skipped)
 			// Every target listed with no apps: its managed apps are deleted.
-			var desired sync.Desired
+			var desired plan.Desired
 			for _, name := range sortedKeys(tgts) {
-				desired.Targets = append(desired.Targets, sync.DesiredTarget{Name: name, Type: string(cfg.Target(name).Type)})
+				desired.Targets = append(desired.Targets, plan.DesiredTarget{Name: name, Type: string(cfg.Target(name).Type)})
 			}
 			source, err := owner.sourceFor(dirArg(args))
 			if err != nil {
 				return withCode(exitError, err)
 			}
-			plan, err := sync.ComputePlan(ctx, desired, tgts, sync.PlanOptions{DeleteReason: "destroy", Source: source})
+			pl, err := plan.Compute(ctx, desired, tgts, plan.PlanOptions{DeleteReason: "destroy", Source: source})
 			if err != nil {
 				return withCode(exitError, err)
 			}
 			if !o.json() {
-				plan.RenderWith(s.out, sync.RenderOptions{Color: isTerminal(s.out)}) //nolint:errcheck // stdout
+				pl.RenderWith(s.out, plan.RenderOptions{Color: isTerminal(s.out)}) //nolint:errcheck // stdout
 			}
-			if err := plan.Applyable(); err != nil {
+			if err := pl.Applyable(); err != nil {
 				return withCode(exitError, err)
 			}
-			if !plan.HasChanges() {
+			if !pl.HasChanges() {
 				fmt.Fprintln(s.out, "\nNothing to destroy.")
 				return nil
 			}
@@ -75,7 +75,7 @@ Nothing is built or pushed.`,
 					return withCode(exitError, err)
 				}
 			}
-			res, err := sync.Apply(ctx, plan, tgts, sync.ApplyOptions{LockTimeout: lockTimeout})
+			res, err := plan.Apply(ctx, pl, tgts, plan.ApplyOptions{LockTimeout: lockTimeout})
 			if res != nil {
 				if o.json() {
 					writeJSON(s.out, res) //nolint:errcheck // the error below matters more

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ferry-wasm/ferry/internal/faultproxy"
 	"github.com/ferry-wasm/ferry/internal/gittest"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent/history"
 )
 
 // TestFaultRegistryAndGit deploys one app version after another while one
@@ -136,8 +136,8 @@ func TestFaultRegistryAndGit(t *testing.T) {
 			tc.heal()
 		}
 		agentE2EWaitServing(t, h.AppsURL, "alpha", greeting(v), 2*time.Minute)
-		r := agentE2EWaitRound(t, a, "that deployed "+c, 2*time.Minute, func(r sync.Round) bool {
-			return r.ID > before && r.Commit == c && r.Result == sync.RoundSucceeded
+		r := agentE2EWaitRound(t, a, "that deployed "+c, 2*time.Minute, func(r history.Round) bool {
+			return r.ID > before && r.Commit == c && r.Result == history.RoundSucceeded
 		})
 		agentE2EIdle(t, a)
 		failed := agentE2EFailuresSince(t, a, before, ^uint64(0))
@@ -179,19 +179,19 @@ func mustUp(t *testing.T, p *faultproxy.Proxy) {
 // in which a step failed (oldest first): the failed attempts. Rounds that
 // only waited out a backoff (their release skipped, the app held) do not
 // count.
-func agentE2EFailuresSince(t *testing.T, a *agentE2EAgent, after, until uint64) []sync.Round {
+func agentE2EFailuresSince(t *testing.T, a *agentE2EAgent, after, until uint64) []history.Round {
 	t.Helper()
 	rs, err := a.Client.Rounds(context.Background(), 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []sync.Round
+	var out []history.Round
 	for i := len(rs) - 1; i >= 0; i-- {
 		r := rs[i]
-		if r.ID <= after || r.ID >= until || r.Result == sync.RoundRunning {
+		if r.ID <= after || r.ID >= until || r.Result == history.RoundRunning {
 			continue
 		}
-		if slices.ContainsFunc(r.Steps, func(s sync.StepResult) bool { return s.Status == sync.StepFailed }) {
+		if slices.ContainsFunc(r.Steps, func(s history.StepResult) bool { return s.Status == history.StepFailed }) {
 			out = append(out, r)
 		}
 	}
@@ -216,7 +216,7 @@ func agentE2EWaitFailures(t *testing.T, a *agentE2EAgent, after uint64, n int, w
 // (Attempt k+1's retry happens before it ends and after the backoff that
 // attempt k set, which was after it started, so the bound holds for a
 // correct agent however slow the machine.)
-func agentE2EWantBackoff(t *testing.T, what string, failed []sync.Round) {
+func agentE2EWantBackoff(t *testing.T, what string, failed []history.Round) {
 	t.Helper()
 	for k := 1; k < len(failed); k++ {
 		gap := failed[k].FinishedAt.Sub(failed[k-1].StartedAt)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/ferry-wasm/ferry/internal/readme"
 	"github.com/ferry-wasm/ferry/internal/testenv"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent"
 )
 
 // makeRunPorts are the addresses `make run` listens on by default: apps,
@@ -84,8 +84,8 @@ func TestNewcomerMakeRun(t *testing.T) {
 
 	// Ready: the agent has finished a round on the clone's HEAD (bin/ferry
 	// status, run in the clone as the README says, finds the agent).
-	status := func() (sync.Status, error) {
-		var st sync.Status
+	status := func() (agent.Status, error) {
+		var st agent.Status
 		cmd := exec.Command(filepath.Join(clone, "bin", "ferry"), "status", "-o", "json")
 		cmd.Dir = clone
 		out, err := cmd.Output()
@@ -94,7 +94,7 @@ func TestNewcomerMakeRun(t *testing.T) {
 		}
 		return st, json.Unmarshal(out, &st)
 	}
-	var st sync.Status
+	var st agent.Status
 	deadline := time.Now().Add(8 * time.Minute) // make build, then cold builds of the Go examples
 	for {
 		select {

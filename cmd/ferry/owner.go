@@ -10,7 +10,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/plan"
 )
 
 // ownerFlags choose who owns the apps a command deploys (see
@@ -71,7 +71,7 @@ func specSource(dir string) (string, error) {
 	if rem, err := repo.Remote("origin"); err == nil && len(rem.Config().URLs) > 0 {
 		loc = rem.Config().URLs[0]
 	}
-	return sync.SourceID(loc, rel), nil
+	return plan.SourceID(loc, rel), nil
 }
 
 // agentSource is the agent's spec identity: -source, or sync.SourceID of
@@ -87,5 +87,5 @@ func agentSource(o ownerFlags, repo, path string) string {
 			return s
 		}
 	}
-	return sync.SourceID(repo, path)
+	return plan.SourceID(repo, path)
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/targets/host/control"
 )
 
@@ -32,7 +32,7 @@ func TestOwnerTwoSpecsShareOneHost(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return sync.OwnerOf("dir:"+filepath.ToSlash(abs), "local")
+		return plan.OwnerOf("dir:"+filepath.ToSlash(abs), "local")
 	}
 	const a1, a2, b1 = "own-a1", "own-a2", "own-b1"
 
@@ -48,12 +48,12 @@ func TestOwnerTwoSpecsShareOneHost(t *testing.T) {
 	}
 
 	// B's plan: one create, A's apps are notes, not deletes.
-	plan := planJSON(t, w)
-	if len(plan.Targets) != 1 {
-		t.Fatalf("plan of B: %d targets, want 1", len(plan.Targets))
+	pl := planJSON(t, w)
+	if len(pl.Targets) != 1 {
+		t.Fatalf("plan of B: %d targets, want 1", len(pl.Targets))
 	}
-	tp := plan.Targets[0]
-	if len(tp.Changes) != 1 || tp.Changes[0].App != b1 || tp.Changes[0].Action != sync.ActionCreate {
+	tp := pl.Targets[0]
+	if len(tp.Changes) != 1 || tp.Changes[0].App != b1 || tp.Changes[0].Action != plan.ActionCreate {
 		t.Errorf("plan of B: changes %+v, want only create %s", tp.Changes, b1)
 	}
 	for _, app := range []string{a1, a2} {
@@ -141,23 +141,23 @@ func TestOwnerTwoSpecsShareOneHost(t *testing.T) {
 }
 
 // planJSON runs `ferry plan -o json` on the world's spec.
-func planJSON(t *testing.T, w *e2eWorld) *sync.Plan {
+func planJSON(t *testing.T, w *e2eWorld) *plan.Plan {
 	t.Helper()
 	args := append([]string{"plan", "-o", "json"}, w.releaseArgs()...)
 	code, out, errs := w.ferry(append(args, w.specDir)...)
 	if code != 0 {
 		t.Fatalf("ferry plan -o json: exit %d\n%s\n%s", code, out, errs)
 	}
-	var p sync.Plan
+	var p plan.Plan
 	if err := json.Unmarshal([]byte(out), &p); err != nil {
 		t.Fatalf("decoding the plan: %v\n%s", err, out)
 	}
 	return &p
 }
 
-func hasNote(ds sync.Diagnostics, app, summary, detail string) bool {
+func hasNote(ds plan.Diagnostics, app, summary, detail string) bool {
 	for _, d := range ds {
-		if d.Severity == sync.SeverityNote && d.App == app && d.Summary == summary && strings.Contains(d.Detail, detail) {
+		if d.Severity == plan.SeverityNote && d.App == app && d.Summary == summary && strings.Contains(d.Detail, detail) {
 			return true
 		}
 	}

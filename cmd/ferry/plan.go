@@ -17,7 +17,8 @@ import (
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/spec"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/plan"
+	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
 )
 
@@ -47,8 +48,8 @@ func (r *releaseFlags) register(cmd *cobra.Command) {
 
 // planned is the outcome of computing a plan from a spec directory.
 type planned struct {
-	plan    *sync.Plan
-	release *sync.Release
+	plan    *plan.Plan
+	release *release.Release
 	tgts    map[string]targets.Target
 	secrets func(target, app string) map[string]string
 	// untrusted is set when the spec's trust policy refused an app: the
@@ -68,7 +69,7 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 	if err != nil {
 		return nil, withCode(exitError, err)
 	}
-	opts := sync.ReleaseOptions{
+	opts := release.ReleaseOptions{
 		Load:       lopts,
 		Builder:    builder.New(builder.Options{CacheDir: r.buildCache, Progress: progressWriter(s.err)}),
 		Registry:   c,
@@ -80,18 +81,18 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 			return nil, withCode(exitError, err)
 		}
 	}
-	rel, relErr := sync.BuildRelease(ctx, dir, gitHead(dir), opts)
+	rel, relErr := release.BuildRelease(ctx, dir, gitHead(dir), opts)
 	if rel != nil && len(rel.Diagnostics) > 0 {
 		writeDiagnostics(s.err, rel.Config, rel.Diagnostics)
 	}
-	if errors.Is(relErr, sync.ErrInvalidSpec) || rel == nil || rel.Config == nil {
+	if errors.Is(relErr, release.ErrInvalidSpec) || rel == nil || rel.Config == nil {
 		return nil, withCode(exitError, relErr)
 	}
-	if relErr != nil && errors.Is(relErr, sync.ErrNoRepository) {
+	if relErr != nil && errors.Is(relErr, release.ErrNoRepository) {
 		return nil, withCode(exitError, relErr)
 	}
 	var untrusted error
-	if relErr != nil && errors.Is(relErr, sync.ErrUntrusted) {
+	if relErr != nil && errors.Is(relErr, release.ErrUntrusted) {
 		untrusted = relErr
 		fmt.Fprintf(s.err, "Error: %v\nApps the spec's trust policy refuses are left as they run.\n", relErr)
 	} else if relErr != nil {
@@ -112,11 +113,11 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 		return nil, withCode(exitError, err)
 	}
 	desired := rel.Desired(sortedKeys(tgts)...)
-	plan, err := sync.ComputePlan(ctx, desired, tgts, sync.PlanOptions{Targets: r.targets, Source: source, Adopt: r.owner.adopt})
+	pl, err := plan.Compute(ctx, desired, tgts, plan.PlanOptions{Targets: r.targets, Source: source, Adopt: r.owner.adopt})
 	if err != nil {
 		return nil, withCode(exitError, err)
 	}
-	return &planned{plan: plan, release: rel, tgts: tgts, secrets: sync.SecretsFrom(desired), untrusted: untrusted}, nil
+	return &planned{plan: pl, release: rel, tgts: tgts, secrets: plan.SecretsFrom(desired), untrusted: untrusted}, nil
 }
 
 // gitHead returns the commit checked out at dir, or "" outside a repository
@@ -183,18 +184,18 @@ Exit codes: 0 success; 1 error. With -detailed-exitcode: 0 no changes,
 				return err
 			}
 			if out != "" {
-				if err := sync.WritePlanFile(out, p.plan); err != nil {
+				if err := plan.WritePlanFile(out, p.plan); err != nil {
 					return withCode(exitError, err)
 				}
 			}
 			if o.json() {
-				b, err := sync.MarshalPlan(p.plan)
+				b, err := plan.MarshalPlan(p.plan)
 				if err != nil {
 					return withCode(exitError, err)
 				}
 				s.out.Write(append(b, '\n')) //nolint:errcheck // stdout
 			} else {
-				if err := p.plan.RenderWith(s.out, sync.RenderOptions{Color: isTerminal(s.out), ShowNoops: noops}); err != nil {
+				if err := p.plan.RenderWith(s.out, plan.RenderOptions{Color: isTerminal(s.out), ShowNoops: noops}); err != nil {
 					return withCode(exitError, err)
 				}
 				if out != "" {
@@ -250,41 +251,41 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 			if len(args) > 0 {
 				arg = args[0]
 			}
-			var plan *sync.Plan
+			var pl *plan.Plan
 			var tgts map[string]targets.Target
 			var secrets func(string, string) map[string]string
-			var policy func(string, string) sync.AppPolicy // each app's deploy block
+			var policy func(string, string) plan.AppPolicy // each app's deploy block
 			var untrusted error
 			if st, err := os.Stat(arg); err == nil && !st.IsDir() {
-				p, err := sync.ReadPlanFile(arg)
+				p, err := plan.ReadPlanFile(arg)
 				if err != nil {
 					return withCode(exitError, err)
 				}
-				plan = p
+				pl = p
 				specDir := "."
 				if len(args) > 1 {
 					specDir = args[1]
 				}
 				var cfg *spec.Config
-				if tgts, cfg, err = targetsForPlan(plan, specDir, rf, s); err != nil {
+				if tgts, cfg, err = targetsForPlan(pl, specDir, rf, s); err != nil {
 					return withCode(exitError, err)
 				}
-				policy = sync.PolicyFromSpec(cfg)
-				secrets = secretsFromEnv(plan)
+				policy = release.PolicyFromSpec(cfg)
+				secrets = secretsFromEnv(pl)
 			} else {
 				p, err := rf.computePlan(ctx, s, arg)
 				if err != nil {
 					return err
 				}
-				plan, tgts, secrets, untrusted = p.plan, p.tgts, p.secrets, p.untrusted
-				policy = sync.PolicyFromSpec(p.release.Config)
+				pl, tgts, secrets, untrusted = p.plan, p.tgts, p.secrets, p.untrusted
+				policy = release.PolicyFromSpec(p.release.Config)
 				if !o.json() {
-					plan.RenderWith(s.out, sync.RenderOptions{Color: isTerminal(s.out)}) //nolint:errcheck // stdout
+					pl.RenderWith(s.out, plan.RenderOptions{Color: isTerminal(s.out)}) //nolint:errcheck // stdout
 				}
-				if err := plan.Applyable(); err != nil {
+				if err := pl.Applyable(); err != nil {
 					return withCode(exitError, err)
 				}
-				if !plan.HasChanges() {
+				if !pl.HasChanges() {
 					if o.json() {
 						writeJSON(s.out, map[string]any{"changes": 0}) //nolint:errcheck // the error below matters more
 					} else if untrusted == nil {
@@ -308,15 +309,15 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 					return withCode(exitError, err)
 				}
 			}
-			opts := sync.ApplyOptions{SecretsFor: secrets, Timeout: timeout, PolicyFor: policy, LockDir: lockDir, LockTimeout: lockTimeout}
+			opts := plan.ApplyOptions{SecretsFor: secrets, Timeout: timeout, PolicyFor: policy, LockDir: lockDir, LockTimeout: lockTimeout}
 			if !o.json() {
-				opts.Progress = func(e sync.Event) {
-					if e.Kind == sync.EventFinished {
+				opts.Progress = func(e plan.Event) {
+					if e.Kind == plan.EventFinished {
 						fmt.Fprintf(s.err, "%s/%s: %s %s (%s)\n", e.Target, e.App, e.Action, e.Outcome, e.Duration.Round(time.Millisecond))
 					}
 				}
 			}
-			res, err := sync.Apply(ctx, plan, tgts, opts)
+			res, err := plan.Apply(ctx, pl, tgts, opts)
 			if o.json() && res != nil {
 				writeJSON(s.out, res) //nolint:errcheck // the error below matters more
 			} else if res != nil {
@@ -344,7 +345,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 
 // targetsForPlan opens the targets a saved plan names, using the spec in
 // specDir for their connection details.
-func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags, s streams) (map[string]targets.Target, *spec.Config, error) {
+func targetsForPlan(pl *plan.Plan, specDir string, rf releaseFlags, s streams) (map[string]targets.Target, *spec.Config, error) {
 	lopts, err := rf.vars.options()
 	if err != nil {
 		return nil, nil, err
@@ -354,7 +355,7 @@ func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags, s streams)
 		return nil, nil, fmt.Errorf("applying a saved plan reads the targets' connection details from the spec in %s: %w", specDir, err)
 	}
 	var names []string
-	for _, t := range plan.Targets {
+	for _, t := range pl.Targets {
 		names = append(names, t.Name)
 	}
 	topts, err := rf.creds.apply(targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err)}, true)
@@ -367,9 +368,9 @@ func targetsForPlan(plan *sync.Plan, specDir string, rf releaseFlags, s streams)
 
 // secretsFromEnv gives each app of a saved plan the values of its secret
 // variables from FERRY_SECRET_<NAME>.
-func secretsFromEnv(plan *sync.Plan) func(target, app string) map[string]string {
+func secretsFromEnv(pl *plan.Plan) func(target, app string) map[string]string {
 	byApp := map[string]deploy.App{}
-	for _, t := range plan.Targets {
+	for _, t := range pl.Targets {
 		for _, ch := range t.Changes {
 			if ch.After != nil {
 				byApp[t.Name+"/"+ch.App] = ch.After.App
@@ -414,7 +415,7 @@ func confirmWith(s streams, skipFlag, question string) error {
 	return nil
 }
 
-func renderApply(w io.Writer, res *sync.ApplyResult) {
+func renderApply(w io.Writer, res *plan.ApplyResult) {
 	for _, t := range res.Targets {
 		for _, a := range t.Apps {
 			line := fmt.Sprintf("%s/%s: %s %s", t.Name, a.App, a.Action, a.Outcome)
@@ -431,5 +432,5 @@ func renderApply(w io.Writer, res *sync.ApplyResult) {
 		}
 	}
 	fmt.Fprintf(w, "\nApply complete: %d applied, %d failed, %d skipped, %d unchanged.\n",
-		res.Count(sync.OutcomeApplied), res.Count(sync.OutcomeFailed), res.Count(sync.OutcomeSkipped), res.Count(sync.OutcomeUnchanged))
+		res.Count(plan.OutcomeApplied), res.Count(plan.OutcomeFailed), res.Count(plan.OutcomeSkipped), res.Count(plan.OutcomeUnchanged))
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/ferry-wasm/ferry/registry/embedded"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/spec"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/release"
 )
 
 // registryFlags are the flags every command that talks to a registry takes.
@@ -369,7 +369,7 @@ every input: an unchanged component is never rebuilt.`,
 				return err
 			}
 			b := builder.New(builder.Options{CacheDir: cacheDir, Progress: progressWriter(s.err)})
-			results, berr := b.Build(cmd.Context(), sync.BuilderComponents(cfg))
+			results, berr := b.Build(cmd.Context(), release.BuilderComponents(cfg))
 			type row struct {
 				Component string  `json:"component"`
 				Digest    string  `json:"digest,omitempty"`
@@ -444,7 +444,7 @@ digest; with -q only that, one app a line, for scripts.`,
 			if err != nil {
 				return withCode(exitError, err)
 			}
-			opts := sync.ReleaseOptions{
+			opts := release.ReleaseOptions{
 				Load:       lopts,
 				Builder:    builder.New(builder.Options{CacheDir: buildCache, Progress: progressWriter(s.err)}),
 				Registry:   c,
@@ -457,7 +457,7 @@ digest; with -q only that, one app a line, for scripts.`,
 					return withCode(exitError, err)
 				}
 			}
-			rel, err := sync.BuildRelease(cmd.Context(), dir, "", opts)
+			rel, err := release.BuildRelease(cmd.Context(), dir, "", opts)
 			if rel != nil && len(rel.Diagnostics) > 0 {
 				writeDiagnostics(s.err, rel.Config, rel.Diagnostics)
 			}

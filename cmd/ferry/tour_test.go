@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent"
 )
 
 // tourLine is one `curl` line of the README's tour block.
@@ -136,9 +136,9 @@ func tourChecks(t *testing.T, root string, lines []tourLine) map[string]tourChec
 // host, and no app is the host's default: so no other app can have
 // answered the line (the bodies of hello-wat and the fleet example's kiosk
 // are the same bytes).
-func checkTourOwners(t *testing.T, st sync.Status, lines []tourLine) {
+func checkTourOwners(t *testing.T, st agent.Status, lines []tourLine) {
 	t.Helper()
-	apps := map[string]sync.AppStatus{}
+	apps := map[string]agent.AppStatus{}
 	for _, a := range st.Apps {
 		apps[a.Name] = a
 		if a.Default {

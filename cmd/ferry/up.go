@@ -25,7 +25,9 @@ import (
 	"github.com/ferry-wasm/ferry/registry/embedded"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/spec"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent"
+	"github.com/ferry-wasm/ferry/sync/plan"
+	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
@@ -149,7 +151,7 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 	if err != nil {
 		return err
 	}
-	ropts := sync.ReleaseOptions{
+	ropts := release.ReleaseOptions{
 		Builder:    builder.New(builder.Options{CacheDir: filepath.Join(o.dataDir, "build-cache"), Logger: log.With("component", "builder")}),
 		Registry:   rc,
 		Repository: reg.Addr() + "/up",
@@ -163,20 +165,20 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 			},
 		}},
 	}
-	a, err := sync.NewAgent(sync.Options{
+	a, err := agent.NewAgent(agent.Options{
 		Repo: root, Branch: branch, Path: rel, Interval: o.interval, MaxBackoff: 30 * time.Second,
 		DataDir:  filepath.Join(o.dataDir, "agent"),
-		Releaser: sync.LocalReleaser(ropts, "local"),
+		Releaser: release.LocalReleaser(ropts, "local"),
 		Targets: func(context.Context, *spec.Config) (map[string]targets.Target, error) {
 			return map[string]targets.Target{"local": hostClient}, nil
 		},
 		APIToken: agentToken,
 		Logger:   log.With("component", "agent"),
 		Metrics:  prometheus.NewRegistry(),
-		Apply:    sync.ApplyOptions{LockDir: filepath.Join(o.dataDir, "locks")},
+		Apply:    plan.ApplyOptions{LockDir: filepath.Join(o.dataDir, "locks")},
 		// The host is this process's own: it holds only this spec's apps,
 		// so apps recorded before owners were are adopted, not refused.
-		Plan: sync.PlanOptions{Source: sync.SourceID(root, rel), Adopt: true},
+		Plan: plan.PlanOptions{Source: plan.SourceID(root, rel), Adopt: true},
 	})
 	if err != nil {
 		return err

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/ferry-wasm/ferry/internal/testenv"
-	"github.com/ferry-wasm/ferry/sync"
+	"github.com/ferry-wasm/ferry/sync/agent"
 )
 
 // gitCmd runs the real git CLI in dir with a private configuration.
@@ -76,7 +76,7 @@ func waitBody(t testing.TB, url, hostHeader, want string, within time.Duration) 
 // upProcess is a `ferry up` run in process by startUp.
 type upProcess struct {
 	apps   string // URL of the apps listener
-	agent  *sync.Client
+	agent  *agent.Client
 	stderr *bytes.Buffer
 }
 
@@ -141,13 +141,13 @@ func startUp(t testing.TB, args ...string) *upProcess {
 		t.Fatal(err)
 	}
 	p.apps = got["apps"]
-	p.agent = &sync.Client{BaseURL: got["agent API"], Token: strings.TrimSpace(string(token))}
+	p.agent = &agent.Client{BaseURL: got["agent API"], Token: strings.TrimSpace(string(token))}
 	return p
 }
 
 // waitRound waits until the agent finished a round on commit and returns
 // its status.
-func (p *upProcess) waitRound(t testing.TB, commit string, within time.Duration) sync.Status {
+func (p *upProcess) waitRound(t testing.TB, commit string, within time.Duration) agent.Status {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
