@@ -43,8 +43,8 @@ run ./builder CachedBuild 1s
 run ./registry . 30x
 run ./signer . 1s
 run ./spec . 1s
-run ./sync 'PlanNoop1000|Apply100' 1s
-run ./sync 'Agent' 1x
+run ./sync/plan 'PlanNoop1000|Apply100' 1s
+run ./sync/agent 'Agent' 1x
 run ./cmd/ferry 'UpCommitToServing' 1x
 goals=${BENCH_GOALS:-bench/goals.txt}
 tmp=$(mktemp -d)

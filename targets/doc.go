@@ -4,7 +4,7 @@
 // types that cross it.
 //
 // A target is observed live (no state file): Observe reads what runs there
-// now; Put and Delete change one app. The plan/apply engine in package sync
+// now; Put and Delete change one app. The plan/apply engine (sync/plan)
 // computes the changes; each target checks signatures itself before it runs
 // anything.
 package targets

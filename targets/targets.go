@@ -45,7 +45,7 @@ type DesiredApp struct {
 	// file or a log.
 	Secrets map[string]string `json:"-"`
 	// Owner is the identity of the spec source and target that deploys
-	// the app (see sync.OwnerOf), recorded by targets that implement
+	// the app (see plan.OwnerOf), recorded by targets that implement
 	// OwnerRecorder. Empty means none is sent: such a target keeps the
 	// owner it already recorded.
 	Owner string `json:"owner,omitempty"`

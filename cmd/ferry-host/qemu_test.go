@@ -79,7 +79,7 @@ func TestQEMU(t *testing.T) {
 }
 
 // releaseExamples builds, pushes and signs the named examples with the
-// release path ferry itself uses (sync.BuildRelease: builder, registry
+// release path ferry itself uses (release.BuildRelease: builder, registry
 // client, signer) into one embedded registry that lives until the test
 // ends, and returns each app as a target is handed it.
 func releaseExamples(t *testing.T, names ...string) []targets.DesiredApp {

@@ -16,7 +16,7 @@ import (
 	"github.com/ferry-wasm/ferry/internal/testenv"
 )
 
-// e2eApplyResult is the part of `ferry apply -o json` (sync.ApplyResult)
+// e2eApplyResult is the part of `ferry apply -o json` (plan.ApplyResult)
 // these tests read.
 type e2eApplyResult struct {
 	Changes *int `json:"changes"` // only in the no-change answer

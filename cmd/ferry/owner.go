@@ -14,7 +14,7 @@ import (
 )
 
 // ownerFlags choose who owns the apps a command deploys (see
-// sync.PlanOptions.Source and Adopt).
+// plan.PlanOptions.Source and Adopt).
 type ownerFlags struct {
 	source string
 	adopt  bool
@@ -36,7 +36,7 @@ func (o *ownerFlags) sourceFor(dir string) (string, error) {
 }
 
 // specSource derives a spec directory's stable identity: inside a git work
-// tree, sync.SourceID of the "origin" remote's URL (the work tree's root
+// tree, plan.SourceID of the "origin" remote's URL (the work tree's root
 // when it has no origin) and dir's path in the work tree, so that every
 // clone of one repository, and the agent watching it, agree; outside one,
 // "dir:" and dir's absolute path.
@@ -74,7 +74,7 @@ func specSource(dir string) (string, error) {
 	return plan.SourceID(loc, rel), nil
 }
 
-// agentSource is the agent's spec identity: -source, or sync.SourceID of
+// agentSource is the agent's spec identity: -source, or plan.SourceID of
 // the watched repository and the spec's path in it. A local work tree is
 // named as `ferry plan` names it (by its origin remote, when it has one),
 // so `ferry agent --repo .` and `ferry plan DIR` agree.

@@ -6,11 +6,11 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 )
 
-// secretToken is the control API token of the hosts that the secret tests
+// SecretToken is the control API token of the hosts that the secret tests
 // start; the secret scan checks it never shows in any output.
 const SecretToken = "secret-rotation-token-0123456789"
 
-// secretKeys returns a fresh cosign key pair.
+// SecretKeys returns a fresh cosign key pair.
 func SecretKeys(t *testing.T) (signer.Key, *signer.PrivateKey) {
 	t.Helper()
 	privPEM, pubPEM, err := signer.GenerateKeyPair([]byte("pw"))

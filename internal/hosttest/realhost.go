@@ -16,7 +16,7 @@ import (
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
-// realHost is an in-process ferry-host: the wazero runtime, its state store,
+// Host is an in-process ferry-host: the wazero runtime, its state store,
 // a registry client and the control API, serving apps (apps) and the control
 // API (ctl) on loopback. It stops when the test ends, or at close.
 type Host struct {
@@ -32,7 +32,7 @@ type Host struct {
 	healthDone chan struct{} // closed when RunHealth returned
 }
 
-// startRealHost starts a host whose control API takes token. It verifies
+// Start starts a host whose control API takes token. It verifies
 // every app against policy; an empty policy runs apps without checking
 // signatures (for tests about something else).
 func Start(tb testing.TB, policy signer.Policy, token string) *Host {
@@ -69,7 +69,7 @@ func Start(tb testing.TB, policy signer.Policy, token string) *Host {
 	return h
 }
 
-// close stops the listeners and the runtime (once).
+// Close stops the listeners and the runtime (once).
 func (h *Host) Close() {
 	h.once.Do(func() {
 		if h.stopHealth != nil {

@@ -6,7 +6,7 @@ import (
 	"sync"
 )
 
-// forEach calls fn(i) for i in [0,n) with at most limit calls running at
+// ForEach calls fn(i) for i in [0,n) with at most limit calls running at
 // once and returns when all have returned. It stops starting new calls once
 // ctx is done; skipped reports the indexes it never started.
 func ForEach(ctx context.Context, n, limit int, fn func(i int)) (skipped []int) {
@@ -35,6 +35,7 @@ func ForEach(ctx context.Context, n, limit int, fn func(i int)) (skipped []int) 
 	return nil
 }
 
+// OrDefault returns v, or def when v is the zero value.
 func OrDefault[T comparable](v, def T) T {
 	var zero T
 	if v == zero {
@@ -43,6 +44,7 @@ func OrDefault[T comparable](v, def T) T {
 	return v
 }
 
+// LoggerOr returns l, or a logger that discards everything when l is nil.
 func LoggerOr(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.New(slog.DiscardHandler)

@@ -93,7 +93,7 @@ type Options struct {
 	APIToken string
 	// MetricsPublic serves /metrics without the bearer token.
 	MetricsPublic bool
-	// Plan and Apply tune each round's ComputePlan and Apply. Apply's
+	// Plan and Apply tune each round's Compute and Apply. Apply's
 	// SecretsFor defaults to the secrets of the released desired state,
 	// its PolicyFor to each app's deploy block in the spec in force
 	// (PolicyFromSpec); both Loggers default to Logger.

@@ -42,7 +42,7 @@ import (
 // every signature) whose app listener is probed until it answers with the
 // new version. The clock starts when `git push` returns.
 //
-//	go test ./sync -run '^$' -bench 'AgentReal' -benchtime 1x
+//	go test ./sync/agent -run '^$' -bench 'AgentReal' -benchtime 1x
 
 const (
 	realAgentPushes = 20

@@ -24,7 +24,7 @@ import (
 // with it must never get 401, and only a 202 "round queued" may wake the
 // agent. The verifiers must agree with a reference HMAC/token check.
 //
-//	go test ./sync -run '^$' -fuzz FuzzWebhook -fuzztime 60s
+//	go test ./sync/agent -run '^$' -fuzz FuzzWebhook -fuzztime 60s
 func FuzzWebhook(f *testing.F) {
 	push := `{"ref":"refs/heads/main","after":"0123456789abcdef","repository":{"full_name":"x/y"}}`
 	f.Add(uint8(0), "push", "d-1", []byte(push), "", true)

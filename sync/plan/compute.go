@@ -15,7 +15,7 @@ import (
 	"github.com/ferry-wasm/ferry/targets"
 )
 
-// PlanOptions tune ComputePlan. The zero value is the default for every
+// PlanOptions tune Compute. The zero value is the default for every
 // field.
 type PlanOptions struct {
 	// Targets restricts the plan to these target names (ferry plan
@@ -60,7 +60,7 @@ type PlanOptions struct {
 	Logger *slog.Logger
 }
 
-// ComputePlan observes each desired target live, in parallel, and compares
+// Compute observes each desired target live, in parallel, and compares
 // what runs there with what should, app by app:
 //
 //   - create: the app is not on the target ("not on the target" — a new app,
@@ -92,7 +92,7 @@ type PlanOptions struct {
 // The returned plan is never nil. The error is non-nil only when the
 // desired state itself is malformed (wrapping ErrInvalidDesired) or ctx
 // ended; problems with single targets are diagnostics: check
-// Plan.Applyable. ComputePlan is safe for concurrent use.
+// Plan.Applyable. Compute is safe for concurrent use.
 func Compute(ctx context.Context, desired Desired, tgts map[string]targets.Target, opts PlanOptions) (*Plan, error) {
 	now := time.Now
 	if opts.Now != nil {

@@ -27,7 +27,7 @@ type Desired struct {
 // DesiredTarget is the desired state of one target.
 type DesiredTarget struct {
 	// Name is the target's name from the spec; it selects the
-	// targets.Target passed to ComputePlan and Apply.
+	// targets.Target passed to Compute and Apply.
 	Name string `json:"name"`
 	// Type is the target's kind ("host", "kubernetes", "fleet"); recorded
 	// in the plan for display.
@@ -126,7 +126,7 @@ func checkDesiredApp(target string, a targets.DesiredApp) Diagnostics {
 	return ds
 }
 
-// stripSecrets returns a copy of a holding no secret values: Secrets is nil
+// StripSecrets returns a copy of a holding no secret values: Secrets is nil
 // and secret variables carry no default.
 func StripSecrets(a targets.DesiredApp) targets.DesiredApp {
 	a.Secrets = nil
@@ -143,6 +143,8 @@ func StripSecrets(a targets.DesiredApp) targets.DesiredApp {
 	return a
 }
 
+// ShortDigest shortens a digest for messages: "sha256:0123456789ab…";
+// "(none)" for an empty one.
 func ShortDigest(d string) string {
 	if d == "" {
 		return "(none)"

@@ -1,14 +1,14 @@
-// Package sync computes and applies plans: it brings targets to a desired
+// Package plan computes and applies plans: it brings targets to a desired
 // state the way Terraform brings infrastructure to a configuration, but
 // against state read live from each target rather than a state file.
 //
 // The flow is:
 //
-//	desired := sync.Desired{...}                       // from the spec + built, signed digests
-//	plan, err := sync.ComputePlan(ctx, desired, tgts, sync.PlanOptions{})
-//	plan.Render(os.Stdout)                             // "+ create", "~ update", "- delete"
-//	sync.WritePlanFile("plan.json", plan)              // optional: apply later
-//	res, err := sync.Apply(ctx, plan, tgts, sync.ApplyOptions{SecretsFor: ...})
+//	desired := plan.Desired{...}                       // from the spec + built, signed digests
+//	p, err := plan.Compute(ctx, desired, tgts, plan.PlanOptions{})
+//	p.Render(os.Stdout)                                // "+ create", "~ update", "- delete"
+//	plan.WritePlanFile("plan.json", p)                 // optional: apply later
+//	res, err := plan.Apply(ctx, p, tgts, plan.ApplyOptions{SecretsFor: ...})
 //
 // A Plan is a value. It records, per target, every change with its reasons,
 // the apps observed and a fingerprint of them (Fingerprint). Apply observes
@@ -26,7 +26,7 @@
 //
 // # Secrets
 //
-// Plans never hold secret values: ComputePlan strips DesiredApp.Secrets
+// Plans never hold secret values: Compute strips DesiredApp.Secrets
 // (which is also never serialised), refuses secret variables that carry a
 // value, and Apply asks ApplyOptions.SecretsFor for the values just before
 // each Put. Diagnostics, reasons and events name fields, never values.
@@ -59,26 +59,10 @@
 // A reader refuses a file whose format is not "ferry-plan" or whose
 // format_version is newer than FormatVersion.
 //
-// # Release and agent
+// # Imports
 //
-// BuildRelease turns a spec directory into signed artifacts: load (spec),
-// build (builder, cached by input hash), push (registry, content-addressed:
-// unchanged blobs are not uploaded again) and sign (signer). Its Release
-// gives the Desired state; an app that failed to release is listed in
-// DesiredTarget.Keep, so the plan leaves what runs alone instead of pruning.
-//
-// Agent is the GitOps loop around it (ferry agent, ferry up): every round —
-// on its interval, a signed push webhook or an API call — it fetches the
-// branch with go-git, releases the newest commit through a Releaser
-// (SpecReleaser, or LocalReleaser for ferry up), plans against what the
-// targets run now and applies, and records the round in a bbolt history in
-// its data directory. Rounds are level-based: each re-observes the targets
-// and repairs drift. An invalid spec deploys nothing and keeps the last good
-// desired state; a failing app blocks neither other apps nor newer commits;
-// a rollback pin (Agent.Pin) holds until a newer commit changes that app.
-// Agent.Handler serves the status API (/v1/...), webhooks (/hooks/...) and
-// /metrics; Client is its Go client.
-//
-// This package is named like the standard library's sync; import it as
-// ferrysync where both are needed.
+// This package may import only targets, deploy, the standard library and
+// internal helpers that import nothing else of ferry (internal/parallel);
+// `go list -deps ./sync/plan` shows it. The release step (sync/release)
+// and the agent (sync/agent) build on it; it knows neither.
 package plan

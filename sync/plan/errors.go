@@ -2,7 +2,7 @@ package plan
 
 import "errors"
 
-// ErrInvalidDesired means the desired state handed to ComputePlan is not
+// ErrInvalidDesired means the desired state handed to Compute is not
 // well formed (an empty or duplicate target name). Retrying does not help;
 // fix the caller.
 var ErrInvalidDesired = errors.New("invalid desired state")

@@ -36,7 +36,7 @@ type fingerprintApp struct {
 // Fingerprint returns "sha256:<hex>" over a canonical encoding of observed:
 // the apps sorted by name, each as one JSON line holding its name, digest,
 // managed flag, health, the keyed hashes of its secret values (when it
-// has any) and its recorded owner (when it has one) — exactly what ComputePlan's decisions depend on.
+// has any) and its recorded owner (when it has one) — exactly what Compute's decisions depend on.
 // The order of observed does not matter.
 func Fingerprint(observed []targets.ObservedApp) string {
 	apps := make([]fingerprintApp, len(observed))

@@ -11,7 +11,7 @@ import (
 // panic; a plan it accepts must encode with MarshalPlan, and that encoding
 // must decode and re-encode to the same bytes (the plan file is stable).
 //
-//	go test ./sync -run '^$' -fuzz FuzzPlanFile -fuzztime 60s
+//	go test ./sync/plan -run '^$' -fuzz FuzzPlanFile -fuzztime 60s
 func FuzzPlanFile(f *testing.F) {
 	if b, err := os.ReadFile(filepath.Join("testdata", "plan.json")); err == nil {
 		f.Add(b)

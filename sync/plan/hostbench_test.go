@@ -24,7 +24,7 @@ import (
 // a wazero runtime with its control API on a 127.0.0.1 listener, apps
 // pulled from an in-process registry, every signature verified by the host.
 //
-//	go test ./sync -run '^$' -bench RealHost -benchtime 1x
+//	go test ./sync/plan -run '^$' -bench RealHost -benchtime 1x
 
 const benchToken = "bench-token-0123456789abcdef"
 
@@ -115,7 +115,7 @@ func oneTarget(apps []targets.DesiredApp) plan.Desired {
 // BenchmarkPlanNoopRealHost1000 computes the no-op plan of 1,000 apps that
 // run on one real host: observing them over the control API on loopback,
 // fingerprinting and comparing. The 1,000 apps are published and deployed
-// (through sync.Apply) before the timer starts. Goal: ≤ 1 s per plan
+// (through plan.Apply) before the timer starts. Goal: ≤ 1 s per plan
 // (metric s/plan).
 func BenchmarkPlanNoopRealHost1000(b *testing.B) {
 	const n = 1000

@@ -81,7 +81,7 @@ func (l *lockLog) get() []string {
 	return append([]string(nil), l.lines...)
 }
 
-// TestConcurrentAppliesSerialisedByHostLock: two sync.Apply calls, each
+// TestConcurrentAppliesSerialisedByHostLock: two plan.Apply calls, each
 // with its own control client of one real ferry-host (runtime, control API
 // on loopback, apps pulled from an in-process registry) and no LockDir, are
 // serialised by the host's lease alone. A holds the lock and waits until

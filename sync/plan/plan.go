@@ -32,7 +32,7 @@ const (
 )
 
 // Plan is the set of changes that would bring targets to a desired state,
-// computed by ComputePlan against each target's live observed state. It is a
+// computed by Compute against each target's live observed state. It is a
 // plain value: it can be rendered, encoded to JSON (see WritePlanFile) and
 // applied later by Apply, which refuses it if any target's observed state
 // moved since (see TargetPlan.Fingerprint).

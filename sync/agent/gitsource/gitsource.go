@@ -122,7 +122,7 @@ func GitAuthFromEnv(getenv func(string) string) (GitAuth, error) {
 	return a, nil
 }
 
-// method returns the go-git auth method for url.
+// Method returns the go-git auth method for url.
 func (a GitAuth) Method(url string) (transport.AuthMethod, error) {
 	ep, err := transport.NewEndpoint(url)
 	if err != nil {
@@ -192,7 +192,7 @@ func (a GitAuth) caBundle() ([]byte, error) {
 	return b, nil
 }
 
-// redactURL hides a password in a URL's user info.
+// RedactURL hides a password in a URL's user info.
 func RedactURL(u string) string {
 	scheme, rest, ok := strings.Cut(u, "://")
 	if !ok {
@@ -216,7 +216,7 @@ func RedactURL(u string) string {
 // default). Retrying does not help; a newer commit must fix the tree.
 var ErrUnsafeTree = errors.New("unsafe git tree")
 
-// gitSource keeps a bare mirror of one branch of the spec repository in
+// Source keeps a bare mirror of one branch of the spec repository in
 // dir/repo and checks commits out into dir/worktrees/<sha>, each written to
 // a temporary directory and renamed into place, so a checkout either
 // exists completely or not at all, even after SIGKILL. It is used by one
@@ -265,7 +265,7 @@ func (g *Source) open() error {
 	return nil
 }
 
-// fetch brings the mirror up to date with the remote branch and returns the
+// Fetch brings the mirror up to date with the remote branch and returns the
 // branch's newest commit. Errors wrap ErrGitUnreachable when the remote
 // could not be read; retrying later may help.
 func (g *Source) Fetch(ctx context.Context) (string, error) {
@@ -314,7 +314,7 @@ func (g *Source) Fetch(ctx context.Context) (string, error) {
 	return ref.Hash().String(), nil
 }
 
-// checkout returns a directory holding the files of commit, writing it
+// Checkout returns a directory holding the files of commit, writing it
 // first when needed.
 func (g *Source) Checkout(commit string) (string, error) {
 	if err := g.open(); err != nil {
@@ -446,7 +446,7 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// prune removes checkouts other than keep, and leftover temporary
+// Prune removes checkouts other than keep, and leftover temporary
 // directories of interrupted checkouts.
 func (g *Source) Prune(keep ...string) {
 	ents, err := os.ReadDir(g.worktreeDir())

@@ -136,10 +136,10 @@ type AppRecord struct {
 
 // Actions of AppRecords about rollbacks a target made by itself.
 const (
-	// actionHostRollback: the target rolled the app back (Previous is the
+	// ActionHostRollback: the target rolled the app back (Previous is the
 	// digest rolled back from, Digest the one that runs again).
 	ActionHostRollback = "host-rollback"
-	// actionUnhold: a commit changed the app, so the host rollback no
+	// ActionUnhold: a commit changed the app, so the host rollback no
 	// longer holds its digest back.
 	ActionUnhold = "unhold"
 )
@@ -173,7 +173,7 @@ type Round struct {
 	Apps []AppRecord `json:"apps,omitempty"`
 }
 
-// clone returns a copy of r that shares no slices with it.
+// Clone returns a copy of r that shares no slices with it.
 func (r *Round) Clone() *Round {
 	c := *r
 	c.Steps = slices.Clone(r.Steps)
@@ -243,17 +243,19 @@ var (
 	bucketRounds    = []byte("rounds")
 	bucketApps      = []byte("apps")
 	bucketArtifacts = []byte("artifacts")
-	BucketPins      = []byte("pins")
+	// BucketPins holds the rollback pins, by app name (Pin).
+	BucketPins = []byte("pins")
+	// BucketSuspended holds the suspended apps, by app name (Suspension).
 	BucketSuspended = []byte("suspended")
 	bucketMeta      = []byte("meta")
-	// bucketHostRollbacks holds the rollbacks targets made by themselves,
+	// BucketHostRollbacks holds the rollbacks targets made by themselves,
 	// by "TARGET/APP" (HostRollback).
 	BucketHostRollbacks = []byte("host_rollbacks")
 
 	metaLastSuccess = []byte("last_success")
 )
 
-// history is the agent's embedded bbolt database. Every write is one
+// Store is the agent's embedded bbolt database. Every write is one
 // transaction; bbolt makes each commit durable, so after SIGKILL the file
 // holds exactly the committed transactions. It is safe for concurrent use.
 type Store struct {
@@ -268,7 +270,7 @@ type lastSuccess struct {
 	Round  uint64    `json:"round"`
 }
 
-// openHistory opens (creating) dir/history.db and marks any round left
+// Open opens (creating) dir/history.db and marks any round left
 // running by a previous process as interrupted. It returns the IDs of the
 // rounds so marked.
 func Open(dir string, retention int) (*Store, []uint64, error) {
@@ -323,6 +325,7 @@ func Open(dir string, retention int) (*Store, []uint64, error) {
 	return h, interrupted, nil
 }
 
+// Close closes the database and releases its lock.
 func (h *Store) Close() error { return h.db.Close() }
 
 func u64(id uint64) []byte {
@@ -331,7 +334,7 @@ func u64(id uint64) []byte {
 	return b[:]
 }
 
-// begin records a new running round and returns it with its ID set.
+// Begin records a new running round and returns it with its ID set.
 func (h *Store) Begin(trigger string, start time.Time) (*Round, error) {
 	r := &Round{Trigger: trigger, StartedAt: start.UTC(), Result: RoundRunning}
 	err := h.db.Update(func(tx *bolt.Tx) error {
@@ -353,7 +356,7 @@ func (h *Store) Begin(trigger string, start time.Time) (*Round, error) {
 	return r, nil
 }
 
-// progress records a running round as it is so far (its fetched commit and
+// Progress records a running round as it is so far (its fetched commit and
 // steps), so that a round cut short by a crash says what it was doing.
 func (h *Store) Progress(r *Round) error {
 	b, err := json.Marshal(r)
@@ -367,7 +370,7 @@ func (h *Store) Progress(r *Round) error {
 	return nil
 }
 
-// finish records a finished round, its app records, the artifacts it
+// Finish records a finished round, its app records, the artifacts it
 // deployed (so that a later rollback knows what to deploy) and, when it
 // succeeded, the last successful commit; then it prunes rounds beyond the
 // retention. All in one transaction.
@@ -467,7 +470,7 @@ func (h *Store) prune(tx *bolt.Tx, newest uint64) error {
 	})
 }
 
-// rounds returns up to limit rounds, newest first (limit ≤ 0 means 100).
+// Rounds returns up to limit rounds, newest first (limit ≤ 0 means 100).
 func (h *Store) Rounds(limit int) ([]Round, error) {
 	if limit <= 0 {
 		limit = 100
@@ -490,7 +493,7 @@ func (h *Store) Rounds(limit int) ([]Round, error) {
 	return out, nil
 }
 
-// round returns round id, or nil.
+// Round returns round id, or nil.
 func (h *Store) Round(id uint64) (*Round, error) {
 	var r *Round
 	err := h.db.View(func(tx *bolt.Tx) error {
@@ -507,7 +510,7 @@ func (h *Store) Round(id uint64) (*Round, error) {
 	return r, nil
 }
 
-// appHistory returns up to limit records of app, newest first (limit ≤ 0
+// AppHistory returns up to limit records of app, newest first (limit ≤ 0
 // means 100).
 func (h *Store) AppHistory(app string, limit int) ([]AppRecord, error) {
 	if limit <= 0 {
@@ -535,7 +538,7 @@ func (h *Store) AppHistory(app string, limit int) ([]AppRecord, error) {
 	return out, nil
 }
 
-// artifact returns the recorded desired app for app@digest.
+// Artifact returns the recorded desired app for app@digest.
 func (h *Store) Artifact(app, digest string) (*targets.DesiredApp, error) {
 	var a *targets.DesiredApp
 	err := h.db.View(func(tx *bolt.Tx) error {
@@ -552,7 +555,7 @@ func (h *Store) Artifact(app, digest string) (*targets.DesiredApp, error) {
 	return a, nil
 }
 
-// artifactDigests returns the digests recorded for app.
+// ArtifactDigests returns the digests recorded for app.
 func (h *Store) ArtifactDigests(app string) ([]string, error) {
 	var out []string
 	prefix := []byte(app + "@")
@@ -566,6 +569,8 @@ func (h *Store) ArtifactDigests(app string) ([]string, error) {
 	return out, err
 }
 
+// LastSuccess returns the commit and desired state of the last round that
+// succeeded; the zero value when there was none.
 func (h *Store) LastSuccess() (lastSuccess, error) {
 	var ls lastSuccess
 	err := h.db.View(func(tx *bolt.Tx) error {
@@ -578,6 +583,8 @@ func (h *Store) LastSuccess() (lastSuccess, error) {
 	return ls, err
 }
 
+// PutJSON stores v, JSON-encoded, under key in bucket (BucketPins,
+// BucketSuspended or BucketHostRollbacks), in one transaction.
 func (h *Store) PutJSON(bucket []byte, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -586,10 +593,12 @@ func (h *Store) PutJSON(bucket []byte, key string, v any) error {
 	return h.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), b) })
 }
 
+// Del removes key from bucket in one transaction; a missing key is no error.
 func (h *Store) Del(bucket []byte, key string) error {
 	return h.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
 }
 
+// Pins returns the rollback pins by app name.
 func (h *Store) Pins() (map[string]Pin, error) {
 	out := map[string]Pin{}
 	err := h.db.View(func(tx *bolt.Tx) error {
@@ -605,6 +614,7 @@ func (h *Store) Pins() (map[string]Pin, error) {
 	return out, err
 }
 
+// Suspended returns the suspended apps by app name.
 func (h *Store) Suspended() (map[string]Suspension, error) {
 	out := map[string]Suspension{}
 	err := h.db.View(func(tx *bolt.Tx) error {
@@ -620,6 +630,8 @@ func (h *Store) Suspended() (map[string]Suspension, error) {
 	return out, err
 }
 
+// HostRollbacks returns the rollbacks the targets made by themselves, by
+// "TARGET/APP".
 func (h *Store) HostRollbacks() (map[string]HostRollback, error) {
 	out := map[string]HostRollback{}
 	err := h.db.View(func(tx *bolt.Tx) error {

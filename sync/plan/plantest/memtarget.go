@@ -16,7 +16,7 @@ import (
 	"github.com/ferry-wasm/ferry/targets"
 )
 
-// memTarget is the narrow in-memory targets.Target used by this package's
+// MemTarget is the narrow in-memory targets.Target used by this package's
 // unit tests (the real host target is tested in targets/host). It keeps real
 // semantics: Put switches to a new version only when it is healthy and keeps
 // the previous one for RollBack; a digest configured to fail either never
@@ -35,6 +35,7 @@ type MemTarget struct {
 	Secrets                  map[string]map[string]string // last secrets per app
 }
 
+// FailMode says how a Put of an app named in MemTarget.Fail goes wrong.
 type FailMode int
 
 const (
@@ -53,10 +54,12 @@ type memApp struct {
 var _ targets.Target = (*MemTarget)(nil)
 var _ targets.RollBacker = (*MemTarget)(nil)
 
+// NewMem returns an empty in-memory target.
 func NewMem() *MemTarget {
 	return &MemTarget{apps: map[string]*memApp{}, Fail: map[string]FailMode{}, Secrets: map[string]map[string]string{}}
 }
 
+// Observe implements targets.Target.
 func (m *MemTarget) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -78,6 +81,8 @@ func (m *MemTarget) Observe(ctx context.Context) ([]targets.ObservedApp, error) 
 	return out, nil
 }
 
+// Put implements targets.Target: it checks the digest and ref, then
+// switches the app (or fails as Fail says).
 func (m *MemTarget) Put(ctx context.Context, want targets.DesiredApp) error {
 	if want.Name == "" || !memValidDigest(want.Digest) {
 		return fmt.Errorf("mem: bad app %q digest %q", want.Name, want.Digest)
@@ -137,6 +142,7 @@ func (m *MemTarget) switchTo(name string, a *memApp, want targets.DesiredApp, he
 	a.cur, a.managed, a.healthy, a.status = want, true, healthy, status
 }
 
+// Delete implements targets.Target.
 func (m *MemTarget) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -148,6 +154,7 @@ func (m *MemTarget) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// RollBack implements targets.RollBacker.
 func (m *MemTarget) RollBack(ctx context.Context, name string) error {
 	m.Mu.Lock()
 	defer m.Mu.Unlock()
@@ -162,7 +169,7 @@ func (m *MemTarget) RollBack(ctx context.Context, name string) error {
 	return nil
 }
 
-// set installs an app directly, as if someone deployed it out of band.
+// Set installs an app directly, as if someone deployed it out of band.
 func (m *MemTarget) Set(name, digest string, managed, healthy bool) {
 	m.Mu.Lock()
 	defer m.Mu.Unlock()
@@ -174,7 +181,7 @@ func (m *MemTarget) Set(name, digest string, managed, healthy bool) {
 		managed: managed, healthy: healthy, status: status}
 }
 
-// digests returns app → running digest.
+// Digests returns app → running digest.
 func (m *MemTarget) Digests() map[string]string {
 	m.Mu.Lock()
 	defer m.Mu.Unlock()
@@ -185,13 +192,15 @@ func (m *MemTarget) Digests() map[string]string {
 	return out
 }
 
+// Counts returns how many Puts, Deletes and RollBacks ran, and the most
+// Puts that ran at once.
 func (m *MemTarget) Counts() (puts, deletes, rollbacks, maxInflight int) {
 	m.Mu.Lock()
 	defer m.Mu.Unlock()
 	return m.puts, m.deletes, m.rollbacks, m.maxInflight
 }
 
-// lockingMem adds a Locker to memTarget: one holder at a time.
+// LockingMem adds a Locker to MemTarget: one holder at a time.
 type LockingMem struct {
 	*MemTarget
 	sem     chan struct{}
@@ -199,10 +208,13 @@ type LockingMem struct {
 	Holders []string
 }
 
+// NewLockingMem returns an empty in-memory target with an apply lock.
 func NewLockingMem() *LockingMem {
 	return &LockingMem{MemTarget: NewMem(), sem: make(chan struct{}, 1)}
 }
 
+// Lock implements the plan package's Locker: it waits for the lock (or
+// ctx) and records holder.
 func (l *LockingMem) Lock(ctx context.Context, holder string) (func(), error) {
 	l.Waiting.Add(1)
 	defer l.Waiting.Add(-1)
@@ -218,26 +230,32 @@ func (l *LockingMem) Lock(ctx context.Context, holder string) (func(), error) {
 	return func() { once.Do(func() { <-l.sem }) }, nil
 }
 
-// noRollBack hides memTarget's RollBack.
+// NoRollBack hides MemTarget's RollBack.
 type NoRollBack struct{ T *MemTarget }
 
+// Observe implements targets.Target.
 func (n NoRollBack) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	return n.T.Observe(ctx)
 }
-func (n NoRollBack) Put(ctx context.Context, w targets.DesiredApp) error { return n.T.Put(ctx, w) }
-func (n NoRollBack) Delete(ctx context.Context, name string) error       { return n.T.Delete(ctx, name) }
 
-// dg returns a valid, distinct digest for a label.
+// Put implements targets.Target.
+func (n NoRollBack) Put(ctx context.Context, w targets.DesiredApp) error { return n.T.Put(ctx, w) }
+
+// Delete implements targets.Target.
+func (n NoRollBack) Delete(ctx context.Context, name string) error { return n.T.Delete(ctx, name) }
+
+// Dg returns a valid, distinct digest for a label.
 func Dg(label string) string {
 	return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(label)))
 }
 
-// app returns a desired app with a valid ref and config.
+// App returns a desired app with a valid ref and config.
 func App(name, label string) targets.DesiredApp {
 	d := Dg(label)
 	return targets.DesiredApp{Name: name, Ref: "reg.test/" + name + "@" + d, Digest: d}
 }
 
+// Tmap builds a target map from name, target pairs.
 func Tmap(kv ...any) map[string]targets.Target {
 	m := map[string]targets.Target{}
 	for i := 0; i < len(kv); i += 2 {
@@ -250,8 +268,10 @@ func sortedKeys(m map[string]string) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
+// DeployVariable is deploy.Variable, for short test tables.
 type DeployVariable = deploy.Variable
 
+// Ptr returns a pointer to a copy of v.
 func Ptr[T any](v T) *T { return &v }
 
 // memValidDigest reports whether s looks like "sha256:<64 hex>" or

@@ -17,7 +17,7 @@ type PutRequest struct {
 	// of defaults). The host keeps them in a 0600 file and never logs them.
 	Secrets map[string]string `json:"secrets,omitempty"`
 	// Owner identifies the spec source and target that deploys the app
-	// (sync.OwnerOf: "git:host/org/repo//path#target"); at most
+	// (plan.OwnerOf: "git:host/org/repo//path#target"); at most
 	// state.MaxOwnerLen printable ASCII bytes. The host records it with
 	// the app, keeps it across rollbacks and restarts, and shows it in
 	// AppInfo.Owner; it does not judge it (plans decide whose app is

@@ -39,7 +39,7 @@ type ClientOptions struct {
 }
 
 // Client talks to one ferry-host's control API. It implements
-// targets.Target and targets.RollBacker, and sync.Locker with the host's
+// targets.Target and targets.RollBacker, and plan.Locker with the host's
 // apply lock (Lock). It is safe for concurrent use.
 type Client struct {
 	base    string

@@ -58,7 +58,7 @@
 // random bits. GET /v1/lock shows the live lease, id included: anyone
 // with the token can already deploy anything, and the id is what a
 // force-unlock (DELETE with it) needs when a holder is known to be dead.
-// A Client that holds the lock (Client.Lock, used by sync.Apply) sends its
+// A Client that holds the lock (Client.Lock, used by plan.Apply) sends its
 // lease id in the Ferry-Lock-Lease header (LeaseHeader) of every PUT,
 // DELETE and rollback, and the host refuses those with 410 "lease_lost"
 // unless that lease holds the lock now: a holder that lost its lease (it
@@ -81,7 +81,7 @@
 //
 // On the client side, Client.Lock (and Group.Lock, which locks each host in
 // the order of their sorted endpoints so that groups sharing hosts cannot
-// deadlock) implements package sync's Locker: it waits, polling with
+// deadlock) implements package plan's Locker: it waits, polling with
 // backoff, until it gets the lease, renews it every TTL/3 until unlocked,
 // and logs a lost lease to ClientOptions.Logger; Client.Hold returns a
 // HeldLock whose Lost channel and Err report the loss to code.

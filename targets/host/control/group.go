@@ -15,7 +15,7 @@ import (
 // Group is a host target made of several ferry-hosts that run the same
 // apps (a spec's host target with several endpoints). It implements
 // targets.Target and targets.RollBacker by fanning each call out to every
-// host in parallel, and sync.Locker by taking every host's apply lock in
+// host in parallel, and plan.Locker by taking every host's apply lock in
 // endpoint order (Lock).
 //
 // Health is decided conservatively: an app is reported at a digest, and

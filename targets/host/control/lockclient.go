@@ -257,7 +257,7 @@ func (c *Client) held(lease Lease, sent time.Time) *HeldLock {
 	return h
 }
 
-// Lock implements sync.Locker (the apply lock of package sync): it is Hold
+// Lock implements plan.Locker (the apply lock of package plan): it is Hold
 // with an unlock that calls HeldLock.Unlock and logs its error to
 // ClientOptions.Logger. A lost lease is logged when it is found (see
 // HeldLock); use Hold to react to it. A host without /v1/lock (an older
@@ -279,7 +279,7 @@ func (c *Client) Lock(ctx context.Context, holder string) (unlock func(), err er
 	}, nil
 }
 
-// Lock implements sync.Locker for the group: it takes the apply lock of
+// Lock implements plan.Locker for the group: it takes the apply lock of
 // every host, one at a time in the order of their sorted endpoints, so
 // that two groups sharing hosts cannot deadlock. If one fails (or ctx
 // ends) it releases those it took and returns the error. The unlock
