@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -25,7 +26,7 @@ type realHost struct {
 	srv    *control.Server
 	apps   *httptest.Server
 	ctl    *httptest.Server
-	client *control.Client // with token
+	client *driver.Client // with token
 	once   gosync.Once
 
 	stopHealth func()        // ends RunHealth
@@ -62,7 +63,7 @@ func startRealHost(tb testing.TB, policy signer.Policy, token string) *realHost 
 	h.stopHealth, h.healthDone = stop, make(chan struct{})
 	go func() { defer close(h.healthDone); h.srv.RunHealth(hctx) }() //nolint:errcheck // nil on cancel
 	h.apps, h.ctl = httptest.NewServer(rt), httptest.NewServer(h.srv)
-	h.client, err = control.NewClient(h.ctl.URL, token, control.ClientOptions{})
+	h.client, err = driver.NewClient(h.ctl.URL, token, driver.ClientOptions{})
 	if err != nil {
 		tb.Fatal(err)
 	}

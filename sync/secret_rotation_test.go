@@ -18,7 +18,8 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	ferrysync "github.com/ferry-wasm/ferry/sync"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 const secretToken = "secret-rotation-token-0123456789"
@@ -166,8 +167,8 @@ func TestSecretRotation(t *testing.T) {
 	if err != nil || p3.Counts().Update != 1 {
 		t.Fatalf("plan 3: %v %+v", err, p3.Counts())
 	}
-	byHand, _ := control.NewClient(h.ctl.URL, secretToken, control.ClientOptions{})
-	if _, err := byHand.PutApp(ctx, "sec", control.PutRequest{Ref: v2.Ref, Secrets: map[string]string{"api_key": "by-hand"}}); err != nil {
+	byHand, _ := driver.NewClient(h.ctl.URL, secretToken, driver.ClientOptions{})
+	if _, err := byHand.PutApp(ctx, "sec", api.PutRequest{Ref: v2.Ref, Secrets: map[string]string{"api_key": "by-hand"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ferrysync.Apply(ctx, p3, tgts, ferrysync.ApplyOptions{SecretsFor: ferrysync.SecretsFrom(d3)}); !errors.Is(err, ferrysync.ErrStalePlan) {

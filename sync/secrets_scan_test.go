@@ -32,6 +32,7 @@ import (
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -127,7 +128,7 @@ func TestSecretsOnlyInHostStore(t *testing.T) {
 	apps, ctl := httptest.NewServer(rt), httptest.NewServer(srv)
 	t.Cleanup(apps.Close)
 	t.Cleanup(ctl.Close)
-	hc, err := control.NewClient(ctl.URL, secretToken, control.ClientOptions{})
+	hc, err := driver.NewClient(ctl.URL, secretToken, driver.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -145,7 +146,7 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 	if err != nil {
 		return err
 	}
-	hostClient, err := control.NewClient(ctlURL, hostToken, control.ClientOptions{})
+	hostClient, err := driver.NewClient(ctlURL, hostToken, driver.ClientOptions{})
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 // Package control is ferry-host's control API: the HTTP handler that lets
 // the ferry agent (and people) list, deploy, roll back and delete apps on a
-// host, and the Go client that speaks it and implements targets.Target and
-// targets.RollBacker for host targets.
+// host. Its wire types are in package api; the Go client that speaks it
+// and implements targets.Target for host targets is package driver.
 //
 // The API is JSON over HTTP under the versioned prefix /v1/:
 //

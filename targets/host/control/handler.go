@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -72,7 +73,7 @@ func (s *Server) auth(h http.Handler) http.Handler {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "control request refused: bad or missing token",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ferry-host"`)
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token")
+			writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, "missing or wrong bearer token")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -82,7 +83,7 @@ func (s *Server) auth(h http.Handler) http.Handler {
 func hashToken(t string) [32]byte { return sha256.Sum256([]byte("ferry-host-token\x00" + t)) }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) int {
-	return writeJSON(w, http.StatusOK, ListResponse{Apps: s.List()})
+	return writeJSON(w, http.StatusOK, api.ListResponse{Apps: s.List()})
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) int {
@@ -97,7 +98,7 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) (code int) {
 	if s.fenced(w, r, &code) {
 		return code
 	}
-	var req PutRequest
+	var req api.PutRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -107,7 +108,7 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) (code int) {
 		if errors.As(err, &mbe) {
 			return s.fail(w, r, fmt.Errorf("%w: body larger than %d bytes", errBadRequest, mbe.Limit))
 		}
-		return s.fail(w, r, fmt.Errorf("%w: body is not a PutRequest: %s", errBadRequest, jsonReason(err)))
+		return s.fail(w, r, fmt.Errorf("%w: body is not a api.PutRequest: %s", errBadRequest, jsonReason(err)))
 	}
 	ai, err := s.Put(r.Context(), r.PathValue("name"), req)
 	if err != nil {
@@ -180,26 +181,26 @@ func classify(err error) (int, string) {
 	}
 	switch {
 	case isAny(errBadRequest, registry.ErrInvalidReference, signer.ErrInvalidReference, state.ErrInvalid):
-		return http.StatusBadRequest, CodeBadRequest
+		return http.StatusBadRequest, api.CodeBadRequest
 	case isAny(signer.ErrUnsigned, signer.ErrNoMatchingKey, signer.ErrPayloadMismatch, signer.ErrAnnotationMismatch,
 		signer.ErrDigestMismatch, signer.ErrTagMoved, signer.ErrEmptyPolicy, signer.ErrInvalidKey, registry.ErrDigestMismatch):
-		return http.StatusForbidden, CodeVerification
+		return http.StatusForbidden, api.CodeVerification
 	case isAny(signer.ErrNotFound, registry.ErrNotFound):
-		return http.StatusNotFound, CodeArtifactNotFound
+		return http.StatusNotFound, api.CodeArtifactNotFound
 	case isAny(host.ErrNotFound):
-		return http.StatusNotFound, CodeNotFound
+		return http.StatusNotFound, api.CodeNotFound
 	case isAny(host.ErrNoPrevious):
-		return http.StatusConflict, CodeNoPrevious
+		return http.StatusConflict, api.CodeNoPrevious
 	case isAny(errAppMismatch, registry.ErrInvalidArtifact, host.ErrInvalidApp, host.ErrMissingModule,
 		host.ErrDigestMismatch, host.ErrMalformedModule, host.ErrImportNotOffered, host.ErrMissingExport,
 		host.ErrMissingVariable, host.ErrRouteConflict, host.ErrHealthCheck, host.ErrInstantiate):
-		return http.StatusUnprocessableEntity, CodeRejected
+		return http.StatusUnprocessableEntity, api.CodeRejected
 	case isAny(signer.ErrRegistry, signer.ErrTrustRootUnavailable, registry.ErrUnavailable, registry.ErrUnauthorized):
-		return http.StatusBadGateway, CodeUnavailable
+		return http.StatusBadGateway, api.CodeUnavailable
 	case isAny(host.ErrClosed, context.Canceled, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, CodeUnavailable
+		return http.StatusServiceUnavailable, api.CodeUnavailable
 	}
-	return http.StatusInternalServerError, CodeInternal
+	return http.StatusInternalServerError, api.CodeInternal
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) int {
@@ -213,7 +214,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) int {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) int {
-	return writeJSON(w, status, ErrorBody{Error: msg, Code: code})
+	return writeJSON(w, status, api.ErrorBody{Error: msg, Code: code})
 }
 
 // ctlMetrics are the control API's own collectors.

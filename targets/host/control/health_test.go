@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferry-wasm/ferry/deploy"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 	"github.com/ferry-wasm/ferry/targets/host/control"
 )
 
@@ -52,7 +53,7 @@ func TestProbeDue(t *testing.T) {
 		{"long after", t0, t0.Add(time.Hour), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := control.ProbeDue(p, control.HealthState{LastProbe: tc.last}, tc.now); got != tc.want {
+			if got := control.ProbeDue(p, api.HealthState{LastProbe: tc.last}, tc.now); got != tc.want {
 				t.Fatalf("ProbeDue = %v, want %v", got, tc.want)
 			}
 		})
@@ -67,41 +68,41 @@ func TestDecideHealth(t *testing.T) {
 	baked := control.HealthPolicy{Interval: time.Second, Timeout: time.Second, FailureThreshold: 2, Bake: time.Minute}
 	noBake := baked
 	noBake.Bake = 0
-	one := control.HealthState{Healthy: true, ConsecutiveFailures: 1, LastProbe: at(time.Second), LastError: "GET /h answered 500"}
+	one := api.HealthState{Healthy: true, ConsecutiveFailures: 1, LastProbe: at(time.Second), LastError: "GET /h answered 500"}
 	for _, tc := range []struct {
 		name      string
 		pol       control.HealthPolicy
-		st        control.HealthState
+		st        api.HealthState
 		when      time.Time
 		ok, canRB bool
-		want      control.HealthState
+		want      api.HealthState
 		action    control.HealthAction
 		reasonHas string
 	}{
 		{"pass keeps healthy", baked, control.NewHealthState(), at(time.Second), true, true,
-			control.HealthState{Healthy: true, LastProbe: at(time.Second)}, control.HealthKeep, ""},
+			api.HealthState{Healthy: true, LastProbe: at(time.Second)}, control.HealthKeep, ""},
 		{"first failure under threshold", baked, control.NewHealthState(), at(time.Second), false, true,
 			one, control.HealthKeep, ""},
 		{"pass resets failures", baked, one, at(2 * time.Second), true, true,
-			control.HealthState{Healthy: true, LastProbe: at(2 * time.Second)}, control.HealthKeep, ""},
+			api.HealthState{Healthy: true, LastProbe: at(2 * time.Second)}, control.HealthKeep, ""},
 		{"threshold within bake rolls back", baked, one, at(2 * time.Second), false, true,
-			control.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
+			api.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
 			control.HealthRollBack, "2 health probes in a row failed"},
 		{"threshold exactly at bake rolls back", baked, one, at(time.Minute), false, true,
-			control.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(time.Minute), LastError: "GET /h answered 500"},
+			api.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(time.Minute), LastError: "GET /h answered 500"},
 			control.HealthRollBack, "within its bake of 1m0s"},
 		{"threshold after bake only marks unhealthy", baked, one, at(time.Minute + time.Millisecond), false, true,
-			control.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(time.Minute + time.Millisecond), LastError: "GET /h answered 500"},
+			api.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(time.Minute + time.Millisecond), LastError: "GET /h answered 500"},
 			control.HealthKeep, ""},
 		{"no bake never rolls back", noBake, one, at(2 * time.Second), false, true,
-			control.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
+			api.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
 			control.HealthKeep, ""},
 		{"nothing older to roll back to", baked, one, at(2 * time.Second), false, false,
-			control.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
+			api.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
 			control.HealthKeep, ""},
 		{"already unhealthy past threshold within bake rolls back", baked,
-			control.HealthState{Healthy: false, ConsecutiveFailures: 5, LastProbe: at(5 * time.Second)}, at(6 * time.Second), false, true,
-			control.HealthState{Healthy: false, ConsecutiveFailures: 6, LastProbe: at(6 * time.Second), LastError: "GET /h answered 500"},
+			api.HealthState{Healthy: false, ConsecutiveFailures: 5, LastProbe: at(5 * time.Second)}, at(6 * time.Second), false, true,
+			api.HealthState{Healthy: false, ConsecutiveFailures: 6, LastProbe: at(6 * time.Second), LastError: "GET /h answered 500"},
 			control.HealthRollBack, "6 health probes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

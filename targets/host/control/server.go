@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -74,13 +75,13 @@ type Server struct {
 	locks   keyedLock
 	metrics *ctlMetrics
 	tokenH  [32]byte
-	secretK []byte         // key of AppInfo.SecretHashes (secrets.go)
+	secretK []byte         // key of api.AppInfo.SecretHashes (secrets.go)
 	handler *httproute.Mux // every route, recorded (Routes)
 	leases  leaseTable
 
 	mu     sync.Mutex
 	apps   map[string]*entry
-	owners map[string]string // app name -> recorded owner (PutRequest.Owner); guarded by mu
+	owners map[string]string // app name -> recorded owner (api.PutRequest.Owner); guarded by mu
 
 	hmu    sync.Mutex
 	health map[string]*appHealth // the prober's state (health.go)
@@ -92,8 +93,8 @@ type Server struct {
 // change publishes a new entry.
 type entry struct {
 	cur, prev  *state.Version
-	failed     string        // non-empty: recorded but not running
-	rolledBack *HostRollback // set when the health prober rolled back to cur
+	failed     string            // non-empty: recorded but not running
+	rolledBack *api.HostRollback // set when the health prober rolled back to cur
 }
 
 // Routes returns every route pattern the control API serves (http.ServeMux
@@ -140,7 +141,7 @@ func NewServer(opts Options) (*Server, error) {
 		s.leases.now = time.Now
 	}
 	s.tokenH = hashToken(opts.Token)
-	s.secretK = secretHashKey(opts.Token)
+	s.secretK = api.SecretHashKey(opts.Token)
 	s.handler = s.buildMux()
 	s.metrics = newCtlMetrics()
 	if opts.Metrics != nil {
@@ -156,7 +157,7 @@ type RestoreReport struct {
 	// Serving are the apps that serve again, sorted.
 	Serving []string
 	// Failed maps each app that could not be restored to why. Those apps
-	// are listed with StatusFailed until a PUT or DELETE.
+	// are listed with api.StatusFailed until a PUT or DELETE.
 	Failed map[string]error
 }
 
@@ -264,9 +265,9 @@ func (s *Server) restoreOne(ctx context.Context, name string) error {
 		}
 		return fail(&rec.Current, err)
 	}
-	var rb *HostRollback
+	var rb *api.HostRollback
 	if r := rec.RolledBack; r != nil && r.To == rec.Current.Digest {
-		rb = &HostRollback{From: r.From, FromRef: r.FromRef, To: r.To, Reason: r.Reason, At: r.At}
+		rb = &api.HostRollback{From: r.From, FromRef: r.FromRef, To: r.To, Reason: r.Reason, At: r.At}
 	}
 	s.mu.Lock()
 	s.apps[name] = &entry{cur: &rec.Current, prev: prev, rolledBack: rb}
@@ -338,7 +339,7 @@ func (s *Server) checkLocal(ctx context.Context, v *state.Version) (material, er
 
 // Put deploys the artifact req names as app name and returns its new
 // status. See the package documentation for the checks and the errors.
-func (s *Server) Put(ctx context.Context, name string, req PutRequest) (AppInfo, error) {
+func (s *Server) Put(ctx context.Context, name string, req api.PutRequest) (api.AppInfo, error) {
 	start := time.Now()
 	info, err := s.put(ctx, name, req)
 	result := "ok"
@@ -350,46 +351,46 @@ func (s *Server) Put(ctx context.Context, name string, req PutRequest) (AppInfo,
 	return info, err
 }
 
-func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo, error) {
+func (s *Server) put(ctx context.Context, name string, req api.PutRequest) (api.AppInfo, error) {
 	if !nameRE.MatchString(name) {
-		return AppInfo{}, fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
+		return api.AppInfo{}, fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
 	}
 	ref, err := registry.ParseReference(req.Ref)
 	if err != nil {
-		return AppInfo{}, fmt.Errorf("%w: ref: %w", errBadRequest, err)
+		return api.AppInfo{}, fmt.Errorf("%w: ref: %w", errBadRequest, err)
 	}
 	dgst := string(ref.Digest)
 	switch {
 	case dgst == "" && req.Digest == "":
-		return AppInfo{}, fmt.Errorf("%w: ref %q names no digest; the host deploys by digest only", errBadRequest, req.Ref)
+		return api.AppInfo{}, fmt.Errorf("%w: ref %q names no digest; the host deploys by digest only", errBadRequest, req.Ref)
 	case dgst == "":
 		dgst = req.Digest
 	case req.Digest != "" && req.Digest != dgst:
-		return AppInfo{}, fmt.Errorf("%w: ref %q and digest %q disagree", errBadRequest, req.Ref, req.Digest)
+		return api.AppInfo{}, fmt.Errorf("%w: ref %q and digest %q disagree", errBadRequest, req.Ref, req.Digest)
 	}
 	ref.Tag = ""
 	ref.Digest = ""
 	fullRef := ref.String() + "@" + dgst
 	if _, err := registry.ParseReference(fullRef); err != nil {
-		return AppInfo{}, fmt.Errorf("%w: digest: %w", errBadRequest, err)
+		return api.AppInfo{}, fmt.Errorf("%w: digest: %w", errBadRequest, err)
 	}
 
 	unlock, err := s.locks.lock(ctx, name)
 	if err != nil {
-		return AppInfo{}, err
+		return api.AppInfo{}, err
 	}
 	defer unlock()
 
 	v, mat, err := s.fetch(ctx, name, fullRef, dgst)
 	if err != nil {
-		return AppInfo{}, err
+		return api.AppInfo{}, err
 	}
 	bundle, err := mat.bundle(req.Secrets)
 	if err != nil {
-		return AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
+		return api.AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
 	}
 	if v.App.Name != name {
-		return AppInfo{}, fmt.Errorf("%w: %s holds app %q, not %q", errAppMismatch, fullRef, v.App.Name, name)
+		return api.AppInfo{}, fmt.Errorf("%w: %s holds app %q, not %q", errAppMismatch, fullRef, v.App.Name, name)
 	}
 	v.Secrets = req.Secrets
 	v.DeployedAt = time.Now().UTC()
@@ -403,7 +404,7 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 		return s.putSameVersion(ctx, name, old, v, mat, bundle, req.Owner)
 	}
 	if err := s.rt.Deploy(ctx, v.App, bundle); err != nil {
-		return AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
+		return api.AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
 	}
 	next := &entry{cur: v}
 	switch {
@@ -422,7 +423,7 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 				next = old
 			}
 			s.setEntry(name, next)
-			return AppInfo{}, fmt.Errorf("%w: %w (the version before keeps serving)", errPersist, err)
+			return api.AppInfo{}, fmt.Errorf("%w: %w (the version before keeps serving)", errPersist, err)
 		}
 	}
 	s.setEntry(name, next)
@@ -540,7 +541,7 @@ func (s *Server) Delete(ctx context.Context, name string) error {
 // RollBack makes the previous version of app name serve again (and keeps
 // the one it replaces as the new previous). It fails with host.ErrNotFound
 // or host.ErrNoPrevious.
-func (s *Server) RollBack(ctx context.Context, name string) (AppInfo, error) {
+func (s *Server) RollBack(ctx context.Context, name string) (api.AppInfo, error) {
 	ai, _, err := s.rollBack(ctx, name, "", "")
 	return ai, err
 }
@@ -550,13 +551,13 @@ func (s *Server) RollBack(ctx context.Context, name string) (AppInfo, error) {
 // directory) that the host rolled back by itself, and why; rb is that
 // record, nil when nothing changed. A manual rollback (from empty) records
 // nothing and clears an earlier record.
-func (s *Server) rollBack(ctx context.Context, name, from, reason string) (AppInfo, *HostRollback, error) {
+func (s *Server) rollBack(ctx context.Context, name, from, reason string) (api.AppInfo, *api.HostRollback, error) {
 	if !nameRE.MatchString(name) {
-		return AppInfo{}, nil, fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
+		return api.AppInfo{}, nil, fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
 	}
 	unlock, err := s.locks.lock(ctx, name)
 	if err != nil {
-		return AppInfo{}, nil, err
+		return api.AppInfo{}, nil, err
 	}
 	defer unlock()
 	s.mu.Lock()
@@ -564,30 +565,30 @@ func (s *Server) rollBack(ctx context.Context, name, from, reason string) (AppIn
 	s.mu.Unlock()
 	switch {
 	case e == nil:
-		return AppInfo{}, nil, fmt.Errorf("%w: %q", host.ErrNotFound, name)
+		return api.AppInfo{}, nil, fmt.Errorf("%w: %q", host.ErrNotFound, name)
 	case from != "" && (e.cur == nil || e.cur.Digest != from):
 		// Something else changed the app first.
 		ai, err := s.Get(name)
 		return ai, nil, err
 	case e.failed != "" || e.prev == nil:
-		return AppInfo{}, nil, fmt.Errorf("%w: app %q", host.ErrNoPrevious, name)
+		return api.AppInfo{}, nil, fmt.Errorf("%w: app %q", host.ErrNoPrevious, name)
 	case e.prev.Digest == e.cur.Digest:
 		// Only a record written before same-digest PUTs kept the older
 		// previous version can say this; switching would change nothing.
-		return AppInfo{}, nil, fmt.Errorf("%w: app %q: its previous version is the one that serves", host.ErrNoPrevious, name)
+		return api.AppInfo{}, nil, fmt.Errorf("%w: app %q: its previous version is the one that serves", host.ErrNoPrevious, name)
 	}
-	var rb *HostRollback
+	var rb *api.HostRollback
 	if from != "" {
-		rb = &HostRollback{From: e.cur.Digest, FromRef: e.cur.Ref, To: e.prev.Digest, Reason: reason, At: time.Now().UTC()}
+		rb = &api.HostRollback{From: e.cur.Digest, FromRef: e.cur.Ref, To: e.prev.Digest, Reason: reason, At: time.Now().UTC()}
 	}
 	if err := s.rt.Rollback(name); err != nil {
-		return AppInfo{}, nil, err
+		return api.AppInfo{}, nil, err
 	}
 	if s.store != nil {
-		rec := state.Record{Name: name, Current: *e.prev, Previous: e.cur, RolledBack: rb.toState()}
+		rec := state.Record{Name: name, Current: *e.prev, Previous: e.cur, RolledBack: rollbackToState(rb)}
 		if err := s.store.Save(rec, nil); err != nil {
 			_ = s.rt.Rollback(name)
-			return AppInfo{}, nil, fmt.Errorf("%w: %w (nothing changed)", errPersist, err)
+			return api.AppInfo{}, nil, fmt.Errorf("%w: %w (nothing changed)", errPersist, err)
 		}
 	}
 	s.setEntry(name, &entry{cur: e.prev, prev: e.cur, rolledBack: rb})
@@ -598,7 +599,7 @@ func (s *Server) rollBack(ctx context.Context, name, from, reason string) (AppIn
 }
 
 // List returns every app on the host, sorted by name.
-func (s *Server) List() []AppInfo {
+func (s *Server) List() []api.AppInfo {
 	s.mu.Lock()
 	names := make([]string, 0, len(s.apps))
 	for n := range s.apps {
@@ -606,7 +607,7 @@ func (s *Server) List() []AppInfo {
 	}
 	s.mu.Unlock()
 	sort.Strings(names)
-	out := make([]AppInfo, 0, len(names))
+	out := make([]api.AppInfo, 0, len(names))
 	for _, n := range names {
 		if ai, err := s.Get(n); err == nil {
 			out = append(out, ai)
@@ -616,20 +617,20 @@ func (s *Server) List() []AppInfo {
 }
 
 // Get returns the status of app name, or an error wrapping host.ErrNotFound.
-func (s *Server) Get(name string) (AppInfo, error) {
+func (s *Server) Get(name string) (api.AppInfo, error) {
 	s.mu.Lock()
 	e := s.apps[name]
 	owner := s.owners[name]
 	s.mu.Unlock()
 	if e == nil {
-		return AppInfo{}, fmt.Errorf("%w: %q", host.ErrNotFound, name)
+		return api.AppInfo{}, fmt.Errorf("%w: %q", host.ErrNotFound, name)
 	}
-	ai := AppInfo{Name: name, Managed: true, Owner: owner}
+	ai := api.AppInfo{Name: name, Managed: true, Owner: owner}
 	if e.cur != nil {
 		ai.Ref, ai.Digest, ai.VerifiedBy, ai.DeployedAt = e.cur.Ref, e.cur.Digest, e.cur.VerifiedBy, e.cur.DeployedAt
 	}
 	if e.failed != "" {
-		ai.Status, ai.Message = StatusFailed, e.failed
+		ai.Status, ai.Message = api.StatusFailed, e.failed
 		return ai, nil
 	}
 	if e.prev != nil {
@@ -637,21 +638,23 @@ func (s *Server) Get(name string) (AppInfo, error) {
 	}
 	st, err := s.rt.App(name)
 	if err != nil {
-		ai.Status, ai.Message = StatusFailed, err.Error()
+		ai.Status, ai.Message = api.StatusFailed, err.Error()
 		return ai, nil
 	}
-	ai.Status = StatusServing
+	ai.Status = api.StatusServing
 	ai.Health = string(st.Current.Health)
 	ai.Healthy = st.Current.Health == host.HealthHealthy || st.Current.Health == host.HealthUnchecked
 	probes, ok := s.healthOf(name, st.Current.Generation, st.Current.App.Components)
 	ai.Probes = probes
 	if !ok {
-		ai.Healthy, ai.Health = false, HealthUnhealthy
+		ai.Healthy, ai.Health = false, api.HealthUnhealthy
 	}
 	ai.RolledBack = e.rolledBack
 	ai.Generation = st.Current.Generation
-	ai.Components = st.Current.Components
-	ai.SecretHashes = secretHashes(s.secretK, name, e.cur.Secrets)
+	for _, c := range st.Current.Components {
+		ai.Components = append(ai.Components, api.ComponentStatus{Name: c.Name, Digest: c.Digest, Executor: c.Executor})
+	}
+	ai.SecretHashes = api.SecretHashes(s.secretK, name, e.cur.Secrets)
 	return ai, nil
 }
 
@@ -693,4 +696,32 @@ func (k *keyedLock) lock(ctx context.Context, key string) (unlock func(), err er
 		release()
 		return nil, fmt.Errorf("waiting for another operation on app %q: %w", key, ctx.Err())
 	}
+}
+
+// putSameVersion serves v — the digest that serves now, typically with new
+// secrets — in place of old.cur through Runtime.Reconfigure: no new
+// artifact, and the version kept for rollback stays what it was (a PUT of
+// the serving digest does not make the serving version its own previous).
+// DeployedAt stays the version's first deploy. Persisting comes last; if it
+// fails, the old secrets are put back.
+func (s *Server) putSameVersion(ctx context.Context, name string, old *entry, v *state.Version, mat material, bundle host.Bundle, owner string) (api.AppInfo, error) {
+	v.DeployedAt = old.cur.DeployedAt
+	if err := s.rt.Reconfigure(ctx, v.App, bundle); err != nil {
+		return api.AppInfo{}, fmt.Errorf("deploying %s: %w", v.Ref, err)
+	}
+	next := &entry{cur: v, prev: old.prev}
+	if s.store != nil {
+		if err := s.store.Save(state.Record{Name: name, Current: *v, Previous: old.prev, Owner: owner}, mat.blobs(v)); err != nil {
+			if ob, berr := mat.bundle(old.cur.Secrets); berr == nil && s.rt.Reconfigure(ctx, old.cur.App, ob) == nil {
+				next = old
+			}
+			s.setEntry(name, next)
+			return api.AppInfo{}, fmt.Errorf("%w: %w (the version before keeps serving)", errPersist, err)
+		}
+	}
+	s.setEntry(name, next)
+	s.setOwner(name, owner)
+	s.log.LogAttrs(ctx, slog.LevelInfo, "app reconfigured", slog.String("app", name), slog.String("ref", v.Ref),
+		slog.Int("secrets", len(v.Secrets)))
+	return s.Get(name)
 }
