@@ -2,14 +2,7 @@ package control
 
 import "errors"
 
-// errBadRequest marks input errors on the server side.
+// errBadRequest marks input errors of the control API's own (the apply
+// lock's requests, a body that is not JSON); the core's are
+// core.ErrBadRequest.
 var errBadRequest = errors.New("bad request")
-
-// errAppMismatch: the artifact holds another app than the path names.
-var errAppMismatch = errors.New("artifact holds a different app")
-
-// errPersist: deployed but the state directory could not be written.
-var errPersist = errors.New("state directory write failed")
-
-// errSkipped: Restore found nothing to restore under a name.
-var errSkipped = errors.New("nothing recorded")

@@ -26,6 +26,7 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/core"
 	"github.com/ferry-wasm/ferry/targets/host/driver"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
@@ -155,7 +156,7 @@ func newWorld(t testing.TB, policy signer.Policy) *world {
 }
 
 // start brings up a runtime and control server on w.stateDir and restores.
-func (w *world) start() control.RestoreReport {
+func (w *world) start() core.RestoreReport {
 	t := w.t
 	t.Helper()
 	w.logs = &testenv.Buffer{}

@@ -1,4 +1,4 @@
-package control_test
+package core_test
 
 import (
 	"strings"
@@ -9,27 +9,27 @@ import (
 
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/targets/host/api"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/core"
 )
 
 func TestPolicyOf(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		h    *deploy.Health
-		want control.HealthPolicy
+		want core.HealthPolicy
 		ok   bool
 	}{
-		{"nil", nil, control.HealthPolicy{}, false},
-		{"no path", &deploy.Health{Interval: deploy.Duration(time.Second)}, control.HealthPolicy{}, false},
-		{"defaults", &deploy.Health{Path: "/h"}, control.HealthPolicy{Interval: 10 * time.Second, Timeout: 5 * time.Second, FailureThreshold: 3}, true},
+		{"nil", nil, core.HealthPolicy{}, false},
+		{"no path", &deploy.Health{Interval: deploy.Duration(time.Second)}, core.HealthPolicy{}, false},
+		{"defaults", &deploy.Health{Path: "/h"}, core.HealthPolicy{Interval: 10 * time.Second, Timeout: 5 * time.Second, FailureThreshold: 3}, true},
 		{"set", &deploy.Health{Path: "/h", Interval: deploy.Duration(time.Second), Timeout: deploy.Duration(time.Millisecond),
 			FailureThreshold: 1, Bake: deploy.Duration(time.Minute)},
-			control.HealthPolicy{Interval: time.Second, Timeout: time.Millisecond, FailureThreshold: 1, Bake: time.Minute}, true},
+			core.HealthPolicy{Interval: time.Second, Timeout: time.Millisecond, FailureThreshold: 1, Bake: time.Minute}, true},
 		{"negative bake", &deploy.Health{Path: "/h", Bake: deploy.Duration(-time.Second)},
-			control.HealthPolicy{Interval: 10 * time.Second, Timeout: 5 * time.Second, FailureThreshold: 3}, true},
+			core.HealthPolicy{Interval: 10 * time.Second, Timeout: 5 * time.Second, FailureThreshold: 3}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := control.PolicyOf(tc.h)
+			got, ok := core.PolicyOf(tc.h)
 			if ok != tc.ok || got != tc.want {
 				t.Fatalf("PolicyOf = %+v %v, want %+v %v", got, ok, tc.want, tc.ok)
 			}
@@ -39,7 +39,7 @@ func TestPolicyOf(t *testing.T) {
 
 func TestProbeDue(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := control.HealthPolicy{Interval: 10 * time.Second}
+	p := core.HealthPolicy{Interval: 10 * time.Second}
 	for _, tc := range []struct {
 		name string
 		last time.Time
@@ -53,7 +53,7 @@ func TestProbeDue(t *testing.T) {
 		{"long after", t0, t0.Add(time.Hour), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := control.ProbeDue(p, api.HealthState{LastProbe: tc.last}, tc.now); got != tc.want {
+			if got := core.ProbeDue(p, api.HealthState{LastProbe: tc.last}, tc.now); got != tc.want {
 				t.Fatalf("ProbeDue = %v, want %v", got, tc.want)
 			}
 		})
@@ -65,48 +65,48 @@ func TestProbeDue(t *testing.T) {
 func TestDecideHealth(t *testing.T) {
 	deployed := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return deployed.Add(d) }
-	baked := control.HealthPolicy{Interval: time.Second, Timeout: time.Second, FailureThreshold: 2, Bake: time.Minute}
+	baked := core.HealthPolicy{Interval: time.Second, Timeout: time.Second, FailureThreshold: 2, Bake: time.Minute}
 	noBake := baked
 	noBake.Bake = 0
 	one := api.HealthState{Healthy: true, ConsecutiveFailures: 1, LastProbe: at(time.Second), LastError: "GET /h answered 500"}
 	for _, tc := range []struct {
 		name      string
-		pol       control.HealthPolicy
+		pol       core.HealthPolicy
 		st        api.HealthState
 		when      time.Time
 		ok, canRB bool
 		want      api.HealthState
-		action    control.HealthAction
+		action    core.HealthAction
 		reasonHas string
 	}{
-		{"pass keeps healthy", baked, control.NewHealthState(), at(time.Second), true, true,
-			api.HealthState{Healthy: true, LastProbe: at(time.Second)}, control.HealthKeep, ""},
-		{"first failure under threshold", baked, control.NewHealthState(), at(time.Second), false, true,
-			one, control.HealthKeep, ""},
+		{"pass keeps healthy", baked, core.NewHealthState(), at(time.Second), true, true,
+			api.HealthState{Healthy: true, LastProbe: at(time.Second)}, core.HealthKeep, ""},
+		{"first failure under threshold", baked, core.NewHealthState(), at(time.Second), false, true,
+			one, core.HealthKeep, ""},
 		{"pass resets failures", baked, one, at(2 * time.Second), true, true,
-			api.HealthState{Healthy: true, LastProbe: at(2 * time.Second)}, control.HealthKeep, ""},
+			api.HealthState{Healthy: true, LastProbe: at(2 * time.Second)}, core.HealthKeep, ""},
 		{"threshold within bake rolls back", baked, one, at(2 * time.Second), false, true,
 			api.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
-			control.HealthRollBack, "2 health probes in a row failed"},
+			core.HealthRollBack, "2 health probes in a row failed"},
 		{"threshold exactly at bake rolls back", baked, one, at(time.Minute), false, true,
 			api.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(time.Minute), LastError: "GET /h answered 500"},
-			control.HealthRollBack, "within its bake of 1m0s"},
+			core.HealthRollBack, "within its bake of 1m0s"},
 		{"threshold after bake only marks unhealthy", baked, one, at(time.Minute + time.Millisecond), false, true,
 			api.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(time.Minute + time.Millisecond), LastError: "GET /h answered 500"},
-			control.HealthKeep, ""},
+			core.HealthKeep, ""},
 		{"no bake never rolls back", noBake, one, at(2 * time.Second), false, true,
 			api.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
-			control.HealthKeep, ""},
+			core.HealthKeep, ""},
 		{"nothing older to roll back to", baked, one, at(2 * time.Second), false, false,
 			api.HealthState{Healthy: false, ConsecutiveFailures: 2, LastProbe: at(2 * time.Second), LastError: "GET /h answered 500"},
-			control.HealthKeep, ""},
+			core.HealthKeep, ""},
 		{"already unhealthy past threshold within bake rolls back", baked,
 			api.HealthState{Healthy: false, ConsecutiveFailures: 5, LastProbe: at(5 * time.Second)}, at(6 * time.Second), false, true,
 			api.HealthState{Healthy: false, ConsecutiveFailures: 6, LastProbe: at(6 * time.Second), LastError: "GET /h answered 500"},
-			control.HealthRollBack, "6 health probes"},
+			core.HealthRollBack, "6 health probes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, action, reason := control.DecideHealth(control.HealthInput{Policy: tc.pol, State: tc.st, DeployedAt: deployed,
+			got, action, reason := core.DecideHealth(core.HealthInput{Policy: tc.pol, State: tc.st, DeployedAt: deployed,
 				At: tc.when, OK: tc.ok, Message: "GET /h answered 500", CanRollBack: tc.canRB})
 			if tc.ok {
 				tc.want.LastError = ""

@@ -1,4 +1,4 @@
-package control
+package core
 
 import (
 	"context"
@@ -146,8 +146,8 @@ const DefaultHealthTick = time.Second
 // path, each on its own interval, until ctx ends; it returns nil then. A
 // version that turns unhealthy within its bake after its deploy is rolled
 // back to the host's older previous version (see DecideHealth), and
-// GET /v1/apps reports it in api.AppInfo.RolledBack. Call it once per Server.
-func (s *Server) RunHealth(ctx context.Context) error {
+// Get and List report it in AppInfo.RolledBack. Call it once per Core.
+func (s *Core) RunHealth(ctx context.Context) error {
 	for {
 		wait := s.healthRound(ctx)
 		select {
@@ -160,7 +160,7 @@ func (s *Server) RunHealth(ctx context.Context) error {
 
 // healthRound runs the probes that are due and returns how long to wait
 // for the next round.
-func (s *Server) healthRound(ctx context.Context) time.Duration {
+func (s *Core) healthRound(ctx context.Context) time.Duration {
 	tick := DefaultHealthTick
 	s.mu.Lock()
 	names := slices.Sorted(maps.Keys(s.apps))
@@ -185,7 +185,7 @@ func (s *Server) healthRound(ctx context.Context) time.Duration {
 
 // probeApp probes the due components of app name's serving version and
 // acts on the decision.
-func (s *Server) probeApp(ctx context.Context, name string, st host.AppStatus) {
+func (s *Core) probeApp(ctx context.Context, name string, st host.AppStatus) {
 	gen := st.Current.Generation
 	s.hmu.Lock()
 	h := s.health[name]
@@ -250,7 +250,7 @@ func boolFloat(b bool) float64 {
 // healthRollBack rolls app name back from digest from, unless something
 // else changed it first, and records why (in memory and in the state
 // directory, so a restarted host still reports it).
-func (s *Server) healthRollBack(ctx context.Context, name, from, reason string) {
+func (s *Core) healthRollBack(ctx context.Context, name, from, reason string) {
 	_, rb, err := s.rollBack(ctx, name, from, reason)
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "health rollback failed", slog.String("app", name),
@@ -275,7 +275,7 @@ func rollbackToState(rb *api.HostRollback) *state.Rollback {
 
 // healthOf returns the prober's view of app name's serving version
 // (generation gen): its components' states and whether all are healthy.
-func (s *Server) healthOf(name string, gen uint64, comps []deploy.Component) ([]api.ComponentHealth, bool) {
+func (s *Core) healthOf(name string, gen uint64, comps []deploy.Component) ([]api.ComponentHealth, bool) {
 	s.hmu.Lock()
 	defer s.hmu.Unlock()
 	h := s.health[name]
@@ -298,7 +298,7 @@ func (s *Server) healthOf(name string, gen uint64, comps []deploy.Component) ([]
 }
 
 // forgetHealth drops the prober's state and gauges of a deleted app.
-func (s *Server) forgetHealth(name string) {
+func (s *Core) forgetHealth(name string) {
 	s.hmu.Lock()
 	delete(s.health, name)
 	s.hmu.Unlock()
