@@ -76,11 +76,13 @@ func waitBody(t testing.TB, url, hostHeader, want string, within time.Duration) 
 // upProcess is a `ferry up` run in process by startUp.
 type upProcess struct {
 	apps   string // URL of the apps listener
+	host   string // URL of the host's control API
+	data   string // the data directory
 	agent  *sync.Client
 	stderr *bytes.Buffer
 }
 
-var upLineRE = regexp.MustCompile(`^ferry up: (apps|agent API|state)\s+(\S+)`)
+var upLineRE = regexp.MustCompile(`^ferry up: (apps|host API|agent API|state)\s+(\S+)`)
 
 // startUp runs `ferry up` in process with loopback addresses chosen by the
 // system and args (flags, then DIR), and stops it when the test ends. It
@@ -121,7 +123,7 @@ func startUp(t testing.TB, args ...string) *upProcess {
 	}()
 	got := map[string]string{}
 	timeout := time.After(60 * time.Second)
-	for len(got) < 3 {
+	for len(got) < 4 {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -140,7 +142,7 @@ func startUp(t testing.TB, args ...string) *upProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.apps = got["apps"]
+	p.apps, p.host, p.data = got["apps"], got["host API"], got["state"]
 	p.agent = &sync.Client{BaseURL: got["agent API"], Token: strings.TrimSpace(string(token))}
 	return p
 }
