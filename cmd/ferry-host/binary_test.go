@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // TestBinary builds the real ferry-host, runs it on 127.0.0.1:0 ports,
@@ -31,7 +31,7 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("printed app address %q", p.appsURL)
 	}
 	ctx := context.Background()
-	c, err := control.NewClient(p.ctlURL, testToken, control.ClientOptions{})
+	c, err := driver.NewClient(p.ctlURL, testToken, driver.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +44,8 @@ func TestBinary(t *testing.T) {
 	if err != nil || len(obs) != 1 || obs[0].Digest != digest || !obs[0].Managed || !obs[0].Healthy {
 		t.Fatalf("Observe: %+v %v", obs, err)
 	}
-	bad, _ := control.NewClient(p.ctlURL, "nope", control.ClientOptions{})
-	if _, err := bad.Observe(ctx); !errors.Is(err, control.ErrUnauthorized) {
+	bad, _ := driver.NewClient(p.ctlURL, "nope", driver.ClientOptions{})
+	if _, err := bad.Observe(ctx); !errors.Is(err, driver.ErrUnauthorized) {
 		t.Fatalf("wrong token: %v", err)
 	}
 	p.stop(t, 30*time.Second)

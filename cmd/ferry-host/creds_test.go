@@ -19,7 +19,7 @@ import (
 	"github.com/ferry-wasm/ferry/registry/embedded"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // authRecorder is a loopback "registry" that answers every request 401
@@ -107,7 +107,7 @@ func TestRegistryCredentialsStayWithTheirRegistry(t *testing.T) {
 	for _, extra := range [][]string{{"--trust-key", trustKeyFile(t)}, {"--insecure-skip-verify"}} {
 		args := append([]string{"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--state-dir", t.TempDir(), "--token-env", "TOK"}, extra...)
 		appsURL, ctlURL, stop := runInProcess(t, args, env)
-		c, _ := control.NewClient(ctlURL, testToken, control.ClientOptions{})
+		c, _ := driver.NewClient(ctlURL, testToken, driver.ClientOptions{})
 		before, _ := rec.seen()
 		if err := c.Put(ctx, targets.DesiredApp{Name: "cred-app", Ref: refB, Digest: string(res.Digest)}); err == nil {
 			t.Fatalf("%v: PUT naming registry B succeeded", extra)

@@ -1,8 +1,10 @@
 // Command ferry-host is ferry's runtime daemon for bare hosts and edge
 // devices: it serves many WebAssembly apps on one HTTP listener (package
 // targets/host) and takes deployments through an authenticated control API
-// (package targets/host/control), verifying every artifact's signature
-// against its own trust keys before it runs anything. What it deploys is
+// (package targets/host/control, over the host core of package
+// targets/host/core, built by control.NewHost as `ferry up` builds its
+// host), verifying every artifact's signature against its own trust keys
+// before it runs anything. What it deploys is
 // kept in its state directory (package targets/host/state), so a restart
 // serves the same apps again without the registry.
 //

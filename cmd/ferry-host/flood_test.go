@@ -14,7 +14,7 @@ import (
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // TestBinarySIGTERMDuringFlood: the real ferry-host, told to stop with
@@ -37,7 +37,7 @@ func TestBinarySIGTERMDuringFlood(t *testing.T) {
 	p := startHost(t, time.Minute, bin, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
 		"--state-dir", t.TempDir(), "--trust-key", trustKeyFile(t), "--log-format", "json",
 		"--shutdown-timeout", grace.String())
-	c, err := control.NewClient(p.ctlURL, testToken, control.ClientOptions{})
+	c, err := driver.NewClient(p.ctlURL, testToken, driver.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/ferry-wasm/ferry/registry/embedded"
 	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // qemuExamples are the examples TestQEMU deploys on each architecture: the
@@ -50,7 +50,7 @@ func TestQEMU(t *testing.T) {
 			p := startHost(t, 3*time.Minute, argv...)
 			ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 			defer cancel()
-			c, err := control.NewClient(p.ctlURL, testToken, control.ClientOptions{})
+			c, err := driver.NewClient(p.ctlURL, testToken, driver.ClientOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,14 +15,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
-	"github.com/ferry-wasm/ferry/targets/host/state"
+	"github.com/ferry-wasm/ferry/targets/host/core"
 )
 
 // run is the whole program; it returns the exit code: 0 after a clean
@@ -55,8 +52,9 @@ func newLogger(c *config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, o))
 }
 
-// serve wires the runtime, the state directory, the registry client and
-// the control API, restores the recorded apps, serves until ctx ends and
+// serve builds the host (control.NewHost: the runtime, the state
+// directory, the registry client, verification and metrics, and the
+// control API), restores the recorded apps, serves until ctx ends and
 // shuts down gracefully.
 func serve(ctx context.Context, c *config, getenv func(string) string, log *slog.Logger, stdout io.Writer) error {
 	token, err := c.readToken(getenv)
@@ -82,74 +80,42 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 		}
 	}
 
-	st, err := state.Open(c.stateDir)
+	ctl, err := control.NewHost(core.Config{
+		Runtime: host.Options{
+			StateDir:            c.stateDir,
+			CompilationCacheDir: c.compileCache,
+			Logger:              log,
+			NoDeployGC:          !c.deployGC,
+			GCBallast:           c.gcBallast(),
+			CompileWorkers:      c.compileWorkers,
+			MemoryBudget:        int64(c.memoryBudget),
+			CPUSlots:            c.cpuSlots,
+		},
+		StoreDir: c.stateDir,
+		Registry: registry.Options{
+			Insecure: c.registryPlainHTTP,
+			CacheDir: filepath.Join(c.stateDir, "oci-cache"),
+			Logger:   log.With("component", "registry"),
+		},
+		Getenv:             getenv,
+		Policy:             policy,
+		InsecureSkipVerify: c.insecureSkipVerify,
+		Logger:             log.With("component", "control"),
+	}, token)
+	if errors.Is(err, registry.ErrCredentialHost) {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
 	if err != nil {
 		return err
 	}
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rt, err := host.New(host.Options{
-		StateDir:            c.stateDir,
-		CompilationCacheDir: c.compileCache,
-		Logger:              log,
-		Metrics:             metrics,
-		NoDeployGC:          !c.deployGC,
-		GCBallast:           c.gcBallast(),
-		CompileWorkers:      c.compileWorkers,
-		MemoryBudget:        int64(c.memoryBudget),
-		CPUSlots:            c.cpuSlots,
-	})
-	if err != nil {
-		return err
-	}
+	rt := ctl.Runtime()
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdownTimeout)
 		defer cancel()
-		if err := rt.Close(cctx); err != nil {
+		if err := ctl.Close(cctx); err != nil {
 			log.Warn("closing runtime", "error", err.Error())
 		}
 	}()
-
-	regOpts := registry.Options{
-		Insecure: c.registryPlainHTTP,
-		CacheDir: filepath.Join(c.stateDir, "oci-cache"),
-		Logger:   log.With("component", "registry"),
-	}
-	// Logins are per registry host (the Docker config's "auths", and the
-	// environment's login only for FERRY_REGISTRY_HOST): a PUT naming
-	// another registry gets no credentials from this host.
-	creds, err := registry.EnvCredentials(getenv)
-	if err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	regOpts.Credentials = creds
-	rc, err := registry.New(regOpts)
-	if err != nil {
-		return err
-	}
-	ctl, err := control.NewServer(control.Options{
-		Runtime:            rt,
-		Store:              st,
-		Registry:           rc,
-		Policy:             policy,
-		InsecureSkipVerify: c.insecureSkipVerify,
-		Verify: signer.RegistryOptions{
-			PlainHTTP: c.registryPlainHTTP,
-			Credentials: func(ctx context.Context, host string) (signer.Credential, error) {
-				cr, err := rc.CredentialFor(ctx, host)
-				if err != nil {
-					return signer.Credential{}, err
-				}
-				return signer.Credential{Username: cr.Username, Password: cr.Password, RegistryToken: cr.Token}, nil
-			},
-		},
-		Token:   token,
-		Logger:  log.With("component", "control"),
-		Metrics: metrics,
-	})
-	if err != nil {
-		return err
-	}
 
 	appLn, err := net.Listen("tcp", c.listen)
 	if err != nil {

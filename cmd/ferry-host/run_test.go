@@ -22,7 +22,7 @@ import (
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // certs is a test CA with a server certificate for 127.0.0.1 and a client
@@ -127,11 +127,11 @@ func TestControlOverMutualTLS(t *testing.T) {
 	_, digest, _ := strings.Cut(ref, "@")
 	want := targets.DesiredApp{Name: "tls-app", Ref: ref, Digest: digest}
 
-	noCert, _ := control.NewClient(ctlURL, testToken, control.ClientOptions{TLS: &tls.Config{RootCAs: c.ca}})
+	noCert, _ := driver.NewClient(ctlURL, testToken, driver.ClientOptions{TLS: &tls.Config{RootCAs: c.ca}})
 	if err := noCert.Put(ctx, want); !errors.Is(err, targets.ErrUnavailable) {
 		t.Fatalf("put without client certificate: %v", err)
 	}
-	withCert, _ := control.NewClient(ctlURL, testToken, control.ClientOptions{TLS: &tls.Config{RootCAs: c.ca, Certificates: []tls.Certificate{c.client}}})
+	withCert, _ := driver.NewClient(ctlURL, testToken, driver.ClientOptions{TLS: &tls.Config{RootCAs: c.ca, Certificates: []tls.Certificate{c.client}}})
 	if err := withCert.Put(ctx, want); err != nil {
 		t.Fatalf("put over mTLS: %v", err)
 	}
@@ -187,7 +187,7 @@ func TestShutdownDrains(t *testing.T) {
 	})
 	appsURL, ctlURL, stop := runInProcess(t, []string{"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
 		"--state-dir", t.TempDir(), "--trust-key", trustKeyFile(t)}, map[string]string{"FERRY_HOST_TOKEN": testToken})
-	c, _ := control.NewClient(ctlURL, testToken, control.ClientOptions{})
+	c, _ := driver.NewClient(ctlURL, testToken, driver.ClientOptions{})
 	_, digest, _ := strings.Cut(ref, "@")
 	if err := c.Put(context.Background(), targets.DesiredApp{Name: "slow", Ref: ref, Digest: digest}); err != nil {
 		t.Fatal(err)

@@ -24,7 +24,7 @@ import (
 	"github.com/ferry-wasm/ferry/registry/embedded"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // soakApps are the apps the soak deploys to, round-robin.
@@ -67,7 +67,7 @@ func TestSoak(t *testing.T) {
 	p := startHost(t, time.Minute, bin, "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
 		"--state-dir", t.TempDir(), "--trust-key", trustKeyFile(t), "--log-level", "warn")
 	pid := p.cmd.Process.Pid
-	ctl, err := control.NewClient(p.ctlURL, testToken, control.ClientOptions{})
+	ctl, err := driver.NewClient(p.ctlURL, testToken, driver.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

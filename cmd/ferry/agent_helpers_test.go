@@ -35,7 +35,7 @@ import (
 	"github.com/ferry-wasm/ferry/sync/agent/history"
 	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // Secrets of the end-to-end tests. They are test values, not real ones.
@@ -318,9 +318,9 @@ func (h *agentE2EHost) putCounts() map[string]int {
 }
 
 // agentE2EControl returns a control API client of the host at ctlURL.
-func agentE2EControl(t *testing.T, ctlURL string) *control.Client {
+func agentE2EControl(t *testing.T, ctlURL string) *driver.Client {
 	t.Helper()
-	c, err := control.NewClient(ctlURL, agentE2EHostToken, control.ClientOptions{})
+	c, err := driver.NewClient(ctlURL, agentE2EHostToken, driver.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 )
 
 // switchLosingProxy is a reverse proxy in front of a ferry-host's control
@@ -29,7 +29,7 @@ type switchLosingProxy struct {
 	mu      stdsync.Mutex
 	app     string        // app whose PUT answer is lost, "" for none
 	settled chan struct{} // closed once the lost PUT ended at the host
-	lost    []control.AppInfo
+	lost    []api.AppInfo
 }
 
 func newSwitchLosingProxy(t *testing.T, ctlURL string) *switchLosingProxy {
@@ -66,7 +66,7 @@ func newSwitchLosingProxy(t *testing.T, ctlURL string) *switchLosingProxy {
 		out.Header = r.Header.Clone()
 		resp, err := http.DefaultClient.Do(out)
 		if err == nil {
-			var ai control.AppInfo
+			var ai api.AppInfo
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && json.Unmarshal(b, &ai) == nil {
@@ -92,10 +92,10 @@ func (p *switchLosingProxy) loseNextPut(app string) {
 
 // lostAnswers returns what the host answered to the lost PUTs (only those
 // that succeeded at the host).
-func (p *switchLosingProxy) lostAnswers() []control.AppInfo {
+func (p *switchLosingProxy) lostAnswers() []api.AppInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]control.AppInfo(nil), p.lost...)
+	return append([]api.AppInfo(nil), p.lost...)
 }
 
 // TestApplyRollsBackAfterSwitch is the rollback of a version that went

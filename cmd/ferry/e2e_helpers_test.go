@@ -20,7 +20,8 @@ import (
 
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/registry/embedded"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // The end-to-end tests in apply_e2e_test.go run the real ferry and
@@ -109,7 +110,7 @@ type e2eWorld struct {
 	specDir  string
 	regAddr  string
 	host     *e2eHost
-	client   *control.Client
+	client   *driver.Client
 	env      []string
 }
 
@@ -150,7 +151,7 @@ func newE2EWorld(t *testing.T) *e2eWorld {
 		"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
 		"--state-dir", filepath.Join(work, "host-state"),
 		"--trust-key", filepath.Join(work, "cosign.pub"))
-	w.client, err = control.NewClient(w.host.ctlURL, e2eToken, control.ClientOptions{})
+	w.client, err = driver.NewClient(w.host.ctlURL, e2eToken, driver.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +284,7 @@ func (w *e2eWorld) planExit() (int, string, string) {
 }
 
 // apps returns the host's apps by name, read through its control API.
-func (w *e2eWorld) apps() map[string]control.AppInfo {
+func (w *e2eWorld) apps() map[string]api.AppInfo {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -291,7 +292,7 @@ func (w *e2eWorld) apps() map[string]control.AppInfo {
 	if err != nil {
 		w.t.Fatalf("listing the host's apps: %v", err)
 	}
-	out := make(map[string]control.AppInfo, len(list))
+	out := make(map[string]api.AppInfo, len(list))
 	for _, a := range list {
 		out[a.Name] = a
 	}

@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/ferry-wasm/ferry/sync/plan"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // TestOwnerTwoSpecsShareOneHost applies two different specs (two spec
@@ -126,7 +127,7 @@ func TestOwnerTwoSpecsShareOneHost(t *testing.T) {
 		"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
 		"--state-dir", filepath.Join(w.work, "host-state"),
 		"--trust-key", filepath.Join(w.work, "cosign.pub"))
-	c, err := control.NewClient(w.host.ctlURL, e2eToken, control.ClientOptions{})
+	c, err := driver.NewClient(w.host.ctlURL, e2eToken, driver.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestOwnerTwoSpecsShareOneHost(t *testing.T) {
 	apps := w.apps()
 	checkOwners(t, "after a host restart", apps, wantOwners)
 	for name, a := range apps {
-		if a.Status != control.StatusServing {
+		if a.Status != api.StatusServing {
 			t.Errorf("%s after the restart: status %s, want serving", name, a.Status)
 		}
 	}
@@ -164,7 +165,7 @@ func hasNote(ds plan.Diagnostics, app, summary, detail string) bool {
 	return false
 }
 
-func checkOwners(t *testing.T, when string, apps map[string]control.AppInfo, want map[string]string) {
+func checkOwners(t *testing.T, when string, apps map[string]api.AppInfo, want map[string]string) {
 	t.Helper()
 	if len(apps) != len(want) {
 		t.Errorf("%s: the host runs %d apps, want %d (%v)", when, len(apps), len(want), want)

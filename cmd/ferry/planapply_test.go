@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -144,7 +145,7 @@ func TestPushPlanApplyEndToEnd(t *testing.T) {
 		t.Fatalf("delete plan: exit %d\n%s\n%s", code, out, errs)
 	}
 	// Move the target: apply the old no-op plan's world away by deleting by hand.
-	c, _ := control.NewClient(ctlURL, "host-token-123", control.ClientOptions{})
+	c, _ := driver.NewClient(ctlURL, "host-token-123", driver.ClientOptions{})
 	if err := c.Delete(context.Background(), "hello-wat"); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // targetOptions tune how targets are opened.
@@ -111,14 +111,14 @@ func openTargets(cfg *spec.Config, only []string, o targetOptions) (map[string]t
 }
 
 // hostTarget builds the target of a host block: one control API client, or
-// a control.Group when the block lists several endpoints (every host runs
-// every app; see control.Group for how health is decided).
+// a driver.Group when the block lists several endpoints (every host runs
+// every app; see driver.Group for how health is decided).
 func hostTarget(t *spec.Target, o targetOptions) (targets.Target, error) {
 	h := t.Host
 	if len(h.Endpoints) == 0 {
 		return nil, fmt.Errorf("no endpoint")
 	}
-	var clients []*control.Client
+	var clients []*driver.Client
 	for _, ep := range h.Endpoints {
 		c, err := hostClientFor(t, ep, o)
 		if err != nil {
@@ -129,13 +129,13 @@ func hostTarget(t *spec.Target, o targetOptions) (targets.Target, error) {
 	if len(clients) == 1 {
 		return clients[0], nil
 	}
-	return control.NewGroup(clients...)
+	return driver.NewGroup(clients...)
 }
 
 // hostClientFor builds the control API client for one endpoint of host
 // target t: with the credential t names, which must exist and allow the
 // endpoint, or with o.DefaultToken when t names none.
-func hostClientFor(t *spec.Target, endpoint string, o targetOptions) (*control.Client, error) {
+func hostClientFor(t *spec.Target, endpoint string, o targetOptions) (*driver.Client, error) {
 	name := t.Host.Credential
 	if name == "" {
 		return hostClient(nil, endpoint, o)
@@ -155,10 +155,10 @@ func hostClientFor(t *spec.Target, endpoint string, o targetOptions) (*control.C
 // hostClient builds a control API client for one endpoint of a host
 // target: the token and TLS files of cred, or o.DefaultToken without one.
 // The caller has checked that cred allows endpoint.
-func hostClient(cred *spec.Credential, endpoint string, o targetOptions) (*control.Client, error) {
-	opts := control.ClientOptions{LockTTL: o.LockTTL, Logger: o.Logger}
+func hostClient(cred *spec.Credential, endpoint string, o targetOptions) (*driver.Client, error) {
+	opts := driver.ClientOptions{LockTTL: o.LockTTL, Logger: o.Logger}
 	if cred == nil {
-		return control.NewClient(endpoint, o.DefaultToken, opts)
+		return driver.NewClient(endpoint, o.DefaultToken, opts)
 	}
 	token := ""
 	switch {
@@ -196,7 +196,7 @@ func hostClient(cred *spec.Credential, endpoint string, o targetOptions) (*contr
 		}
 		opts.TLS = cfg
 	}
-	return control.NewClient(endpoint, token, opts)
+	return driver.NewClient(endpoint, token, opts)
 }
 
 func expandHome(p string) string {

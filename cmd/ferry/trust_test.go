@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -94,7 +95,7 @@ func TestPlanApplyEnforceSpecTrust(t *testing.T) {
 	if code != exitError || !strings.Contains(errs, refusal) {
 		t.Fatalf("apply signed by other.key: exit %d (want 1 and %q)\n%s\n%s", code, refusal, out, errs)
 	}
-	c, _ := control.NewClient(ctl.URL, "host-token-trust", control.ClientOptions{})
+	c, _ := driver.NewClient(ctl.URL, "host-token-trust", driver.ClientOptions{})
 	if running, err := c.Observe(context.Background()); err != nil || len(running) != 0 {
 		t.Fatalf("after the refused apply the host runs %+v (%v)", running, err)
 	}

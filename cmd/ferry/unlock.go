@@ -10,7 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-wasm/ferry/spec"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // newForceUnlockCmd is `ferry force-unlock LOCK_ID [DIR]`, Terraform's
@@ -82,8 +83,8 @@ It asks for confirmation unless -force is given.`,
 // heldLock is a host that holds the lock being looked for.
 type heldLock struct {
 	target, endpoint string
-	client           *control.Client
-	lease            control.Lease
+	client           *driver.Client
+	lease            api.Lease
 }
 
 // findLock asks every host of the spec's host targets for its apply lock

@@ -31,7 +31,8 @@ import (
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
-	"github.com/ferry-wasm/ferry/targets/host/state"
+	"github.com/ferry-wasm/ferry/targets/host/core"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // upOptions are the flags of `ferry up`.
@@ -50,9 +51,11 @@ func newUpCmd(s streams) *cobra.Command {
 		Short: "Run everything locally: embedded registry, ferry-host and an agent watching DIR",
 		Long: `up is ferry's embedded default. It starts, in one process:
   - an OCI registry (CNCF Distribution, stored in DATA-DIR/registry),
-  - a ferry-host serving every app (it verifies every signature itself,
-    probes each app's health path on its health interval and rolls a
-    version that turns unhealthy within its bake back by itself),
+  - a ferry-host serving every app, built as ferry-host builds itself (it
+    verifies every signature itself, probes each app's health path on its
+    health interval and rolls a version that turns unhealthy within its
+    bake back by itself, and serves its metrics at /metrics on the host
+    API),
   - an agent watching the git repository that holds DIR (DIR is made a
     repository, with a first commit, when it is not in one).
 A signing key is generated on first use (DATA-DIR/cosign.key). Every spec
@@ -147,7 +150,7 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 	if err != nil {
 		return err
 	}
-	hostClient, err := control.NewClient(ctlURL, hostToken, control.ClientOptions{})
+	hostClient, err := driver.NewClient(ctlURL, hostToken, driver.ClientOptions{})
 	if err != nil {
 		return err
 	}
@@ -217,40 +220,41 @@ ferry up: try        curl -H 'Host: hello-wat.localhost' %s/
 }
 
 // upHost starts the local ferry-host in process and returns the URLs of its
-// app and control listeners and a function that stops it.
+// app and control listeners and a function that stops it. It is built as
+// ferry-host builds itself (control.NewHost): it verifies with the
+// environment's registry login besides the local registry's anonymous
+// reads, and serves its metrics at GET /metrics on the control API.
 func upHost(ctx context.Context, log *slog.Logger, o upOptions, pubPath, token string) (string, string, func(), error) {
 	hostDir := filepath.Join(o.dataDir, "host")
-	rt, err := host.New(host.Options{StateDir: hostDir, Logger: log.With("component", "host")})
-	if err != nil {
-		return "", "", nil, err
-	}
-	st, err := state.Open(filepath.Join(hostDir, "state"))
-	if err != nil {
-		return "", "", nil, err
-	}
-	rc, err := registry.New(registry.Options{CacheDir: filepath.Join(hostDir, "oci-cache"), NoDockerConfig: true})
-	if err != nil {
-		return "", "", nil, err
-	}
 	policy, err := signer.PolicyFromFiles([]string{pubPath})
 	if err != nil {
 		return "", "", nil, err
 	}
-	ctl, err := control.NewServer(control.Options{Runtime: rt, Store: st, Registry: rc, Policy: policy, Token: token, Logger: log.With("component", "control")})
+	ctl, err := control.NewHost(core.Config{
+		Runtime:  host.Options{StateDir: hostDir, Logger: log.With("component", "host")},
+		StoreDir: filepath.Join(hostDir, "state"),
+		Registry: registry.Options{CacheDir: filepath.Join(hostDir, "oci-cache"), NoDockerConfig: true},
+		Getenv:   os.Getenv,
+		Policy:   policy,
+		Logger:   log.With("component", "control"),
+	}, token)
 	if err != nil {
 		return "", "", nil, err
 	}
+	rt := ctl.Runtime()
 	rep := ctl.Restore(ctx)
 	for name, err := range rep.Failed {
 		log.Error("app could not be restored", "app", name, "error", err.Error())
 	}
 	appLn, err := net.Listen("tcp", o.appsAddr)
 	if err != nil {
+		ctl.Close(context.Background()) //nolint:errcheck // failing anyway
 		return "", "", nil, fmt.Errorf("--apps-addr: %w", err)
 	}
 	ctlLn, err := net.Listen("tcp", o.controlAddr)
 	if err != nil {
 		appLn.Close()
+		ctl.Close(context.Background()) //nolint:errcheck // failing anyway
 		return "", "", nil, fmt.Errorf("--control-addr: %w", err)
 	}
 	appSrv := &http.Server{Handler: rt, ReadHeaderTimeout: 10 * time.Second}
@@ -269,7 +273,7 @@ func upHost(ctx context.Context, log *slog.Logger, o upOptions, pubPath, token s
 		defer cancel()
 		ctlSrv.Shutdown(sctx) //nolint:errcheck // best effort on exit
 		appSrv.Shutdown(sctx) //nolint:errcheck // best effort on exit
-		rt.Close(sctx)        //nolint:errcheck // best effort on exit
+		ctl.Close(sctx)       //nolint:errcheck // best effort on exit
 	}
 	return "http://" + appLn.Addr().String(), "http://" + ctlLn.Addr().String(), stop, nil
 }

@@ -76,6 +76,8 @@ func waitBody(t testing.TB, url, hostHeader, want string, within time.Duration) 
 // upProcess is a `ferry up` run in process by startUp.
 type upProcess struct {
 	apps   string // URL of the apps listener
+	host   string // URL of the host's control API
+	data   string // the data directory
 	agent  *agent.Client
 	stderr *bytes.Buffer
 }
@@ -140,7 +142,7 @@ func startUp(t testing.TB, args ...string) *upProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.apps = got["apps"]
+	p.apps, p.host, p.data = got["apps"], got["host API"], got["state"]
 	p.agent = &agent.Client{BaseURL: got["agent API"], Token: strings.TrimSpace(string(token))}
 	return p
 }

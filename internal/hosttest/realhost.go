@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -25,7 +26,7 @@ type Host struct {
 	Srv    *control.Server
 	Apps   *httptest.Server
 	Ctl    *httptest.Server
-	Client *control.Client // with token
+	Client *driver.Client // with token
 	once   gosync.Once
 
 	stopHealth func()        // ends RunHealth
@@ -62,7 +63,7 @@ func Start(tb testing.TB, policy signer.Policy, token string) *Host {
 	h.stopHealth, h.healthDone = stop, make(chan struct{})
 	go func() { defer close(h.healthDone); h.Srv.RunHealth(hctx) }() //nolint:errcheck // nil on cancel
 	h.Apps, h.Ctl = httptest.NewServer(rt), httptest.NewServer(h.Srv)
-	h.Client, err = control.NewClient(h.Ctl.URL, token, control.ClientOptions{})
+	h.Client, err = driver.NewClient(h.Ctl.URL, token, driver.ClientOptions{})
 	if err != nil {
 		tb.Fatal(err)
 	}

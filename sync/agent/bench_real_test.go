@@ -64,7 +64,7 @@ type realAgent struct {
 	builds  map[string]time.Duration // commit → builder time of its release
 }
 
-// recordingReleaser is ferrysync.SpecReleaser(opts) that also records, per
+// recordingReleaser is release.SpecReleaser(opts) that also records, per
 // commit, the wall time ferry's builder spent on the release's components
 // that it built (builder.Result.Duration, summed; cached ones cost nothing
 // here), so a push's latency can be set against the build inside that very

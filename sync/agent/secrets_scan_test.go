@@ -35,6 +35,7 @@ import (
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -130,7 +131,7 @@ func TestSecretsOnlyInHostStore(t *testing.T) {
 	apps, ctl := httptest.NewServer(rt), httptest.NewServer(srv)
 	t.Cleanup(apps.Close)
 	t.Cleanup(ctl.Close)
-	hc, err := control.NewClient(ctl.URL, hosttest.SecretToken, control.ClientOptions{})
+	hc, err := driver.NewClient(ctl.URL, hosttest.SecretToken, driver.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,14 +20,15 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // The host target types hold the host's apply lock (control keeps no sync
 // import, so the guards live here, with the consumer).
 var (
-	_ plan.Locker = (*control.Client)(nil)
-	_ plan.Locker = (*control.Group)(nil)
+	_ plan.Locker = (*driver.Client)(nil)
+	_ plan.Locker = (*driver.Group)(nil)
 )
 
 const lockToken = "lock-token-0123456789abcdef"
@@ -36,7 +37,7 @@ const lockToken = "lock-token-0123456789abcdef"
 // holds the host's lock (with the holder GET /v1/lock names then) and when
 // it lets go; held, when set, runs while it holds, before Lock returns.
 type lockedHost struct {
-	*control.Client
+	*driver.Client
 	name string
 	log  *lockLog
 	held func()
@@ -143,19 +144,19 @@ func TestConcurrentAppliesSerialisedByHostLock(t *testing.T) {
 	srv, ctl := h.Srv, h.Ctl
 	// Verification is on: an unsigned app is refused before anything runs.
 	_, unsigned := push("unsigned", false)
-	if _, err := srv.Put(ctx, "unsigned", control.PutRequest{Ref: unsigned.Ref}); !errors.Is(err, signer.ErrUnsigned) {
+	if _, err := srv.Put(ctx, "unsigned", api.PutRequest{Ref: unsigned.Ref}); !errors.Is(err, signer.ErrUnsigned) {
 		t.Fatalf("the host accepted an unsigned app (err %v): signature checking is off", err)
 	}
 
 	log := &lockLog{}
 	aHolds, aGo := make(chan struct{}), make(chan struct{})
-	ca, err := control.NewClient(ctl.URL, lockToken, control.ClientOptions{})
+	ca, err := driver.NewClient(ctl.URL, lockToken, driver.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// B's client tells when the host refuses its lock.
 	bRefused := make(chan struct{}, 1)
-	cb, err := control.NewClient(ctl.URL, lockToken, control.ClientOptions{HTTPClient: &http.Client{
+	cb, err := driver.NewClient(ctl.URL, lockToken, driver.ClientOptions{HTTPClient: &http.Client{
 		Transport: testenv.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			resp, err := http.DefaultTransport.RoundTrip(r)
 			if err == nil && r.Method == http.MethodPost && r.URL.Path == "/v1/lock" && resp.StatusCode == http.StatusConflict {

@@ -19,7 +19,8 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // TestSecretRotation, on a real ferry-host with a guest that answers with
@@ -165,8 +166,8 @@ func TestSecretRotation(t *testing.T) {
 	if err != nil || p3.Counts().Update != 1 {
 		t.Fatalf("plan 3: %v %+v", err, p3.Counts())
 	}
-	byHand, _ := control.NewClient(h.Ctl.URL, hosttest.SecretToken, control.ClientOptions{})
-	if _, err := byHand.PutApp(ctx, "sec", control.PutRequest{Ref: v2.Ref, Secrets: map[string]string{"api_key": "by-hand"}}); err != nil {
+	byHand, _ := driver.NewClient(h.Ctl.URL, hosttest.SecretToken, driver.ClientOptions{})
+	if _, err := byHand.PutApp(ctx, "sec", api.PutRequest{Ref: v2.Ref, Secrets: map[string]string{"api_key": "by-hand"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := plan.Apply(ctx, p3, tgts, plan.ApplyOptions{SecretsFor: plan.SecretsFrom(d3)}); !errors.Is(err, plan.ErrStalePlan) {

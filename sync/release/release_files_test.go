@@ -19,7 +19,7 @@ import (
 	"github.com/ferry-wasm/ferry/registry/embedded"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/sync/release"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 )
 
 // filesEnv is a real embedded registry, a builder with its own cache and a
@@ -220,7 +220,7 @@ func TestStaticSiteExample(t *testing.T) {
 	}
 
 	h := hosttest.Start(t, signer.Policy{Keys: []signer.Key{{Name: "release", Public: pub}}}, "t")
-	if _, err := h.Srv.Put(ctx, "static-site", control.PutRequest{Ref: ra.Ref}); err != nil {
+	if _, err := h.Srv.Put(ctx, "static-site", api.PutRequest{Ref: ra.Ref}); err != nil {
 		t.Fatalf("put: %v", err)
 	}
 	apps := h.Apps

@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/ferry-wasm/ferry/signer"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 )
 
 // badCredentials are the Authorization headers that must never be enough:
@@ -51,7 +51,7 @@ func TestControlAuthTable(t *testing.T) {
 	other := w.push("apps/other", helloApp("other"), variant(t, "Hullo"))
 	w.sign(other, trusted)
 	for _, ref := range []string{v1, v2} {
-		if _, err := w.client.PutApp(ctx, "hello", control.PutRequest{Ref: ref}); err != nil {
+		if _, err := w.client.PutApp(ctx, "hello", api.PutRequest{Ref: ref}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -87,7 +87,7 @@ func TestControlAuthTable(t *testing.T) {
 		{pattern: "GET /v1/lock", path: fixed("/v1/lock")},
 		{pattern: "POST /v1/lock", path: fixed("/v1/lock"), body: fixed(`{"holder":"auth table","ttl":"1m"}`),
 			after: func(t *testing.T, b []byte) {
-				var l control.Lease
+				var l api.Lease
 				if err := json.Unmarshal(b, &l); err != nil || l.ID == "" {
 					t.Fatalf("POST /v1/lock = %s (%v)", b, err)
 				}
@@ -162,10 +162,10 @@ func (w *world) call(t *testing.T, method, path string, body func() string, auth
 	return resp.StatusCode, b
 }
 
-func (w *world) lockStatus(t *testing.T) control.LockStatus {
+func (w *world) lockStatus(t *testing.T) api.LockStatus {
 	t.Helper()
 	code, b := w.call(t, http.MethodGet, "/v1/lock", nil, "Bearer "+testToken)
-	var st control.LockStatus
+	var st api.LockStatus
 	if code != http.StatusOK || json.Unmarshal(b, &st) != nil {
 		t.Fatalf("GET /v1/lock = %d %s", code, b)
 	}

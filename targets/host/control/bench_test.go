@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/ferry-wasm/ferry/signer"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 )
 
 // BenchmarkPutStored measures a PUT of a version the host already holds
@@ -20,14 +20,14 @@ func BenchmarkPutStored(b *testing.B) {
 	for _, g := range []string{"Hello", "Hallo"} {
 		ref := w.push("apps/bench", helloApp("bench"), variant(b, g))
 		w.sign(ref, trusted)
-		if _, err := w.client.PutApp(ctx, "bench", control.PutRequest{Ref: ref}); err != nil {
+		if _, err := w.client.PutApp(ctx, "bench", api.PutRequest{Ref: ref}); err != nil {
 			b.Fatal(err)
 		}
 		refs = append(refs, ref)
 	}
 	b.ResetTimer()
 	for i := range b.N {
-		if _, err := w.client.PutApp(ctx, "bench", control.PutRequest{Ref: refs[i%2]}); err != nil {
+		if _, err := w.client.PutApp(ctx, "bench", api.PutRequest{Ref: refs[i%2]}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -44,7 +44,7 @@ func BenchmarkRestore(b *testing.B) {
 		for _, g := range []string{"Hello", "Hallo"} {
 			ref := w.push("apps/"+name, helloApp(name), variant(b, g))
 			w.sign(ref, trusted)
-			if _, err := w.client.PutApp(ctx, name, control.PutRequest{Ref: ref}); err != nil {
+			if _, err := w.client.PutApp(ctx, name, api.PutRequest{Ref: ref}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -17,7 +17,8 @@ import (
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // TestPutVerifyServe walks one app through the control API against a real
@@ -34,11 +35,11 @@ func TestPutVerifyServe(t *testing.T) {
 	v2 := w.push("apps/hello", helloApp("hello"), variant(t, "Hallo"))
 	v3 := w.push("apps/hello", helloApp("hello"), variant(t, "Hullo"))
 
-	ai, err := w.client.PutApp(ctx, "hello", control.PutRequest{Ref: v1})
+	ai, err := w.client.PutApp(ctx, "hello", api.PutRequest{Ref: v1})
 	if err != nil {
 		t.Fatalf("put v1: %v", err)
 	}
-	if ai.Digest != digestOf(v1) || ai.Status != control.StatusServing || !ai.Healthy || ai.VerifiedBy != "key0" {
+	if ai.Digest != digestOf(v1) || ai.Status != api.StatusServing || !ai.Healthy || ai.VerifiedBy != "key0" {
 		t.Fatalf("put v1 answered %+v", ai)
 	}
 	w.wantServes(host, "Hello from WAT")
@@ -46,58 +47,58 @@ func TestPutVerifyServe(t *testing.T) {
 	// Every refusal, with the status, sentinel and words it must carry.
 	refusals := []struct {
 		name     string
-		setup    func() control.PutRequest
+		setup    func() api.PutRequest
 		status   int
 		sentinel error
 		words    string
 	}{
-		{"unsigned", func() control.PutRequest { return control.PutRequest{Ref: v2} }, 403, targets.ErrVerification, "no signatures"},
-		{"signed by an untrusted key", func() control.PutRequest {
+		{"unsigned", func() api.PutRequest { return api.PutRequest{Ref: v2} }, 403, targets.ErrVerification, "no signatures"},
+		{"signed by an untrusted key", func() api.PutRequest {
 			w.sign(v2, other)
-			return control.PutRequest{Ref: v2}
+			return api.PutRequest{Ref: v2}
 		}, 403, targets.ErrVerification, "no signature matches"},
-		{"malformed module", func() control.PutRequest {
+		{"malformed module", func() api.PutRequest {
 			ref := w.push("apps/hello", helloApp("hello"), []byte("\x00asm\x01\x00\x00\x00garbage"))
 			w.sign(ref, trusted)
-			return control.PutRequest{Ref: ref}
+			return api.PutRequest{Ref: ref}
 		}, 422, targets.ErrUnhealthy, "malformed"},
-		{"artifact of another app", func() control.PutRequest {
+		{"artifact of another app", func() api.PutRequest {
 			ref := w.push("apps/other", helloApp("other"), helloWasm(t))
 			w.sign(ref, trusted)
-			return control.PutRequest{Ref: ref}
+			return api.PutRequest{Ref: ref}
 		}, 422, targets.ErrUnhealthy, `holds app "other"`},
-		{"failing health probe", func() control.PutRequest {
+		{"failing health probe", func() api.PutRequest {
 			app := helloApp("hello")
 			app.Components[0].Routes = []string{"/only"}
 			app.Components[0].Health = &deploy.Health{Path: "/elsewhere"}
 			ref := w.push("apps/hello", app, variant(t, "Hxllo"))
 			w.sign(ref, trusted)
-			return control.PutRequest{Ref: ref}
+			return api.PutRequest{Ref: ref}
 		}, 422, targets.ErrUnhealthy, "health"},
-		{"guest traps on its health probe", func() control.PutRequest {
+		{"guest traps on its health probe", func() api.PutRequest {
 			trap, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "targets", "host", "testdata", "trap.wasm"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			ref := w.push("apps/hello", helloApp("hello"), trap)
 			w.sign(ref, trusted)
-			return control.PutRequest{Ref: ref}
+			return api.PutRequest{Ref: ref}
 		}, 422, targets.ErrUnhealthy, "health check failed"},
-		{"tag instead of digest", func() control.PutRequest {
-			return control.PutRequest{Ref: w.regAddr + "/apps/hello:latest"}
-		}, 400, control.ErrBadRequest, "by digest only"},
-		{"digest disagreeing with ref", func() control.PutRequest {
-			return control.PutRequest{Ref: v1, Digest: digestOf(v3)}
-		}, 400, control.ErrBadRequest, "disagree"},
-		{"digest absent from registry", func() control.PutRequest {
-			return control.PutRequest{Ref: w.regAddr + "/apps/hello@sha256:" + strings.Repeat("ab", 32)}
-		}, 404, control.ErrArtifactNotFound, "not found"},
+		{"tag instead of digest", func() api.PutRequest {
+			return api.PutRequest{Ref: w.regAddr + "/apps/hello:latest"}
+		}, 400, driver.ErrBadRequest, "by digest only"},
+		{"digest disagreeing with ref", func() api.PutRequest {
+			return api.PutRequest{Ref: v1, Digest: digestOf(v3)}
+		}, 400, driver.ErrBadRequest, "disagree"},
+		{"digest absent from registry", func() api.PutRequest {
+			return api.PutRequest{Ref: w.regAddr + "/apps/hello@sha256:" + strings.Repeat("ab", 32)}
+		}, 404, driver.ErrArtifactNotFound, "not found"},
 	}
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := w.client.PutApp(ctx, "hello", tc.setup())
 			t.Logf("refused: %v", err)
-			var ae *control.APIError
+			var ae *driver.APIError
 			if !errors.As(err, &ae) || ae.StatusCode != tc.status || !errors.Is(err, tc.sentinel) || !strings.Contains(err.Error(), tc.words) {
 				t.Fatalf("err = %v, want %d wrapping %v and saying %q", err, tc.status, tc.sentinel, tc.words)
 			}
@@ -110,13 +111,13 @@ func TestPutVerifyServe(t *testing.T) {
 	}
 
 	t.Run("bad token", func(t *testing.T) {
-		bad, err := control.NewClient(w.ctl.URL, "wrong", control.ClientOptions{})
+		bad, err := driver.NewClient(w.ctl.URL, "wrong", driver.ClientOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		w.sign(v3, trusted)
 		err = bad.Put(ctx, targets.DesiredApp{Name: "hello", Ref: v3, Digest: digestOf(v3)})
-		if !errors.Is(err, control.ErrUnauthorized) {
+		if !errors.Is(err, driver.ErrUnauthorized) {
 			t.Fatalf("put with a wrong token: %v, want ErrUnauthorized", err)
 		}
 		for _, auth := range []string{"", "Bearer", "Bearer ", "Basic " + testToken, "bearer " + testToken, "Bearer " + testToken + "x"} {
@@ -170,7 +171,7 @@ func TestPutVerifyServe(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := w.client.Put(ctx, targets.DesiredApp{Name: "hello", Ref: v3, Digest: digestOf(v3)})
-		var ae *control.APIError
+		var ae *driver.APIError
 		if !errors.Is(err, targets.ErrUnavailable) || !errors.As(err, &ae) || ae.StatusCode != http.StatusBadGateway {
 			t.Fatalf("put with the registry down: %v, want 502 ErrUnavailable", err)
 		}
@@ -229,10 +230,10 @@ func TestPutVerifyServe(t *testing.T) {
 		if err := w.client.Delete(ctx, "hello"); err != nil {
 			t.Fatalf("deleting again: %v", err)
 		}
-		if _, err := w.client.App(ctx, "hello"); !errors.Is(err, control.ErrNotFound) {
+		if _, err := w.client.App(ctx, "hello"); !errors.Is(err, driver.ErrNotFound) {
 			t.Fatalf("GET deleted app: %v", err)
 		}
-		if err := w.client.RollBack(ctx, "hello"); !errors.Is(err, control.ErrNotFound) {
+		if err := w.client.RollBack(ctx, "hello"); !errors.Is(err, driver.ErrNotFound) {
 			t.Fatalf("rollback of deleted app: %v", err)
 		}
 		got, err := w.client.Observe(ctx)
@@ -249,10 +250,10 @@ func TestRollbackWithoutPrevious(t *testing.T) {
 	ref := w.push("apps/one", helloApp("one"), helloWasm(t))
 	w.sign(ref, trusted)
 	ctx := context.Background()
-	if _, err := w.client.PutApp(ctx, "one", control.PutRequest{Ref: ref}); err != nil {
+	if _, err := w.client.PutApp(ctx, "one", api.PutRequest{Ref: ref}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.client.RollBack(ctx, "one"); !errors.Is(err, control.ErrNoPrevious) {
+	if err := w.client.RollBack(ctx, "one"); !errors.Is(err, driver.ErrNoPrevious) {
 		t.Fatalf("rollback: %v, want ErrNoPrevious", err)
 	}
 	w.wantServes("one.test", "Hello")
@@ -305,11 +306,11 @@ func TestSecretsNeverLogged(t *testing.T) {
 	w.sign(ref, trusted)
 	ctx := context.Background()
 	// Without the secret, the runtime refuses the app.
-	if _, err := w.client.PutApp(ctx, "sec", control.PutRequest{Ref: ref}); !errors.Is(err, targets.ErrUnhealthy) {
+	if _, err := w.client.PutApp(ctx, "sec", api.PutRequest{Ref: ref}); !errors.Is(err, targets.ErrUnhealthy) {
 		t.Fatalf("put without secret: %v, want ErrUnhealthy", err)
 	}
 	const secret = "very-secret-value-42"
-	ai, err := w.client.PutApp(ctx, "sec", control.PutRequest{Ref: ref, Secrets: map[string]string{"api_key": secret}})
+	ai, err := w.client.PutApp(ctx, "sec", api.PutRequest{Ref: ref, Secrets: map[string]string{"api_key": secret}})
 	if err != nil {
 		t.Fatal(err)
 	}

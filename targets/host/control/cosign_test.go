@@ -9,7 +9,7 @@ import (
 
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/signer"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 )
 
 // TestPutCosignV3Bundle: an app signed by the cosign v3 CLI in its default
@@ -33,14 +33,14 @@ func TestPutCosignV3Bundle(t *testing.T) {
 
 	ref := w.push("apps/a", helloApp("a"), helloWasm(t))
 	// Unsigned first: refused, nothing serves.
-	if _, err := w.client.PutApp(ctx, "a", control.PutRequest{Ref: ref}); err == nil || !strings.Contains(err.Error(), "no signatures") {
+	if _, err := w.client.PutApp(ctx, "a", api.PutRequest{Ref: ref}); err == nil || !strings.Contains(err.Error(), "no signatures") {
 		t.Fatalf("unsigned put: %v", err)
 	}
 	sc := filepath.Join(dir, "signing-config.json")
 	cosign.Run(dir, false, "signing-config", "create", "--out", sc)
 	cosign.Run(dir, false, "sign", "--key", "cosign.key", "--signing-config", sc, "--yes", ref)
 
-	if _, err := w.client.PutApp(ctx, "a", control.PutRequest{Ref: ref}); err != nil {
+	if _, err := w.client.PutApp(ctx, "a", api.PutRequest{Ref: ref}); err != nil {
 		t.Fatalf("put of a cosign v3 bundle-signed app: %v", err)
 	}
 	w.wantServes("a.test", "Hello")

@@ -23,7 +23,8 @@ import (
 	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -80,7 +81,7 @@ func TestPutAppWithFiles(t *testing.T) {
 	v2 := w.pushSite("<h1>page two</h1>\n")
 	for _, r := range []string{v1, v2} {
 		w.sign(r, trusted)
-		if _, err := w.client.PutApp(ctx, "site", control.PutRequest{Ref: r}); err != nil {
+		if _, err := w.client.PutApp(ctx, "site", api.PutRequest{Ref: r}); err != nil {
 			t.Fatalf("put %s: %v", r, err)
 		}
 	}
@@ -129,7 +130,7 @@ func TestPutAppWithFiles(t *testing.T) {
 		}
 		w.wantServes("site.test", "page one")
 		// PUT of a digest the host holds needs no registry either.
-		if _, err := w.client.PutApp(ctx, "site", control.PutRequest{Ref: v2}); err != nil {
+		if _, err := w.client.PutApp(ctx, "site", api.PutRequest{Ref: v2}); err != nil {
 			t.Fatalf("put of a held digest: %v", err)
 		}
 		w.wantServes("site.test", "page two")
@@ -160,7 +161,7 @@ func TestPutRefusesUnsafeFiles(t *testing.T) {
 	ctx := context.Background()
 	good := w.pushSite("<h1>good</h1>\n")
 	w.sign(good, trusted)
-	if _, err := w.client.PutApp(ctx, "site", control.PutRequest{Ref: good}); err != nil {
+	if _, err := w.client.PutApp(ctx, "site", api.PutRequest{Ref: good}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -175,8 +176,8 @@ func TestPutRefusesUnsafeFiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ref := w.pushWithFilesLayer(good, tarOf(t, tc.hdr))
 			w.sign(ref, trusted)
-			_, err := w.client.PutApp(ctx, "site", control.PutRequest{Ref: ref})
-			var ae *control.APIError
+			_, err := w.client.PutApp(ctx, "site", api.PutRequest{Ref: ref})
+			var ae *driver.APIError
 			if !errors.As(err, &ae) || ae.StatusCode != 422 || !errors.Is(err, targets.ErrUnhealthy) ||
 				!strings.Contains(err.Error(), `files of "web"`) {
 				t.Fatalf("put: %v, want 422 naming the files of \"web\"", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 	"github.com/ferry-wasm/ferry/targets/host/control"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
@@ -76,7 +77,7 @@ func FuzzPutRequest(f *testing.F) {
 		if len(srv.List()) != 0 {
 			t.Fatalf("PUT %q %q deployed something", name, body)
 		}
-		var req control.PutRequest
+		var req api.PutRequest
 		if json.Unmarshal(body, &req) != nil || len(req.Secrets) == 0 {
 			return
 		}

@@ -6,7 +6,8 @@ import (
 
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // TestGroupOwner: a Group's Put records the owner on every host and its
@@ -20,7 +21,7 @@ func TestGroupOwner(t *testing.T) {
 	w1, w2 := newWorld(t, policy), newWorld(t, policy)
 	ref := w1.push("owned", helloApp("owned"), helloWasm(t))
 	w1.sign(ref, trusted)
-	g, err := control.NewGroup(w1.client, w2.client)
+	g, err := driver.NewGroup(w1.client, w2.client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +33,7 @@ func TestGroupOwner(t *testing.T) {
 	if err != nil || len(obs) != 1 || obs[0].Owner != a {
 		t.Fatalf("after Put: %+v, %v; want one app owned by %s", obs, err, a)
 	}
-	if _, err := w2.client.PutApp(ctx, "owned", control.PutRequest{Ref: ref, Owner: b}); err != nil {
+	if _, err := w2.client.PutApp(ctx, "owned", api.PutRequest{Ref: ref, Owner: b}); err != nil {
 		t.Fatal(err)
 	}
 	obs, err = g.Observe(ctx)

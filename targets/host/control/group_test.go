@@ -8,7 +8,7 @@ import (
 
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // TestGroupFansOutAndMergesConservatively runs two real hosts behind one
@@ -23,8 +23,8 @@ func TestGroupFansOutAndMergesConservatively(t *testing.T) {
 	ref := w1.push("group-app", helloApp("group-app"), helloWasm(t))
 	w1.sign(ref, trusted)
 	digest := digestOf(ref)
-	clients := []*control.Client{w1.client, w2.client}
-	g, err := control.NewGroup(clients...)
+	clients := []*driver.Client{w1.client, w2.client}
+	g, err := driver.NewGroup(clients...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +55,8 @@ func TestGroupFansOutAndMergesConservatively(t *testing.T) {
 	}
 
 	// One host unreachable: Observe fails rather than planning from half.
-	dead, _ := control.NewClient("http://127.0.0.1:1", testToken, control.ClientOptions{})
-	g2, _ := control.NewGroup(clients[0], dead)
+	dead, _ := driver.NewClient("http://127.0.0.1:1", testToken, driver.ClientOptions{})
+	g2, _ := driver.NewGroup(clients[0], dead)
 	if _, err := g2.Observe(ctx); err == nil || !errors.Is(err, targets.ErrUnavailable) {
 		t.Fatalf("Observe with a dead host: %v; want ErrUnavailable", err)
 	}

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -17,10 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ferry-wasm/ferry/internal/httproute"
-	"github.com/ferry-wasm/ferry/registry"
-	"github.com/ferry-wasm/ferry/signer"
-	"github.com/ferry-wasm/ferry/targets/host"
-	"github.com/ferry-wasm/ferry/targets/host/state"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/core"
 )
 
 // ServeHTTP implements http.Handler: the routes in the package
@@ -72,7 +69,7 @@ func (s *Server) auth(h http.Handler) http.Handler {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "control request refused: bad or missing token",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ferry-host"`)
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token")
+			writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, "missing or wrong bearer token")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -82,7 +79,7 @@ func (s *Server) auth(h http.Handler) http.Handler {
 func hashToken(t string) [32]byte { return sha256.Sum256([]byte("ferry-host-token\x00" + t)) }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) int {
-	return writeJSON(w, http.StatusOK, ListResponse{Apps: s.List()})
+	return writeJSON(w, http.StatusOK, api.ListResponse{Apps: s.List()})
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) int {
@@ -97,7 +94,7 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) (code int) {
 	if s.fenced(w, r, &code) {
 		return code
 	}
-	var req PutRequest
+	var req api.PutRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -107,7 +104,7 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) (code int) {
 		if errors.As(err, &mbe) {
 			return s.fail(w, r, fmt.Errorf("%w: body larger than %d bytes", errBadRequest, mbe.Limit))
 		}
-		return s.fail(w, r, fmt.Errorf("%w: body is not a PutRequest: %s", errBadRequest, jsonReason(err)))
+		return s.fail(w, r, fmt.Errorf("%w: body is not a api.PutRequest: %s", errBadRequest, jsonReason(err)))
 	}
 	ai, err := s.Put(r.Context(), r.PathValue("name"), req)
 	if err != nil {
@@ -168,38 +165,31 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) int {
 }
 
 // classify maps an error of the Server's operations to an HTTP status and
-// an error code.
+// an error code: the core's classification (core.Classify), with the
+// control API's own input errors as 400.
 func classify(err error) (int, string) {
-	isAny := func(errs ...error) bool {
-		for _, e := range errs {
-			if errors.Is(err, e) {
-				return true
-			}
+	if errors.Is(err, errBadRequest) {
+		return http.StatusBadRequest, api.CodeBadRequest
+	}
+	code, upstream := core.Classify(err)
+	switch code {
+	case api.CodeBadRequest:
+		return http.StatusBadRequest, code
+	case api.CodeVerification:
+		return http.StatusForbidden, code
+	case api.CodeArtifactNotFound, api.CodeNotFound:
+		return http.StatusNotFound, code
+	case api.CodeNoPrevious:
+		return http.StatusConflict, code
+	case api.CodeRejected:
+		return http.StatusUnprocessableEntity, code
+	case api.CodeUnavailable:
+		if upstream {
+			return http.StatusBadGateway, code
 		}
-		return false
+		return http.StatusServiceUnavailable, code
 	}
-	switch {
-	case isAny(errBadRequest, registry.ErrInvalidReference, signer.ErrInvalidReference, state.ErrInvalid):
-		return http.StatusBadRequest, CodeBadRequest
-	case isAny(signer.ErrUnsigned, signer.ErrNoMatchingKey, signer.ErrPayloadMismatch, signer.ErrAnnotationMismatch,
-		signer.ErrDigestMismatch, signer.ErrTagMoved, signer.ErrEmptyPolicy, signer.ErrInvalidKey, registry.ErrDigestMismatch):
-		return http.StatusForbidden, CodeVerification
-	case isAny(signer.ErrNotFound, registry.ErrNotFound):
-		return http.StatusNotFound, CodeArtifactNotFound
-	case isAny(host.ErrNotFound):
-		return http.StatusNotFound, CodeNotFound
-	case isAny(host.ErrNoPrevious):
-		return http.StatusConflict, CodeNoPrevious
-	case isAny(errAppMismatch, registry.ErrInvalidArtifact, host.ErrInvalidApp, host.ErrMissingModule,
-		host.ErrDigestMismatch, host.ErrMalformedModule, host.ErrImportNotOffered, host.ErrMissingExport,
-		host.ErrMissingVariable, host.ErrRouteConflict, host.ErrHealthCheck, host.ErrInstantiate):
-		return http.StatusUnprocessableEntity, CodeRejected
-	case isAny(signer.ErrRegistry, signer.ErrTrustRootUnavailable, registry.ErrUnavailable, registry.ErrUnauthorized):
-		return http.StatusBadGateway, CodeUnavailable
-	case isAny(host.ErrClosed, context.Canceled, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, CodeUnavailable
-	}
-	return http.StatusInternalServerError, CodeInternal
+	return http.StatusInternalServerError, api.CodeInternal
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) int {
@@ -213,54 +203,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) int {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) int {
-	return writeJSON(w, status, ErrorBody{Error: msg, Code: code})
+	return writeJSON(w, status, api.ErrorBody{Error: msg, Code: code})
 }
 
-// ctlMetrics are the control API's own collectors.
+// ctlMetrics are the control API's own collectors (the core has its own:
+// deploys, health probes).
 type ctlMetrics struct {
-	healthy         *prometheus.GaugeVec
-	probeFailures   *prometheus.CounterVec
-	healthRollbacks *prometheus.CounterVec
-	requests        *prometheus.CounterVec
-	deploys         *prometheus.CounterVec
-	deploySeconds   prometheus.Histogram
+	requests *prometheus.CounterVec
 }
 
 func newCtlMetrics() *ctlMetrics {
 	return &ctlMetrics{
-		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ferry_host_app_healthy",
-			Help: "1 while the serving version's component passes its health probes after deploy, 0 once it failed failure_threshold in a row.",
-		}, []string{"app", "component"}),
-		probeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ferry_host_health_probe_failures_total",
-			Help: "Failed health probes after deploy, by app.",
-		}, []string{"app"}),
-		healthRollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ferry_host_health_rollbacks_total",
-			Help: "Rollbacks the host made by itself because a version turned unhealthy within its bake.",
-		}, []string{"app"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_host_control_requests_total",
 			Help: "Control API requests by operation and HTTP status.",
 		}, []string{"op", "code"}),
-		deploys: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ferry_host_control_puts_total",
-			Help: "App PUTs by result (ok, or the error code).",
-		}, []string{"result"}),
-		deploySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "ferry_host_control_put_duration_seconds",
-			Help:    "Time to verify, pull, deploy and persist an app.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
-		}),
 	}
 }
 
 func (m *ctlMetrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.requests, m.deploys, m.deploySeconds, m.healthy, m.probeFailures, m.healthRollbacks} {
-		if err := reg.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return reg.Register(m.requests)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/signer"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 )
 
 // flakyApp is app name on the flaky-health reactor: its health path
@@ -48,18 +48,18 @@ func TestHealthRollbackWithinBake(t *testing.T) {
 	bad := w.push("apps/one", flakyApp("one"), flaky)
 	w.sign(good, trusted)
 	w.sign(bad, trusted)
-	if _, err := w.client.PutApp(ctx, "one", control.PutRequest{Ref: good}); err != nil {
+	if _, err := w.client.PutApp(ctx, "one", api.PutRequest{Ref: good}); err != nil {
 		t.Fatal(err)
 	}
 	// The bad version passes its deploy probe (its first request).
-	if _, err := w.client.PutApp(ctx, "one", control.PutRequest{Ref: bad}); err != nil {
+	if _, err := w.client.PutApp(ctx, "one", api.PutRequest{Ref: bad}); err != nil {
 		t.Fatalf("put of the flaky version: %v", err)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); w.srv.RunHealth(ctx) }() //nolint:errcheck // nil on cancel
 	defer func() { cancel(); <-done }()
 
-	var ai control.AppInfo
+	var ai api.AppInfo
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		ai, err = w.srv.Get("one")
@@ -112,7 +112,7 @@ func TestHealthRollbackWithinBake(t *testing.T) {
 		t.Fatalf("after a restart: serving %s (previous %s), rolled back %+v; want %+v", after.Digest, after.Previous, after.RolledBack, want)
 	}
 	// A PUT clears it, and the next restart agrees.
-	if _, err := w.client.PutApp(context.Background(), "one", control.PutRequest{Ref: bad}); err != nil {
+	if _, err := w.client.PutApp(context.Background(), "one", api.PutRequest{Ref: bad}); err != nil {
 		t.Fatal(err)
 	}
 	w.stop()

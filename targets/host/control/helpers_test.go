@@ -26,6 +26,8 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/core"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -125,7 +127,7 @@ type world struct {
 	srv      *control.Server
 	apps     *httptest.Server
 	ctl      *httptest.Server
-	client   *control.Client
+	client   *driver.Client
 	logs     *testenv.Buffer
 	policy   signer.Policy
 	metrics  *prometheus.Registry
@@ -154,7 +156,7 @@ func newWorld(t testing.TB, policy signer.Policy) *world {
 }
 
 // start brings up a runtime and control server on w.stateDir and restores.
-func (w *world) start() control.RestoreReport {
+func (w *world) start() core.RestoreReport {
 	t := w.t
 	t.Helper()
 	w.logs = &testenv.Buffer{}
@@ -182,7 +184,7 @@ func (w *world) start() control.RestoreReport {
 	w.rt, w.srv = rt, srv
 	w.apps = httptest.NewServer(rt)
 	w.ctl = httptest.NewServer(srv)
-	w.client, err = control.NewClient(w.ctl.URL, testToken, control.ClientOptions{})
+	w.client, err = driver.NewClient(w.ctl.URL, testToken, driver.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -13,43 +14,27 @@ import (
 	"unicode"
 )
 
-// Bounds of a lease's TTL (LockRequest.TTL).
 const (
-	// DefaultLockTTL is the TTL of a lease when the request names none.
-	DefaultLockTTL = 30 * time.Second
-	// MinLockTTL is the shortest TTL the host grants.
-	MinLockTTL = 5 * time.Second
-	// MaxLockTTL is the longest TTL the host grants.
-	MaxLockTTL = 10 * time.Minute
-	// maxHolderLen caps LockRequest.Holder.
+	// maxHolderLen caps api.LockRequest.Holder.
 	maxHolderLen = 256
 	// endedLeases is how many ended lease ids the host remembers, to answer
 	// 410 rather than 404 to a holder that lost its lease.
 	endedLeases = 64
 )
 
-// LeaseHeader carries, on PUT, DELETE and rollback requests of a Client
-// that holds the host's apply lock, the id of its lease. The host refuses
-// such a request with 410 (code "lease_lost") unless the id is the lease
-// that holds the lock now, so a holder that lost its lease (expired and
-// taken, force-unlocked, or the host restarted) cannot go on changing the
-// host. Requests without it are refused with 409 (code "locked") while
-// any lease holds the lock, and go through while none does.
-const LeaseHeader = "Ferry-Lock-Lease"
-
 // leaseTable is the host's apply lock: at most one lease, in memory.
 type leaseTable struct {
 	now func() time.Time
 
 	mu    sync.Mutex
-	cur   *Lease
+	cur   *api.Lease
 	ttl   time.Duration
 	ended map[string]string // lease id -> why it ended
 	order []string          // ended ids, oldest first
 }
 
 // lockedError: the lock is held by someone else.
-type lockedError struct{ lease Lease }
+type lockedError struct{ lease api.Lease }
 
 func (e *lockedError) Error() string {
 	return fmt.Sprintf("the apply lock is held by %q until %s (lease %s)", e.lease.Holder, e.lease.Expires.Format(time.RFC3339), e.lease.ID)
@@ -65,36 +50,36 @@ var errLeaseNotFound = errors.New("no such lease on this host (never granted, or
 
 // acquire grants a new lease to holder unless another lease is live. A
 // lease past its expiry is replaced, and remembered as lost.
-func (l *leaseTable) acquire(holder string, ttl time.Duration) (Lease, error) {
+func (l *leaseTable) acquire(holder string, ttl time.Duration) (api.Lease, error) {
 	id, err := newLeaseID()
 	if err != nil {
-		return Lease{}, err
+		return api.Lease{}, err
 	}
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cur != nil {
 		if now.Before(l.cur.Expires) {
-			return Lease{}, &lockedError{lease: *l.cur}
+			return api.Lease{}, &lockedError{lease: *l.cur}
 		}
 		l.end(l.cur.ID, fmt.Sprintf("it expired at %s and was taken by %q", l.cur.Expires.Format(time.RFC3339), holder))
 	}
-	l.cur = &Lease{ID: id, Holder: holder, Acquired: now, Expires: now.Add(ttl), TTL: ttl.String()}
+	l.cur = &api.Lease{ID: id, Holder: holder, Acquired: now, Expires: now.Add(ttl), TTL: ttl.String()}
 	l.ttl = ttl
 	return *l.cur, nil
 }
 
 // renew extends lease id by ttl (its own TTL when zero). A lease past its
 // expiry that nobody took yet is renewed too: no one held the lock between.
-func (l *leaseTable) renew(id string, ttl time.Duration) (Lease, error) {
+func (l *leaseTable) renew(id string, ttl time.Duration) (api.Lease, error) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cur == nil || l.cur.ID != id {
 		if why, ok := l.ended[id]; ok {
-			return Lease{}, &leaseLostError{id: id, why: why}
+			return api.Lease{}, &leaseLostError{id: id, why: why}
 		}
-		return Lease{}, errLeaseNotFound
+		return api.Lease{}, errLeaseNotFound
 	}
 	if ttl == 0 {
 		ttl = l.ttl
@@ -106,11 +91,11 @@ func (l *leaseTable) renew(id string, ttl time.Duration) (Lease, error) {
 }
 
 // release ends lease id if it is the current one; any other id is fine.
-func (l *leaseTable) release(id string) (Lease, bool) {
+func (l *leaseTable) release(id string) (api.Lease, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cur == nil || l.cur.ID != id {
-		return Lease{}, false
+		return api.Lease{}, false
 	}
 	was := *l.cur
 	l.end(id, "it was released")
@@ -134,13 +119,13 @@ func (l *leaseTable) fence(id string) error {
 }
 
 // fenced answers and returns true when a mutating request may not act:
-// 410 when r carries a LeaseHeader that does not hold the lock, 409
+// 410 when r carries a api.LeaseHeader that does not hold the lock, 409
 // (code "locked", the holder's lease in the body) when r carries none while
 // another client holds the lock. A request without a lease goes through
 // only while nobody holds the lock, so single-shot clients keep working on
 // an idle host but cannot interleave with a holder's apply.
 func (s *Server) fenced(w http.ResponseWriter, r *http.Request, code *int) bool {
-	id := r.Header.Get(LeaseHeader)
+	id := r.Header.Get(api.LeaseHeader)
 	if id == "" {
 		st := s.leases.status()
 		if !st.Held {
@@ -149,9 +134,9 @@ func (s *Server) fenced(w http.ResponseWriter, r *http.Request, code *int) bool 
 		err := &lockedError{lease: *st.Lease}
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "control request refused: another client holds the apply lock",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("held_by", st.Lease.Holder))
-		*code = writeJSON(w, http.StatusConflict, ErrorBody{
+		*code = writeJSON(w, http.StatusConflict, api.ErrorBody{
 			Error: "this request carries no apply lock lease and " + err.Error() + "; wait for it to be released, or take the lock",
-			Code:  CodeLocked, Lock: st.Lease})
+			Code:  api.CodeLocked, Lock: st.Lease})
 		return true
 	}
 	err := s.leases.fence(id)
@@ -160,20 +145,20 @@ func (s *Server) fenced(w http.ResponseWriter, r *http.Request, code *int) bool 
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "control request refused: its apply lock lease is lost",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-	*code = writeError(w, http.StatusGone, CodeLeaseLost, "this request's apply lock "+err.Error()+"; take the lock again")
+	*code = writeError(w, http.StatusGone, api.CodeLeaseLost, "this request's apply lock "+err.Error()+"; take the lock again")
 	return true
 }
 
 // status reports the live lease, if any.
-func (l *leaseTable) status() LockStatus {
+func (l *leaseTable) status() api.LockStatus {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cur == nil || !now.Before(l.cur.Expires) {
-		return LockStatus{}
+		return api.LockStatus{}
 	}
 	c := *l.cur
-	return LockStatus{Held: true, Lease: &c}
+	return api.LockStatus{Held: true, Lease: &c}
 }
 
 // end remembers why lease id ended; l.mu is held.
@@ -200,22 +185,22 @@ func newLeaseID() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// parseTTL reads LockRequest.TTL: empty means DefaultLockTTL (or zero when
+// parseTTL reads api.LockRequest.TTL: empty means api.DefaultLockTTL (or zero when
 // keep is set: keep the lease's own TTL); otherwise a Go duration within
-// [MinLockTTL, MaxLockTTL].
+// [api.MinLockTTL, api.MaxLockTTL].
 func parseTTL(s string, keep bool) (time.Duration, error) {
 	if s == "" {
 		if keep {
 			return 0, nil
 		}
-		return DefaultLockTTL, nil
+		return api.DefaultLockTTL, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		return 0, fmt.Errorf("%w: ttl %q is not a duration like \"30s\"", errBadRequest, s)
 	}
-	if d < MinLockTTL || d > MaxLockTTL {
-		return 0, fmt.Errorf("%w: ttl %s is outside %s..%s", errBadRequest, d, MinLockTTL, MaxLockTTL)
+	if d < api.MinLockTTL || d > api.MaxLockTTL {
+		return 0, fmt.Errorf("%w: ttl %s is outside %s..%s", errBadRequest, d, api.MinLockTTL, api.MaxLockTTL)
 	}
 	return d, nil
 }
@@ -237,10 +222,10 @@ func checkHolder(h string) error {
 	return nil
 }
 
-// decodeLockRequest reads a LockRequest body; an empty body is a zero
+// decodeLockRequest reads a api.LockRequest body; an empty body is a zero
 // request.
-func decodeLockRequest(r *http.Request) (LockRequest, error) {
-	var req LockRequest
+func decodeLockRequest(r *http.Request) (api.LockRequest, error) {
+	var req api.LockRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -248,13 +233,13 @@ func decodeLockRequest(r *http.Request) (LockRequest, error) {
 		if errors.As(err, &mbe) {
 			return req, fmt.Errorf("%w: body larger than %d bytes", errBadRequest, mbe.Limit)
 		}
-		return req, fmt.Errorf("%w: body is not a LockRequest: %s", errBadRequest, jsonReason(err))
+		return req, fmt.Errorf("%w: body is not a api.LockRequest: %s", errBadRequest, jsonReason(err))
 	}
 	return req, nil
 }
 
 // LockStatus returns the host's apply lock as GET /v1/lock does.
-func (s *Server) LockStatus() LockStatus { return s.leases.status() }
+func (s *Server) LockStatus() api.LockStatus { return s.leases.status() }
 
 func (s *Server) handleLockGet(w http.ResponseWriter, r *http.Request) int {
 	return writeJSON(w, http.StatusOK, s.leases.status())
@@ -277,7 +262,7 @@ func (s *Server) handleLockAcquire(w http.ResponseWriter, r *http.Request) int {
 	if errors.As(err, &le) {
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "apply lock busy", slog.String("holder", req.Holder),
 			slog.String("held_by", le.lease.Holder), slog.Time("expires", le.lease.Expires))
-		return writeJSON(w, http.StatusConflict, ErrorBody{Error: err.Error(), Code: CodeLocked, Lock: &le.lease})
+		return writeJSON(w, http.StatusConflict, api.ErrorBody{Error: err.Error(), Code: api.CodeLocked, Lock: &le.lease})
 	}
 	if err != nil {
 		return s.fail(w, r, err)
@@ -302,10 +287,10 @@ func (s *Server) handleLockRenew(w http.ResponseWriter, r *http.Request) int {
 	switch {
 	case errors.As(err, &lost):
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "apply lock renewal refused: lease lost", slog.String("lease", id), slog.String("why", lost.why))
-		return writeError(w, http.StatusGone, CodeLeaseLost, err.Error())
+		return writeError(w, http.StatusGone, api.CodeLeaseLost, err.Error())
 	case errors.Is(err, errLeaseNotFound):
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "apply lock renewal refused: unknown lease", slog.String("lease", id))
-		return writeError(w, http.StatusNotFound, CodeLeaseNotFound, fmt.Sprintf("lease %s: %s", id, err))
+		return writeError(w, http.StatusNotFound, api.CodeLeaseNotFound, fmt.Sprintf("lease %s: %s", id, err))
 	case err != nil:
 		return s.fail(w, r, err)
 	}

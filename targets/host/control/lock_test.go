@@ -25,7 +25,9 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // clock is the lease clock of a lockHost, moved by the test.
@@ -100,9 +102,9 @@ func newLockHost(t *testing.T) *lockHost {
 }
 
 // client returns a new client of the host; opts.HTTPClient may be set.
-func (h *lockHost) client(opts control.ClientOptions) *control.Client {
+func (h *lockHost) client(opts driver.ClientOptions) *driver.Client {
 	h.t.Helper()
-	c, err := control.NewClient(h.url, testToken, opts)
+	c, err := driver.NewClient(h.url, testToken, opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -111,9 +113,9 @@ func (h *lockHost) client(opts control.ClientOptions) *control.Client {
 
 // status reads GET /v1/lock (safe in any goroutine: a failure is an
 // Error and a zero status).
-func (h *lockHost) status() control.LockStatus {
+func (h *lockHost) status() api.LockStatus {
 	h.t.Helper()
-	c, _ := control.NewClient(h.url, testToken, control.ClientOptions{})
+	c, _ := driver.NewClient(h.url, testToken, driver.ClientOptions{})
 	st, err := c.LockStatus(context.Background())
 	if err != nil {
 		h.t.Errorf("GET /v1/lock: %v", err)
@@ -154,7 +156,7 @@ var leaseIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 func TestLockLifecycle(t *testing.T) {
 	ctx := context.Background()
 	h := newLockHost(t)
-	c := h.client(control.ClientOptions{})
+	c := h.client(driver.ClientOptions{})
 	if st := h.status(); st.Held {
 		t.Fatalf("a new host has a lock: %+v", st)
 	}
@@ -164,7 +166,7 @@ func TestLockLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := h.clk.now()
-	want := control.Lease{ID: a.ID, Holder: "alice", Acquired: t0, Expires: t0.Add(control.DefaultLockTTL), TTL: "30s"}
+	want := api.Lease{ID: a.ID, Holder: "alice", Acquired: t0, Expires: t0.Add(api.DefaultLockTTL), TTL: "30s"}
 	if diff := cmp.Diff(want, a); diff != "" || !leaseIDRE.MatchString(a.ID) {
 		t.Fatalf("lease (-want +got):\n%s id %q", diff, a.ID)
 	}
@@ -173,8 +175,8 @@ func TestLockLifecycle(t *testing.T) {
 	}
 
 	_, err = c.AcquireLock(ctx, "bob", 10*time.Second)
-	var ae *control.APIError
-	if !errors.Is(err, control.ErrLocked) || !errors.As(err, &ae) || ae.StatusCode != 409 || ae.Lock == nil ||
+	var ae *driver.APIError
+	if !errors.Is(err, driver.ErrLocked) || !errors.As(err, &ae) || ae.StatusCode != 409 || ae.Lock == nil ||
 		ae.Lock.Holder != "alice" || !ae.Lock.Expires.Equal(want.Expires) || !strings.Contains(err.Error(), `"alice"`) {
 		t.Fatalf("second acquire: %v (%+v); want 409 ErrLocked naming alice and her expiry", err, ae)
 	}
@@ -185,7 +187,7 @@ func TestLockLifecycle(t *testing.T) {
 		t.Fatalf("renew: %+v, %v; want expiry now+1m", r, err)
 	}
 	h.clk.advance(50 * time.Second) // within the new TTL, not the old one
-	if _, err := c.AcquireLock(ctx, "bob", 0); !errors.Is(err, control.ErrLocked) {
+	if _, err := c.AcquireLock(ctx, "bob", 0); !errors.Is(err, driver.ErrLocked) {
 		t.Fatalf("acquire within the renewed lease: %v, want ErrLocked", err)
 	}
 	if r, err = c.RenewLock(ctx, a.ID, 0); err != nil || r.TTL != "1m0s" {
@@ -201,7 +203,7 @@ func TestLockLifecycle(t *testing.T) {
 	if st := h.status(); st.Held {
 		t.Fatalf("after release: %+v", st)
 	}
-	if _, err := c.RenewLock(ctx, a.ID, 0); !errors.Is(err, control.ErrLeaseLost) || !errors.As(err, &ae) || ae.StatusCode != 410 ||
+	if _, err := c.RenewLock(ctx, a.ID, 0); !errors.Is(err, driver.ErrLeaseLost) || !errors.As(err, &ae) || ae.StatusCode != 410 ||
 		!strings.Contains(err.Error(), "released") {
 		t.Fatalf("renew after release: %v; want 410 ErrLeaseLost saying released", err)
 	}
@@ -223,7 +225,7 @@ func TestLockLifecycle(t *testing.T) {
 	if _, err := c.AcquireLock(ctx, "carol", 0); err != nil {
 		t.Fatalf("acquire after bob's lease expired: %v", err)
 	}
-	if _, err := c.RenewLock(ctx, b.ID, 0); !errors.Is(err, control.ErrLeaseLost) || !strings.Contains(err.Error(), `taken by "carol"`) {
+	if _, err := c.RenewLock(ctx, b.ID, 0); !errors.Is(err, driver.ErrLeaseLost) || !strings.Contains(err.Error(), `taken by "carol"`) {
 		t.Fatalf("renew of an expired and taken lease: %v; want ErrLeaseLost naming carol", err)
 	}
 	if got := h.holder(); got != "carol" {
@@ -241,23 +243,23 @@ func TestLockBadRequests(t *testing.T) {
 		status                   int
 		code                     string
 	}{
-		{"bad ttl", "POST", "/v1/lock", `{"holder":"a","ttl":"soon"}`, testToken, 400, control.CodeBadRequest},
-		{"ttl too short", "POST", "/v1/lock", `{"holder":"a","ttl":"1s"}`, testToken, 400, control.CodeBadRequest},
-		{"ttl too long", "POST", "/v1/lock", `{"holder":"a","ttl":"11m"}`, testToken, 400, control.CodeBadRequest},
-		{"negative ttl", "POST", "/v1/lock", `{"holder":"a","ttl":"-30s"}`, testToken, 400, control.CodeBadRequest},
-		{"no holder", "POST", "/v1/lock", `{"ttl":"30s"}`, testToken, 400, control.CodeBadRequest},
-		{"holder with newline", "POST", "/v1/lock", `{"holder":"a\nb"}`, testToken, 400, control.CodeBadRequest},
-		{"holder too long", "POST", "/v1/lock", `{"holder":"` + strings.Repeat("x", 300) + `"}`, testToken, 400, control.CodeBadRequest},
-		{"unknown field", "POST", "/v1/lock", `{"holder":"a","owner":"b"}`, testToken, 400, control.CodeBadRequest},
-		{"not json", "POST", "/v1/lock", `holder=a`, testToken, 400, control.CodeBadRequest},
-		{"renew bad ttl", "PUT", "/v1/lock/0123", `{"ttl":"1h"}`, testToken, 400, control.CodeBadRequest},
-		{"renew unknown lease", "PUT", "/v1/lock/0123456789abcdef0123456789abcdef", `{}`, testToken, 404, control.CodeLeaseNotFound},
+		{"bad ttl", "POST", "/v1/lock", `{"holder":"a","ttl":"soon"}`, testToken, 400, api.CodeBadRequest},
+		{"ttl too short", "POST", "/v1/lock", `{"holder":"a","ttl":"1s"}`, testToken, 400, api.CodeBadRequest},
+		{"ttl too long", "POST", "/v1/lock", `{"holder":"a","ttl":"11m"}`, testToken, 400, api.CodeBadRequest},
+		{"negative ttl", "POST", "/v1/lock", `{"holder":"a","ttl":"-30s"}`, testToken, 400, api.CodeBadRequest},
+		{"no holder", "POST", "/v1/lock", `{"ttl":"30s"}`, testToken, 400, api.CodeBadRequest},
+		{"holder with newline", "POST", "/v1/lock", `{"holder":"a\nb"}`, testToken, 400, api.CodeBadRequest},
+		{"holder too long", "POST", "/v1/lock", `{"holder":"` + strings.Repeat("x", 300) + `"}`, testToken, 400, api.CodeBadRequest},
+		{"unknown field", "POST", "/v1/lock", `{"holder":"a","owner":"b"}`, testToken, 400, api.CodeBadRequest},
+		{"not json", "POST", "/v1/lock", `holder=a`, testToken, 400, api.CodeBadRequest},
+		{"renew bad ttl", "PUT", "/v1/lock/0123", `{"ttl":"1h"}`, testToken, 400, api.CodeBadRequest},
+		{"renew unknown lease", "PUT", "/v1/lock/0123456789abcdef0123456789abcdef", `{}`, testToken, 404, api.CodeLeaseNotFound},
 		{"release unknown lease", "DELETE", "/v1/lock/0123456789abcdef0123456789abcdef", ``, testToken, 204, ""},
-		{"get without token", "GET", "/v1/lock", ``, "", 401, control.CodeUnauthorized},
-		{"acquire without token", "POST", "/v1/lock", `{"holder":"a"}`, "", 401, control.CodeUnauthorized},
-		{"acquire with a wrong token", "POST", "/v1/lock", `{"holder":"a"}`, "wrong", 401, control.CodeUnauthorized},
-		{"renew without token", "PUT", "/v1/lock/x", `{}`, "", 401, control.CodeUnauthorized},
-		{"release without token", "DELETE", "/v1/lock/x", ``, "", 401, control.CodeUnauthorized},
+		{"get without token", "GET", "/v1/lock", ``, "", 401, api.CodeUnauthorized},
+		{"acquire without token", "POST", "/v1/lock", `{"holder":"a"}`, "", 401, api.CodeUnauthorized},
+		{"acquire with a wrong token", "POST", "/v1/lock", `{"holder":"a"}`, "wrong", 401, api.CodeUnauthorized},
+		{"renew without token", "PUT", "/v1/lock/x", `{}`, "", 401, api.CodeUnauthorized},
+		{"release without token", "DELETE", "/v1/lock/x", ``, "", 401, api.CodeUnauthorized},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,7 +276,7 @@ func TestLockBadRequests(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			b, _ := io.ReadAll(resp.Body)
-			var eb control.ErrorBody
+			var eb api.ErrorBody
 			if tc.code != "" {
 				if err := json.Unmarshal(b, &eb); err != nil {
 					t.Fatalf("answer %q is not an ErrorBody: %v", b, err)
@@ -293,13 +295,13 @@ func TestLockBadRequests(t *testing.T) {
 	}
 
 	// A client with a bad token fails at once rather than waiting.
-	bad, _ := control.NewClient(h.url, "nope", control.ClientOptions{})
-	if _, err := bad.Lock(context.Background(), "x"); !errors.Is(err, control.ErrUnauthorized) {
+	bad, _ := driver.NewClient(h.url, "nope", driver.ClientOptions{})
+	if _, err := bad.Lock(context.Background(), "x"); !errors.Is(err, driver.ErrUnauthorized) {
 		t.Fatalf("Lock with a bad token: %v, want ErrUnauthorized", err)
 	}
 	// Out-of-bounds client TTL is the host's 400, not a hang.
-	short := h.client(control.ClientOptions{LockTTL: time.Second})
-	if _, err := short.Lock(context.Background(), "x"); !errors.Is(err, control.ErrBadRequest) {
+	short := h.client(driver.ClientOptions{LockTTL: time.Second})
+	if _, err := short.Lock(context.Background(), "x"); !errors.Is(err, driver.ErrBadRequest) {
 		t.Fatalf("Lock with a 1s TTL: %v, want ErrBadRequest", err)
 	}
 }
@@ -309,14 +311,14 @@ func TestLockBadRequests(t *testing.T) {
 func TestLockBlocksUntilUnlock(t *testing.T) {
 	ctx := context.Background()
 	h := newLockHost(t)
-	unlockA, err := h.client(control.ClientOptions{}).Lock(ctx, "first")
+	unlockA, err := h.client(driver.ClientOptions{}).Lock(ctx, "first")
 	if err != nil {
 		t.Fatal(err)
 	}
 	hc, saw409 := conflicts()
 	got := make(chan func(), 1)
 	go func() {
-		u, err := h.client(control.ClientOptions{HTTPClient: hc}).Lock(ctx, "second")
+		u, err := h.client(driver.ClientOptions{HTTPClient: hc}).Lock(ctx, "second")
 		if err != nil {
 			t.Error(err)
 			u = func() {}
@@ -351,7 +353,7 @@ func TestLockHolderCrashExpires(t *testing.T) {
 	ctx := context.Background()
 	h := newLockHost(t)
 	p := newProxy(t, strings.TrimPrefix(h.url, "http://"))
-	crashing, err := control.NewClient("http://"+p.Addr(), testToken, control.ClientOptions{})
+	crashing, err := driver.NewClient("http://"+p.Addr(), testToken, driver.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,9 +364,9 @@ func TestLockHolderCrashExpires(t *testing.T) {
 	defer held.Unlock()
 
 	hc, saw409 := conflicts()
-	got := make(chan *control.HeldLock, 1)
+	got := make(chan *driver.HeldLock, 1)
 	go func() {
-		hl, err := h.client(control.ClientOptions{HTTPClient: hc}).Hold(ctx, "waiter")
+		hl, err := h.client(driver.ClientOptions{HTTPClient: hc}).Hold(ctx, "waiter")
 		if err != nil {
 			t.Error(err)
 		}
@@ -372,7 +374,7 @@ func TestLockHolderCrashExpires(t *testing.T) {
 	}()
 	testenv.Within(t, saw409, "the waiter to be refused")
 	p.Close() // the holder is gone: no renewal, no release
-	h.clk.advance(control.DefaultLockTTL - time.Second)
+	h.clk.advance(api.DefaultLockTTL - time.Second)
 	select { // a fresh refusal, after the clock moved
 	case <-saw409:
 	default:
@@ -392,7 +394,7 @@ func TestLockHolderCrashExpires(t *testing.T) {
 	if hd := h.holder(); hd != "waiter" || w.Lease().Holder != "waiter" {
 		t.Fatalf("holder %q, lease %+v; want waiter", hd, w.Lease())
 	}
-	if _, err := h.client(control.ClientOptions{}).RenewLock(ctx, held.Lease().ID, 0); !errors.Is(err, control.ErrLeaseLost) ||
+	if _, err := h.client(driver.ClientOptions{}).RenewLock(ctx, held.Lease().ID, 0); !errors.Is(err, driver.ErrLeaseLost) ||
 		!strings.Contains(err.Error(), `taken by "waiter"`) {
 		t.Fatalf("the crashed holder's lease: %v; want lost to waiter", err)
 	}
@@ -402,7 +404,7 @@ func TestLockHolderCrashExpires(t *testing.T) {
 // holds the lock fails naming that holder.
 func TestLockWaitCanceledNamesHolder(t *testing.T) {
 	h := newLockHost(t)
-	unlock, err := h.client(control.ClientOptions{}).Lock(context.Background(), "ferry apply, pid 42 on build-1")
+	unlock, err := h.client(driver.ClientOptions{}).Lock(context.Background(), "ferry apply, pid 42 on build-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,13 +413,13 @@ func TestLockWaitCanceledNamesHolder(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := h.client(control.ClientOptions{HTTPClient: hc}).Lock(ctx, "impatient")
+		_, err := h.client(driver.ClientOptions{HTTPClient: hc}).Lock(ctx, "impatient")
 		done <- err
 	}()
 	testenv.Within(t, saw409, "the Lock to be refused")
 	cancel()
 	err = testenv.Within(t, done, "the canceled Lock")
-	if !errors.Is(err, control.ErrLocked) || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), `"ferry apply, pid 42 on build-1"`) {
+	if !errors.Is(err, driver.ErrLocked) || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), `"ferry apply, pid 42 on build-1"`) {
 		t.Fatalf("canceled Lock: %v; want ErrLocked and context.Canceled naming the holder", err)
 	}
 	if hd := h.holder(); hd != "ferry apply, pid 42 on build-1" {
@@ -433,7 +435,7 @@ func TestLockLostIsReported(t *testing.T) {
 	ctx := context.Background()
 	h := newLockHost(t)
 	var logs testenv.Buffer
-	c := h.client(control.ClientOptions{LockTTL: control.MinLockTTL, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	c := h.client(driver.ClientOptions{LockTTL: api.MinLockTTL, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	held, err := c.Hold(ctx, "victim")
 	if err != nil {
 		t.Fatal(err)
@@ -443,7 +445,7 @@ func TestLockLostIsReported(t *testing.T) {
 	}
 	// First a renewal goes through: the host's clock moved on by a second,
 	// so a renewal moves the expiry.
-	admin := h.client(control.ClientOptions{})
+	admin := h.client(driver.ClientOptions{})
 	h.clk.advance(time.Second)
 	deadline := time.Now().Add(time.Minute)
 	st := h.status()
@@ -467,18 +469,18 @@ func TestLockLostIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Within(t, held.Lost(), "the holder to notice its lost lease")
-	if err := held.Err(); !errors.Is(err, control.ErrLeaseLost) || !strings.Contains(err.Error(), "released") {
+	if err := held.Err(); !errors.Is(err, driver.ErrLeaseLost) || !strings.Contains(err.Error(), "released") {
 		t.Fatalf("Err = %v; want ErrLeaseLost saying it was released", err)
 	}
 	// Fenced: the holder that lost its lease cannot change the host, and
 	// neither can others without a lease while the thief holds the lock.
-	if err := c.Delete(ctx, "absent-app"); !errors.Is(err, control.ErrLeaseLost) {
+	if err := c.Delete(ctx, "absent-app"); !errors.Is(err, driver.ErrLeaseLost) {
 		t.Fatalf("DELETE by the holder that lost its lease: %v, want ErrLeaseLost", err)
 	}
-	if err := admin.Delete(ctx, "absent-app"); !errors.Is(err, control.ErrLocked) {
+	if err := admin.Delete(ctx, "absent-app"); !errors.Is(err, driver.ErrLocked) {
 		t.Fatalf("DELETE without a lease while the thief holds the lock: %v, want ErrLocked", err)
 	}
-	if err := held.Unlock(); !errors.Is(err, control.ErrLeaseLost) {
+	if err := held.Unlock(); !errors.Is(err, driver.ErrLeaseLost) {
 		t.Fatalf("Unlock = %v; want ErrLeaseLost", err)
 	}
 	if hd := h.holder(); hd != "thief" {
@@ -489,7 +491,7 @@ func TestLockLostIsReported(t *testing.T) {
 	}
 	// After Unlock c sends no lease any more: refused while the thief holds
 	// the lock, fine once it is released.
-	if err := c.Delete(ctx, "absent-app"); !errors.Is(err, control.ErrLocked) {
+	if err := c.Delete(ctx, "absent-app"); !errors.Is(err, driver.ErrLocked) {
 		t.Fatalf("DELETE after Unlock (no lease any more) while the thief holds the lock: %v, want ErrLocked", err)
 	}
 	if err := admin.ReleaseLock(ctx, h.status().Lease.ID); err != nil {
@@ -529,7 +531,7 @@ func TestLockHostRestart(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*cur.Load()).ServeHTTP(w, r) }))
 	defer ts.Close()
 
-	c, _ := control.NewClient(ts.URL, testToken, control.ClientOptions{LockTTL: control.MinLockTTL})
+	c, _ := driver.NewClient(ts.URL, testToken, driver.ClientOptions{LockTTL: api.MinLockTTL})
 	held, err := c.Hold(ctx, "before the restart")
 	if err != nil {
 		t.Fatal(err)
@@ -537,13 +539,13 @@ func TestLockHostRestart(t *testing.T) {
 	second := newServer() // the restart
 	cur.Store(&second)
 	testenv.Within(t, held.Lost(), "the holder to notice the restart")
-	if err := held.Err(); !errors.Is(err, control.ErrLeaseLost) || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "restarted") {
+	if err := held.Err(); !errors.Is(err, driver.ErrLeaseLost) || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "restarted") {
 		t.Fatalf("Err = %v; want ErrLeaseLost from a 404 saying the host may have restarted", err)
 	}
-	if err := c.Delete(ctx, "absent-app"); !errors.Is(err, control.ErrLeaseLost) {
+	if err := c.Delete(ctx, "absent-app"); !errors.Is(err, driver.ErrLeaseLost) {
 		t.Fatalf("DELETE with the lease from before the restart: %v, want ErrLeaseLost", err)
 	}
-	other, _ := control.NewClient(ts.URL, testToken, control.ClientOptions{})
+	other, _ := driver.NewClient(ts.URL, testToken, driver.ClientOptions{})
 	if _, err := other.AcquireLock(ctx, "after the restart", 0); err != nil {
 		t.Fatalf("acquire after the restart: %v", err)
 	}
@@ -557,7 +559,7 @@ func TestLockHammer(t *testing.T) {
 	var inside, entries atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 3 {
-		c := h.client(control.ClientOptions{})
+		c := h.client(driver.ClientOptions{})
 		wg.Go(func() {
 			for j := range 3 {
 				unlock, err := c.Lock(context.Background(), fmt.Sprintf("worker %d round %d", i, j))
@@ -589,18 +591,18 @@ func TestLockHammer(t *testing.T) {
 // hosts name it.
 func TestGroupLockOrder(t *testing.T) {
 	h1, h2 := newLockHost(t), newLockHost(t)
-	g1, err := control.NewGroup(h1.client(control.ClientOptions{}), h2.client(control.ClientOptions{}))
+	g1, err := driver.NewGroup(h1.client(driver.ClientOptions{}), h2.client(driver.ClientOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g2, err := control.NewGroup(h2.client(control.ClientOptions{}), h1.client(control.ClientOptions{}))
+	g2, err := driver.NewGroup(h2.client(driver.ClientOptions{}), h1.client(driver.ClientOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a deadlock fails instead of hanging
 	defer cancel()
 	var wg sync.WaitGroup
-	for gi, g := range []*control.Group{g1, g2} {
+	for gi, g := range []*driver.Group{g1, g2} {
 		wg.Go(func() {
 			for j := range 3 {
 				who := fmt.Sprintf("group %d round %d", gi, j)
@@ -622,7 +624,7 @@ func TestGroupLockOrder(t *testing.T) {
 	}
 
 	// The same host twice is locked once, not waited for forever.
-	gd, _ := control.NewGroup(h1.client(control.ClientOptions{}), h1.client(control.ClientOptions{}))
+	gd, _ := driver.NewGroup(h1.client(driver.ClientOptions{}), h1.client(driver.ClientOptions{}))
 	unlock, err := gd.Lock(ctx, "dup")
 	if err != nil {
 		t.Fatal(err)
@@ -633,11 +635,11 @@ func TestGroupLockOrder(t *testing.T) {
 	// The dead host (nothing listens on loopback port 9) sorts after the
 	// live one (an ephemeral port, 32768 and up), so the live one is
 	// locked first and must be released.
-	dead, _ := control.NewClient("http://127.0.0.1:9", testToken, control.ClientOptions{})
+	dead, _ := driver.NewClient("http://127.0.0.1:9", testToken, driver.ClientOptions{})
 	if h1.url >= dead.Endpoint() {
 		t.Fatalf("test assumption: %s sorts before %s", h1.url, dead.Endpoint())
 	}
-	gf, _ := control.NewGroup(dead, h1.client(control.ClientOptions{}))
+	gf, _ := driver.NewGroup(dead, h1.client(driver.ClientOptions{}))
 	if _, err := gf.Lock(ctx, "doomed"); !errors.Is(err, targets.ErrUnavailable) {
 		t.Fatalf("group Lock with a dead host: %v, want ErrUnavailable", err)
 	}
@@ -655,8 +657,8 @@ func TestLockUnsupportedHost(t *testing.T) {
 	old := httptest.NewServer(http.NewServeMux()) // answers 404 to everything
 	defer old.Close()
 	var logs bytes.Buffer
-	c, _ := control.NewClient(old.URL, testToken, control.ClientOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if _, err := c.Hold(context.Background(), "x"); !errors.Is(err, control.ErrLockUnsupported) {
+	c, _ := driver.NewClient(old.URL, testToken, driver.ClientOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if _, err := c.Hold(context.Background(), "x"); !errors.Is(err, driver.ErrLockUnsupported) {
 		t.Fatalf("Hold: %v, want ErrLockUnsupported", err)
 	}
 	unlock, err := c.Lock(context.Background(), "x")
@@ -698,17 +700,17 @@ func TestLockHolderDeploysOnlySigned(t *testing.T) {
 	}
 	good, unsigned, foreign := push("Hallo", &trusted), push("Hullo", nil), push("Hollo", &other)
 
-	c := h.client(control.ClientOptions{})
+	c := h.client(driver.ClientOptions{})
 	held, err := c.Hold(ctx, "signed deploys")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer held.Unlock()
-	outsider := h.client(control.ClientOptions{})
-	if _, err := outsider.PutApp(ctx, "locked", control.PutRequest{Ref: good}); !errors.Is(err, control.ErrLocked) {
+	outsider := h.client(driver.ClientOptions{})
+	if _, err := outsider.PutApp(ctx, "locked", api.PutRequest{Ref: good}); !errors.Is(err, driver.ErrLocked) {
 		t.Fatalf("PUT without the lease while the lock is held: %v, want ErrLocked", err)
 	}
-	ai, err := c.PutApp(ctx, "locked", control.PutRequest{Ref: good})
+	ai, err := c.PutApp(ctx, "locked", api.PutRequest{Ref: good})
 	if err != nil {
 		t.Fatalf("the holder's signed PUT: %v", err)
 	}
@@ -722,7 +724,7 @@ func TestLockHolderDeploysOnlySigned(t *testing.T) {
 		{"unsigned", unsigned, signer.ErrUnsigned},
 		{"signed by an untrusted key", foreign, signer.ErrNoMatchingKey},
 	} {
-		if _, err := c.PutApp(ctx, "locked", control.PutRequest{Ref: tc.ref}); !errors.Is(err, targets.ErrVerification) || !strings.Contains(err.Error(), tc.want.Error()) {
+		if _, err := c.PutApp(ctx, "locked", api.PutRequest{Ref: tc.ref}); !errors.Is(err, targets.ErrVerification) || !strings.Contains(err.Error(), tc.want.Error()) {
 			t.Errorf("the holder's PUT of an artifact %s: %v; want a verification error (%v)", tc.name, err, tc.want)
 		}
 	}

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // TestMutationWithoutLeaseRefusedWhileLocked: while one client holds the
@@ -21,12 +22,12 @@ import (
 func TestMutationWithoutLeaseRefusedWhileLocked(t *testing.T) {
 	ctx := context.Background()
 	h := newLockHost(t)
-	holder := h.client(control.ClientOptions{})
+	holder := h.client(driver.ClientOptions{})
 	held, err := holder.Hold(ctx, "ferry apply, pid 42 on build-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := h.client(control.ClientOptions{})
+	other := h.client(driver.ClientOptions{})
 
 	for _, rq := range []struct{ method, path, body string }{
 		{http.MethodPut, "/v1/apps/intruder", `{"ref":"127.0.0.1:1/x@sha256:` + strings.Repeat("a", 64) + `"}`},
@@ -41,14 +42,14 @@ func TestMutationWithoutLeaseRefusedWhileLocked(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		var eb control.ErrorBody
+		var eb api.ErrorBody
 		_ = json.Unmarshal(b, &eb)
-		if resp.StatusCode != http.StatusConflict || eb.Code != control.CodeLocked || eb.Lock == nil ||
+		if resp.StatusCode != http.StatusConflict || eb.Code != api.CodeLocked || eb.Lock == nil ||
 			eb.Lock.Holder != "ferry apply, pid 42 on build-1" || !strings.Contains(eb.Error, "ferry apply, pid 42 on build-1") {
 			t.Errorf("%s %s without a lease while locked = %d %s; want 409 locked naming the holder", rq.method, rq.path, resp.StatusCode, b)
 		}
 	}
-	if err := other.Delete(ctx, "absent-app"); !errors.Is(err, control.ErrLocked) {
+	if err := other.Delete(ctx, "absent-app"); !errors.Is(err, driver.ErrLocked) {
 		t.Fatalf("Client.Delete without the lease while locked: %v, want ErrLocked", err)
 	}
 	// The holder's own change carries its lease and goes through.

@@ -8,7 +8,8 @@ import (
 
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 
 // TestOwnerRecorded: the owner a PUT sends is what GET and Observe report;
@@ -46,7 +47,7 @@ func TestOwnerRecorded(t *testing.T) {
 	if got := owner("first put"); got != ownerA {
 		t.Errorf("after the first put: owner %q, want %q", got, ownerA)
 	}
-	if _, err := w.client.PutApp(ctx, "a", control.PutRequest{Ref: r2}); err != nil {
+	if _, err := w.client.PutApp(ctx, "a", api.PutRequest{Ref: r2}); err != nil {
 		t.Fatal(err)
 	}
 	if got := owner("put without owner"); got != ownerA {
@@ -59,8 +60,8 @@ func TestOwnerRecorded(t *testing.T) {
 		t.Errorf("after a rollback: %q, want %q kept", got, ownerA)
 	}
 	for _, bad := range []string{"a\nb", strings.Repeat("o", 513)} {
-		_, err := w.client.PutApp(ctx, "a", control.PutRequest{Ref: r2, Owner: bad})
-		if !errors.Is(err, control.ErrBadRequest) {
+		_, err := w.client.PutApp(ctx, "a", api.PutRequest{Ref: r2, Owner: bad})
+		if !errors.Is(err, driver.ErrBadRequest) {
 			t.Errorf("put with owner %.12q: %v, want ErrBadRequest", bad, err)
 		}
 	}
@@ -68,7 +69,7 @@ func TestOwnerRecorded(t *testing.T) {
 		t.Errorf("after refused puts: %q, want %q", got, ownerA)
 	}
 	// Adoption at the digest that serves (r1 after the rollback).
-	if _, err := w.client.PutApp(ctx, "a", control.PutRequest{Ref: r1, Owner: ownerB}); err != nil {
+	if _, err := w.client.PutApp(ctx, "a", api.PutRequest{Ref: r1, Owner: ownerB}); err != nil {
 		t.Fatal(err)
 	}
 	if got := owner("adopting put"); got != ownerB {
@@ -87,7 +88,7 @@ func TestOwnerRecorded(t *testing.T) {
 	if err := w.client.DeleteApp(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.client.PutApp(ctx, "a", control.PutRequest{Ref: r1}); err != nil {
+	if _, err := w.client.PutApp(ctx, "a", api.PutRequest{Ref: r1}); err != nil {
 		t.Fatal(err)
 	}
 	if got := owner("put after delete"); got != "" {

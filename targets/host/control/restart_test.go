@@ -13,7 +13,8 @@ import (
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -37,7 +38,7 @@ func TestRestartWithoutRegistry(t *testing.T) {
 		w.sign(r, trusted)
 	}
 	for _, p := range []struct{ name, ref string }{{"a", a1}, {"a", a2}, {"b", b1}} {
-		if _, err := w.client.PutApp(ctx, p.name, control.PutRequest{Ref: p.ref, Secrets: map[string]string{"api_key": "k-" + p.name}}); err != nil {
+		if _, err := w.client.PutApp(ctx, p.name, api.PutRequest{Ref: p.ref, Secrets: map[string]string{"api_key": "k-" + p.name}}); err != nil {
 			t.Fatalf("put %s: %v", p.ref, err)
 		}
 	}
@@ -114,7 +115,7 @@ func TestRestartWithoutRegistry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 2 || got[1].Name != "b" || got[1].Status != control.StatusFailed || got[1].Healthy ||
+		if len(got) != 2 || got[1].Name != "b" || got[1].Status != api.StatusFailed || got[1].Healthy ||
 			!strings.Contains(got[1].Message, "corrupt") || got[1].Digest != digestOf(b1) {
 			t.Fatalf("Observe: %+v", got)
 		}
@@ -172,7 +173,7 @@ func TestConcurrentPuts(t *testing.T) {
 				var err error
 				if i == 3 && g%3 == 0 {
 					err = w.client.RollBack(ctx, name)
-					if errors.Is(err, control.ErrNoPrevious) || errors.Is(err, control.ErrNotFound) {
+					if errors.Is(err, driver.ErrNoPrevious) || errors.Is(err, driver.ErrNotFound) {
 						err = nil
 					}
 				} else {

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/ferry-wasm/ferry/signer"
-	"github.com/ferry-wasm/ferry/targets/host/control"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 )
 
 // TestPutSameDigestKeepsOlderPrevious: deploying the version that already
@@ -22,7 +22,7 @@ func TestPutSameDigestKeepsOlderPrevious(t *testing.T) {
 	w.sign(v1, trusted)
 	w.sign(v2, trusted)
 	for _, ref := range []string{v1, v2, v2} {
-		if _, err := w.client.PutApp(ctx, "one", control.PutRequest{Ref: ref}); err != nil {
+		if _, err := w.client.PutApp(ctx, "one", api.PutRequest{Ref: ref}); err != nil {
 			t.Fatalf("put %s: %v", ref, err)
 		}
 	}

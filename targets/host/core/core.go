@@ -1,7 +1,8 @@
-package control
+package core
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,25 +17,23 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ferry-wasm/ferry/internal/httproute"
 	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
-// DefaultMaxBodyBytes caps a request body: 1 MiB.
-const DefaultMaxBodyBytes = 1 << 20
-
-// Options configure a Server.
+// Options configure a Core.
 type Options struct {
 	// Runtime serves the apps. Required.
 	Runtime *host.Runtime
 	// Store is the host's state directory. Nil means nothing is persisted
 	// and Restore has nothing to do.
 	Store *state.Store
-	// Registry pulls artifacts by digest. Nil means PUTs of artifacts the
-	// store does not already hold fail as unavailable (502).
+	// Registry pulls artifacts by digest. Nil means Puts of artifacts the
+	// store does not already hold fail as unavailable
+	// (registry.ErrUnavailable).
 	Registry *registry.Client
 	// Policy is the host's own trust policy; every artifact must be signed
 	// under it. It must be valid unless InsecureSkipVerify is set.
@@ -46,37 +45,35 @@ type Options struct {
 	// credentials). The zero value is HTTPS except on loopback, with
 	// Docker-config credentials.
 	Verify signer.RegistryOptions
-	// Token is the bearer token every request but /healthz must carry.
-	// Required: an empty token is refused by NewServer.
-	Token string
+	// SecretHashKey keys AppInfo.SecretHashes (api.SecretHashes). The
+	// control API uses api.SecretHashKey of its bearer token, so that its
+	// clients compute the same hashes. Nil means a random key per Core:
+	// the hashes then only tell values apart within this process's life.
+	SecretHashKey []byte
 	// Logger receives one line per deploy, rollback, delete and restore.
-	// Nil discards. Tokens and secrets are never logged.
+	// Nil discards. Secrets are never logged.
 	Logger *slog.Logger
-	// Metrics, when set, gets the control API's collectors registered and
-	// is what GET /metrics serves (register the runtime's there too). Nil
-	// means /metrics answers 404.
-	Metrics *prometheus.Registry
-	// MaxBodyBytes caps a request body. Zero means DefaultMaxBodyBytes.
-	MaxBodyBytes int64
-	// Now is the clock of apply-lock leases (/v1/lock). Nil means
-	// time.Now.
-	Now func() time.Time
+	// Metrics, when set, gets the core's collectors registered (deploys,
+	// health probes, health rollbacks). Nil means they are kept but not
+	// exported.
+	Metrics prometheus.Registerer
 }
 
-// Server is the control API: an http.Handler, plus the operations behind it
-// as methods for in-process use. Create it with NewServer. It is safe for
-// concurrent use; operations on one app are serialised.
-type Server struct {
+// Core is the host core: it verifies, pulls, stores and deploys apps into
+// the runtime, restores them after a restart, and probes their health
+// (rolling a version back by itself within its bake). Create it with New.
+// It is safe for concurrent use; operations on one app are serialised,
+// different apps proceed in parallel.
+type Core struct {
 	opts    Options
 	log     *slog.Logger
 	rt      *host.Runtime
 	store   *state.Store
 	locks   keyedLock
-	metrics *ctlMetrics
-	tokenH  [32]byte
-	secretK []byte         // key of AppInfo.SecretHashes (secrets.go)
-	handler *httproute.Mux // every route, recorded (Routes)
-	leases  leaseTable
+	metrics *coreMetrics
+	secretK []byte               // key of AppInfo.SecretHashes
+	closeRT bool                 // Open made the runtime; Close closes it
+	reg     *prometheus.Registry // made by Open (Metrics)
 
 	mu     sync.Mutex
 	apps   map[string]*entry
@@ -88,75 +85,64 @@ type Server struct {
 
 // entry mirrors what the runtime runs for one app, with the artifact
 // details the runtime does not know. An entry is immutable once it is in
-// Server.apps: readers take it under mu and use it after unlocking, so a
+// Core.apps: readers take it under mu and use it after unlocking, so a
 // change publishes a new entry.
 type entry struct {
 	cur, prev  *state.Version
-	failed     string        // non-empty: recorded but not running
-	rolledBack *HostRollback // set when the health prober rolled back to cur
+	failed     string            // non-empty: recorded but not running
+	rolledBack *api.HostRollback // set when the health prober rolled back to cur
 }
-
-// Routes returns every route pattern the control API serves (http.ServeMux
-// syntax, "PUT /v1/apps/{name}"), sorted: the list an endpoint table
-// (tests, docs) must cover. GET /metrics is there only when
-// Options.Metrics is set.
-func (s *Server) Routes() []string { return s.handler.Patterns() }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
 
-// NewServer returns a Server. It fails when Runtime or Token is missing, or
-// the policy is unusable while verification is on.
-func NewServer(opts Options) (*Server, error) {
+// New returns a Core. It fails when Runtime is missing, the policy is
+// unusable while verification is on, or the metrics cannot be registered.
+func New(opts Options) (*Core, error) {
 	if opts.Runtime == nil {
-		return nil, errors.New("control: no runtime")
-	}
-	if opts.Token == "" {
-		return nil, errors.New("control: no bearer token configured")
+		return nil, errors.New("core: no runtime")
 	}
 	if !opts.InsecureSkipVerify {
 		if err := opts.Policy.Validate(); err != nil {
-			return nil, fmt.Errorf("control: trust policy: %w", err)
+			return nil, fmt.Errorf("core: trust policy: %w", err)
 		}
 	}
-	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	c := &Core{
+		opts:    opts,
+		log:     opts.Logger,
+		rt:      opts.Runtime,
+		store:   opts.Store,
+		secretK: opts.SecretHashKey,
+		apps:    map[string]*entry{},
+		owners:  map[string]string{},
+		health:  map[string]*appHealth{},
+		metrics: newCoreMetrics(),
 	}
-	s := &Server{
-		opts:  opts,
-		log:   opts.Logger,
-		rt:    opts.Runtime,
-		store: opts.Store,
-		apps:  map[string]*entry{},
-
-		owners: map[string]string{},
-
-		health: map[string]*appHealth{},
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
+	if c.secretK == nil {
+		c.secretK = make([]byte, 32)
+		if _, err := rand.Read(c.secretK); err != nil {
+			return nil, fmt.Errorf("core: secret hash key: %w", err)
+		}
 	}
-	s.leases.now = opts.Now
-	if s.leases.now == nil {
-		s.leases.now = time.Now
-	}
-	s.tokenH = hashToken(opts.Token)
-	s.secretK = secretHashKey(opts.Token)
-	s.handler = s.buildMux()
-	s.metrics = newCtlMetrics()
 	if opts.Metrics != nil {
-		if err := s.metrics.register(opts.Metrics); err != nil {
-			return nil, fmt.Errorf("control: registering metrics: %w", err)
+		if err := c.metrics.register(opts.Metrics); err != nil {
+			return nil, fmt.Errorf("core: registering metrics: %w", err)
 		}
 	}
-	return s, nil
+	return c, nil
 }
+
+// Runtime returns the runtime the core deploys into.
+func (s *Core) Runtime() *host.Runtime { return s.rt }
 
 // RestoreReport says what Restore brought back.
 type RestoreReport struct {
 	// Serving are the apps that serve again, sorted.
 	Serving []string
 	// Failed maps each app that could not be restored to why. Those apps
-	// are listed with StatusFailed until a PUT or DELETE.
+	// are listed with api.StatusFailed until a PUT or DELETE.
 	Failed map[string]error
 }
 
@@ -166,7 +152,7 @@ type RestoreReport struct {
 // the host's policy before anything runs. The previous version is loaded
 // too, for rollback. An app whose current version fails is reported and
 // skipped; the others still load. Apps are restored in parallel.
-func (s *Server) Restore(ctx context.Context) RestoreReport {
+func (s *Core) Restore(ctx context.Context) RestoreReport {
 	rep := RestoreReport{Failed: map[string]error{}}
 	if s.store == nil {
 		return rep
@@ -204,7 +190,7 @@ func (s *Server) Restore(ctx context.Context) RestoreReport {
 	return rep
 }
 
-func (s *Server) restoreOne(ctx context.Context, name string) error {
+func (s *Core) restoreOne(ctx context.Context, name string) error {
 	unlock, err := s.locks.lock(ctx, name)
 	if err != nil {
 		return err
@@ -264,9 +250,9 @@ func (s *Server) restoreOne(ctx context.Context, name string) error {
 		}
 		return fail(&rec.Current, err)
 	}
-	var rb *HostRollback
+	var rb *api.HostRollback
 	if r := rec.RolledBack; r != nil && r.To == rec.Current.Digest {
-		rb = &HostRollback{From: r.From, FromRef: r.FromRef, To: r.To, Reason: r.Reason, At: r.At}
+		rb = &api.HostRollback{From: r.From, FromRef: r.FromRef, To: r.To, Reason: r.Reason, At: r.At}
 	}
 	s.mu.Lock()
 	s.apps[name] = &entry{cur: &rec.Current, prev: prev, rolledBack: rb}
@@ -317,7 +303,7 @@ func (m material) bundle(secrets map[string]string) (host.Bundle, error) {
 // checkLocal reads v's modules and files archives from the store (each
 // verified by digest) and verifies its cached signatures against the
 // policy.
-func (s *Server) checkLocal(ctx context.Context, v *state.Version) (material, error) {
+func (s *Core) checkLocal(ctx context.Context, v *state.Version) (material, error) {
 	if !s.opts.InsecureSkipVerify {
 		res, err := signer.VerifyLocal(ctx, v.Digest, v.Signatures, s.opts.Policy, signer.VerifyOptions{})
 		if err != nil {
@@ -338,58 +324,58 @@ func (s *Server) checkLocal(ctx context.Context, v *state.Version) (material, er
 
 // Put deploys the artifact req names as app name and returns its new
 // status. See the package documentation for the checks and the errors.
-func (s *Server) Put(ctx context.Context, name string, req PutRequest) (AppInfo, error) {
+func (s *Core) Put(ctx context.Context, name string, req api.PutRequest) (api.AppInfo, error) {
 	start := time.Now()
 	info, err := s.put(ctx, name, req)
 	result := "ok"
 	if err != nil {
-		_, result = classify(err)
+		result, _ = Classify(err)
 	}
 	s.metrics.deploys.WithLabelValues(result).Inc()
 	s.metrics.deploySeconds.Observe(time.Since(start).Seconds())
 	return info, err
 }
 
-func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo, error) {
+func (s *Core) put(ctx context.Context, name string, req api.PutRequest) (api.AppInfo, error) {
 	if !nameRE.MatchString(name) {
-		return AppInfo{}, fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
+		return api.AppInfo{}, fmt.Errorf("%w: app name %q is not valid", ErrBadRequest, name)
 	}
 	ref, err := registry.ParseReference(req.Ref)
 	if err != nil {
-		return AppInfo{}, fmt.Errorf("%w: ref: %w", errBadRequest, err)
+		return api.AppInfo{}, fmt.Errorf("%w: ref: %w", ErrBadRequest, err)
 	}
 	dgst := string(ref.Digest)
 	switch {
 	case dgst == "" && req.Digest == "":
-		return AppInfo{}, fmt.Errorf("%w: ref %q names no digest; the host deploys by digest only", errBadRequest, req.Ref)
+		return api.AppInfo{}, fmt.Errorf("%w: ref %q names no digest; the host deploys by digest only", ErrBadRequest, req.Ref)
 	case dgst == "":
 		dgst = req.Digest
 	case req.Digest != "" && req.Digest != dgst:
-		return AppInfo{}, fmt.Errorf("%w: ref %q and digest %q disagree", errBadRequest, req.Ref, req.Digest)
+		return api.AppInfo{}, fmt.Errorf("%w: ref %q and digest %q disagree", ErrBadRequest, req.Ref, req.Digest)
 	}
 	ref.Tag = ""
 	ref.Digest = ""
 	fullRef := ref.String() + "@" + dgst
 	if _, err := registry.ParseReference(fullRef); err != nil {
-		return AppInfo{}, fmt.Errorf("%w: digest: %w", errBadRequest, err)
+		return api.AppInfo{}, fmt.Errorf("%w: digest: %w", ErrBadRequest, err)
 	}
 
 	unlock, err := s.locks.lock(ctx, name)
 	if err != nil {
-		return AppInfo{}, err
+		return api.AppInfo{}, err
 	}
 	defer unlock()
 
 	v, mat, err := s.fetch(ctx, name, fullRef, dgst)
 	if err != nil {
-		return AppInfo{}, err
+		return api.AppInfo{}, err
 	}
 	bundle, err := mat.bundle(req.Secrets)
 	if err != nil {
-		return AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
+		return api.AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
 	}
 	if v.App.Name != name {
-		return AppInfo{}, fmt.Errorf("%w: %s holds app %q, not %q", errAppMismatch, fullRef, v.App.Name, name)
+		return api.AppInfo{}, fmt.Errorf("%w: %s holds app %q, not %q", ErrAppMismatch, fullRef, v.App.Name, name)
 	}
 	v.Secrets = req.Secrets
 	v.DeployedAt = time.Now().UTC()
@@ -403,7 +389,7 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 		return s.putSameVersion(ctx, name, old, v, mat, bundle, req.Owner)
 	}
 	if err := s.rt.Deploy(ctx, v.App, bundle); err != nil {
-		return AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
+		return api.AppInfo{}, fmt.Errorf("deploying %s: %w", fullRef, err)
 	}
 	next := &entry{cur: v}
 	switch {
@@ -422,7 +408,7 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 				next = old
 			}
 			s.setEntry(name, next)
-			return AppInfo{}, fmt.Errorf("%w: %w (the version before keeps serving)", errPersist, err)
+			return api.AppInfo{}, fmt.Errorf("%w: %w (the version before keeps serving)", ErrPersist, err)
 		}
 	}
 	s.setEntry(name, next)
@@ -433,7 +419,7 @@ func (s *Server) put(ctx context.Context, name string, req PutRequest) (AppInfo,
 }
 
 // setOwner records owner for app name; empty keeps the one recorded.
-func (s *Server) setOwner(name, owner string) {
+func (s *Core) setOwner(name, owner string) {
 	if owner == "" {
 		return
 	}
@@ -443,13 +429,13 @@ func (s *Server) setOwner(name, owner string) {
 }
 
 // ownerOf returns the owner recorded for app name ("" for none).
-func (s *Server) ownerOf(name string) string {
+func (s *Core) ownerOf(name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.owners[name]
 }
 
-func (s *Server) setEntry(name string, e *entry) {
+func (s *Core) setEntry(name string, e *entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e == nil {
@@ -463,7 +449,7 @@ func (s *Server) setEntry(name string, e *entry) {
 // directory when this host already holds the digest (re-verified locally),
 // else from the registry (verified remotely, then pulled by digest, files
 // layers checked for unsafe entries).
-func (s *Server) fetch(ctx context.Context, name, fullRef, dgst string) (*state.Version, material, error) {
+func (s *Core) fetch(ctx context.Context, name, fullRef, dgst string) (*state.Version, material, error) {
 	if s.store != nil {
 		if rec, err := s.store.Load(name); err == nil {
 			for _, v := range []*state.Version{&rec.Current, rec.Previous} {
@@ -511,9 +497,9 @@ func (s *Server) fetch(ctx context.Context, name, fullRef, dgst string) (*state.
 
 // Delete removes app name from the runtime and the state directory.
 // Deleting an absent app is not an error.
-func (s *Server) Delete(ctx context.Context, name string) error {
+func (s *Core) Delete(ctx context.Context, name string) error {
 	if !nameRE.MatchString(name) {
-		return fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
+		return fmt.Errorf("%w: app name %q is not valid", ErrBadRequest, name)
 	}
 	unlock, err := s.locks.lock(ctx, name)
 	if err != nil {
@@ -530,7 +516,7 @@ func (s *Server) Delete(ctx context.Context, name string) error {
 	s.forgetHealth(name)
 	if s.store != nil {
 		if err := s.store.Delete(name); err != nil {
-			return fmt.Errorf("%w: %w", errPersist, err)
+			return fmt.Errorf("%w: %w", ErrPersist, err)
 		}
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "app deleted", slog.String("app", name))
@@ -540,7 +526,7 @@ func (s *Server) Delete(ctx context.Context, name string) error {
 // RollBack makes the previous version of app name serve again (and keeps
 // the one it replaces as the new previous). It fails with host.ErrNotFound
 // or host.ErrNoPrevious.
-func (s *Server) RollBack(ctx context.Context, name string) (AppInfo, error) {
+func (s *Core) RollBack(ctx context.Context, name string) (api.AppInfo, error) {
 	ai, _, err := s.rollBack(ctx, name, "", "")
 	return ai, err
 }
@@ -550,13 +536,13 @@ func (s *Server) RollBack(ctx context.Context, name string) (AppInfo, error) {
 // directory) that the host rolled back by itself, and why; rb is that
 // record, nil when nothing changed. A manual rollback (from empty) records
 // nothing and clears an earlier record.
-func (s *Server) rollBack(ctx context.Context, name, from, reason string) (AppInfo, *HostRollback, error) {
+func (s *Core) rollBack(ctx context.Context, name, from, reason string) (api.AppInfo, *api.HostRollback, error) {
 	if !nameRE.MatchString(name) {
-		return AppInfo{}, nil, fmt.Errorf("%w: app name %q is not valid", errBadRequest, name)
+		return api.AppInfo{}, nil, fmt.Errorf("%w: app name %q is not valid", ErrBadRequest, name)
 	}
 	unlock, err := s.locks.lock(ctx, name)
 	if err != nil {
-		return AppInfo{}, nil, err
+		return api.AppInfo{}, nil, err
 	}
 	defer unlock()
 	s.mu.Lock()
@@ -564,30 +550,30 @@ func (s *Server) rollBack(ctx context.Context, name, from, reason string) (AppIn
 	s.mu.Unlock()
 	switch {
 	case e == nil:
-		return AppInfo{}, nil, fmt.Errorf("%w: %q", host.ErrNotFound, name)
+		return api.AppInfo{}, nil, fmt.Errorf("%w: %q", host.ErrNotFound, name)
 	case from != "" && (e.cur == nil || e.cur.Digest != from):
 		// Something else changed the app first.
 		ai, err := s.Get(name)
 		return ai, nil, err
 	case e.failed != "" || e.prev == nil:
-		return AppInfo{}, nil, fmt.Errorf("%w: app %q", host.ErrNoPrevious, name)
+		return api.AppInfo{}, nil, fmt.Errorf("%w: app %q", host.ErrNoPrevious, name)
 	case e.prev.Digest == e.cur.Digest:
 		// Only a record written before same-digest PUTs kept the older
 		// previous version can say this; switching would change nothing.
-		return AppInfo{}, nil, fmt.Errorf("%w: app %q: its previous version is the one that serves", host.ErrNoPrevious, name)
+		return api.AppInfo{}, nil, fmt.Errorf("%w: app %q: its previous version is the one that serves", host.ErrNoPrevious, name)
 	}
-	var rb *HostRollback
+	var rb *api.HostRollback
 	if from != "" {
-		rb = &HostRollback{From: e.cur.Digest, FromRef: e.cur.Ref, To: e.prev.Digest, Reason: reason, At: time.Now().UTC()}
+		rb = &api.HostRollback{From: e.cur.Digest, FromRef: e.cur.Ref, To: e.prev.Digest, Reason: reason, At: time.Now().UTC()}
 	}
 	if err := s.rt.Rollback(name); err != nil {
-		return AppInfo{}, nil, err
+		return api.AppInfo{}, nil, err
 	}
 	if s.store != nil {
-		rec := state.Record{Name: name, Current: *e.prev, Previous: e.cur, RolledBack: rb.toState()}
+		rec := state.Record{Name: name, Current: *e.prev, Previous: e.cur, RolledBack: rollbackToState(rb)}
 		if err := s.store.Save(rec, nil); err != nil {
 			_ = s.rt.Rollback(name)
-			return AppInfo{}, nil, fmt.Errorf("%w: %w (nothing changed)", errPersist, err)
+			return api.AppInfo{}, nil, fmt.Errorf("%w: %w (nothing changed)", ErrPersist, err)
 		}
 	}
 	s.setEntry(name, &entry{cur: e.prev, prev: e.cur, rolledBack: rb})
@@ -598,7 +584,7 @@ func (s *Server) rollBack(ctx context.Context, name, from, reason string) (AppIn
 }
 
 // List returns every app on the host, sorted by name.
-func (s *Server) List() []AppInfo {
+func (s *Core) List() []api.AppInfo {
 	s.mu.Lock()
 	names := make([]string, 0, len(s.apps))
 	for n := range s.apps {
@@ -606,7 +592,7 @@ func (s *Server) List() []AppInfo {
 	}
 	s.mu.Unlock()
 	sort.Strings(names)
-	out := make([]AppInfo, 0, len(names))
+	out := make([]api.AppInfo, 0, len(names))
 	for _, n := range names {
 		if ai, err := s.Get(n); err == nil {
 			out = append(out, ai)
@@ -616,20 +602,20 @@ func (s *Server) List() []AppInfo {
 }
 
 // Get returns the status of app name, or an error wrapping host.ErrNotFound.
-func (s *Server) Get(name string) (AppInfo, error) {
+func (s *Core) Get(name string) (api.AppInfo, error) {
 	s.mu.Lock()
 	e := s.apps[name]
 	owner := s.owners[name]
 	s.mu.Unlock()
 	if e == nil {
-		return AppInfo{}, fmt.Errorf("%w: %q", host.ErrNotFound, name)
+		return api.AppInfo{}, fmt.Errorf("%w: %q", host.ErrNotFound, name)
 	}
-	ai := AppInfo{Name: name, Managed: true, Owner: owner}
+	ai := api.AppInfo{Name: name, Managed: true, Owner: owner}
 	if e.cur != nil {
 		ai.Ref, ai.Digest, ai.VerifiedBy, ai.DeployedAt = e.cur.Ref, e.cur.Digest, e.cur.VerifiedBy, e.cur.DeployedAt
 	}
 	if e.failed != "" {
-		ai.Status, ai.Message = StatusFailed, e.failed
+		ai.Status, ai.Message = api.StatusFailed, e.failed
 		return ai, nil
 	}
 	if e.prev != nil {
@@ -637,21 +623,23 @@ func (s *Server) Get(name string) (AppInfo, error) {
 	}
 	st, err := s.rt.App(name)
 	if err != nil {
-		ai.Status, ai.Message = StatusFailed, err.Error()
+		ai.Status, ai.Message = api.StatusFailed, err.Error()
 		return ai, nil
 	}
-	ai.Status = StatusServing
+	ai.Status = api.StatusServing
 	ai.Health = string(st.Current.Health)
 	ai.Healthy = st.Current.Health == host.HealthHealthy || st.Current.Health == host.HealthUnchecked
 	probes, ok := s.healthOf(name, st.Current.Generation, st.Current.App.Components)
 	ai.Probes = probes
 	if !ok {
-		ai.Healthy, ai.Health = false, HealthUnhealthy
+		ai.Healthy, ai.Health = false, api.HealthUnhealthy
 	}
 	ai.RolledBack = e.rolledBack
 	ai.Generation = st.Current.Generation
-	ai.Components = st.Current.Components
-	ai.SecretHashes = secretHashes(s.secretK, name, e.cur.Secrets)
+	for _, c := range st.Current.Components {
+		ai.Components = append(ai.Components, api.ComponentStatus{Name: c.Name, Digest: c.Digest, Executor: c.Executor})
+	}
+	ai.SecretHashes = api.SecretHashes(s.secretK, name, e.cur.Secrets)
 	return ai, nil
 }
 
@@ -693,4 +681,32 @@ func (k *keyedLock) lock(ctx context.Context, key string) (unlock func(), err er
 		release()
 		return nil, fmt.Errorf("waiting for another operation on app %q: %w", key, ctx.Err())
 	}
+}
+
+// putSameVersion serves v — the digest that serves now, typically with new
+// secrets — in place of old.cur through Runtime.Reconfigure: no new
+// artifact, and the version kept for rollback stays what it was (a PUT of
+// the serving digest does not make the serving version its own previous).
+// DeployedAt stays the version's first deploy. Persisting comes last; if it
+// fails, the old secrets are put back.
+func (s *Core) putSameVersion(ctx context.Context, name string, old *entry, v *state.Version, mat material, bundle host.Bundle, owner string) (api.AppInfo, error) {
+	v.DeployedAt = old.cur.DeployedAt
+	if err := s.rt.Reconfigure(ctx, v.App, bundle); err != nil {
+		return api.AppInfo{}, fmt.Errorf("deploying %s: %w", v.Ref, err)
+	}
+	next := &entry{cur: v, prev: old.prev}
+	if s.store != nil {
+		if err := s.store.Save(state.Record{Name: name, Current: *v, Previous: old.prev, Owner: owner}, mat.blobs(v)); err != nil {
+			if ob, berr := mat.bundle(old.cur.Secrets); berr == nil && s.rt.Reconfigure(ctx, old.cur.App, ob) == nil {
+				next = old
+			}
+			s.setEntry(name, next)
+			return api.AppInfo{}, fmt.Errorf("%w: %w (the version before keeps serving)", ErrPersist, err)
+		}
+	}
+	s.setEntry(name, next)
+	s.setOwner(name, owner)
+	s.log.LogAttrs(ctx, slog.LevelInfo, "app reconfigured", slog.String("app", name), slog.String("ref", v.Ref),
+		slog.Int("secrets", len(v.Secrets)))
+	return s.Get(name)
 }

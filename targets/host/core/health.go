@@ -1,4 +1,4 @@
-package control
+package core
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 	"github.com/ferry-wasm/ferry/targets/host/state"
 )
 
@@ -65,29 +66,12 @@ func PolicyOf(h *deploy.Health) (p HealthPolicy, ok bool) {
 	return p, true
 }
 
-// HealthState is what the prober knows about one component of the serving
-// version between probes. The zero value is a version just deployed (its
-// deploy probe passed, so it starts healthy: see NewHealthState).
-type HealthState struct {
-	// Healthy is false once FailureThreshold probes in a row failed, and
-	// true again after one passes.
-	Healthy bool `json:"healthy"`
-	// LastProbe is when the last probe after deploy ran; zero before the
-	// first one.
-	LastProbe time.Time `json:"last_probe,omitzero"`
-	// LastError says why the last probe failed; empty when it passed.
-	LastError string `json:"last_error,omitempty"`
-	// ConsecutiveFailures counts the failed probes since the last passing
-	// one.
-	ConsecutiveFailures int `json:"consecutive_failures"`
-}
-
 // NewHealthState is the state of a version whose deploy probe passed.
-func NewHealthState() HealthState { return HealthState{Healthy: true} }
+func NewHealthState() api.HealthState { return api.HealthState{Healthy: true} }
 
 // ProbeDue reports whether a probe of a component in state s with policy
 // p is due at now.
-func ProbeDue(p HealthPolicy, s HealthState, now time.Time) bool {
+func ProbeDue(p HealthPolicy, s api.HealthState, now time.Time) bool {
 	return s.LastProbe.IsZero() || !now.Before(s.LastProbe.Add(p.Interval))
 }
 
@@ -107,7 +91,7 @@ type HealthInput struct {
 	// Policy is the component's probe policy.
 	Policy HealthPolicy
 	// State is the component's state before this probe.
-	State HealthState
+	State api.HealthState
 	// DeployedAt is when the serving version was deployed.
 	DeployedAt time.Time
 	// At is when the probe ran.
@@ -126,7 +110,7 @@ type HealthInput struct {
 // whether the version must be rolled back, and why. A version is rolled
 // back when the probe makes it unhealthy (FailureThreshold failures in a
 // row) no later than Bake after its deploy, and it can be.
-func DecideHealth(in HealthInput) (HealthState, HealthAction, string) {
+func DecideHealth(in HealthInput) (api.HealthState, HealthAction, string) {
 	s := in.State
 	s.LastProbe = in.At
 	if in.OK {
@@ -147,35 +131,11 @@ func DecideHealth(in HealthInput) (HealthState, HealthAction, string) {
 		since.Round(time.Millisecond), in.Policy.Bake, s.ConsecutiveFailures, in.Message)
 }
 
-// HostRollback reports that the host rolled an app back by itself.
-type HostRollback struct {
-	// From is the digest of the version that turned unhealthy.
-	From string `json:"from"`
-	// FromRef is its artifact reference.
-	FromRef string `json:"from_ref,omitempty"`
-	// To is the digest of the version that serves again.
-	To string `json:"to"`
-	// Reason says why, in a full sentence.
-	Reason string `json:"reason"`
-	// At is when it happened (host clock).
-	At time.Time `json:"at"`
-}
-
-// ComponentHealth is the prober's state of one component of the serving
-// version, as GET /v1/apps shows it.
-type ComponentHealth struct {
-	// Component is the component's name.
-	Component string `json:"component"`
-	// Path is its health path.
-	Path string `json:"path"`
-	HealthState
-}
-
 // appHealth is what the prober keeps per app: the state of each component
 // of the generation it probes.
 type appHealth struct {
 	gen   uint64
-	comps map[string]HealthState
+	comps map[string]api.HealthState
 }
 
 // DefaultHealthTick is how often RunHealth looks for due probes: 1 s (or
@@ -186,8 +146,8 @@ const DefaultHealthTick = time.Second
 // path, each on its own interval, until ctx ends; it returns nil then. A
 // version that turns unhealthy within its bake after its deploy is rolled
 // back to the host's older previous version (see DecideHealth), and
-// GET /v1/apps reports it in AppInfo.RolledBack. Call it once per Server.
-func (s *Server) RunHealth(ctx context.Context) error {
+// Get and List report it in AppInfo.RolledBack. Call it once per Core.
+func (s *Core) RunHealth(ctx context.Context) error {
 	for {
 		wait := s.healthRound(ctx)
 		select {
@@ -200,7 +160,7 @@ func (s *Server) RunHealth(ctx context.Context) error {
 
 // healthRound runs the probes that are due and returns how long to wait
 // for the next round.
-func (s *Server) healthRound(ctx context.Context) time.Duration {
+func (s *Core) healthRound(ctx context.Context) time.Duration {
 	tick := DefaultHealthTick
 	s.mu.Lock()
 	names := slices.Sorted(maps.Keys(s.apps))
@@ -225,12 +185,12 @@ func (s *Server) healthRound(ctx context.Context) time.Duration {
 
 // probeApp probes the due components of app name's serving version and
 // acts on the decision.
-func (s *Server) probeApp(ctx context.Context, name string, st host.AppStatus) {
+func (s *Core) probeApp(ctx context.Context, name string, st host.AppStatus) {
 	gen := st.Current.Generation
 	s.hmu.Lock()
 	h := s.health[name]
 	if h == nil || h.gen != gen {
-		h = &appHealth{gen: gen, comps: map[string]HealthState{}}
+		h = &appHealth{gen: gen, comps: map[string]api.HealthState{}}
 		s.health[name] = h
 	}
 	s.hmu.Unlock()
@@ -290,7 +250,7 @@ func boolFloat(b bool) float64 {
 // healthRollBack rolls app name back from digest from, unless something
 // else changed it first, and records why (in memory and in the state
 // directory, so a restarted host still reports it).
-func (s *Server) healthRollBack(ctx context.Context, name, from, reason string) {
+func (s *Core) healthRollBack(ctx context.Context, name, from, reason string) {
 	_, rb, err := s.rollBack(ctx, name, from, reason)
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "health rollback failed", slog.String("app", name),
@@ -305,8 +265,8 @@ func (s *Server) healthRollBack(ctx context.Context, name, from, reason string) 
 		slog.String("from", from), slog.String("to", rb.To), slog.String("reason", reason))
 }
 
-// toState is rb as the state directory keeps it; nil for nil.
-func (rb *HostRollback) toState() *state.Rollback {
+// rollbackToState is rb as the state directory keeps it; nil for nil.
+func rollbackToState(rb *api.HostRollback) *state.Rollback {
 	if rb == nil {
 		return nil
 	}
@@ -315,12 +275,12 @@ func (rb *HostRollback) toState() *state.Rollback {
 
 // healthOf returns the prober's view of app name's serving version
 // (generation gen): its components' states and whether all are healthy.
-func (s *Server) healthOf(name string, gen uint64, comps []deploy.Component) ([]ComponentHealth, bool) {
+func (s *Core) healthOf(name string, gen uint64, comps []deploy.Component) ([]api.ComponentHealth, bool) {
 	s.hmu.Lock()
 	defer s.hmu.Unlock()
 	h := s.health[name]
 	ok := true
-	var out []ComponentHealth
+	var out []api.ComponentHealth
 	for _, c := range comps {
 		if _, has := PolicyOf(c.Health); !has {
 			continue
@@ -332,13 +292,13 @@ func (s *Server) healthOf(name string, gen uint64, comps []deploy.Component) ([]
 			}
 		}
 		ok = ok && st.Healthy
-		out = append(out, ComponentHealth{Component: c.Name, Path: c.Health.Path, HealthState: st})
+		out = append(out, api.ComponentHealth{Component: c.Name, Path: c.Health.Path, HealthState: st})
 	}
 	return out, ok
 }
 
 // forgetHealth drops the prober's state and gauges of a deleted app.
-func (s *Server) forgetHealth(name string) {
+func (s *Core) forgetHealth(name string) {
 	s.hmu.Lock()
 	delete(s.health, name)
 	s.hmu.Unlock()

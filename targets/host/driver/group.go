@@ -1,4 +1,4 @@
-package control
+package driver
 
 import (
 	"context"
@@ -37,7 +37,7 @@ var (
 // NewGroup returns a Group of clients; it needs at least one.
 func NewGroup(clients ...*Client) (*Group, error) {
 	if len(clients) == 0 {
-		return nil, errors.New("control: a host group needs at least one host")
+		return nil, errors.New("driver: a host group needs at least one host")
 	}
 	return &Group{clients: clients}, nil
 }

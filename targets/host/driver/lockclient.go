@@ -1,4 +1,4 @@
-package control
+package driver
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferry-wasm/ferry/targets/host/api"
 )
 
 // Waiting for the apply lock polls with a backoff from lockPollMin doubling
@@ -24,32 +26,32 @@ const (
 )
 
 // LockStatus reads the host's apply lock (GET /v1/lock).
-func (c *Client) LockStatus(ctx context.Context) (LockStatus, error) {
-	var st LockStatus
+func (c *Client) LockStatus(ctx context.Context) (api.LockStatus, error) {
+	var st api.LockStatus
 	err := c.do(ctx, http.MethodGet, "/v1/lock", nil, &st)
 	return st, err
 }
 
 // AcquireLock asks once for the host's apply lock for holder, with a lease
-// of ttl (zero means the host's default, DefaultLockTTL). When another
+// of ttl (zero means the host's default, api.DefaultLockTTL). When another
 // holder has it the error wraps ErrLocked and is an *APIError whose Lock
 // names that holder. It does not renew: see Hold and Lock for that.
-func (c *Client) AcquireLock(ctx context.Context, holder string, ttl time.Duration) (Lease, error) {
-	var l Lease
-	err := c.do(ctx, http.MethodPost, "/v1/lock", LockRequest{Holder: holder, TTL: ttlString(ttl)}, &l)
+func (c *Client) AcquireLock(ctx context.Context, holder string, ttl time.Duration) (api.Lease, error) {
+	var l api.Lease
+	err := c.do(ctx, http.MethodPost, "/v1/lock", api.LockRequest{Holder: holder, TTL: ttlString(ttl)}, &l)
 	return l, err
 }
 
 // RenewLock extends lease id by ttl (zero means the lease's own TTL). An
 // error wrapping ErrLeaseLost means the lease is gone.
-func (c *Client) RenewLock(ctx context.Context, id string, ttl time.Duration) (Lease, error) {
-	var l Lease
-	err := c.do(ctx, http.MethodPut, "/v1/lock/"+url.PathEscape(id), LockRequest{TTL: ttlString(ttl)}, &l)
+func (c *Client) RenewLock(ctx context.Context, id string, ttl time.Duration) (api.Lease, error) {
+	var l api.Lease
+	err := c.do(ctx, http.MethodPut, "/v1/lock/"+url.PathEscape(id), api.LockRequest{TTL: ttlString(ttl)}, &l)
 	return l, err
 }
 
 // ReleaseLock ends lease id. Releasing a lease that is already gone is not
-// an error. With an id read from LockStatus it is a force-unlock.
+// an error. With an id read from api.LockStatus it is a force-unlock.
 func (c *Client) ReleaseLock(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/lock/"+url.PathEscape(id), nil, nil)
 }
@@ -73,12 +75,12 @@ func ttlString(d time.Duration) string {
 // error record, and renewal stops. Losing the lease does not stop what its
 // holder is doing: a caller that must not go on without the lock selects
 // on Lost. While the lock is held, the Client's PUT, DELETE and rollback
-// requests carry the lease (LeaseHeader), and the host refuses them once
+// requests carry the lease (api.LeaseHeader), and the host refuses them once
 // the lease is lost (ErrLeaseLost): a holder that lost the lock cannot go
 // on changing the host.
 type HeldLock struct {
 	c      *Client
-	lease  Lease
+	lease  api.Lease
 	ttl    time.Duration
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -92,7 +94,7 @@ type HeldLock struct {
 
 // Lease returns the lease as the host granted it (Expires is not updated
 // by renewals).
-func (h *HeldLock) Lease() Lease { return h.lease }
+func (h *HeldLock) Lease() api.Lease { return h.lease }
 
 // Lost is closed when the lease is lost (never after a plain Unlock).
 func (h *HeldLock) Lost() <-chan struct{} { return h.lost }
@@ -200,7 +202,7 @@ func (h *HeldLock) lose(ctx context.Context, err error) {
 // after its TTL.)
 func (c *Client) Hold(ctx context.Context, holder string) (*HeldLock, error) {
 	delay := lockPollMin
-	var last *Lease // the holder that refused us last
+	var last *api.Lease // the holder that refused us last
 	gaveUp := func() error {
 		return fmt.Errorf("%w: gave up waiting for the apply lock of %s: held by %q since %s, lease expires %s (lease %s): %w",
 			ErrLocked, c.base, last.Holder, last.Acquired.Format(time.RFC3339), last.Expires.Format(time.RFC3339), last.ID, ctx.Err())
@@ -240,12 +242,12 @@ func (c *Client) Hold(ctx context.Context, holder string) (*HeldLock, error) {
 }
 
 // held starts renewing lease.
-func (c *Client) held(lease Lease, sent time.Time) *HeldLock {
+func (c *Client) held(lease api.Lease, sent time.Time) *HeldLock {
 	ttl, err := time.ParseDuration(lease.TTL)
 	if err != nil || ttl <= 0 {
 		ttl = c.lockTTL
 		if ttl == 0 {
-			ttl = DefaultLockTTL
+			ttl = api.DefaultLockTTL
 		}
 	}
 	c.leaseMu.Lock()

@@ -1,9 +1,9 @@
-package control
+package api
 
 import (
 	"time"
 
-	"github.com/ferry-wasm/ferry/targets/host"
+	"github.com/ferry-wasm/ferry/deploy"
 )
 
 // PutRequest is the body of PUT /v1/apps/{name}.
@@ -82,15 +82,26 @@ type AppInfo struct {
 	// Generation is the runtime's version counter (changes on restart).
 	Generation uint64 `json:"generation,omitempty"`
 	// Components lists the serving version's components.
-	Components []host.ComponentStatus `json:"components,omitempty"`
+	Components []ComponentStatus `json:"components,omitempty"`
 	// SecretHashes are keyed hashes of the serving version's secret
 	// values by variable name, never the values: HMAC-SHA256 keyed with a
 	// key derived from the host's bearer token, over the app name, the
 	// variable name and the value ("hmac-sha256:<hex>"). A client with the
-	// token computes the same (Client.SecretHashes) to tell a changed
+	// token computes the same (SecretHashes) to tell a changed
 	// secret. Empty (not omitted) for a serving app without secrets;
 	// omitted for a failed one.
 	SecretHashes map[string]string `json:"secret_hashes"`
+}
+
+// ComponentStatus is one component of the serving version, as the
+// runtime reports it.
+type ComponentStatus struct {
+	// Name is the component's name.
+	Name string `json:"name"`
+	// Digest is the digest of its module.
+	Digest string `json:"digest"`
+	// Executor is how it runs.
+	Executor deploy.Executor `json:"executor"`
 }
 
 // ListResponse is the body of GET /v1/apps.

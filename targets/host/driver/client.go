@@ -1,4 +1,4 @@
-package control
+package driver
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferry-wasm/ferry/targets"
+	"github.com/ferry-wasm/ferry/targets/host/api"
 )
 
 // ClientOptions configure a Client. The zero value is a plain client with
@@ -29,8 +30,8 @@ type ClientOptions struct {
 	// client certificate. Ignored when HTTPClient is set.
 	TLS *tls.Config
 	// LockTTL is the lease asked for when taking the host's apply lock
-	// (Hold, Lock), between MinLockTTL and MaxLockTTL; it is renewed every
-	// third of it. Zero means the host's default, DefaultLockTTL. A holder
+	// (Hold, Lock), between api.MinLockTTL and api.MaxLockTTL; it is renewed every
+	// third of it. Zero means the host's default, api.DefaultLockTTL. A holder
 	// that dies keeps the lock this long.
 	LockTTL time.Duration
 	// Logger receives the apply lock's warnings: failed renewals, a lost
@@ -49,7 +50,7 @@ type Client struct {
 	log     *slog.Logger
 
 	leaseMu sync.Mutex
-	lease   string // the held apply lock's lease id, sent as LeaseHeader
+	lease   string // the held apply lock's lease id, sent as api.LeaseHeader
 }
 
 var (
@@ -86,8 +87,8 @@ func NewClient(endpoint, token string, opts ClientOptions) (*Client, error) {
 func (c *Client) Endpoint() string { return c.base }
 
 // Apps returns every app on the host.
-func (c *Client) Apps(ctx context.Context) ([]AppInfo, error) {
-	var lr ListResponse
+func (c *Client) Apps(ctx context.Context) ([]api.AppInfo, error) {
+	var lr api.ListResponse
 	if err := c.do(ctx, http.MethodGet, "/v1/apps", nil, &lr); err != nil {
 		return nil, err
 	}
@@ -95,16 +96,16 @@ func (c *Client) Apps(ctx context.Context) ([]AppInfo, error) {
 }
 
 // App returns one app; ErrNotFound when the host does not run it.
-func (c *Client) App(ctx context.Context, name string) (AppInfo, error) {
-	var ai AppInfo
+func (c *Client) App(ctx context.Context, name string) (api.AppInfo, error) {
+	var ai api.AppInfo
 	err := c.do(ctx, http.MethodGet, "/v1/apps/"+url.PathEscape(name), nil, &ai)
 	return ai, err
 }
 
 // PutApp deploys the artifact req names as app name and returns the host's
 // status for it once the new version serves.
-func (c *Client) PutApp(ctx context.Context, name string, req PutRequest) (AppInfo, error) {
-	var ai AppInfo
+func (c *Client) PutApp(ctx context.Context, name string, req api.PutRequest) (api.AppInfo, error) {
+	var ai api.AppInfo
 	err := c.do(ctx, http.MethodPut, "/v1/apps/"+url.PathEscape(name), req, &ai)
 	return ai, err
 }
@@ -116,8 +117,8 @@ func (c *Client) DeleteApp(ctx context.Context, name string) error {
 
 // RollBackApp switches app name back to its previous version and returns
 // its new status.
-func (c *Client) RollBackApp(ctx context.Context, name string) (AppInfo, error) {
-	var ai AppInfo
+func (c *Client) RollBackApp(ctx context.Context, name string) (api.AppInfo, error) {
+	var ai api.AppInfo
 	err := c.do(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(name)+"/rollback", nil, &ai)
 	return ai, err
 }
@@ -149,12 +150,12 @@ func (c *Client) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 // targets.ErrUnhealthy (422) or targets.ErrUnavailable (502/503/504 or no
 // answer) where they apply.
 func (c *Client) Put(ctx context.Context, want targets.DesiredApp) error {
-	_, err := c.PutApp(ctx, want.Name, PutRequest{Ref: want.Ref, Digest: want.Digest, Secrets: want.Secrets, Owner: want.Owner})
+	_, err := c.PutApp(ctx, want.Name, api.PutRequest{Ref: want.Ref, Digest: want.Digest, Secrets: want.Secrets, Owner: want.Owner})
 	return err
 }
 
 // RecordsOwners implements targets.OwnerRecorder: a ferry-host records
-// PutRequest.Owner and reports it in AppInfo.Owner.
+// api.PutRequest.Owner and reports it in api.AppInfo.Owner.
 func (c *Client) RecordsOwners() bool { return true }
 
 // Delete implements targets.Target.
@@ -186,7 +187,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if strings.HasPrefix(path, "/v1/apps/") && method != http.MethodGet {
 		c.leaseMu.Lock()
 		if c.lease != "" {
-			req.Header.Set(LeaseHeader, c.lease)
+			req.Header.Set(api.LeaseHeader, c.lease)
 		}
 		c.leaseMu.Unlock()
 	}
@@ -212,7 +213,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		return nil
 	}
-	var eb ErrorBody
+	var eb api.ErrorBody
 	if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
 		eb.Error = strings.TrimSpace(string(data))
 		if len(eb.Error) > 512 {
@@ -231,13 +232,13 @@ func sentinelFor(status int, code string) error {
 		return ErrUnauthorized
 	case status == http.StatusForbidden:
 		return targets.ErrVerification
-	case status == http.StatusGone, status == http.StatusNotFound && code == CodeLeaseNotFound:
+	case status == http.StatusGone, status == http.StatusNotFound && code == api.CodeLeaseNotFound:
 		return ErrLeaseLost
-	case status == http.StatusNotFound && code == CodeArtifactNotFound:
+	case status == http.StatusNotFound && code == api.CodeArtifactNotFound:
 		return ErrArtifactNotFound
 	case status == http.StatusNotFound:
 		return ErrNotFound
-	case status == http.StatusConflict && code == CodeLocked:
+	case status == http.StatusConflict && code == api.CodeLocked:
 		return ErrLocked
 	case status == http.StatusConflict:
 		return ErrNoPrevious
