@@ -134,14 +134,8 @@ func serve(ctx context.Context, c *config, getenv func(string) string, log *slog
 		Policy:             policy,
 		InsecureSkipVerify: c.insecureSkipVerify,
 		Verify: signer.RegistryOptions{
-			PlainHTTP: c.registryPlainHTTP,
-			Credentials: func(ctx context.Context, host string) (signer.Credential, error) {
-				cr, err := rc.CredentialFor(ctx, host)
-				if err != nil {
-					return signer.Credential{}, err
-				}
-				return signer.Credential{Username: cr.Username, Password: cr.Password, RegistryToken: cr.Token}, nil
-			},
+			PlainHTTP:   c.registryPlainHTTP,
+			Credentials: rc.CredentialFor,
 		},
 		Token:   token,
 		Logger:  log.With("component", "control"),
