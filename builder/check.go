@@ -41,7 +41,7 @@ func check(ctx context.Context, wasm []byte, executor string) error {
 	}
 	for _, im := range all {
 		if im.kind != 0 {
-			bad = append(bad, fmt.Sprintf("%s.%s (%s)", im.module, im.name, importKinds[im.kind]))
+			bad = append(bad, fmt.Sprintf("%s.%s (%s)", im.module, im.name, im.kind))
 		}
 	}
 	if len(bad) > 0 {

@@ -18,6 +18,8 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 	"oras.land/oras-go/v2/registry/remote/retry"
+
+	"github.com/ferry-wasm/ferry/registry/credential"
 )
 
 // Environment variables read by EnvCredential.
@@ -30,49 +32,13 @@ const (
 	EnvHost = "FERRY_REGISTRY_HOST"
 )
 
-// Credential is a registry login. Its String and LogValue never show the
-// password or token.
-type Credential struct {
-	// Username and Password are sent with HTTP basic auth or exchanged for a
-	// bearer token, as the registry asks.
-	Username string
-	Password string
-	// Token is a registry bearer (access) token sent as is; it wins over
-	// Username/Password.
-	Token string
-	// IdentityToken is an OAuth2 refresh token (Docker's "identitytoken")
-	// exchanged for access tokens.
-	IdentityToken string
-}
+// Credential is a registry login (see [credential.Credential]: its String,
+// GoString and LogValue never show the password or tokens). It is the same
+// type the signer takes, so a [Client.CredentialFor] is a [credential.Func]
+// for signer.RegistryOptions as is.
+type Credential = credential.Credential
 
-// String implements fmt.Stringer without revealing secrets.
-func (c Credential) String() string {
-	return fmt.Sprintf("Credential{Username:%q Password:%s Token:%s IdentityToken:%s}",
-		c.Username, redact(c.Password), redact(c.Token), redact(c.IdentityToken))
-}
-
-// GoString implements fmt.GoStringer without revealing secrets.
-func (c Credential) GoString() string { return c.String() }
-
-// LogValue implements slog.LogValuer without revealing secrets.
-func (c Credential) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("username", c.Username),
-		slog.String("password", redact(c.Password)), slog.String("token", redact(c.Token)),
-		slog.String("identity_token", redact(c.IdentityToken)))
-}
-
-func redact(s string) string {
-	if s == "" {
-		return `""`
-	}
-	return "[redacted]"
-}
-
-func (c Credential) empty() bool {
-	return c.Username == "" && c.Password == "" && c.Token == "" && c.IdentityToken == ""
-}
-
-func (c Credential) oras() auth.Credential {
+func orasCredential(c Credential) auth.Credential {
 	if c.Token != "" {
 		return auth.Credential{AccessToken: c.Token}
 	}
@@ -88,7 +54,7 @@ func fromOras(c auth.Credential) Credential {
 // when none is set.
 func EnvCredential(getenv func(string) string) (c Credential, ok bool) {
 	c = Credential{Username: getenv(EnvUsername), Password: getenv(EnvPassword), Token: getenv(EnvToken)}
-	return c, !c.empty()
+	return c, !c.IsZero()
 }
 
 // EnvCredentials reads the login of EnvCredential and the registry host it
@@ -224,10 +190,10 @@ func New(opts Options) (*Client, error) {
 // credential resolves the login for hostport: explicit first, then Docker.
 func (c *Client) credential(ctx context.Context, hostport string) (auth.Credential, error) {
 	if cr, ok := c.opts.Credentials[hostport]; ok {
-		return cr.oras(), nil
+		return orasCredential(cr), nil
 	}
 	if cr, ok := c.opts.Credentials["*"]; ok {
-		return cr.oras(), nil
+		return orasCredential(cr), nil
 	}
 	if c.store != nil {
 		return credentials.Credential(c.store)(ctx, hostport)
@@ -237,8 +203,11 @@ func (c *Client) credential(ctx context.Context, hostport string) (auth.Credenti
 
 // CredentialFor returns the login this client uses for the registry host
 // ("ghcr.io", "127.0.0.1:5000"): explicit Options.Credentials first, then
-// the Docker config. The zero Credential means anonymous. It lets other
-// OCI clients (the signer's cosign code) use the same logins.
+// the Docker config. The zero Credential means anonymous. It is a
+// [credential.Func]: other OCI clients (signer.RegistryOptions.Credentials)
+// take it as is and use the same logins.
+var _ credential.Func = (*Client)(nil).CredentialFor
+
 func (c *Client) CredentialFor(ctx context.Context, host string) (Credential, error) {
 	cr, err := c.credential(ctx, host)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/ferry-wasm/ferry/sdk/internal/hostcall"
+	"github.com/ferry-wasm/ferry/targets/host/abi"
 )
 
 // Errors returned by host calls.
@@ -30,15 +31,15 @@ func CodeError(code int32) error {
 	switch {
 	case code >= 0:
 		return nil
-	case code == hostcall.CodeNotFound:
+	case code == abi.ErrNotFound:
 		return ErrNotFound
-	case code == hostcall.CodeDenied:
+	case code == abi.ErrDenied:
 		return ErrDenied
-	case code == hostcall.CodeIO:
+	case code == abi.ErrIO:
 		return ErrIO
-	case code == hostcall.CodeTooLarge:
+	case code == abi.ErrTooLarge:
 		return ErrTooLarge
-	case code == hostcall.CodeInvalid:
+	case code == abi.ErrInvalid:
 		return ErrInvalid
 	}
 	return ErrUnsupported

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ferry-wasm/ferry/sdk/internal/hostcall"
+	"github.com/ferry-wasm/ferry/targets/host/abi"
 )
 
 // A reactor instance serves one request at a time, so the buffers below are
@@ -48,7 +49,7 @@ func handle(h http.Handler, head []byte, w *responseWriter) (code int32) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			hostcall.Log(8, "ferry sdk: handler panicked: "+panicString(p))
+			hostcall.Log(abi.LevelError, "ferry sdk: handler panicked: "+panicString(p))
 			code = 3
 		}
 		w.reset()

@@ -17,19 +17,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+
+	"github.com/ferry-wasm/ferry/registry/credential"
 )
-
-// Credential is what a registry needs to let a client in: a user name and
-// password, or an identity/refresh token. The zero value is anonymous.
-type Credential struct {
-	Username      string
-	Password      string
-	RegistryToken string
-}
-
-// CredentialFunc returns the credential for a registry host ("host:port").
-// It is called once per operation and host.
-type CredentialFunc func(ctx context.Context, host string) (Credential, error)
 
 // RegistryOptions say how to reach the registry. The zero value uses HTTPS
 // with certificate checks (plain HTTP for localhost, 127.0.0.0/8 and ::1, as
@@ -40,9 +30,12 @@ type RegistryOptions struct {
 	PlainHTTP bool
 	// Insecure skips TLS certificate verification. Default false.
 	Insecure bool
-	// Credentials supplies credentials per registry host. Default nil: the
-	// Docker config file (~/.docker/config.json and its credential helpers).
-	Credentials CredentialFunc
+	// Credentials supplies the login per registry host; ferry passes the
+	// registry client's lookup (registry.Client.CredentialFor), so the
+	// signer uses exactly the logins the pushes and pulls use. Default nil:
+	// the Docker config file (~/.docker/config.json and its credential
+	// helpers), read by go-containerregistry.
+	Credentials credential.Func
 	// Transport is the HTTP transport. Default nil: a clone of
 	// http.DefaultTransport.
 	Transport http.RoundTripper
@@ -92,7 +85,7 @@ func (o RegistryOptions) ociOptions(ctx context.Context) []ociremote.Option {
 
 type credKeychain struct {
 	ctx context.Context
-	fn  CredentialFunc
+	fn  credential.Func
 }
 
 func (k credKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
@@ -100,10 +93,11 @@ func (k credKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s: %w", r.RegistryStr(), err)
 	}
-	if c == (Credential{}) {
+	if c.IsZero() {
 		return authn.Anonymous, nil
 	}
-	return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password, RegistryToken: c.RegistryToken}), nil
+	return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password,
+		RegistryToken: c.Token, IdentityToken: c.IdentityToken}), nil
 }
 
 // parseRef parses an artifact reference.

@@ -91,8 +91,8 @@ func TestRegistryCredentialsStayWithTheirRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	priv, _ := signingKey(t)
-	signOpts := signer.SignOptions{Registry: signer.RegistryOptions{Credentials: func(context.Context, string) (signer.Credential, error) {
-		return signer.Credential{Username: user, Password: pass}, nil
+	signOpts := signer.SignOptions{Registry: signer.RegistryOptions{Credentials: func(context.Context, string) (registry.Credential, error) {
+		return registry.Credential{Username: user, Password: pass}, nil
 	}}}
 	if _, err := signer.Sign(ctx, res.Ref, priv, signOpts); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,14 +50,8 @@ func (r *registryFlags) client() (*registry.Client, error) {
 // signerRegistry gives the signer the same logins and HTTP policy.
 func (r *registryFlags) signerOptions(c *registry.Client) signer.RegistryOptions {
 	return signer.RegistryOptions{
-		PlainHTTP: r.insecure,
-		Credentials: func(ctx context.Context, host string) (signer.Credential, error) {
-			rc, err := c.CredentialFor(ctx, host)
-			if err != nil {
-				return signer.Credential{}, err
-			}
-			return signer.Credential{Username: rc.Username, Password: rc.Password, RegistryToken: rc.Token}, nil
-		},
+		PlainHTTP:   r.insecure,
+		Credentials: c.CredentialFor,
 	}
 }
 

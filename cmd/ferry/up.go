@@ -160,12 +160,7 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 		Repository: reg.Addr() + "/up",
 		Key:        key,
 		Sign: signer.SignOptions{Registry: signer.RegistryOptions{
-			Credentials: func(_ context.Context, host string) (signer.Credential, error) {
-				if host != reg.Addr() {
-					return signer.Credential{}, nil
-				}
-				return signer.Credential{Username: regLogin.Username, Password: regLogin.Password}, nil
-			},
+			Credentials: rc.CredentialFor, // the login for reg.Addr() only
 		}},
 	}
 	a, err := agent.NewAgent(agent.Options{

@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"encoding/binary"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/ferry-wasm/ferry/internal/wasmbin"
 )
 
 // CPU scheduler between guests (Options.CPUSlots).
@@ -487,32 +488,12 @@ func (r *Runtime) schedCompileContext(ctx context.Context, wasm []byte) context.
 // lastFunction returns the index of the last function of a module that
 // instrument wrote.
 func lastFunction(wasm []byte) (uint32, bool) {
-	if len(wasm) < 8 || binary.LittleEndian.Uint32(wasm[4:8]) != 1 {
+	m, err := wasmbin.Parse(wasm)
+	if err != nil {
 		return 0, false
 	}
-	var imported, defined uint32
-	for r := (reader{b: wasm, i: 8}); r.i < len(r.b); {
-		id := r.byte()
-		p := r.bytes(int(r.u32()))
-		if r.err != nil {
-			return 0, false
-		}
-		switch id {
-		case secImport:
-			f, _, _, err := countImports(p)
-			if err != nil {
-				return 0, false
-			}
-			imported = f
-		case secFunction:
-			fr := reader{b: p}
-			defined = fr.u32()
-			if fr.err != nil {
-				return 0, false
-			}
-		}
-	}
-	if defined == 0 {
+	imported, defined, err := m.FunctionCount()
+	if err != nil || defined == 0 {
 		return 0, false
 	}
 	return imported + defined - 1, true

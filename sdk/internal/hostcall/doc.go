@@ -1,19 +1,14 @@
 // Package hostcall holds the raw imports of ferry-host's "ferry" module for
 // the Go guest SDK (see targets/host/ABI.md). On anything but wasip1 every
-// call returns CodeUnsupported, so code using the SDK still compiles and
+// call returns abi.ErrUnsupported, so code using the SDK still compiles and
 // tests on the build machine.
+//
+// Result codes are targets/host/abi's constants (abi.OK, abi.ErrNotFound,
+// ...), the very ones the host returns: abi imports nothing, so it
+// compiles for wasip1, and guest and host cannot disagree on a code.
 package hostcall
 
-// Result codes of the ferry host functions (mirrors targets/host/abi).
-const (
-	CodeOK          int32 = 0
-	CodeNotFound    int32 = -1
-	CodeDenied      int32 = -2
-	CodeIO          int32 = -3
-	CodeTooLarge    int32 = -4
-	CodeInvalid     int32 = -5
-	CodeUnsupported int32 = -6
-)
+import "github.com/ferry-wasm/ferry/targets/host/abi"
 
 // twoCall runs f with a buffer, growing it once when the host reports a
 // larger size (the two-call convention of ABI.md).
@@ -25,9 +20,9 @@ func twoCall(size int, f func(buf []byte) int32) ([]byte, int32) {
 			return nil, n
 		}
 		if int(n) <= len(buf) {
-			return buf[:n], CodeOK
+			return buf[:n], abi.OK
 		}
 		buf = make([]byte, n)
 	}
-	return nil, CodeIO
+	return nil, abi.ErrIO
 }

@@ -2,7 +2,11 @@
 
 package hostcall
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/ferry-wasm/ferry/targets/host/abi"
+)
 
 //go:wasmimport ferry log
 func log_(level int32, msg unsafe.Pointer, msgLen uint32)
@@ -132,11 +136,11 @@ func ReqHead(buf []byte) ([]byte, int32) {
 			return nil, got
 		}
 		if int(got) <= len(buf) {
-			return buf[:got], CodeOK
+			return buf[:got], abi.OK
 		}
 		buf = make([]byte, got)
 	}
-	return nil, CodeIO
+	return nil, abi.ErrIO
 }
 
 // ReqBodyRead reads request body bytes into buf (0 = EOF).

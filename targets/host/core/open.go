@@ -93,14 +93,8 @@ func Open(cfg Config) (*Core, error) {
 		Policy:             cfg.Policy,
 		InsecureSkipVerify: cfg.InsecureSkipVerify,
 		Verify: signer.RegistryOptions{
-			PlainHTTP: regOpts.Insecure,
-			Credentials: func(ctx context.Context, host string) (signer.Credential, error) {
-				cr, err := rc.CredentialFor(ctx, host)
-				if err != nil {
-					return signer.Credential{}, err
-				}
-				return signer.Credential{Username: cr.Username, Password: cr.Password, RegistryToken: cr.Token}, nil
-			},
+			PlainHTTP:   regOpts.Insecure,
+			Credentials: rc.CredentialFor,
 		},
 		SecretHashKey: cfg.SecretHashKey,
 		Logger:        cfg.Logger,
