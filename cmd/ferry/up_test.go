@@ -82,7 +82,7 @@ type upProcess struct {
 	stderr *bytes.Buffer
 }
 
-var upLineRE = regexp.MustCompile(`^ferry up: (apps|agent API|state)\s+(\S+)`)
+var upLineRE = regexp.MustCompile(`^ferry up: (apps|host API|agent API|state)\s+(\S+)`)
 
 // startUp runs `ferry up` in process with loopback addresses chosen by the
 // system and args (flags, then DIR), and stops it when the test ends. It
@@ -123,7 +123,7 @@ func startUp(t testing.TB, args ...string) *upProcess {
 	}()
 	got := map[string]string{}
 	timeout := time.After(60 * time.Second)
-	for len(got) < 3 {
+	for len(got) < 4 {
 		select {
 		case l, ok := <-lines:
 			if !ok {
