@@ -9,8 +9,11 @@ GOFLAGS_BUILD := -trimpath -buildvcs=false
 TEST_TIMEOUT ?= 45m
 BENCH_REPORT ?= bench/report.txt
 FUZZTIME ?= 5m
-# Packages with concurrent code, run again under the race detector.
-RACE_PKGS := ./sync/... ./registry/... ./builder/... ./targets/host/...
+# Packages run again under the race detector: those with concurrent code,
+# and cmd/..., where the end-to-end tests run the agent, ferry up and real
+# ferry-host processes together (about 8 minutes of both cores on a 2-core
+# machine).
+RACE_PKGS := ./sync/... ./registry/... ./builder/... ./targets/host/... ./cmd/...
 
 .PHONY: all build run test bench check testdata clean
 
