@@ -453,7 +453,8 @@ func (a *Agent) fetchAndRelease(rr *roundRun) {
 	}
 	a.mu.Unlock()
 	if len(in.Steps) > 0 {
-		for _, s := range in.Steps {
+		for _, rs := range in.Steps {
+			s := stepRecord(rs)
 			rr.r.Steps = append(rr.r.Steps, s)
 			if s.Status != history.StepSkipped {
 				a.met.stepDuration.WithLabelValues(s.Step).Observe(s.Duration.Std().Seconds())
@@ -640,4 +641,17 @@ func specDiagnostics(ds hcl.Diagnostics, root string) []history.SpecDiagnostic {
 		out = append(out, sd)
 	}
 	return out
+}
+
+// stepRecord turns a step the releaser reports into the round's history
+// record of it.
+func stepRecord(s release.StepReport) history.StepResult {
+	st := history.StepOK
+	switch s.Outcome {
+	case release.StepFailed:
+		st = history.StepFailed
+	case release.StepSkipped:
+		st = history.StepSkipped
+	}
+	return history.StepResult{Step: s.Name, Status: st, Message: s.Message, Duration: deploy.Duration(s.Duration)}
 }
