@@ -360,7 +360,7 @@ func (a *Agent) step(rr *roundRun, name string, start time.Time, status history.
 		a.met.errors.WithLabelValues(name).Inc()
 	}
 	a.mu.Lock()
-	a.status.Running = rr.r.Clone()
+	a.status.Running = cloneRound(rr.r)
 	a.mu.Unlock()
 }
 
@@ -377,7 +377,7 @@ func (a *Agent) runRound(ctx context.Context, trigger string) (retry bool) {
 	}
 	rr := &roundRun{r: r, ctx: ctx, obs: map[string][]targets.ObservedApp{}}
 	a.mu.Lock()
-	a.status.Running = r.Clone()
+	a.status.Running = cloneRound(r)
 	a.mu.Unlock()
 	if trigger == "api" {
 		// A manual sync retries everything now.
@@ -654,4 +654,14 @@ func stepRecord(s release.StepReport) history.StepResult {
 		st = history.StepSkipped
 	}
 	return history.StepResult{Step: s.Name, Status: st, Message: s.Message, Duration: deploy.Duration(s.Duration)}
+}
+
+// cloneRound returns a copy of r that shares no slices with it, for the
+// status API while the round goroutine goes on appending.
+func cloneRound(r *history.Round) *history.Round {
+	c := *r
+	c.Steps = slices.Clone(r.Steps)
+	c.SpecErrors = slices.Clone(r.SpecErrors)
+	c.Apps = slices.Clone(r.Apps)
+	return &c
 }

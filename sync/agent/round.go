@@ -40,7 +40,7 @@ func (a *Agent) effective(rr *roundRun, g *goodState) (plan.Desired, map[string]
 			// Unknown whether the commit changes the app: keep the pin.
 		case inRelease && p.BaseDigest == "":
 			p.BaseDigest = cur
-			if err := a.hist.PutJSON(history.BucketPins, name, p); err != nil {
+			if err := a.hist.SetPin(p); err != nil {
 				rr.errs = append(rr.errs, err.Error())
 			}
 		case inRelease && cur == p.BaseDigest:
@@ -51,7 +51,7 @@ func (a *Agent) effective(rr *roundRun, g *goodState) (plan.Desired, map[string]
 				why = fmt.Sprintf("commit %s no longer deploys app %s; the rollback pin to %s is superseded",
 					shortSHA(g.commit), name, plan.ShortDigest(p.Digest))
 			}
-			if err := a.hist.Del(history.BucketPins, name); err != nil {
+			if err := a.hist.DeletePin(name); err != nil {
 				rr.errs = append(rr.errs, err.Error())
 				continue
 			}
@@ -302,7 +302,7 @@ func (a *Agent) hostRollbacks(rr *roundRun, p *plan.Plan, desired plan.Desired) 
 		}
 	}
 	save := func(key string, rb history.HostRollback) bool {
-		if err := a.hist.PutJSON(history.BucketHostRollbacks, key, rb); err != nil {
+		if err := a.hist.SetHostRollback(rb); err != nil {
 			rr.errs = append(rr.errs, err.Error())
 			return false
 		}
@@ -406,7 +406,7 @@ func (a *Agent) finish(rr *roundRun) {
 		rr.errs = append(rr.errs, err.Error())
 	}
 	a.status.Running = nil
-	a.status.LastRound = r.Clone()
+	a.status.LastRound = cloneRound(r)
 	a.status.Errors = slices.Clone(rr.errs)
 	a.status.Apps = st
 	if g != nil {

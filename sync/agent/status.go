@@ -224,7 +224,7 @@ func (a *Agent) Pin(app, digest string) (history.Pin, error) {
 		digest = match[0]
 	}
 	p := history.Pin{App: app, Digest: digest, BaseDigest: base, At: a.clock.Now().UTC()}
-	if err := a.hist.PutJSON(history.BucketPins, app, p); err != nil {
+	if err := a.hist.SetPin(p); err != nil {
 		return history.Pin{}, fmt.Errorf("sync: pin: %w", err)
 	}
 	a.log.Info("app pinned", "app", app, "digest", digest)
@@ -240,7 +240,7 @@ func deployed(r history.AppRecord) bool {
 // Unpin removes app's rollback pin, so the spec's version deploys again.
 // It wakes a round.
 func (a *Agent) Unpin(app string) error {
-	if err := a.hist.Del(history.BucketPins, app); err != nil {
+	if err := a.hist.DeletePin(app); err != nil {
 		return fmt.Errorf("sync: unpin: %w", err)
 	}
 	a.Wake("unpin")
@@ -253,7 +253,7 @@ func (a *Agent) Suspend(app string) error {
 	if err := a.knownApp(app); err != nil {
 		return err
 	}
-	if err := a.hist.PutJSON(history.BucketSuspended, app, history.Suspension{App: app, At: a.clock.Now().UTC()}); err != nil {
+	if err := a.hist.Suspend(history.Suspension{App: app, At: a.clock.Now().UTC()}); err != nil {
 		return fmt.Errorf("sync: suspend: %w", err)
 	}
 	a.log.Info("app suspended", "app", app)
@@ -262,7 +262,7 @@ func (a *Agent) Suspend(app string) error {
 
 // Resume undoes Suspend and wakes a round.
 func (a *Agent) Resume(app string) error {
-	if err := a.hist.Del(history.BucketSuspended, app); err != nil {
+	if err := a.hist.Resume(app); err != nil {
 		return fmt.Errorf("sync: resume: %w", err)
 	}
 	a.log.Info("app resumed", "app", app)
