@@ -290,10 +290,10 @@ func (a *Agent) Wake(trigger string) {
 // interrupted), or an error if Start was already called.
 func (a *Agent) Start(ctx context.Context) error {
 	if !a.started.CompareAndSwap(false, true) {
-		return fmt.Errorf("sync: agent already started")
+		return fmt.Errorf("agent: agent already started")
 	}
 	if a.closed.Load() {
-		return fmt.Errorf("sync: agent closed")
+		return fmt.Errorf("agent: agent closed")
 	}
 	a.git.Prune() // leftovers of checkouts a killed agent did not finish
 	a.log.Info("agent started", "repo", gitsource.RedactURL(a.opts.Repo), "branch", a.opts.Branch, "path", a.opts.Path, "interval", a.opts.Interval)

@@ -225,7 +225,7 @@ func (a *Agent) Pin(app, digest string) (history.Pin, error) {
 	}
 	p := history.Pin{App: app, Digest: digest, BaseDigest: base, At: a.clock.Now().UTC()}
 	if err := a.hist.SetPin(p); err != nil {
-		return history.Pin{}, fmt.Errorf("sync: pin: %w", err)
+		return history.Pin{}, fmt.Errorf("agent: pin: %w", err)
 	}
 	a.log.Info("app pinned", "app", app, "digest", digest)
 	a.Wake("rollback")
@@ -241,7 +241,7 @@ func deployed(r history.AppRecord) bool {
 // It wakes a round.
 func (a *Agent) Unpin(app string) error {
 	if err := a.hist.DeletePin(app); err != nil {
-		return fmt.Errorf("sync: unpin: %w", err)
+		return fmt.Errorf("agent: unpin: %w", err)
 	}
 	a.Wake("unpin")
 	return nil
@@ -254,7 +254,7 @@ func (a *Agent) Suspend(app string) error {
 		return err
 	}
 	if err := a.hist.Suspend(history.Suspension{App: app, At: a.clock.Now().UTC()}); err != nil {
-		return fmt.Errorf("sync: suspend: %w", err)
+		return fmt.Errorf("agent: suspend: %w", err)
 	}
 	a.log.Info("app suspended", "app", app)
 	return nil
@@ -263,7 +263,7 @@ func (a *Agent) Suspend(app string) error {
 // Resume undoes Suspend and wakes a round.
 func (a *Agent) Resume(app string) error {
 	if err := a.hist.Resume(app); err != nil {
-		return fmt.Errorf("sync: resume: %w", err)
+		return fmt.Errorf("agent: resume: %w", err)
 	}
 	a.log.Info("app resumed", "app", app)
 	a.Wake("resume")

@@ -267,14 +267,14 @@ type Success struct {
 // rounds so marked.
 func Open(dir string, retention int) (*Store, []uint64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("sync: history: %w", err)
+		return nil, nil, fmt.Errorf("history: %w", err)
 	}
 	db, err := bolt.Open(filepath.Join(dir, "history.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, nil, fmt.Errorf("sync: %w: %s", ErrHistoryLocked, filepath.Join(dir, "history.db"))
+			return nil, nil, fmt.Errorf("history: %w: %s", ErrHistoryLocked, filepath.Join(dir, "history.db"))
 		}
-		return nil, nil, fmt.Errorf("sync: open history: %w", err)
+		return nil, nil, fmt.Errorf("history: open: %w", err)
 	}
 	h := &Store{db: db, retention: parallel.OrDefault(retention, 5000)}
 	var interrupted []uint64
@@ -312,7 +312,7 @@ func Open(dir string, retention int) (*Store, []uint64, error) {
 	})
 	if err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("sync: history: %w", err)
+		return nil, nil, fmt.Errorf("history: %w", err)
 	}
 	return h, interrupted, nil
 }
@@ -343,7 +343,7 @@ func (h *Store) Begin(trigger string, start time.Time) (*Round, error) {
 		return rb.Put(u64(id), b)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sync: history: begin round: %w", err)
+		return nil, fmt.Errorf("history: begin round: %w", err)
 	}
 	return r, nil
 }
@@ -357,7 +357,7 @@ func (h *Store) Progress(r *Round) error {
 	}
 	err = h.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRounds).Put(u64(r.ID), b) })
 	if err != nil {
-		return fmt.Errorf("sync: history: record round progress: %w", err)
+		return fmt.Errorf("history: record round progress: %w", err)
 	}
 	return nil
 }
@@ -424,7 +424,7 @@ func (h *Store) Finish(r *Round, artifacts []targets.DesiredApp) error {
 		return h.prune(tx, r.ID)
 	})
 	if err != nil {
-		return fmt.Errorf("sync: history: record round %d: %w", r.ID, err)
+		return fmt.Errorf("history: record round %d: %w", r.ID, err)
 	}
 	return nil
 }
@@ -480,7 +480,7 @@ func (h *Store) Rounds(limit int) ([]Round, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sync: history: %w", err)
+		return nil, fmt.Errorf("history: %w", err)
 	}
 	return out, nil
 }
@@ -497,7 +497,7 @@ func (h *Store) Round(id uint64) (*Round, error) {
 		return json.Unmarshal(v, r)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sync: history: %w", err)
+		return nil, fmt.Errorf("history: %w", err)
 	}
 	return r, nil
 }
@@ -525,7 +525,7 @@ func (h *Store) AppHistory(app string, limit int) ([]AppRecord, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sync: history: %w", err)
+		return nil, fmt.Errorf("history: %w", err)
 	}
 	return out, nil
 }
@@ -542,7 +542,7 @@ func (h *Store) Artifact(app, digest string) (*targets.DesiredApp, error) {
 		return json.Unmarshal(v, a)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sync: history: %w", err)
+		return nil, fmt.Errorf("history: %w", err)
 	}
 	return a, nil
 }
