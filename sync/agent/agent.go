@@ -5,16 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/internal/parallel"
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/sync/agent/gitsource"
@@ -22,7 +18,6 @@ import (
 	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
-	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -183,19 +178,8 @@ type Agent struct {
 	failures     map[string]*appFailure // target + "/" + app
 }
 
-// goodState is the desired state in force: the newest commit whose spec
-// was valid, with failed apps replaced by their previous versions.
-type goodState struct {
-	commit   string
-	cfg      *spec.Config
-	desired  plan.Desired
-	digests  map[string]string // app → desired digest (first target wins)
-	released map[string]string // app → digest released from this commit (no fallbacks)
-	appErrs  map[string]string // app → release error
-	holds    map[string]string // app → why it is held (failed, no previous version)
-	secrets  func(string, string) map[string]string
-}
-
+// appFailure is an app whose change failed on a target, waiting to be
+// retried at that digest.
 type appFailure struct {
 	digest  string
 	count   int
@@ -290,10 +274,10 @@ func (a *Agent) Wake(trigger string) {
 // interrupted), or an error if Start was already called.
 func (a *Agent) Start(ctx context.Context) error {
 	if !a.started.CompareAndSwap(false, true) {
-		return fmt.Errorf("sync: agent already started")
+		return fmt.Errorf("agent: agent already started")
 	}
 	if a.closed.Load() {
-		return fmt.Errorf("sync: agent closed")
+		return fmt.Errorf("agent: agent closed")
 	}
 	a.git.Prune() // leftovers of checkouts a killed agent did not finish
 	a.log.Info("agent started", "repo", gitsource.RedactURL(a.opts.Repo), "branch", a.opts.Branch, "path", a.opts.Path, "interval", a.opts.Interval)
@@ -330,314 +314,4 @@ func (a *Agent) Start(ctx context.Context) error {
 // jitter returns d scaled by a random factor in [0.8, 1.0].
 func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.2*rand.Float64()))
-}
-
-// roundRun carries one round's working state.
-type roundRun struct {
-	r       *history.Round
-	ctx     context.Context
-	retry   bool // retry with backoff
-	failed  bool // nothing deployed: result failed
-	partial bool
-	errs    []string
-	deploy  []targets.DesiredApp // artifacts to record
-	obs     map[string][]targets.ObservedApp
-}
-
-func (rr *roundRun) fail(msg string, retry bool) {
-	rr.failed = true
-	rr.retry = rr.retry || retry
-	rr.errs = append(rr.errs, msg)
-}
-
-func (a *Agent) step(rr *roundRun, name string, start time.Time, status history.StepStatus, msg string) {
-	d := a.clock.Now().Sub(start)
-	rr.r.Steps = append(rr.r.Steps, history.StepResult{Step: name, Status: status, Message: msg, Duration: deploy.Duration(d)})
-	if status != history.StepSkipped {
-		a.met.stepDuration.WithLabelValues(name).Observe(d.Seconds())
-	}
-	if status == history.StepFailed {
-		a.met.errors.WithLabelValues(name).Inc()
-	}
-	a.mu.Lock()
-	a.status.Running = rr.r.Clone()
-	a.mu.Unlock()
-}
-
-// runRound runs one round and records it; it reports whether the next
-// round should come early, with backoff.
-func (a *Agent) runRound(ctx context.Context, trigger string) (retry bool) {
-	r, err := a.hist.Begin(trigger, a.clock.Now())
-	if err != nil {
-		a.log.Error("cannot record round", "err", err)
-		a.mu.Lock()
-		a.status.Errors = []string{err.Error()}
-		a.mu.Unlock()
-		return true
-	}
-	rr := &roundRun{r: r, ctx: ctx, obs: map[string][]targets.ObservedApp{}}
-	a.mu.Lock()
-	a.status.Running = r.Clone()
-	a.mu.Unlock()
-	if trigger == "api" {
-		// A manual sync retries everything now.
-		clear(a.failures)
-		a.releaseAt = time.Time{}
-	}
-	a.log.Debug("round started", "round", r.ID, "trigger", trigger)
-
-	a.fetchAndRelease(rr)
-	a.planAndApply(rr)
-	a.finish(rr)
-	return rr.retry
-}
-
-func (a *Agent) fetchAndRelease(rr *roundRun) {
-	ctx := rr.ctx
-	t0 := a.clock.Now()
-	commit, err := a.git.Fetch(ctx)
-	if err == nil {
-		a.step(rr, history.StepFetch, t0, history.StepOK, "branch "+a.opts.Branch+" at "+shortSHA(commit))
-	} else {
-		a.step(rr, history.StepFetch, t0, history.StepFailed, err.Error())
-		rr.fail(err.Error()+"; the targets keep serving the last good state", true)
-		a.skip(rr, "no commit fetched", history.StepLoad, history.StepBuild)
-		return
-	}
-	rr.r.Fetched = commit
-	a.mu.Lock()
-	a.status.FetchedCommit = commit
-	a.mu.Unlock()
-
-	if commit == a.released && (!a.releaseRetry || a.clock.Now().Before(a.releaseAt)) {
-		if a.invalidMsg != "" {
-			// Still invalid: keep saying so every round.
-			rr.r.SpecErrors = a.invalidDiags
-			a.skip(rr, "commit "+shortSHA(commit)+" was already loaded and is invalid", history.StepLoad, history.StepBuild)
-			rr.fail(a.invalidMsg, false)
-			return
-		}
-		a.skip(rr, "commit "+shortSHA(commit)+" already released", history.StepLoad, history.StepBuild)
-		return
-	}
-	// A release may take long (builds); record which commit this round
-	// works on, so that a crash leaves an interrupted round that says so.
-	if err := a.hist.Progress(rr.r); err != nil {
-		a.log.Warn("cannot record round progress", "round", rr.r.ID, "err", err)
-	}
-	t0 = a.clock.Now()
-	dir, err := a.git.Checkout(commit)
-	if err != nil {
-		a.step(rr, history.StepLoad, t0, history.StepFailed, err.Error())
-		rr.fail(err.Error(), true)
-		a.skip(rr, "checkout failed", history.StepBuild)
-		return
-	}
-	specDir := filepath.Join(dir, filepath.FromSlash(a.opts.Path))
-	in, err := a.opts.Releaser.Release(release.WithRepositoryRoot(ctx, dir), specDir, commit)
-	if err == nil && in == nil {
-		err = errors.New("releaser returned nothing")
-	}
-	if err != nil {
-		msg := fmt.Sprintf("release of %s failed: %v", shortSHA(commit), err)
-		a.step(rr, history.StepBuild, t0, history.StepFailed, msg)
-		rr.fail(msg+"; the targets keep serving the last good state", true)
-		a.released, a.releaseRetry, a.releaseAt, a.invalidMsg, a.invalidDiags = commit, true, time.Time{}, "", nil
-		return
-	}
-	diags := specDiagnostics(in.Diagnostics, dir)
-	a.mu.Lock()
-	a.status.SpecErrors = nil
-	if in.Diagnostics.HasErrors() {
-		a.status.SpecErrors = diags
-	}
-	a.mu.Unlock()
-	if len(in.Steps) > 0 {
-		for _, s := range in.Steps {
-			rr.r.Steps = append(rr.r.Steps, s)
-			if s.Status != history.StepSkipped {
-				a.met.stepDuration.WithLabelValues(s.Step).Observe(s.Duration.Std().Seconds())
-			}
-			if s.Status == history.StepFailed {
-				a.met.errors.WithLabelValues(s.Step).Inc()
-			}
-		}
-	}
-	a.released, a.releaseRetry, a.invalidMsg, a.invalidDiags = commit, false, "", nil
-	if in.Diagnostics.HasErrors() {
-		rr.r.SpecErrors = diags
-		var first []string
-		for _, d := range diags {
-			if d.Severity == "error" {
-				first = append(first, d.String())
-			}
-		}
-		msg := fmt.Sprintf("spec of %s is invalid; nothing from it is deployed: %s", shortSHA(commit), strings.Join(first, "; "))
-		if len(in.Steps) == 0 {
-			a.step(rr, history.StepLoad, t0, history.StepFailed, msg)
-			a.skip(rr, "the spec is invalid", history.StepBuild)
-		}
-		rr.fail(msg, false)
-		a.invalidMsg, a.invalidDiags = msg, diags
-		return
-	}
-	if in.Config == nil {
-		msg := "releaser returned no spec config"
-		a.step(rr, history.StepLoad, t0, history.StepFailed, msg)
-		rr.fail(msg, true)
-		a.releaseRetry = true
-		return
-	}
-	if len(in.Steps) == 0 {
-		a.step(rr, history.StepLoad, t0, history.StepOK, fmt.Sprintf("%d apps, %d targets", len(in.Config.Apps), len(in.Config.Targets)))
-	}
-	a.mu.Lock()
-	prev := a.good
-	a.mu.Unlock()
-	g := a.newGood(commit, in, prev)
-	if len(in.AppErrors) > 0 {
-		names := slices.Sorted(maps.Keys(in.AppErrors))
-		var parts []string
-		for _, n := range names {
-			parts = append(parts, fmt.Sprintf("app %s: %v", n, in.AppErrors[n]))
-			rr.r.Apps = append(rr.r.Apps, history.AppRecord{Round: rr.r.ID, Commit: commit, Time: a.clock.Now().UTC(), App: n,
-				Action: "release", Result: string(plan.OutcomeFailed), Error: in.AppErrors[n].Error(), Detail: g.holdOrKeep(n)})
-		}
-		msg := "release failed for " + strings.Join(parts, "; ")
-		if len(in.Steps) == 0 {
-			a.step(rr, history.StepBuild, t0, history.StepFailed, msg)
-		}
-		rr.partial = true
-		rr.errs = append(rr.errs, msg)
-		a.releaseRetry = true
-		a.releaseFails++
-		a.releaseAt = a.clock.Now().Add(a.appBackoff(a.releaseFails))
-	} else {
-		a.releaseFails = 0
-		if len(in.Steps) == 0 {
-			a.step(rr, history.StepBuild, t0, history.StepOK, fmt.Sprintf("%d apps built, pushed and signed", len(g.released)))
-		}
-	}
-	a.mu.Lock()
-	a.good = g
-	a.mu.Unlock()
-	keep := []string{commit}
-	if prev != nil {
-		keep = append(keep, prev.commit)
-	}
-	a.git.Prune(keep...)
-}
-
-// newGood merges a valid release with the previous good state: an app that
-// failed to release keeps its previous desired version, or is held when it
-// has none.
-func (a *Agent) newGood(commit string, in *release.RoundInput, prev *goodState) *goodState {
-	g := &goodState{commit: commit, cfg: in.Config, digests: map[string]string{}, released: map[string]string{},
-		appErrs: map[string]string{}, holds: map[string]string{}}
-	d := plan.Desired{Commit: commit}
-	for _, dt := range in.Desired.Targets {
-		nt := plan.DesiredTarget{Name: dt.Name, Type: dt.Type, Apps: slices.Clone(dt.Apps)}
-		for _, app := range dt.Apps {
-			g.released[app.Name] = app.Digest
-		}
-		d.Targets = append(d.Targets, nt)
-	}
-	for n, err := range in.AppErrors {
-		g.appErrs[n] = err.Error()
-	}
-	for i := range d.Targets {
-		dt := &d.Targets[i]
-		has := map[string]bool{}
-		for _, app := range dt.Apps {
-			has[app.Name] = true
-		}
-		var want []string
-		if t := in.Config.Target(dt.Name); t != nil {
-			want = t.Apps
-		}
-		for _, n := range want {
-			if has[n] || g.appErrs[n] == "" {
-				continue
-			}
-			if old := prev.app(dt.Name, n); old != nil {
-				dt.Apps = append(dt.Apps, *old)
-				continue
-			}
-			g.holds[n] = "its release failed and there is no previous version to keep: " + g.appErrs[n]
-		}
-		for _, app := range dt.Apps {
-			if _, ok := g.digests[app.Name]; !ok {
-				g.digests[app.Name] = app.Digest
-			}
-		}
-	}
-	// Kept apps carry the secrets of the release they came from; no
-	// chain of earlier states is retained.
-	g.secrets = plan.SecretsFrom(d)
-	g.desired = d
-	return g
-}
-
-func (g *goodState) app(target, name string) *targets.DesiredApp {
-	if g == nil {
-		return nil
-	}
-	for _, dt := range g.desired.Targets {
-		if dt.Name != target {
-			continue
-		}
-		for i := range dt.Apps {
-			if dt.Apps[i].Name == name {
-				a := dt.Apps[i]
-				return &a
-			}
-		}
-	}
-	return nil
-}
-
-func (g *goodState) holdOrKeep(app string) string {
-	if h, ok := g.holds[app]; ok {
-		return "held: " + h
-	}
-	return "keeps its previous version " + plan.ShortDigest(g.digests[app])
-}
-
-func (a *Agent) skip(rr *roundRun, why string, steps ...string) {
-	for _, s := range steps {
-		rr.r.Steps = append(rr.r.Steps, history.StepResult{Step: s, Status: history.StepSkipped, Message: why})
-	}
-}
-
-func (a *Agent) appBackoff(n int) time.Duration {
-	d := a.opts.Interval << min(n-1, 20)
-	return jitter(min(d, max(a.opts.MaxBackoff, a.opts.Interval)))
-}
-
-func shortSHA(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
-}
-
-// specDiagnostics converts hcl diagnostics, making file names relative to
-// the checkout root.
-func specDiagnostics(ds hcl.Diagnostics, root string) []history.SpecDiagnostic {
-	var out []history.SpecDiagnostic
-	for _, d := range ds {
-		sd := history.SpecDiagnostic{Summary: d.Summary, Detail: d.Detail, Severity: "error"}
-		if d.Severity == hcl.DiagWarning {
-			sd.Severity = "warning"
-		}
-		if d.Subject != nil {
-			f := d.Subject.Filename
-			if rel, err := filepath.Rel(root, f); err == nil && filepath.IsLocal(rel) {
-				f = rel
-			}
-			sd.File, sd.Line, sd.Column = filepath.ToSlash(f), d.Subject.Start.Line, d.Subject.Start.Column
-		}
-		out = append(out, sd)
-	}
-	return out
 }

@@ -13,6 +13,32 @@
 // serves the status API (/v1/...), webhooks (/hooks/...) and /metrics;
 // Client is its Go client.
 //
+// # A round
+//
+// One round is a list of steps, run in order by runRound in round.go; each
+// returns a typed result and a condition, and one place (record) summarises
+// the round into its history record and the status:
+//
+//	step     result      conditions it may set (history steps; round class)
+//	fetch    fetched     fetch ok | fetch failed, load+build skipped; waiting
+//	load     loaded      load+build skipped (already released) | skipped; stalling (still invalid)
+//	                     | load failed; waiting (checkout, no config) | build failed; waiting (releaser)
+//	                     | load failed, build skipped; stalling (invalid spec) | load ok
+//	release  *goodState  build ok | build failed; degraded (some apps failed to release)
+//	plan     *planned    plan+apply skipped; blocked (no desired state yet)
+//	                     | plan failed, apply skipped; waiting (targets, Compute)
+//	                     | plan failed; degraded, retry (a target not planned) | plan ok
+//	apply    applied     apply skipped (nothing to change) | apply failed; degraded (apps failed,
+//	                     retry when Apply refused the plan) | apply ok
+//	record   -           round succeeded, partial, failed or interrupted; history, status, metrics
+//
+// waiting: retry soon with backoff; stalling: retrying cannot help until a
+// newer commit; degraded: part worked, the round is partial; blocked: an
+// earlier step left nothing to work on. A releaser that reports its own
+// steps (release.StepReport) has them recorded instead of load and build.
+// The loop around rounds (Start, the interval, webhook and API wakes,
+// backoff) is in agent.go.
+//
 // This package may import everything below it (sync/plan, sync/release,
 // its sub-packages, spec, targets, ...); nothing in ferry but cmd/ imports
 // it.

@@ -224,8 +224,8 @@ func (a *Agent) Pin(app, digest string) (history.Pin, error) {
 		digest = match[0]
 	}
 	p := history.Pin{App: app, Digest: digest, BaseDigest: base, At: a.clock.Now().UTC()}
-	if err := a.hist.PutJSON(history.BucketPins, app, p); err != nil {
-		return history.Pin{}, fmt.Errorf("sync: pin: %w", err)
+	if err := a.hist.SetPin(p); err != nil {
+		return history.Pin{}, fmt.Errorf("agent: pin: %w", err)
 	}
 	a.log.Info("app pinned", "app", app, "digest", digest)
 	a.Wake("rollback")
@@ -240,8 +240,8 @@ func deployed(r history.AppRecord) bool {
 // Unpin removes app's rollback pin, so the spec's version deploys again.
 // It wakes a round.
 func (a *Agent) Unpin(app string) error {
-	if err := a.hist.Del(history.BucketPins, app); err != nil {
-		return fmt.Errorf("sync: unpin: %w", err)
+	if err := a.hist.DeletePin(app); err != nil {
+		return fmt.Errorf("agent: unpin: %w", err)
 	}
 	a.Wake("unpin")
 	return nil
@@ -253,8 +253,8 @@ func (a *Agent) Suspend(app string) error {
 	if err := a.knownApp(app); err != nil {
 		return err
 	}
-	if err := a.hist.PutJSON(history.BucketSuspended, app, history.Suspension{App: app, At: a.clock.Now().UTC()}); err != nil {
-		return fmt.Errorf("sync: suspend: %w", err)
+	if err := a.hist.Suspend(history.Suspension{App: app, At: a.clock.Now().UTC()}); err != nil {
+		return fmt.Errorf("agent: suspend: %w", err)
 	}
 	a.log.Info("app suspended", "app", app)
 	return nil
@@ -262,8 +262,8 @@ func (a *Agent) Suspend(app string) error {
 
 // Resume undoes Suspend and wakes a round.
 func (a *Agent) Resume(app string) error {
-	if err := a.hist.Del(history.BucketSuspended, app); err != nil {
-		return fmt.Errorf("sync: resume: %w", err)
+	if err := a.hist.Resume(app); err != nil {
+		return fmt.Errorf("agent: resume: %w", err)
 	}
 	a.log.Info("app resumed", "app", app)
 	a.Wake("resume")

@@ -17,7 +17,8 @@
 // WithRepositoryRoot puts in the context, so no symlink or ".." in a spec
 // leaves the checkout.
 //
-// This package may import spec, builder, registry, signer, targets, deploy,
-// sync/plan and the agent's history value types (sync/agent/history, for
-// the steps a Releaser reports); never the agent itself.
+// This package may import spec, builder, registry, signer, targets, deploy
+// and sync/plan; never anything under sync/agent. A Releaser reports its
+// steps in its own type (StepReport); the agent turns them into history
+// records.
 package release

@@ -110,7 +110,7 @@ type ReleasedApp struct {
 // succeeded are usable either way.
 func BuildRelease(ctx context.Context, dir, commit string, opts ReleaseOptions) (*Release, error) {
 	if opts.Builder == nil || opts.Registry == nil {
-		return nil, errors.New("sync: BuildRelease needs a Builder and a Registry client")
+		return nil, errors.New("release: BuildRelease needs a Builder and a Registry client")
 	}
 	cfg, diags := spec.Load(dir, opts.Load)
 	rel := &Release{Commit: commit, Config: cfg, Diagnostics: diags, Apps: map[string]*ReleasedApp{}, secret: opts.Secret}

@@ -2,9 +2,9 @@ package release
 
 import (
 	"context"
+	"time"
 
 	"github.com/ferry-wasm/ferry/spec"
-	"github.com/ferry-wasm/ferry/sync/agent/history"
 	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/hashicorp/hcl/v2"
 )
@@ -31,8 +31,40 @@ type RoundInput struct {
 	// Steps optionally reports the load, build, push and sign steps as the
 	// releaser measured them. When empty the agent records one load step
 	// (from Diagnostics) and one build step (from AppErrors).
-	Steps []history.StepResult
+	Steps []StepReport
 }
+
+// StepReport is one step of a release as the releaser measured it.
+//
+// It is release's own type, not the agent's history record: dependencies
+// point one way (the agent imports release, release imports nothing of the
+// agent), and how the agent stores a round is the agent's business. The
+// agent turns each report into one step of the round in its history, under
+// the same name.
+type StepReport struct {
+	// Name is the step's name: "load", "build", "push" or "sign".
+	Name string
+	// Outcome says whether the step worked, failed or was skipped.
+	Outcome StepOutcome
+	// Message explains a failed or skipped step, or summarises one that
+	// worked.
+	Message string
+	// Duration is how long the step took; it is not observed for a
+	// skipped step.
+	Duration time.Duration
+}
+
+// StepOutcome is how one step of a release ended.
+type StepOutcome string
+
+const (
+	// StepDone means the step worked.
+	StepDone StepOutcome = "ok"
+	// StepFailed means the step failed; StepReport.Message says why.
+	StepFailed StepOutcome = "failed"
+	// StepSkipped means the step was not needed or could not run.
+	StepSkipped StepOutcome = "skipped"
+)
 
 // A Releaser turns a checked-out commit into the desired state: load the
 // spec in dir, build every component (cached), push and sign the apps.

@@ -242,16 +242,16 @@ func (g *Source) open() error {
 	r, err := git.PlainOpen(g.repoDir())
 	if err != nil {
 		if rmErr := os.RemoveAll(g.repoDir()); rmErr != nil {
-			return fmt.Errorf("sync: reset git mirror: %w", rmErr)
+			return fmt.Errorf("gitsource: reset git mirror: %w", rmErr)
 		}
 		if r, err = git.PlainInit(g.repoDir(), true); err != nil {
-			return fmt.Errorf("sync: create git mirror in %s: %w", g.repoDir(), err)
+			return fmt.Errorf("gitsource: create git mirror in %s: %w", g.repoDir(), err)
 		}
 	}
 	rem, err := r.Remote("origin")
 	if err == nil && !slices.Equal(rem.Config().URLs, []string{g.URL}) {
 		if err := r.DeleteRemote("origin"); err != nil {
-			return fmt.Errorf("sync: git mirror: %w", err)
+			return fmt.Errorf("gitsource: git mirror: %w", err)
 		}
 		err = git.ErrRemoteNotFound
 	}
@@ -259,7 +259,7 @@ func (g *Source) open() error {
 		_, err = r.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{g.URL}})
 	}
 	if err != nil {
-		return fmt.Errorf("sync: git mirror: %w", err)
+		return fmt.Errorf("gitsource: git mirror: %w", err)
 	}
 	g.repo = r
 	return nil
@@ -326,18 +326,18 @@ func (g *Source) Checkout(commit string) (string, error) {
 	}
 	c, err := g.repo.CommitObject(plumbing.NewHash(commit))
 	if err != nil {
-		return "", fmt.Errorf("sync: checkout %s: %w", commit, err)
+		return "", fmt.Errorf("gitsource: checkout %s: %w", commit, err)
 	}
 	tree, err := c.Tree()
 	if err != nil {
-		return "", fmt.Errorf("sync: checkout %s: %w", commit, err)
+		return "", fmt.Errorf("gitsource: checkout %s: %w", commit, err)
 	}
 	if err := os.MkdirAll(g.worktreeDir(), 0o755); err != nil {
-		return "", fmt.Errorf("sync: checkout: %w", err)
+		return "", fmt.Errorf("gitsource: checkout: %w", err)
 	}
 	tmp, err := os.MkdirTemp(g.worktreeDir(), ".tmp-"+commit[:min(12, len(commit))]+"-")
 	if err != nil {
-		return "", fmt.Errorf("sync: checkout: %w", err)
+		return "", fmt.Errorf("gitsource: checkout: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -346,16 +346,16 @@ func (g *Source) Checkout(commit string) (string, error) {
 		}
 	}()
 	if err := writeTree(tmp, tree); err != nil {
-		return "", fmt.Errorf("sync: checkout %s: %w", commit, err)
+		return "", fmt.Errorf("gitsource: checkout %s: %w", commit, err)
 	}
 	if err := syncDir(tmp); err != nil {
-		return "", fmt.Errorf("sync: checkout %s: %w", commit, err)
+		return "", fmt.Errorf("gitsource: checkout %s: %w", commit, err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		if _, statErr := os.Stat(final); statErr == nil {
 			return final, nil
 		}
-		return "", fmt.Errorf("sync: checkout %s: %w", commit, err)
+		return "", fmt.Errorf("gitsource: checkout %s: %w", commit, err)
 	}
 	ok = true
 	return final, nil

@@ -38,13 +38,13 @@ const (
 	RoundInterrupted RoundResult = "interrupted"
 )
 
-// Step names of a round, in order.
+// Step names of a round, in order. A releaser that reports its own steps
+// (release.StepReport) may add others between load and plan, such as
+// "push" and "sign".
 const (
 	StepFetch = "fetch"
 	StepLoad  = "load"
 	StepBuild = "build"
-	StepPush  = "push"
-	StepSign  = "sign"
 	StepPlan  = "plan"
 	StepApply = "apply"
 )
@@ -173,15 +173,6 @@ type Round struct {
 	Apps []AppRecord `json:"apps,omitempty"`
 }
 
-// Clone returns a copy of r that shares no slices with it.
-func (r *Round) Clone() *Round {
-	c := *r
-	c.Steps = slices.Clone(r.Steps)
-	c.SpecErrors = slices.Clone(r.SpecErrors)
-	c.Apps = slices.Clone(r.Apps)
-	return &c
-}
-
 // Step returns the result of the named step, or nil.
 func (r *Round) Step(name string) *StepResult {
 	for i := range r.Steps {
@@ -243,14 +234,11 @@ var (
 	bucketRounds    = []byte("rounds")
 	bucketApps      = []byte("apps")
 	bucketArtifacts = []byte("artifacts")
-	// BucketPins holds the rollback pins, by app name (Pin).
-	BucketPins = []byte("pins")
-	// BucketSuspended holds the suspended apps, by app name (Suspension).
-	BucketSuspended = []byte("suspended")
+	bucketPins      = []byte("pins")      // Pin by app name
+	bucketSuspended = []byte("suspended") // Suspension by app name
 	bucketMeta      = []byte("meta")
-	// BucketHostRollbacks holds the rollbacks targets made by themselves,
-	// by "TARGET/APP" (HostRollback).
-	BucketHostRollbacks = []byte("host_rollbacks")
+	// HostRollback by "TARGET/APP"
+	bucketHostRollbacks = []byte("host_rollbacks")
 
 	metaLastSuccess = []byte("last_success")
 )
@@ -263,11 +251,15 @@ type Store struct {
 	retention int
 }
 
-// lastSuccess is what meta/last_success holds.
-type lastSuccess struct {
-	Commit string    `json:"commit"`
-	At     time.Time `json:"at"`
-	Round  uint64    `json:"round"`
+// Success is the last round that succeeded, as Store.LastSuccess returns it
+// (and meta/last_success holds it).
+type Success struct {
+	// Commit is the commit the round deployed.
+	Commit string `json:"commit"`
+	// At is when the round finished.
+	At time.Time `json:"at"`
+	// Round is the round's ID.
+	Round uint64 `json:"round"`
 }
 
 // Open opens (creating) dir/history.db and marks any round left
@@ -275,19 +267,19 @@ type lastSuccess struct {
 // rounds so marked.
 func Open(dir string, retention int) (*Store, []uint64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("sync: history: %w", err)
+		return nil, nil, fmt.Errorf("history: %w", err)
 	}
 	db, err := bolt.Open(filepath.Join(dir, "history.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, nil, fmt.Errorf("sync: %w: %s", ErrHistoryLocked, filepath.Join(dir, "history.db"))
+			return nil, nil, fmt.Errorf("history: %w: %s", ErrHistoryLocked, filepath.Join(dir, "history.db"))
 		}
-		return nil, nil, fmt.Errorf("sync: open history: %w", err)
+		return nil, nil, fmt.Errorf("history: open: %w", err)
 	}
 	h := &Store{db: db, retention: parallel.OrDefault(retention, 5000)}
 	var interrupted []uint64
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRounds, bucketApps, bucketArtifacts, BucketPins, BucketSuspended, bucketMeta, BucketHostRollbacks} {
+		for _, b := range [][]byte{bucketRounds, bucketApps, bucketArtifacts, bucketPins, bucketSuspended, bucketMeta, bucketHostRollbacks} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -320,7 +312,7 @@ func Open(dir string, retention int) (*Store, []uint64, error) {
 	})
 	if err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("sync: history: %w", err)
+		return nil, nil, fmt.Errorf("history: %w", err)
 	}
 	return h, interrupted, nil
 }
@@ -351,7 +343,7 @@ func (h *Store) Begin(trigger string, start time.Time) (*Round, error) {
 		return rb.Put(u64(id), b)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sync: history: begin round: %w", err)
+		return nil, fmt.Errorf("history: begin round: %w", err)
 	}
 	return r, nil
 }
@@ -365,7 +357,7 @@ func (h *Store) Progress(r *Round) error {
 	}
 	err = h.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketRounds).Put(u64(r.ID), b) })
 	if err != nil {
-		return fmt.Errorf("sync: history: record round progress: %w", err)
+		return fmt.Errorf("history: record round progress: %w", err)
 	}
 	return nil
 }
@@ -421,7 +413,7 @@ func (h *Store) Finish(r *Round, artifacts []targets.DesiredApp) error {
 			}
 		}
 		if r.Result == RoundSucceeded && r.Commit != "" {
-			v, err := json.Marshal(lastSuccess{Commit: r.Commit, At: r.FinishedAt, Round: r.ID})
+			v, err := json.Marshal(Success{Commit: r.Commit, At: r.FinishedAt, Round: r.ID})
 			if err != nil {
 				return err
 			}
@@ -432,7 +424,7 @@ func (h *Store) Finish(r *Round, artifacts []targets.DesiredApp) error {
 		return h.prune(tx, r.ID)
 	})
 	if err != nil {
-		return fmt.Errorf("sync: history: record round %d: %w", r.ID, err)
+		return fmt.Errorf("history: record round %d: %w", r.ID, err)
 	}
 	return nil
 }
@@ -488,7 +480,7 @@ func (h *Store) Rounds(limit int) ([]Round, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sync: history: %w", err)
+		return nil, fmt.Errorf("history: %w", err)
 	}
 	return out, nil
 }
@@ -505,7 +497,7 @@ func (h *Store) Round(id uint64) (*Round, error) {
 		return json.Unmarshal(v, r)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sync: history: %w", err)
+		return nil, fmt.Errorf("history: %w", err)
 	}
 	return r, nil
 }
@@ -533,7 +525,7 @@ func (h *Store) AppHistory(app string, limit int) ([]AppRecord, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sync: history: %w", err)
+		return nil, fmt.Errorf("history: %w", err)
 	}
 	return out, nil
 }
@@ -550,7 +542,7 @@ func (h *Store) Artifact(app, digest string) (*targets.DesiredApp, error) {
 		return json.Unmarshal(v, a)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sync: history: %w", err)
+		return nil, fmt.Errorf("history: %w", err)
 	}
 	return a, nil
 }
@@ -569,10 +561,10 @@ func (h *Store) ArtifactDigests(app string) ([]string, error) {
 	return out, err
 }
 
-// LastSuccess returns the commit and desired state of the last round that
-// succeeded; the zero value when there was none.
-func (h *Store) LastSuccess() (lastSuccess, error) {
-	var ls lastSuccess
+// LastSuccess returns the last round that succeeded; the zero Success when
+// there was none.
+func (h *Store) LastSuccess() (Success, error) {
+	var ls Success
 	err := h.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMeta).Get(metaLastSuccess)
 		if v == nil {
@@ -583,9 +575,26 @@ func (h *Store) LastSuccess() (lastSuccess, error) {
 	return ls, err
 }
 
-// PutJSON stores v, JSON-encoded, under key in bucket (BucketPins,
-// BucketSuspended or BucketHostRollbacks), in one transaction.
-func (h *Store) PutJSON(bucket []byte, key string, v any) error {
+// SetPin stores p, replacing any pin of p.App, in one transaction.
+func (h *Store) SetPin(p Pin) error { return h.put(bucketPins, p.App, p) }
+
+// DeletePin removes app's pin; no pin is no error.
+func (h *Store) DeletePin(app string) error { return h.del(bucketPins, app) }
+
+// Suspend stores s, replacing any suspension of s.App, in one transaction.
+func (h *Store) Suspend(s Suspension) error { return h.put(bucketSuspended, s.App, s) }
+
+// Resume removes app's suspension; none is no error.
+func (h *Store) Resume(app string) error { return h.del(bucketSuspended, app) }
+
+// SetHostRollback stores rb under "TARGET/APP", replacing the one stored
+// for that app on that target, in one transaction.
+func (h *Store) SetHostRollback(rb HostRollback) error {
+	return h.put(bucketHostRollbacks, rb.Target+"/"+rb.App, rb)
+}
+
+// put stores v, JSON-encoded, under key in bucket, in one transaction.
+func (h *Store) put(bucket []byte, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -593,8 +602,8 @@ func (h *Store) PutJSON(bucket []byte, key string, v any) error {
 	return h.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(key), b) })
 }
 
-// Del removes key from bucket in one transaction; a missing key is no error.
-func (h *Store) Del(bucket []byte, key string) error {
+// del removes key from bucket in one transaction; a missing key is no error.
+func (h *Store) del(bucket []byte, key string) error {
 	return h.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
 }
 
@@ -602,7 +611,7 @@ func (h *Store) Del(bucket []byte, key string) error {
 func (h *Store) Pins() (map[string]Pin, error) {
 	out := map[string]Pin{}
 	err := h.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(BucketPins).ForEach(func(k, v []byte) error {
+		return tx.Bucket(bucketPins).ForEach(func(k, v []byte) error {
 			var p Pin
 			if err := json.Unmarshal(v, &p); err != nil {
 				return err
@@ -618,7 +627,7 @@ func (h *Store) Pins() (map[string]Pin, error) {
 func (h *Store) Suspended() (map[string]Suspension, error) {
 	out := map[string]Suspension{}
 	err := h.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(BucketSuspended).ForEach(func(k, v []byte) error {
+		return tx.Bucket(bucketSuspended).ForEach(func(k, v []byte) error {
 			var s Suspension
 			if err := json.Unmarshal(v, &s); err != nil {
 				return err
@@ -635,7 +644,7 @@ func (h *Store) Suspended() (map[string]Suspension, error) {
 func (h *Store) HostRollbacks() (map[string]HostRollback, error) {
 	out := map[string]HostRollback{}
 	err := h.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(BucketHostRollbacks).ForEach(func(k, v []byte) error {
+		return tx.Bucket(bucketHostRollbacks).ForEach(func(k, v []byte) error {
 			var r HostRollback
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
