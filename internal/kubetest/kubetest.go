@@ -293,6 +293,10 @@ func (c *Cluster) start(name, bin string, args ...string) *proc {
 	p.cmd.Dir = c.Dir
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.Env = append(os.Environ(), "HOME="+c.Dir, "KUBECONFIG=")
+	// If the test binary dies without running its cleanups (a go test
+	// timeout, a kill), the kernel kills the process too instead of leaving
+	// it running.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
 		c.t.Fatalf("kubetest: start %s: %v", name, err)
