@@ -21,7 +21,7 @@
 // Apply holds no state of its own: if it dies mid-way, a new plan shows what
 // is left and applying it converges. Optional abilities of a target are
 // found by type assertion: targets.RollBacker (switch back to the previous
-// version after a failed health gate) and Locker (an apply lock held by the
+// version after a failed health gate) and targets.Locker (an apply lock held by the
 // target itself). ApplyOptions.LockDir adds a local flock per target.
 //
 // # Secrets
