@@ -18,10 +18,10 @@ type RenderOptions struct {
 
 // Render writes p as text for a person, in the manner of Terraform:
 //
-//	+ create hello
-//	~ update api
-//	- delete old
-//	… wait   web
+//   - create hello
+//     ~ update api
+//   - delete old
+//     … wait   web
 //
 // each with its digests and reasons, the diagnostics, and a summary line
 // ("Plan: 1 to create, 2 to update, 0 to delete."). Digests are shortened to
