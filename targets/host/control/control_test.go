@@ -184,7 +184,7 @@ func TestPutVerifyServe(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []targets.ObservedApp{{Name: "hello", Ref: v2, Digest: digestOf(v2), Managed: true, Status: "serving",
-			Healthy: true, Previous: digestOf(v1), SecretHashes: map[string]string{}}}
+			Healthy: true, Phase: targets.PhaseReady, Previous: digestOf(v1), SecretHashes: map[string]string{}}}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("Observe (-want +got):\n%s", diff)
 		}
