@@ -14,13 +14,59 @@ type Target interface {
 	// not. An error means the target could not be read; retrying may help
 	// when errors.Is(err, ErrUnavailable).
 	Observe(ctx context.Context) ([]ObservedApp, error)
-	// Put deploys or updates one app to exactly want and returns once the
-	// target reports the new version healthy, or an error. On error the
-	// previous version, if any, keeps serving.
-	Put(ctx context.Context, want DesiredApp) error
+	// Put deploys or updates one app to exactly want. It returns once the
+	// target either reports the new version healthy (PutResult.Phase
+	// PhaseReady, or empty) or has accepted it and is rolling it out
+	// (PhaseProgressing: a Kubernetes Deployment whose pods are being
+	// replaced, a fleet rollout that takes minutes); a later Observe
+	// reports how the rollout goes. A failure is an error, never a phase.
+	// On error the previous version, if any, keeps serving. One call
+	// deploys the whole app: how many objects the app becomes on the
+	// target is the driver's business.
+	Put(ctx context.Context, want DesiredApp) (PutResult, error)
 	// Delete removes one app. Deleting an absent app is not an error.
 	Delete(ctx context.Context, name string) error
 }
+
+// PutResult is how a successful Target.Put ended. The zero value means the
+// new version runs and is healthy (the only outcome of a synchronous
+// target such as a ferry-host).
+type PutResult struct {
+	// Phase is PhaseReady (or empty, the same) when the new version runs
+	// and is healthy, or PhaseProgressing when the target accepted it and
+	// is still rolling it out. Put reports a failure with an error; Apply
+	// treats PhaseDegraded or PhaseFailed with a nil error as a failure.
+	Phase Phase
+	// Message says, in a short phrase, what a progressing rollout waits
+	// for ("2 of 3 replicas updated"); empty otherwise. Never secret.
+	Message string
+}
+
+// Progressing reports whether the target accepted the version and is still
+// rolling it out.
+func (r PutResult) Progressing() bool { return r.Phase == PhaseProgressing }
+
+// Phase is an app's rollout phase on a target, in the manner of kstatus and
+// Flux's Ready/Reconciling/Stalled conditions. It tells a version that is
+// still on its way from one that failed, which a plan needs: the first is
+// waited for, the second redeployed.
+type Phase string
+
+const (
+	// PhaseReady: the target runs ObservedApp.Digest and reports it
+	// healthy.
+	PhaseReady Phase = "ready"
+	// PhaseProgressing: the target accepted ObservedApp.Digest and is
+	// rolling it out; it is not yet known to be healthy. A plan waits
+	// for it rather than deploying the same version again.
+	PhaseProgressing Phase = "progressing"
+	// PhaseDegraded: the version runs but is unhealthy (failing probes,
+	// too few replicas); it may recover by itself.
+	PhaseDegraded Phase = "degraded"
+	// PhaseFailed: the version does not run (it could not be started,
+	// the rollout gave up); only a new deploy helps.
+	PhaseFailed Phase = "failed"
+)
 
 // RollBacker is implemented by targets that keep the previous version of an
 // app loaded and can switch back to it at once.
@@ -57,7 +103,8 @@ type ObservedApp struct {
 	Name string `json:"name"`
 	// Ref is the artifact reference the app was deployed from, if known.
 	Ref string `json:"ref,omitempty"`
-	// Digest is the running version's artifact digest.
+	// Digest is the running version's artifact digest or, while Phase is
+	// PhaseProgressing, the digest of the version being rolled out.
 	Digest string `json:"digest"`
 	// Managed is true when ferry deployed the app; only managed apps are
 	// ever pruned.
@@ -72,6 +119,10 @@ type ObservedApp struct {
 	Status string `json:"status,omitempty"`
 	// Healthy reports the last health probe.
 	Healthy bool `json:"healthy"`
+	// Phase is the app's rollout phase as the target reports it. Empty
+	// (from targets, or hosts, that predate phases) is read as the phase
+	// that Healthy and Status imply; see EffectivePhase.
+	Phase Phase `json:"phase,omitempty"`
 	// Previous is the digest of the version kept for rollback, if any.
 	Previous string `json:"previous,omitempty"`
 	// Message explains a failed status.
@@ -85,6 +136,21 @@ type ObservedApp struct {
 	// (a ferry-host whose health probes failed within the version's bake)
 	// to the version it runs now; nil otherwise.
 	RolledBack *Rollback `json:"rolled_back,omitempty"`
+}
+
+// EffectivePhase returns o.Phase or, when it is empty, the phase Healthy
+// and Status imply: PhaseReady when healthy, PhaseFailed when Status is
+// "failed", else PhaseDegraded.
+func (o ObservedApp) EffectivePhase() Phase {
+	switch {
+	case o.Phase != "":
+		return o.Phase
+	case o.Healthy:
+		return PhaseReady
+	case o.Status == "failed":
+		return PhaseFailed
+	}
+	return PhaseDegraded
 }
 
 // Rollback is a rollback a target made by itself.
@@ -117,4 +183,78 @@ type SecretHasher interface {
 	// SecretHashes returns the keyed hashes of secrets for app, in the
 	// form the target reports them; an empty map for no secrets.
 	SecretHashes(app string, secrets map[string]string) map[string]string
+}
+
+// Locker is implemented by targets that can hold an exclusive apply lock
+// themselves (for example a lease kept by the target's control API), so that
+// two applies to one target never interleave, even from different machines.
+// It is optional: the plan package's Apply finds it by type assertion.
+//
+// Apply takes the lock of every target in a plan, in name order, before it
+// checks the plan for staleness, and releases them when it returns. A lock
+// must not outlive a holder that crashed (use a lease that expires, or a
+// lock the kernel drops with the process).
+type Locker interface {
+	// Lock blocks until the caller holds the target's apply lock or ctx
+	// ends, and returns the function that releases it. holder describes
+	// the caller for messages ("ferry apply, pid 42 on build-1").
+	Lock(ctx context.Context, holder string) (unlock func(), err error)
+}
+
+// LockInspector is implemented by Lockers whose locks can be read and
+// released by someone other than their holder, so that an operator can
+// free the lock of an apply that died (ferry force-unlock) whatever kind
+// the target is.
+type LockInspector interface {
+	// Locks returns the apply locks held on the target now, one per place
+	// that keeps one (each host of a group); empty when none is held. When
+	// some places cannot be read it returns the locks it could read with
+	// an error naming the others.
+	Locks(ctx context.Context) ([]LockInfo, error)
+	// ReleaseLock releases the lock with id wherever the target holds it.
+	// Releasing a lock that is no longer held is not an error.
+	ReleaseLock(ctx context.Context, id string) error
+}
+
+// LockInfo describes one held apply lock.
+type LockInfo struct {
+	// ID names the lock for ReleaseLock. It is not a secret (anyone who
+	// may read the lock may release it) but it is all it takes.
+	ID string `json:"id"`
+	// Holder is the holder passed to Locker.Lock.
+	Holder string `json:"holder"`
+	// Where says which place holds it, in the target's terms (a host's
+	// endpoint).
+	Where string `json:"where"`
+	// Acquired is when it was taken and Expires when it lapses unless
+	// renewed (the target's clock); zero when the target does not say.
+	Acquired time.Time `json:"acquired"`
+	Expires  time.Time `json:"expires"`
+}
+
+// Differ is implemented by targets that turn one app into several objects
+// of their own (a Kubernetes Deployment, Service and ConfigMap) and can say
+// which of them differ from what want makes of them: drift that the
+// artifact digest alone does not show, such as a replica count edited by
+// hand. A plan calls it for every desired app the target already runs and
+// plans an update when a digest-equal app has drift.
+type Differ interface {
+	// Diff returns the objects of app want.Name that differ on the target
+	// from what want would make them, sorted by Object; none when the app
+	// matches. want.Secrets is always nil (plans never hold secret
+	// values): a driver compares secret objects by the hashes it reports
+	// through SecretHasher, never by value, and never reports values.
+	Diff(ctx context.Context, want DesiredApp) ([]ObjectDiff, error)
+}
+
+// ObjectDiff is one object of an app that differs on the target.
+type ObjectDiff struct {
+	// Object names it in the target's terms ("Deployment/shop/api").
+	Object string `json:"object"`
+	// Change is "create" (missing on the target), "update" (differs) or
+	// "delete" (on the target but no longer part of the app).
+	Change string `json:"change"`
+	// Fields are the paths of the fields that differ ("spec.replicas"),
+	// for an update; never their values, which may be secret.
+	Fields []string `json:"fields,omitempty"`
 }

@@ -36,7 +36,7 @@ func TestBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, digest, _ := strings.Cut(ref, "@")
-	if err := c.Put(ctx, targets.DesiredApp{Name: "hello-wat", Ref: ref, Digest: digest}); err != nil {
+	if _, err := c.Put(ctx, targets.DesiredApp{Name: "hello-wat", Ref: ref, Digest: digest}); err != nil {
 		t.Fatalf("put: %v", err)
 	}
 	wantHello(t, p.appsURL, "hello-wat.localhost")

@@ -109,7 +109,7 @@ func TestRegistryCredentialsStayWithTheirRegistry(t *testing.T) {
 		appsURL, ctlURL, stop := runInProcess(t, args, env)
 		c, _ := driver.NewClient(ctlURL, testToken, driver.ClientOptions{})
 		before, _ := rec.seen()
-		if err := c.Put(ctx, targets.DesiredApp{Name: "cred-app", Ref: refB, Digest: string(res.Digest)}); err == nil {
+		if _, err := c.Put(ctx, targets.DesiredApp{Name: "cred-app", Ref: refB, Digest: string(res.Digest)}); err == nil {
 			t.Fatalf("%v: PUT naming registry B succeeded", extra)
 		}
 		n, auths := rec.seen()
@@ -120,7 +120,7 @@ func TestRegistryCredentialsStayWithTheirRegistry(t *testing.T) {
 			t.Fatalf("%v: registry B received Authorization headers %q: the credentials of registry A went to another registry", extra, auths)
 		}
 		// The credentials still work where they belong.
-		if err := c.Put(ctx, targets.DesiredApp{Name: "cred-app", Ref: res.Ref, Digest: string(res.Digest)}); err != nil {
+		if _, err := c.Put(ctx, targets.DesiredApp{Name: "cred-app", Ref: res.Ref, Digest: string(res.Digest)}); err != nil {
 			t.Fatalf("%v: PUT from registry A with its credentials: %v", extra, err)
 		}
 		wantHello(t, appsURL, "cred-app.localhost")

@@ -42,7 +42,7 @@ func TestBinarySIGTERMDuringFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, digest, _ := strings.Cut(ref, "@")
-	if err := c.Put(context.Background(), targets.DesiredApp{Name: "flood", Ref: ref, Digest: digest}); err != nil {
+	if _, err := c.Put(context.Background(), targets.DesiredApp{Name: "flood", Ref: ref, Digest: digest}); err != nil {
 		t.Fatalf("put: %v", err)
 	}
 	got := make(chan int, 1)

@@ -56,7 +56,7 @@ func TestQEMU(t *testing.T) {
 			}
 			for _, a := range apps {
 				start := time.Now()
-				if err := c.Put(ctx, a); err != nil {
+				if _, err := c.Put(ctx, a); err != nil {
 					t.Fatalf("put %s under %s: %v\n%s", a.Name, tc.qemu, err, p.stderr.String())
 				}
 				t.Logf("%s: verify + pull + deploy of %s took %v", tc.qemu, a.Name, time.Since(start).Round(time.Millisecond))

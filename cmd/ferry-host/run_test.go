@@ -128,11 +128,11 @@ func TestControlOverMutualTLS(t *testing.T) {
 	want := targets.DesiredApp{Name: "tls-app", Ref: ref, Digest: digest}
 
 	noCert, _ := driver.NewClient(ctlURL, testToken, driver.ClientOptions{TLS: &tls.Config{RootCAs: c.ca}})
-	if err := noCert.Put(ctx, want); !errors.Is(err, targets.ErrUnavailable) {
+	if _, err := noCert.Put(ctx, want); !errors.Is(err, targets.ErrUnavailable) {
 		t.Fatalf("put without client certificate: %v", err)
 	}
 	withCert, _ := driver.NewClient(ctlURL, testToken, driver.ClientOptions{TLS: &tls.Config{RootCAs: c.ca, Certificates: []tls.Certificate{c.client}}})
-	if err := withCert.Put(ctx, want); err != nil {
+	if _, err := withCert.Put(ctx, want); err != nil {
 		t.Fatalf("put over mTLS: %v", err)
 	}
 	wantHello(t, appsURL, "tls-app.localhost")
@@ -189,7 +189,7 @@ func TestShutdownDrains(t *testing.T) {
 		"--state-dir", t.TempDir(), "--trust-key", trustKeyFile(t)}, map[string]string{"FERRY_HOST_TOKEN": testToken})
 	c, _ := driver.NewClient(ctlURL, testToken, driver.ClientOptions{})
 	_, digest, _ := strings.Cut(ref, "@")
-	if err := c.Put(context.Background(), targets.DesiredApp{Name: "slow", Ref: ref, Digest: digest}); err != nil {
+	if _, err := c.Put(context.Background(), targets.DesiredApp{Name: "slow", Ref: ref, Digest: digest}); err != nil {
 		t.Fatal(err)
 	}
 	type answer struct {

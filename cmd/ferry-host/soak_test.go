@@ -89,7 +89,7 @@ func TestSoak(t *testing.T) {
 		_, digest, _ := strings.Cut(ref, "@")
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		if err := ctl.Put(cctx, targets.DesiredApp{Name: app, Ref: ref, Digest: digest}); err != nil {
+		if _, err := ctl.Put(cctx, targets.DesiredApp{Name: app, Ref: ref, Digest: digest}); err != nil {
 			t.Fatalf("deploy %s v%d: %v", app, v, err)
 		}
 	}

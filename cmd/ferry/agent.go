@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	stdsync "sync"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
+	"github.com/ferry-wasm/ferry/targets/open"
 )
 
 // logFlags choose the slog handler of long-running commands.
@@ -54,12 +54,13 @@ func (l *logFlags) logger(s streams) (*slog.Logger, error) {
 }
 
 // cachedTargets is the agent's TargetsFunc for specs: it opens each
-// supported target once per (name, endpoint) and reuses the client.
+// supported target once per name and connection (open.Opened.Key) and
+// reuses the driver while both stay the same.
 type cachedTargets struct {
 	log  *slog.Logger
 	opts targetOptions // credentials; never a DefaultToken
 	mu   stdsync.Mutex
-	m    map[string]targets.Target
+	m    map[string]targets.Target // by name and open.Key
 }
 
 func (c *cachedTargets) targets(_ context.Context, cfg *spec.Config) (map[string]targets.Target, error) {
@@ -71,26 +72,23 @@ func (c *cachedTargets) targets(_ context.Context, cfg *spec.Config) (map[string
 	out := map[string]targets.Target{}
 	for _, t := range cfg.Targets {
 		// A target is reopened when its connection details change.
-		key := t.Name
-		if t.Host != nil {
-			key += " " + strings.Join(t.Host.Endpoints, ",") + " " + t.Host.Credential
-		}
+		key := t.Name + "\x00" + open.Key(t)
 		if tg, ok := c.m[key]; ok {
 			out[t.Name] = tg
 			continue
 		}
 		o := c.opts
 		o.Logger, o.DefaultToken = c.log, ""
-		opened, skipped, err := openTargets(&spec.Config{Targets: []*spec.Target{t}}, nil, o)
-		if err != nil {
+		opened, err := open.Target(t, o)
+		var unsupported *open.UnsupportedError
+		switch {
+		case errors.As(err, &unsupported):
+			c.log.Warn(unsupported.Error())
+		case err != nil:
 			return nil, err
-		}
-		for _, why := range skipped {
-			c.log.Warn(why)
-		}
-		if tg, ok := opened[t.Name]; ok {
-			c.m[key] = tg
-			out[t.Name] = tg
+		default:
+			c.m[key] = opened.Target
+			out[t.Name] = opened.Target
 		}
 	}
 	return out, nil

@@ -431,6 +431,10 @@ func renderApply(w io.Writer, res *plan.ApplyResult) {
 			fmt.Fprintln(w, d.String())
 		}
 	}
-	fmt.Fprintf(w, "\nApply complete: %d applied, %d failed, %d skipped, %d unchanged.\n",
-		res.Count(plan.OutcomeApplied), res.Count(plan.OutcomeFailed), res.Count(plan.OutcomeSkipped), res.Count(plan.OutcomeUnchanged))
+	progressing := ""
+	if n := res.Count(plan.OutcomeProgressing); n > 0 {
+		progressing = fmt.Sprintf(", %d progressing", n)
+	}
+	fmt.Fprintf(w, "\nApply complete: %d applied%s, %d failed, %d skipped, %d unchanged.\n",
+		res.Count(plan.OutcomeApplied), progressing, res.Count(plan.OutcomeFailed), res.Count(plan.OutcomeSkipped), res.Count(plan.OutcomeUnchanged))
 }

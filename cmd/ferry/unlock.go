@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-wasm/ferry/spec"
-	"github.com/ferry-wasm/ferry/targets/host/api"
-	"github.com/ferry-wasm/ferry/targets/host/driver"
+	"github.com/ferry-wasm/ferry/targets"
+	"github.com/ferry-wasm/ferry/targets/open"
 )
 
 // newForceUnlockCmd is `ferry force-unlock LOCK_ID [DIR]`, Terraform's
@@ -57,8 +56,10 @@ It asks for confirmation unless -force is given.`,
 				return withCode(exitError, fmt.Errorf("no host of this spec's host targets holds lock %s (it may have been released or lapsed already)", id))
 			}
 			for _, f := range found {
-				fmt.Fprintf(s.out, "Lock %s on %s (target %s): held by %q since %s, expires %s\n",
-					id, f.endpoint, f.target, f.lease.Holder, f.lease.Acquired.Format("2006-01-02 15:04:05Z07:00"), f.lease.Expires.Format("15:04:05Z07:00"))
+				for _, l := range f.locks {
+					fmt.Fprintf(s.out, "Lock %s on %s (target %s): held by %q since %s, expires %s\n",
+						id, l.Where, f.target, l.Holder, l.Acquired.Format("2006-01-02 15:04:05Z07:00"), l.Expires.Format("15:04:05Z07:00"))
+				}
 			}
 			if !force {
 				if err := confirmWith(s, "-force", "\nRelease it? An apply still running under it may interleave with the next one. Only 'yes' will be accepted: "); err != nil {
@@ -66,8 +67,8 @@ It asks for confirmation unless -force is given.`,
 				}
 			}
 			for _, f := range found {
-				if err := f.client.ReleaseLock(ctx, id); err != nil {
-					return withCode(exitError, fmt.Errorf("releasing lock %s on %s: %w", id, f.endpoint, err))
+				if err := f.insp.ReleaseLock(ctx, f.locks[0].ID); err != nil {
+					return withCode(exitError, fmt.Errorf("releasing lock %s on %s: %w", id, f.where(), err))
 				}
 			}
 			fmt.Fprintln(s.out, "Lock released.")
@@ -80,39 +81,54 @@ It asks for confirmation unless -force is given.`,
 	return cmd
 }
 
-// heldLock is a host that holds the lock being looked for.
+// heldLock is a target that holds the lock being looked for.
 type heldLock struct {
-	target, endpoint string
-	client           *driver.Client
-	lease            api.Lease
+	target string
+	insp   targets.LockInspector
+	locks  []targets.LockInfo // those with the id, one per place
 }
 
-// findLock asks every host of the spec's host targets for its apply lock
-// and returns those where it is id. A host that cannot be asked is an
-// error: the lock may be there.
+// where lists the places (hosts) that hold the lock.
+func (h heldLock) where() string {
+	ws := make([]string, len(h.locks))
+	for i, l := range h.locks {
+		ws[i] = l.Where
+	}
+	return strings.Join(ws, ", ")
+}
+
+// findLock opens every target of the spec that this ferry can drive (see
+// open.Target), asks those whose apply lock can be inspected
+// (targets.LockInspector) for their locks and returns those that hold id.
+// A target that cannot be asked is an error: the lock may be there.
 func findLock(ctx context.Context, cfg *spec.Config, id string, o targetOptions) ([]heldLock, error) {
 	var found []heldLock
 	var errs []error
 	for _, t := range cfg.Targets {
-		if t.Type != spec.TargetHost || t.Host == nil {
+		opened, err := open.Target(t, o)
+		if errors.Is(err, open.ErrUnsupported) {
 			continue
 		}
-		eps := append([]string(nil), t.Host.Endpoints...)
-		sort.Strings(eps)
-		for _, ep := range eps {
-			c, err := hostClientFor(t, ep, o)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("target %s: %w", t.Name, err))
-				continue
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		insp, ok := opened.Target.(targets.LockInspector)
+		if !ok {
+			continue
+		}
+		locks, err := insp.Locks(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("target %s: %w", t.Name, err))
+		}
+		h := heldLock{target: t.Name, insp: insp}
+		for _, l := range locks {
+			if strings.EqualFold(l.ID, id) {
+				h.locks = append(h.locks, l)
 			}
-			st, err := c.LockStatus(ctx)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("target %s, host %s: %w", t.Name, ep, err))
-				continue
-			}
-			if st.Held && st.Lease != nil && strings.EqualFold(st.Lease.ID, id) {
-				found = append(found, heldLock{target: t.Name, endpoint: ep, client: c, lease: *st.Lease})
-			}
+		}
+		if len(h.locks) > 0 {
+			found = append(found, h)
 		}
 	}
 	if len(found) == 0 && len(errs) > 0 {

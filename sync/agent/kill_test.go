@@ -56,7 +56,11 @@ func (f *fileTarget) Observe(ctx context.Context) ([]targets.ObservedApp, error)
 	return f.load()
 }
 
-func (f *fileTarget) Put(ctx context.Context, want targets.DesiredApp) error {
+func (f *fileTarget) Put(ctx context.Context, want targets.DesiredApp) (targets.PutResult, error) {
+	return targets.PutResult{}, f.put(ctx, want)
+}
+
+func (f *fileTarget) put(ctx context.Context, want targets.DesiredApp) error {
 	if f.block != nil {
 		f.block(ctx, want.Name)
 		if err := ctx.Err(); err != nil {

@@ -65,14 +65,14 @@ type ApplyOptions struct {
 	// LockDir, when set, is a directory where Apply takes a flock(2) per
 	// target, so that two applies on this machine never interleave on one
 	// target, across processes; the kernel releases it if the process
-	// dies. Targets that implement Locker are also locked through it.
+	// dies. Targets that implement targets.Locker are also locked through it.
 	// Empty means no local lock file.
 	LockDir string
 	// LockTimeout bounds the wait for the targets' apply locks (LockDir
-	// and Locker); past it Apply fails with ErrLock, changing nothing.
+	// and targets.Locker); past it Apply fails with ErrLock, changing nothing.
 	// Zero means waiting as long as ctx allows.
 	LockTimeout time.Duration
-	// Holder describes this apply to a target's Locker. Empty means
+	// Holder describes this apply to a target's targets.Locker. Empty means
 	// "ferry pid N on HOST".
 	Holder string
 	// Progress, when set, is called for each Event. Calls are serialised
@@ -97,6 +97,12 @@ const (
 	OutcomeSkipped Outcome = "skipped"
 	// OutcomeUnchanged is the outcome of a no-op.
 	OutcomeUnchanged Outcome = "unchanged"
+	// OutcomeProgressing means the target accepted the new version and is
+	// still rolling it out (targets.PutResult.Progressing), or, for a
+	// wait, was already rolling out the desired version and was left to
+	// it. It is not a failure: a later plan waits for the rollout or, if
+	// it failed, deploys again. A ferry-host never reports it.
+	OutcomeProgressing Outcome = "progressing"
 )
 
 // EventKind names what an Event reports.
@@ -141,7 +147,7 @@ type AppResult struct {
 	App string `json:"app"`
 	// Action is the planned action.
 	Action Action `json:"action"`
-	// Outcome is applied, failed, skipped or unchanged.
+	// Outcome is applied, progressing, failed, skipped or unchanged.
 	Outcome Outcome `json:"outcome"`
 	// Digest is the digest the plan wanted (empty for a delete).
 	Digest string `json:"digest,omitempty"`
@@ -223,7 +229,7 @@ func (r *ApplyResult) App(target, app string) *AppResult {
 //
 //  1. refuses a plan that is not applyable (Plan.Applyable) or names a
 //     target missing from tgts (ErrNoTarget);
-//  2. takes every target's apply lock (ApplyOptions.LockDir and Locker), in
+//  2. takes every target's apply lock (ApplyOptions.LockDir and targets.Locker), in
 //     name order;
 //  3. observes every target again and refuses the whole plan with a
 //     *StaleError (wrapping ErrStalePlan) that says what moved if any
@@ -232,8 +238,11 @@ func (r *ApplyResult) App(target, app string) *AppResult {
 // Then it applies targets in parallel (ApplyOptions.Parallelism) and, in
 // each, the apps' changes in parallel (ApplyOptions.AppParallelism):
 // creates and updates first, then deletes. A failing app does not stop the
-// others. A create or update succeeds when the target's Put returns, which
-// it does once the new version is healthy; on failure the app's policy
+// others. A create or update succeeds when the target's Put returns: once
+// the new version is healthy (OutcomeApplied) or, on an asynchronous
+// target, once it accepted the version and is rolling it out
+// (OutcomeProgressing; the next plan waits for it). A wait (ActionWait)
+// sends nothing and ends progressing too. On failure the app's policy
 // (OnFailure) decides whether the previous version is restored, and the
 // AppResult says what runs now.
 //
@@ -366,9 +375,12 @@ func skipTarget(tp *TargetPlan, cause error) TargetResult {
 	tr := TargetResult{Name: tp.Name, Apps: make([]AppResult, 0, len(tp.Changes))}
 	for _, ch := range tp.Changes {
 		r := baseResult(ch)
-		if ch.Action == ActionNoop {
+		switch ch.Action {
+		case ActionNoop:
 			r.Outcome = OutcomeUnchanged
-		} else {
+		case ActionWait:
+			r.Outcome = OutcomeProgressing
+		default:
 			r.Outcome, r.Err = OutcomeSkipped, fmt.Errorf("not attempted: %w", cause)
 			r.Error = r.Err.Error()
 		}
@@ -398,6 +410,11 @@ func (a *applier) applyTarget(ctx context.Context, tp *TargetPlan) TargetResult 
 			puts = append(puts, i)
 		case ActionDelete:
 			dels = append(dels, i)
+		case ActionWait:
+			r := baseResult(ch)
+			r.Outcome = OutcomeProgressing
+			r.Detail = "nothing sent: the target was already rolling out this version"
+			tr.Apps[i] = r
 		default:
 			r := baseResult(ch)
 			r.Outcome = OutcomeUnchanged
@@ -436,6 +453,7 @@ func (a *applier) applyChange(ctx context.Context, target string, t targets.Targ
 	start := time.Now()
 	a.emit(Event{Kind: EventStarted, Target: target, App: ch.App, Action: ch.Action})
 	var err error
+	var put targets.PutResult
 	switch ch.Action {
 	case ActionDelete:
 		err = t.Delete(ctx, ch.App)
@@ -450,7 +468,17 @@ func (a *applier) applyChange(ctx context.Context, target string, t targets.Targ
 			want.Secrets = a.opts.SecretsFor(target, ch.App)
 		}
 		pctx, cancel := context.WithTimeout(ctx, pol.Timeout)
-		err = t.Put(pctx, want)
+		put, err = t.Put(pctx, want)
+		if err == nil {
+			switch put.Phase {
+			case "", targets.PhaseReady, targets.PhaseProgressing:
+			default:
+				err = fmt.Errorf("the target accepted it but reports it %s", put.Phase)
+				if put.Message != "" {
+					err = fmt.Errorf("%w: %s", err, put.Message)
+				}
+			}
+		}
 		timedOut := pctx.Err() != nil && ctx.Err() == nil
 		cancel()
 		if err != nil {
@@ -471,6 +499,13 @@ func (a *applier) applyChange(ctx context.Context, target string, t targets.Targ
 	if err != nil {
 		r.Outcome, r.Err, r.Error = OutcomeFailed, err, err.Error()
 		a.log.Info("app change failed", "target", target, "app", ch.App, "action", ch.Action, "err", err, "rolled_back", r.RolledBack)
+	} else if put.Progressing() {
+		r.Outcome = OutcomeProgressing
+		r.Detail = "accepted; the target is rolling it out"
+		if put.Message != "" {
+			r.Detail += " (" + put.Message + ")"
+		}
+		a.log.Debug("app change accepted, progressing", "target", target, "app", ch.App, "action", ch.Action, "took", r.Duration.Std())
 	} else {
 		r.Outcome = OutcomeApplied
 		a.log.Debug("app change applied", "target", target, "app", ch.App, "action", ch.Action, "took", r.Duration.Std())

@@ -226,7 +226,7 @@ func TestApplyHealthFailure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := plantest.NewMem()
 			for _, l := range tc.start {
-				if err := m.Put(context.Background(), plantest.App("hello", l)); err != nil {
+				if _, err := m.Put(context.Background(), plantest.App("hello", l)); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -28,7 +28,7 @@ func BenchmarkPlanNoop1000(b *testing.B) {
 	m := plantest.NewMem()
 	apps := benchApps(1000)
 	for _, a := range apps {
-		if err := m.Put(context.Background(), a); err != nil {
+		if _, err := m.Put(context.Background(), a); err != nil {
 			b.Fatal(err)
 		}
 	}

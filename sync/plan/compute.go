@@ -72,8 +72,16 @@ type PlanOptions struct {
 //     one, i.e. it was rolled back), or runs the desired digest but reports
 //     it unhealthy ("drift: unhealthy (…)"): the same version is deployed
 //     again, which restarts it.
+//   - wait: the target reports the app progressing (targets.PhaseProgressing)
+//     towards exactly the desired digest, with the desired secrets: it is
+//     rolling the version out, so nothing is sent ("progressing towards
+//     D"). Progressing towards another digest is an update; degraded or
+//     failed at the desired digest is drift, as any unhealthy app.
 //   - no-op: the desired digest runs and is healthy. The digest of an app
-//     artifact covers its configuration, so equal digests mean equal config.
+//     artifact covers its configuration, so equal digests mean equal config;
+//     a target that implements targets.Differ may still report drifted
+//     objects ("drift: N objects differ on the target"), which makes it an
+//     update. The objects are listed in Change.Objects (for updates too).
 //   - delete: the app is managed by ferry, owned by this spec and target
 //     (see PlanOptions.Source), and the desired target no longer has it
 //     ("removed from the spec"). Apps ferry does not manage, and apps of
@@ -271,6 +279,15 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 					}
 				}
 			}
+		case o.EffectivePhase() == targets.PhaseProgressing && o.Managed &&
+			len(secretChanges(o.SecretHashes, wantHashes[want.Name])) == 0:
+			ch.Action = ActionWait
+			ch.Before = cloneObserved(o)
+			r := "progressing towards " + ShortDigest(want.Digest)
+			if o.Message != "" {
+				r += " (" + o.Message + ")"
+			}
+			ch.Reasons = []string{r + "; waiting for the target's rollout"}
 		case !o.Healthy:
 			ch.Action = ActionUpdate
 			ch.Before = cloneObserved(o)
@@ -297,6 +314,22 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 		default:
 			ch.Action = ActionNoop
 			ch.Before = cloneObserved(o)
+		}
+		if d, ok := t.(targets.Differ); ok && (ch.Action == ActionNoop || ch.Action == ActionUpdate) {
+			objs, err := d.Diff(ctx, *want)
+			switch {
+			case err != nil:
+				tp.Diagnostics = append(tp.Diagnostics, Diagnostic{Severity: SeverityWarning, Target: dt.Name, App: want.Name,
+					Summary: "Cannot diff the app's objects",
+					Detail:  fmt.Sprintf("The target could not compare the app's objects with the desired version, so drift of single objects is not shown: %v.", err)})
+			case len(objs) > 0:
+				ch.Objects = objs
+				if ch.Action == ActionNoop {
+					ch.Action = ActionUpdate
+					ch.Reasons = []string{fmt.Sprintf("drift: %d %s on the target; redeploying %s",
+						len(objs), plural(len(objs), "object differs", "objects differ"), ShortDigest(want.Digest))}
+				}
+			}
 		}
 		tp.Changes = append(tp.Changes, ch)
 	}
@@ -363,4 +396,11 @@ func ownerPhrase(owner string) string {
 func cloneObserved(o *targets.ObservedApp) *targets.ObservedApp {
 	c := *o
 	return &c
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -18,10 +18,16 @@
 // unreachable while planning, malformed desired apps, a clash with an app
 // ferry does not manage) is never applied.
 //
+// A target that rolls out asynchronously (targets.PhaseProgressing) is
+// waited for, not redeployed: Compute plans ActionWait for an app
+// progressing towards the desired digest, and Apply reports a Put that
+// was accepted but is still rolling out as OutcomeProgressing. A target
+// that implements targets.Differ lists drifted objects on each change.
+//
 // Apply holds no state of its own: if it dies mid-way, a new plan shows what
 // is left and applying it converges. Optional abilities of a target are
 // found by type assertion: targets.RollBacker (switch back to the previous
-// version after a failed health gate) and Locker (an apply lock held by the
+// version after a failed health gate) and targets.Locker (an apply lock held by the
 // target itself). ApplyOptions.LockDir adds a local flock per target.
 //
 // # Secrets

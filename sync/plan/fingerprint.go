@@ -18,7 +18,9 @@ const fingerprintDomain = "ferry observed state v1\n"
 
 // fingerprintApp is the part of an observed app a plan's decisions depend
 // on. Status, Message, Ref and Previous are left out: they may change
-// without changing what the plan would do.
+// without changing what the plan would do. The phase is in: a rollout that
+// was progressing when the plan waited for it, and is ready or failed now,
+// makes the plan stale.
 type fingerprintApp struct {
 	Name    string `json:"n"`
 	Digest  string `json:"d"`
@@ -31,17 +33,25 @@ type fingerprintApp struct {
 	// Owner is the app's recorded owner; omitted when none, so the
 	// fingerprint of an app without one is what it was before owners.
 	Owner string `json:"o,omitempty"`
+	// Phase is the app's effective phase (targets.ObservedApp.
+	// EffectivePhase); omitted when ready, so the fingerprint of a healthy
+	// app is what it was before phases.
+	Phase targets.Phase `json:"p,omitempty"`
 }
 
 // Fingerprint returns "sha256:<hex>" over a canonical encoding of observed:
 // the apps sorted by name, each as one JSON line holding its name, digest,
 // managed flag, health, the keyed hashes of its secret values (when it
-// has any) and its recorded owner (when it has one) — exactly what Compute's decisions depend on.
+// has any), its recorded owner (when it has one) and its phase (when it is
+// not ready) — exactly what Compute's decisions depend on.
 // The order of observed does not matter.
 func Fingerprint(observed []targets.ObservedApp) string {
 	apps := make([]fingerprintApp, len(observed))
 	for i, o := range observed {
 		apps[i] = fingerprintApp{Name: o.Name, Digest: o.Digest, Managed: o.Managed, Healthy: o.Healthy, Secrets: o.SecretHashes, Owner: o.Owner}
+		if p := o.EffectivePhase(); p != targets.PhaseReady {
+			apps[i].Phase = p
+		}
 	}
 	slices.SortFunc(apps, func(a, b fingerprintApp) int { return strings.Compare(a.Name, b.Name) })
 	h := sha256.New()
@@ -90,6 +100,8 @@ func describeMoves(before, now []targets.ObservedApp) []string {
 			}
 			if c.Healthy != o.Healthy {
 				moves = append(moves, fmt.Sprintf("app %s is now %s, plan saw it %s", n, healthWord(c), healthWord(o)))
+			} else if cp, op := c.EffectivePhase(), o.EffectivePhase(); cp != op {
+				moves = append(moves, fmt.Sprintf("app %s is now %s, plan saw it %s", n, cp, op))
 			}
 			if !maps.Equal(c.SecretHashes, o.SecretHashes) {
 				moves = append(moves, fmt.Sprintf("app %s runs with other secret values than the plan saw", n))

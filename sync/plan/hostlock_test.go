@@ -27,8 +27,8 @@ import (
 // The host target types hold the host's apply lock (control keeps no sync
 // import, so the guards live here, with the consumer).
 var (
-	_ plan.Locker = (*driver.Client)(nil)
-	_ plan.Locker = (*driver.Group)(nil)
+	_ targets.Locker = (*driver.Client)(nil)
+	_ targets.Locker = (*driver.Group)(nil)
 )
 
 const lockToken = "lock-token-0123456789abcdef"

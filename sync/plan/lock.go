@@ -10,24 +10,8 @@ import (
 	"github.com/ferry-wasm/ferry/targets"
 )
 
-// Locker is implemented by targets that can hold an exclusive apply lock
-// themselves (for example a lease kept by the target's control API), so that
-// two applies to one target never interleave, even from different machines.
-// It is optional: Apply finds it by type assertion.
-//
-// Apply takes the lock of every target in a plan, in name order, before it
-// checks the plan for staleness, and releases them when it returns. A lock
-// must not outlive a holder that crashed (use a lease that expires, or a
-// lock the kernel drops with the process).
-type Locker interface {
-	// Lock blocks until the caller holds the target's apply lock or ctx
-	// ends, and returns the function that releases it. holder describes
-	// the caller for messages ("ferry apply, pid 42 on build-1").
-	Lock(ctx context.Context, holder string) (unlock func(), err error)
-}
-
 // lockTargets takes, in name order, the local file lock (when lockDir is
-// set) and the target's own lock (when it is a Locker) of each target. On
+// set) and the target's own lock (when it is a targets.Locker) of each target. On
 // error it releases what it took.
 func lockTargets(ctx context.Context, names []string, tgts map[string]targets.Target, lockDir, holder string) (release func(), err error) {
 	var unlocks []func()
@@ -45,7 +29,7 @@ func lockTargets(ctx context.Context, names []string, tgts map[string]targets.Ta
 			}
 			unlocks = append(unlocks, u)
 		}
-		if l, ok := tgts[n].(Locker); ok {
+		if l, ok := tgts[n].(targets.Locker); ok {
 			u, err := l.Lock(ctx, holder)
 			if err != nil {
 				release()

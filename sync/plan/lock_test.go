@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferry-wasm/ferry/sync/plan/plantest"
+	"github.com/ferry-wasm/ferry/targets"
 )
 
 const lockHelperEnv = "FERRY_SYNC_LOCK_HELPER_DIR"
@@ -106,4 +107,4 @@ func hashName(s string) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-var _ Locker = (*plantest.LockingMem)(nil)
+var _ targets.Locker = (*plantest.LockingMem)(nil)

@@ -23,9 +23,11 @@ type ownerTarget struct {
 func (o ownerTarget) Observe(context.Context) ([]targets.ObservedApp, error) {
 	return slices.Clone(o.apps), nil
 }
-func (ownerTarget) Put(context.Context, targets.DesiredApp) error { return nil }
-func (ownerTarget) Delete(context.Context, string) error          { return nil }
-func (o ownerTarget) RecordsOwners() bool                         { return o.records }
+func (ownerTarget) Put(context.Context, targets.DesiredApp) (targets.PutResult, error) {
+	return targets.PutResult{}, nil
+}
+func (ownerTarget) Delete(context.Context, string) error { return nil }
+func (o ownerTarget) RecordsOwners() bool                { return o.records }
 
 var _ targets.OwnerRecorder = ownerTarget{}
 

@@ -29,6 +29,12 @@ const (
 	// ActionNoop leaves an app alone: it runs the desired digest and is
 	// healthy.
 	ActionNoop Action = "no-op"
+	// ActionWait leaves an app alone because the target is rolling out
+	// exactly the desired digest (targets.PhaseProgressing): deploying it
+	// again would restart a rollout that is on its way. It is not a
+	// change (Plan.HasChanges); a later plan sees the rollout ready (a
+	// no-op) or failed (an update).
+	ActionWait Action = "wait"
 )
 
 // Plan is the set of changes that would bring targets to a desired state,
@@ -84,13 +90,17 @@ type TargetPlan struct {
 type Change struct {
 	// App is the app's name.
 	App string `json:"app"`
-	// Action is create, update, delete or no-op.
+	// Action is create, update, delete, wait or no-op.
 	Action Action `json:"action"`
 	// Reasons explain the action, one short phrase each: "not on the
 	// target", "new digest sha256:aaa… → sha256:bbb…", "config changed:
 	// hosts, components[web].routes", "drift: unhealthy (status failed)",
-	// "removed from the spec". Empty for a no-op.
+	// "removed from the spec", "progressing towards sha256:bbb…". Empty
+	// for a no-op.
 	Reasons []string `json:"reasons,omitempty"`
+	// Objects are the app's objects that differ on the target, from
+	// targets that implement targets.Differ; empty otherwise.
+	Objects []targets.ObjectDiff `json:"objects,omitempty"`
 	// Before is the app as observed, nil for a create.
 	Before *targets.ObservedApp `json:"before,omitempty"`
 	// After is what the target should run, nil for a delete. Its Secrets
@@ -98,9 +108,10 @@ type Change struct {
 	After *targets.DesiredApp `json:"after,omitempty"`
 }
 
-// Counts tallies a plan's changes by action.
+// Counts tallies a plan's changes by action. Wait counts the apps left to
+// a rollout in progress (ActionWait); they are not changes.
 type Counts struct {
-	Create, Update, Delete, Noop int
+	Create, Update, Delete, Noop, Wait int
 }
 
 // Counts returns how many changes of each action the plan holds.
@@ -115,6 +126,8 @@ func (p *Plan) Counts() Counts {
 				c.Update++
 			case ActionDelete:
 				c.Delete++
+			case ActionWait:
+				c.Wait++
 			default:
 				c.Noop++
 			}
@@ -124,7 +137,8 @@ func (p *Plan) Counts() Counts {
 }
 
 // HasChanges reports whether applying the plan would change anything
-// (any create, update or delete). An errored plan may still report false.
+// (any create, update or delete; a wait is not a change). An errored plan
+// may still report false.
 func (p *Plan) HasChanges() bool {
 	c := p.Counts()
 	return c.Create+c.Update+c.Delete > 0

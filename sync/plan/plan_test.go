@@ -186,7 +186,7 @@ func TestComputePlanDriftRolledBack(t *testing.T) {
 	m := plantest.NewMem()
 	ctx := context.Background()
 	for _, l := range []string{"v1", "v2"} {
-		if err := m.Put(ctx, plantest.App("hello", l)); err != nil {
+		if _, err := m.Put(ctx, plantest.App("hello", l)); err != nil {
 			t.Fatal(err)
 		}
 	}

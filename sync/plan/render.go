@@ -21,6 +21,7 @@ type RenderOptions struct {
 //   - create hello
 //     ~ update api
 //   - delete old
+//     … wait   web
 //
 // each with its digests and reasons, the diagnostics, and a summary line
 // ("Plan: 1 to create, 2 to update, 0 to delete."). Digests are shortened to
@@ -63,6 +64,8 @@ func (p *Plan) RenderWith(w io.Writer, o RenderOptions) error {
 				sym, word, code = "~", "update", "33"
 			case ActionDelete:
 				sym, word, code = "-", "delete", "31"
+			case ActionWait:
+				sym, word, code = "…", "wait  ", "36"
 			default:
 				noops++
 				if !o.ShowNoops {
@@ -79,13 +82,20 @@ func (p *Plan) RenderWith(w io.Writer, o RenderOptions) error {
 			case ch.Before != nil:
 				fmt.Fprintf(&b, "      digest: %s\n", ShortDigest(ch.Before.Digest))
 			}
-			if ch.After != nil && ch.After.Ref != "" && ch.Action != ActionNoop {
+			if ch.After != nil && ch.After.Ref != "" && ch.Action != ActionNoop && ch.Action != ActionWait {
 				fmt.Fprintf(&b, "      ref:    %s\n", ch.After.Ref)
 			}
 			for _, r := range ch.Reasons {
 				fmt.Fprintf(&b, "      reason: %s\n", r)
 			}
-			if ch.After != nil && ch.Action != ActionNoop {
+			for _, d := range ch.Objects {
+				fmt.Fprintf(&b, "      object: %s %s", d.Change, d.Object)
+				if len(d.Fields) > 0 {
+					fmt.Fprintf(&b, " (%s)", strings.Join(d.Fields, ", "))
+				}
+				b.WriteString("\n")
+			}
+			if ch.After != nil && ch.Action != ActionNoop && ch.Action != ActionWait {
 				for _, c := range ch.After.App.Components {
 					fmt.Fprintf(&b, "      component %s: %s", c.Name, ShortDigest(c.Digest))
 					if len(c.Routes) > 0 {
@@ -108,15 +118,22 @@ func (p *Plan) RenderWith(w io.Writer, o RenderOptions) error {
 		renderDiags(&b, p.Diagnostics, col)
 	}
 	c := p.Counts()
+	waiting := ""
+	if c.Wait > 0 {
+		waiting = fmt.Sprintf(", %d waiting for a rollout in progress", c.Wait)
+	}
 	b.WriteString("\n")
 	switch {
 	case p.Errored():
-		fmt.Fprintf(&b, "%s Plan: %d to create, %d to update, %d to delete.\n",
-			col("1;31", "The plan has errors and cannot be applied."), c.Create, c.Update, c.Delete)
+		fmt.Fprintf(&b, "%s Plan: %d to create, %d to update, %d to delete%s.\n",
+			col("1;31", "The plan has errors and cannot be applied."), c.Create, c.Update, c.Delete, waiting)
+	case !p.HasChanges() && c.Wait > 0:
+		fmt.Fprintf(&b, "No changes. %d %s still rolling out the desired version; a later plan shows how it ends.\n",
+			c.Wait, plural(c.Wait, "app is", "apps are"))
 	case !p.HasChanges():
 		b.WriteString("No changes. The targets match the desired state.\n")
 	default:
-		fmt.Fprintf(&b, "Plan: %d to create, %d to update, %d to delete.\n", c.Create, c.Update, c.Delete)
+		fmt.Fprintf(&b, "Plan: %d to create, %d to update, %d to delete%s.\n", c.Create, c.Update, c.Delete, waiting)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -91,7 +91,7 @@ func TestPolicyFromSpec(t *testing.T) {
 
 		// keep: the new version is switched to, then unhealthy.
 		m = plantest.NewMem()
-		if err := m.Put(context.Background(), plantest.App("keep", "k1")); err != nil {
+		if _, err := m.Put(context.Background(), plantest.App("keep", "k1")); err != nil {
 			t.Fatal(err)
 		}
 		m.Fail[plantest.Dg("k2")] = plantest.FailAfterSwitch

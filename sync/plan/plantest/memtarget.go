@@ -21,7 +21,10 @@ import (
 // semantics: Put switches to a new version only when it is healthy and keeps
 // the previous one for RollBack; a digest configured to fail either never
 // becomes healthy (the previous version keeps serving) or, with
-// failAfterSwitch, is switched to and then reported unhealthy.
+// failAfterSwitch, is switched to and then reported unhealthy. With Async
+// set it behaves like an asynchronous target (a Kubernetes Deployment, a
+// fleet): Put switches to the new version, reports it progressing and
+// returns at once; Settle finishes the rollout.
 type MemTarget struct {
 	Mu          sync.Mutex
 	apps        map[string]*memApp
@@ -29,6 +32,9 @@ type MemTarget struct {
 	Unavailable bool
 	PutDelay    time.Duration
 	OnPut       func(name string) // called at the start of each Put, unlocked
+	// Async makes Put return targets.PhaseProgressing: the new version is
+	// recorded, unhealthy and progressing, until Settle.
+	Async bool
 
 	puts, deletes, rollbacks int
 	inflight, maxInflight    int
@@ -49,6 +55,7 @@ type memApp struct {
 	managed bool
 	healthy bool
 	status  string
+	phase   targets.Phase // empty: derived from healthy and status
 }
 
 var _ targets.Target = (*MemTarget)(nil)
@@ -71,7 +78,7 @@ func (m *MemTarget) Observe(ctx context.Context) ([]targets.ObservedApp, error) 
 	}
 	out := make([]targets.ObservedApp, 0, len(m.apps))
 	for name, a := range m.apps {
-		o := targets.ObservedApp{Name: name, Ref: a.cur.Ref, Digest: a.cur.Digest, Managed: a.managed, Healthy: a.healthy, Status: a.status}
+		o := targets.ObservedApp{Name: name, Ref: a.cur.Ref, Digest: a.cur.Digest, Managed: a.managed, Healthy: a.healthy, Status: a.status, Phase: a.phase}
 		if a.prev != nil {
 			o.Previous = a.prev.Digest
 		}
@@ -82,13 +89,14 @@ func (m *MemTarget) Observe(ctx context.Context) ([]targets.ObservedApp, error) 
 }
 
 // Put implements targets.Target: it checks the digest and ref, then
-// switches the app (or fails as Fail says).
-func (m *MemTarget) Put(ctx context.Context, want targets.DesiredApp) error {
+// switches the app (or fails as Fail says). With Async it reports the
+// switched-to version progressing.
+func (m *MemTarget) Put(ctx context.Context, want targets.DesiredApp) (targets.PutResult, error) {
 	if want.Name == "" || !memValidDigest(want.Digest) {
-		return fmt.Errorf("mem: bad app %q digest %q", want.Name, want.Digest)
+		return targets.PutResult{}, fmt.Errorf("mem: bad app %q digest %q", want.Name, want.Digest)
 	}
 	if want.Ref != "" && !strings.HasSuffix(want.Ref, "@"+want.Digest) {
-		return fmt.Errorf("mem: ref %q does not match digest", want.Ref)
+		return targets.PutResult{}, fmt.Errorf("mem: ref %q does not match digest", want.Ref)
 	}
 	m.Mu.Lock()
 	m.puts++
@@ -104,25 +112,68 @@ func (m *MemTarget) Put(ctx context.Context, want targets.DesiredApp) error {
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			return ctx.Err()
+			return targets.PutResult{}, ctx.Err()
 		}
 	}
 	m.Mu.Lock()
 	defer m.Mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return err
+		return targets.PutResult{}, err
 	}
 	a := m.apps[want.Name]
 	m.Secrets[want.Name] = maps.Clone(want.Secrets)
 	switch m.Fail[want.Digest] {
 	case FailKeep:
-		return fmt.Errorf("mem: %s: probe failed: %w", want.Digest, targets.ErrUnhealthy)
+		return targets.PutResult{}, fmt.Errorf("mem: %s: probe failed: %w", want.Digest, targets.ErrUnhealthy)
 	case FailAfterSwitch:
 		m.switchTo(want.Name, a, want, false)
-		return fmt.Errorf("mem: %s: unhealthy after switch: %w", want.Digest, targets.ErrUnhealthy)
+		return targets.PutResult{}, fmt.Errorf("mem: %s: unhealthy after switch: %w", want.Digest, targets.ErrUnhealthy)
+	}
+	if m.Async {
+		m.switchTo(want.Name, a, want, false)
+		p := m.apps[want.Name]
+		p.status, p.phase = "progressing", targets.PhaseProgressing
+		return targets.PutResult{Phase: targets.PhaseProgressing, Message: "rolling out"}, nil
 	}
 	m.switchTo(want.Name, a, want, true)
-	return nil
+	return targets.PutResult{Phase: targets.PhaseReady}, nil
+}
+
+// Settle finishes the rollout of an app that an Async Put left
+// progressing: it becomes ready and healthy. It reports whether the app
+// was progressing.
+func (m *MemTarget) Settle(name string) bool {
+	m.Mu.Lock()
+	defer m.Mu.Unlock()
+	a := m.apps[name]
+	if a == nil || a.phase != targets.PhaseProgressing {
+		return false
+	}
+	a.healthy, a.status, a.phase = true, "serving", targets.PhaseReady
+	return true
+}
+
+// SetPhase sets the phase an app reports (empty: derived from its health),
+// with the status word and health that go with it, as if the target moved
+// by itself.
+func (m *MemTarget) SetPhase(name string, phase targets.Phase) {
+	m.Mu.Lock()
+	defer m.Mu.Unlock()
+	a := m.apps[name]
+	if a == nil {
+		return
+	}
+	a.phase = phase
+	switch phase {
+	case targets.PhaseReady:
+		a.healthy, a.status = true, "serving"
+	case targets.PhaseProgressing:
+		a.healthy, a.status = false, "progressing"
+	case targets.PhaseDegraded:
+		a.healthy, a.status = false, "degraded"
+	case targets.PhaseFailed:
+		a.healthy, a.status = false, "failed"
+	}
 }
 
 func (m *MemTarget) switchTo(name string, a *memApp, want targets.DesiredApp, healthy bool) {
@@ -139,7 +190,7 @@ func (m *MemTarget) switchTo(name string, a *memApp, want targets.DesiredApp, he
 		old := a.cur
 		a.prev = &old
 	}
-	a.cur, a.managed, a.healthy, a.status = want, true, healthy, status
+	a.cur, a.managed, a.healthy, a.status, a.phase = want, true, healthy, status, ""
 }
 
 // Delete implements targets.Target.
@@ -165,7 +216,7 @@ func (m *MemTarget) RollBack(ctx context.Context, name string) error {
 	m.rollbacks++
 	cur := a.cur
 	a.cur, a.prev = *a.prev, &cur
-	a.healthy, a.status = true, "serving"
+	a.healthy, a.status, a.phase = true, "serving", ""
 	return nil
 }
 
@@ -213,7 +264,7 @@ func NewLockingMem() *LockingMem {
 	return &LockingMem{MemTarget: NewMem(), sem: make(chan struct{}, 1)}
 }
 
-// Lock implements the plan package's Locker: it waits for the lock (or
+// Lock implements targets.Locker: it waits for the lock (or
 // ctx) and records holder.
 func (l *LockingMem) Lock(ctx context.Context, holder string) (func(), error) {
 	l.Waiting.Add(1)
@@ -239,10 +290,46 @@ func (n NoRollBack) Observe(ctx context.Context) ([]targets.ObservedApp, error) 
 }
 
 // Put implements targets.Target.
-func (n NoRollBack) Put(ctx context.Context, w targets.DesiredApp) error { return n.T.Put(ctx, w) }
+func (n NoRollBack) Put(ctx context.Context, w targets.DesiredApp) (targets.PutResult, error) {
+	return n.T.Put(ctx, w)
+}
 
 // Delete implements targets.Target.
 func (n NoRollBack) Delete(ctx context.Context, name string) error { return n.T.Delete(ctx, name) }
+
+// DiffingMem adds a targets.Differ to MemTarget: Diff reports what Drift
+// holds for the app (or Err), as a Kubernetes driver would report objects
+// edited on the cluster.
+type DiffingMem struct {
+	*MemTarget
+	// Drift is the object drift reported per app name.
+	Drift map[string][]targets.ObjectDiff
+	// Err, when set, is returned by every Diff.
+	Err error
+	// Diffed records the apps Diff was asked about, in call order.
+	Diffed []string
+}
+
+var _ targets.Differ = (*DiffingMem)(nil)
+
+// NewDiffingMem returns an empty in-memory target that reports drift.
+func NewDiffingMem() *DiffingMem {
+	return &DiffingMem{MemTarget: NewMem(), Drift: map[string][]targets.ObjectDiff{}}
+}
+
+// Diff implements targets.Differ.
+func (d *DiffingMem) Diff(ctx context.Context, want targets.DesiredApp) ([]targets.ObjectDiff, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.Mu.Lock()
+	defer d.Mu.Unlock()
+	d.Diffed = append(d.Diffed, want.Name)
+	if d.Err != nil {
+		return nil, d.Err
+	}
+	return slices.Clone(d.Drift[want.Name]), nil
+}
 
 // Dg returns a valid, distinct digest for a label.
 func Dg(label string) string {

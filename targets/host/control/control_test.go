@@ -116,7 +116,7 @@ func TestPutVerifyServe(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.sign(v3, trusted)
-		err = bad.Put(ctx, targets.DesiredApp{Name: "hello", Ref: v3, Digest: digestOf(v3)})
+		_, err = bad.Put(ctx, targets.DesiredApp{Name: "hello", Ref: v3, Digest: digestOf(v3)})
 		if !errors.Is(err, driver.ErrUnauthorized) {
 			t.Fatalf("put with a wrong token: %v, want ErrUnauthorized", err)
 		}
@@ -142,7 +142,7 @@ func TestPutVerifyServe(t *testing.T) {
 
 	t.Run("update and rollback", func(t *testing.T) {
 		w.sign(v2, trusted) // now signed by both keys
-		if err := w.client.Put(ctx, targets.DesiredApp{Name: "hello", Ref: v2, Digest: digestOf(v2)}); err != nil {
+		if _, err := w.client.Put(ctx, targets.DesiredApp{Name: "hello", Ref: v2, Digest: digestOf(v2)}); err != nil {
 			t.Fatalf("put v2: %v", err)
 		}
 		w.wantServes(host, "Hallo from WAT")
@@ -160,7 +160,7 @@ func TestPutVerifyServe(t *testing.T) {
 		}
 		// Back to v2 again by PUT: it is in the state directory, so no
 		// registry round trip is needed, but its signature is re-checked.
-		if err := w.client.Put(ctx, targets.DesiredApp{Name: "hello", Ref: v2, Digest: digestOf(v2)}); err != nil {
+		if _, err := w.client.Put(ctx, targets.DesiredApp{Name: "hello", Ref: v2, Digest: digestOf(v2)}); err != nil {
 			t.Fatalf("put v2 again: %v", err)
 		}
 		w.wantServes(host, "Hallo from WAT")
@@ -170,7 +170,7 @@ func TestPutVerifyServe(t *testing.T) {
 		if err := w.reg.Close(); err != nil {
 			t.Fatal(err)
 		}
-		err := w.client.Put(ctx, targets.DesiredApp{Name: "hello", Ref: v3, Digest: digestOf(v3)})
+		_, err := w.client.Put(ctx, targets.DesiredApp{Name: "hello", Ref: v3, Digest: digestOf(v3)})
 		var ae *driver.APIError
 		if !errors.Is(err, targets.ErrUnavailable) || !errors.As(err, &ae) || ae.StatusCode != http.StatusBadGateway {
 			t.Fatalf("put with the registry down: %v, want 502 ErrUnavailable", err)
@@ -184,7 +184,7 @@ func TestPutVerifyServe(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []targets.ObservedApp{{Name: "hello", Ref: v2, Digest: digestOf(v2), Managed: true, Status: "serving",
-			Healthy: true, Previous: digestOf(v1), SecretHashes: map[string]string{}}}
+			Healthy: true, Phase: targets.PhaseReady, Previous: digestOf(v1), SecretHashes: map[string]string{}}}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("Observe (-want +got):\n%s", diff)
 		}

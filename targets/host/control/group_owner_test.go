@@ -26,7 +26,7 @@ func TestGroupOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	const a, b = "git:git.test/a#hosts", "git:git.test/b#hosts"
-	if err := g.Put(ctx, targets.DesiredApp{Name: "owned", Ref: ref, Digest: digestOf(ref), Owner: a}); err != nil {
+	if _, err := g.Put(ctx, targets.DesiredApp{Name: "owned", Ref: ref, Digest: digestOf(ref), Owner: a}); err != nil {
 		t.Fatal(err)
 	}
 	obs, err := g.Observe(ctx)

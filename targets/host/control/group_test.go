@@ -28,7 +28,7 @@ func TestGroupFansOutAndMergesConservatively(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Put(ctx, targets.DesiredApp{Name: "group-app", Ref: ref, Digest: digest}); err != nil {
+	if _, err := g.Put(ctx, targets.DesiredApp{Name: "group-app", Ref: ref, Digest: digest}); err != nil {
 		t.Fatal(err)
 	}
 	obs, err := g.Observe(ctx)

@@ -41,7 +41,7 @@ func TestOwnerRecorded(t *testing.T) {
 		}
 		return ai.Owner
 	}
-	if err := w.client.Put(ctx, targets.DesiredApp{Name: "a", Ref: r1, Digest: digestOf(r1), Owner: ownerA}); err != nil {
+	if _, err := w.client.Put(ctx, targets.DesiredApp{Name: "a", Ref: r1, Digest: digestOf(r1), Owner: ownerA}); err != nil {
 		t.Fatal(err)
 	}
 	if got := owner("first put"); got != ownerA {

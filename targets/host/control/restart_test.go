@@ -177,7 +177,7 @@ func TestConcurrentPuts(t *testing.T) {
 						err = nil
 					}
 				} else {
-					err = w.client.Put(ctx, targets.DesiredApp{Name: name, Ref: ref, Digest: digestOf(ref)})
+					_, err = w.client.Put(ctx, targets.DesiredApp{Name: name, Ref: ref, Digest: digestOf(ref)})
 				}
 				if err != nil {
 					errc <- err

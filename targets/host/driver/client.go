@@ -40,7 +40,7 @@ type ClientOptions struct {
 }
 
 // Client talks to one ferry-host's control API. It implements
-// targets.Target and targets.RollBacker, and plan.Locker with the host's
+// targets.Target and targets.RollBacker, and targets.Locker with the host's
 // apply lock (Lock). It is safe for concurrent use.
 type Client struct {
 	base    string
@@ -57,6 +57,8 @@ var (
 	_ targets.Target        = (*Client)(nil)
 	_ targets.RollBacker    = (*Client)(nil)
 	_ targets.OwnerRecorder = (*Client)(nil)
+	_ targets.Locker        = (*Client)(nil)
+	_ targets.LockInspector = (*Client)(nil)
 )
 
 // NewClient returns a client for the host whose control API listens at
@@ -133,7 +135,7 @@ func (c *Client) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	for _, a := range apps {
 		o := targets.ObservedApp{
 			Name: a.Name, Ref: a.Ref, Digest: a.Digest, Managed: a.Managed, Owner: a.Owner, Status: a.Status,
-			Healthy: a.Healthy, Previous: a.Previous, Message: a.Message, SecretHashes: a.SecretHashes,
+			Healthy: a.Healthy, Phase: PhaseOf(a), Previous: a.Previous, Message: a.Message, SecretHashes: a.SecretHashes,
 		}
 		if rb := a.RolledBack; rb != nil {
 			o.RolledBack = &targets.Rollback{From: rb.From, To: rb.To, Reason: rb.Reason, At: rb.At}
@@ -148,10 +150,30 @@ func (c *Client) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 // want.Secrets, recording want.Owner as the app's owner. want.App is not sent: the host uses the configuration in
 // the signed artifact. Errors wrap targets.ErrVerification (403),
 // targets.ErrUnhealthy (422) or targets.ErrUnavailable (502/503/504 or no
-// answer) where they apply.
-func (c *Client) Put(ctx context.Context, want targets.DesiredApp) error {
+// answer) where they apply. A host deploys synchronously: Put returns once
+// the new version serves and is healthy, so a nil error comes with
+// targets.PhaseReady.
+func (c *Client) Put(ctx context.Context, want targets.DesiredApp) (targets.PutResult, error) {
 	_, err := c.PutApp(ctx, want.Name, api.PutRequest{Ref: want.Ref, Digest: want.Digest, Secrets: want.Secrets, Owner: want.Owner})
-	return err
+	if err != nil {
+		return targets.PutResult{}, err
+	}
+	return targets.PutResult{Phase: targets.PhaseReady}, nil
+}
+
+// PhaseOf is the phase of an app as a ferry-host reports it: serving and
+// healthy is targets.PhaseReady, failed (it could not be brought back after
+// a restart) targets.PhaseFailed, and anything else (serving but unhealthy,
+// a status word this driver does not know) targets.PhaseDegraded. A host
+// never reports targets.PhaseProgressing: its deploys are synchronous.
+func PhaseOf(a api.AppInfo) targets.Phase {
+	switch {
+	case a.Status == api.StatusFailed:
+		return targets.PhaseFailed
+	case a.Status == api.StatusServing && a.Healthy:
+		return targets.PhaseReady
+	}
+	return targets.PhaseDegraded
 }
 
 // RecordsOwners implements targets.OwnerRecorder: a ferry-host records

@@ -15,7 +15,7 @@ import (
 // Group is a host target made of several ferry-hosts that run the same
 // apps (a spec's host target with several endpoints). It implements
 // targets.Target and targets.RollBacker by fanning each call out to every
-// host in parallel, and plan.Locker by taking every host's apply lock in
+// host in parallel, and targets.Locker by taking every host's apply lock in
 // endpoint order (Lock).
 //
 // Health is decided conservatively: an app is reported at a digest, and
@@ -32,6 +32,8 @@ var (
 	_ targets.Target        = (*Group)(nil)
 	_ targets.RollBacker    = (*Group)(nil)
 	_ targets.OwnerRecorder = (*Group)(nil)
+	_ targets.Locker        = (*Group)(nil)
+	_ targets.LockInspector = (*Group)(nil)
 )
 
 // NewGroup returns a Group of clients; it needs at least one.
@@ -99,7 +101,7 @@ func (g *Group) merge(name string, seen []*targets.ObservedApp) targets.Observed
 		}
 		if first == nil {
 			first = a
-			m.Ref, m.Digest, m.Status, m.Previous, m.Message = a.Ref, a.Digest, a.Status, a.Previous, a.Message
+			m.Ref, m.Digest, m.Status, m.Previous, m.Message, m.Phase = a.Ref, a.Digest, a.Status, a.Previous, a.Message, a.Phase
 		} else if a.Digest != first.Digest {
 			differ = append(differ, g.clients[i].Endpoint())
 		}
@@ -110,6 +112,7 @@ func (g *Group) merge(name string, seen []*targets.ObservedApp) targets.Observed
 		}
 		m.Managed = m.Managed && a.Managed
 		m.Healthy = m.Healthy && a.Healthy
+		m.Phase = worsePhase(m.Phase, a.EffectivePhase())
 		if m.RolledBack == nil && a.RolledBack != nil {
 			// One host rolling back is enough to hold the version back.
 			rb := *a.RolledBack
@@ -134,7 +137,7 @@ func (g *Group) merge(name string, seen []*targets.ObservedApp) targets.Observed
 		m.Owner = strings.Join(slices.Compact(owners), " | ")
 	}
 	if len(missing) > 0 || len(differ) > 0 {
-		m.Digest, m.Ref, m.Healthy, m.Status = "", "", false, "partial"
+		m.Digest, m.Ref, m.Healthy, m.Status, m.Phase = "", "", false, "partial", targets.PhaseDegraded
 		var why []string
 		if len(missing) > 0 {
 			why = append(why, "missing on "+strings.Join(missing, ", "))
@@ -149,8 +152,16 @@ func (g *Group) merge(name string, seen []*targets.ObservedApp) targets.Observed
 
 // Put deploys want on every host; it fails if any host fails (the others
 // keep the new version, and a new plan shows the app as partial).
-func (g *Group) Put(ctx context.Context, want targets.DesiredApp) error {
-	return g.each(func(_ int, c *Client) error { return c.Put(ctx, want) })
+// Like a single host's, a nil error comes with targets.PhaseReady.
+func (g *Group) Put(ctx context.Context, want targets.DesiredApp) (targets.PutResult, error) {
+	err := g.each(func(_ int, c *Client) error {
+		_, err := c.Put(ctx, want)
+		return err
+	})
+	if err != nil {
+		return targets.PutResult{}, err
+	}
+	return targets.PutResult{Phase: targets.PhaseReady}, nil
 }
 
 // RecordsOwners implements targets.OwnerRecorder: every host records owners.
@@ -164,4 +175,18 @@ func (g *Group) Delete(ctx context.Context, name string) error {
 // RollBack switches the app back to its previous version on every host.
 func (g *Group) RollBack(ctx context.Context, name string) error {
 	return g.each(func(_ int, c *Client) error { return c.RollBack(ctx, name) })
+}
+
+// phaseRank orders phases from best to worst, for merging hosts.
+var phaseRank = map[targets.Phase]int{
+	targets.PhaseReady: 1, targets.PhaseProgressing: 2, targets.PhaseDegraded: 3, targets.PhaseFailed: 4,
+}
+
+// worsePhase returns the worse of two phases: an app of a group is only
+// as ready as its least ready host. An empty phase counts as unset.
+func worsePhase(a, b targets.Phase) targets.Phase {
+	if a == "" || phaseRank[b] > phaseRank[a] {
+		return b
+	}
+	return a
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host/api"
 )
 
@@ -259,7 +260,7 @@ func (c *Client) held(lease api.Lease, sent time.Time) *HeldLock {
 	return h
 }
 
-// Lock implements plan.Locker (the apply lock of package plan): it is Hold
+// Lock implements targets.Locker (the apply lock that sync/plan takes): it is Hold
 // with an unlock that calls HeldLock.Unlock and logs its error to
 // ClientOptions.Logger. A lost lease is logged when it is found (see
 // HeldLock); use Hold to react to it. A host without /v1/lock (an older
@@ -281,17 +282,15 @@ func (c *Client) Lock(ctx context.Context, holder string) (unlock func(), err er
 	}, nil
 }
 
-// Lock implements plan.Locker for the group: it takes the apply lock of
+// Lock implements targets.Locker for the group: it takes the apply lock of
 // every host, one at a time in the order of their sorted endpoints, so
 // that two groups sharing hosts cannot deadlock. If one fails (or ctx
 // ends) it releases those it took and returns the error. The unlock
 // releases all of them.
 func (g *Group) Lock(ctx context.Context, holder string) (unlock func(), err error) {
-	order := slices.Clone(g.clients)
-	slices.SortStableFunc(order, func(a, b *Client) int { return strings.Compare(a.Endpoint(), b.Endpoint()) })
 	// One lock per host: a second client of the same endpoint would wait
 	// for the first forever.
-	order = slices.CompactFunc(order, func(a, b *Client) bool { return a.Endpoint() == b.Endpoint() })
+	order := g.byEndpoint()
 	var unlocks []func()
 	release := func() {
 		for i := len(unlocks) - 1; i >= 0; i-- {
@@ -307,4 +306,69 @@ func (g *Group) Lock(ctx context.Context, holder string) (unlock func(), err err
 		unlocks = append(unlocks, u)
 	}
 	return release, nil
+}
+
+// Locks implements targets.LockInspector: the host's apply lock, if held,
+// with the endpoint as LockInfo.Where.
+func (c *Client) Locks(ctx context.Context) ([]targets.LockInfo, error) {
+	st, err := c.LockStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Held || st.Lease == nil {
+		return nil, nil
+	}
+	return []targets.LockInfo{lockInfo(c.base, *st.Lease)}, nil
+}
+
+func lockInfo(where string, l api.Lease) targets.LockInfo {
+	return targets.LockInfo{ID: l.ID, Holder: l.Holder, Where: where, Acquired: l.Acquired, Expires: l.Expires}
+}
+
+// Locks implements targets.LockInspector for the group: the apply lock of
+// each host that holds one, in the order of the sorted endpoints. A host
+// that cannot be asked is an error naming it, returned with the locks of
+// the others.
+func (g *Group) Locks(ctx context.Context) ([]targets.LockInfo, error) {
+	var out []targets.LockInfo
+	var errs []error
+	for _, c := range g.byEndpoint() {
+		ls, err := c.Locks(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("host %s: %w", c.Endpoint(), err))
+			continue
+		}
+		out = append(out, ls...)
+	}
+	return out, errors.Join(errs...)
+}
+
+// ReleaseLock implements targets.LockInspector for the group: it releases
+// lock id on every host that holds it (asking each first, so that no other
+// host sees a DELETE of a lease it never granted).
+func (g *Group) ReleaseLock(ctx context.Context, id string) error {
+	var errs []error
+	for _, c := range g.byEndpoint() {
+		ls, err := c.Locks(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("host %s: %w", c.Endpoint(), err))
+			continue
+		}
+		for _, l := range ls {
+			if strings.EqualFold(l.ID, id) {
+				if err := c.ReleaseLock(ctx, l.ID); err != nil {
+					errs = append(errs, fmt.Errorf("host %s: %w", c.Endpoint(), err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// byEndpoint returns the group's clients sorted by endpoint, one per
+// endpoint.
+func (g *Group) byEndpoint() []*Client {
+	order := slices.Clone(g.clients)
+	slices.SortStableFunc(order, func(a, b *Client) int { return strings.Compare(a.Endpoint(), b.Endpoint()) })
+	return slices.CompactFunc(order, func(a, b *Client) bool { return a.Endpoint() == b.Endpoint() })
 }

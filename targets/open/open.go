@@ -1,0 +1,201 @@
+package open
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/targets"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
+)
+
+// ErrUnsupported is wrapped by the error of a target whose kind this
+// version of ferry cannot deploy to yet. Retrying does not help.
+var ErrUnsupported = errors.New("target kind not supported yet")
+
+// UnsupportedError is the error of a target whose kind this version of
+// ferry cannot deploy to yet. Its message is the warning commands print:
+// the target is skipped, not planned.
+type UnsupportedError struct {
+	// Name is the target's name.
+	Name string
+	// Type is its kind.
+	Type spec.TargetType
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("target %s is of type %q, which this version of ferry cannot deploy to yet; it was not planned", e.Name, e.Type)
+}
+
+// Unwrap returns ErrUnsupported.
+func (e *UnsupportedError) Unwrap() error { return ErrUnsupported }
+
+// Options tune how targets are opened. The zero value opens targets
+// without credentials, with the drivers' defaults.
+type Options struct {
+	// LockTTL is the lease of a host's apply lock (zero: the host's
+	// default, 30 s); a holder that dies keeps the lock that long.
+	LockTTL time.Duration
+	// Logger receives the targets' warnings (a lost apply lock). Nil
+	// discards them.
+	Logger *slog.Logger
+	// Credentials are the operator's host credentials; a host target that
+	// names one (credential = "NAME") gets its token and TLS files, for the
+	// endpoints the credential allows only. Nil: no credentials.
+	Credentials spec.Credentials
+	// DefaultToken is sent to host targets that name no credential. Only
+	// commands run by hand set it (--host-token-file, FERRY_HOST_TOKEN);
+	// the agent never does, so a commit cannot send an agent secret to an
+	// endpoint of its choosing. Empty: no token.
+	DefaultToken string
+}
+
+// Opened is an opened target.
+type Opened struct {
+	// Target is the driver. It may implement the optional interfaces of
+	// package targets (a host: RollBacker, Locker, LockInspector,
+	// OwnerRecorder, SecretHasher).
+	Target targets.Target
+	// Key identifies the connection: the kind, the endpoints in spec
+	// order and the name of the credential (never a secret, nor a token's
+	// source). Two spec targets with equal Keys reach the same place the
+	// same way, so a caller may keep an opened target while its Key is
+	// unchanged and must reopen it when the Key moves.
+	Key string
+}
+
+// Target opens spec target t. Errors name the target and the credential,
+// never a secret; a kind not supported yet is an *UnsupportedError. Target
+// does not contact the target: a wrong endpoint shows on first use.
+func Target(t *spec.Target, o Options) (Opened, error) {
+	switch t.Type {
+	case spec.TargetHost:
+		tg, err := hostTarget(t, o)
+		if err != nil {
+			return Opened{}, fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		return Opened{Target: tg, Key: Key(t)}, nil
+	default:
+		return Opened{}, &UnsupportedError{Name: t.Name, Type: t.Type}
+	}
+}
+
+// Key returns the connection identity of t that Target puts in
+// Opened.Key: the kind and every field of the target's block that shapes
+// its driver (a host's endpoints and credential name; a cluster's
+// kubeconfig path, context, namespace and mode). It never holds a secret.
+func Key(t *spec.Target) string {
+	k := string(t.Type)
+	if h := t.Host; h != nil {
+		k += " endpoints=" + strings.Join(h.Endpoints, ",") + " credential=" + h.Credential
+	}
+	if c := t.Kubernetes; c != nil {
+		k += " kubeconfig=" + c.Kubeconfig + " context=" + c.Context + " namespace=" + c.Namespace + " mode=" + c.Mode
+	}
+	return k
+}
+
+// hostTarget builds the target of a host block: one control API client, or
+// a driver.Group when the block lists several endpoints (every host runs
+// every app; see driver.Group for how health is decided).
+func hostTarget(t *spec.Target, o Options) (targets.Target, error) {
+	if t.Host == nil || len(t.Host.Endpoints) == 0 {
+		return nil, fmt.Errorf("no endpoint")
+	}
+	var clients []*driver.Client
+	for _, ep := range t.Host.Endpoints {
+		c, err := hostClientFor(t, ep, o)
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, c)
+	}
+	if len(clients) == 1 {
+		return clients[0], nil
+	}
+	return driver.NewGroup(clients...)
+}
+
+// hostClientFor builds the control API client for one endpoint of host
+// target t: with the credential t names, which must exist and allow the
+// endpoint, or with o.DefaultToken when t names none.
+func hostClientFor(t *spec.Target, endpoint string, o Options) (*driver.Client, error) {
+	name := t.Host.Credential
+	if name == "" {
+		return hostClient(nil, endpoint, o)
+	}
+	cred := o.Credentials[name]
+	switch {
+	case cred == nil && len(o.Credentials) == 0:
+		return nil, fmt.Errorf("it names credential %q, but no credentials file defines it (pass --credentials FILE)", name)
+	case cred == nil:
+		return nil, fmt.Errorf("it names credential %q, which the credentials file does not define (it defines %s)", name, strings.Join(o.Credentials.Names(), ", "))
+	case !cred.Allows(endpoint):
+		return nil, fmt.Errorf("credential %q may not be sent to %s: the credentials file allows it only for %s", name, endpoint, strings.Join(cred.Endpoints, ", "))
+	}
+	return hostClient(cred, endpoint, o)
+}
+
+// hostClient builds a control API client for one endpoint of a host
+// target: the token and TLS files of cred, or o.DefaultToken without one.
+// The caller has checked that cred allows endpoint.
+func hostClient(cred *spec.Credential, endpoint string, o Options) (*driver.Client, error) {
+	opts := driver.ClientOptions{LockTTL: o.LockTTL, Logger: o.Logger}
+	if cred == nil {
+		return driver.NewClient(endpoint, o.DefaultToken, opts)
+	}
+	token := ""
+	switch {
+	case cred.TokenEnv != "":
+		token = os.Getenv(cred.TokenEnv)
+		if token == "" {
+			return nil, fmt.Errorf("credential %s: environment variable %s (token_env) is empty; set it to the host's control token", cred.Name, cred.TokenEnv)
+		}
+	case cred.TokenFile != "":
+		b, err := os.ReadFile(expandHome(cred.TokenFile))
+		if err != nil {
+			return nil, fmt.Errorf("credential %s: token_file: %w", cred.Name, err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if cred.CAFile != "" || cred.ClientCertFile != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cred.CAFile != "" {
+			pem, err := os.ReadFile(expandHome(cred.CAFile))
+			if err != nil {
+				return nil, fmt.Errorf("credential %s: ca_file: %w", cred.Name, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("credential %s: ca_file %s: no PEM certificates", cred.Name, cred.CAFile)
+			}
+			cfg.RootCAs = pool
+		}
+		if cred.ClientCertFile != "" {
+			cert, err := tls.LoadX509KeyPair(expandHome(cred.ClientCertFile), expandHome(cred.ClientKeyFile))
+			if err != nil {
+				return nil, fmt.Errorf("credential %s: client certificate: %w", cred.Name, err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		opts.TLS = cfg
+	}
+	return driver.NewClient(endpoint, token, opts)
+}
+
+// expandHome expands a leading "~/" to the user's home directory.
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
+}

@@ -1,0 +1,141 @@
+package open_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/targets"
+	"github.com/ferry-wasm/ferry/targets/host/driver"
+	"github.com/ferry-wasm/ferry/targets/open"
+)
+
+const secretToken = "s3cret-control-token-value"
+
+func hostT(name, cred string, eps ...string) *spec.Target {
+	return &spec.Target{Name: name, Type: spec.TargetHost, Host: &spec.HostTarget{Endpoints: eps, Credential: cred}}
+}
+
+// TestTarget: which driver a spec target opens as, and the errors of
+// credentials that are missing, not allowed or unreadable (texts as ferry
+// has always printed them).
+func TestTarget(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(secretToken+"\n"), 0o600)
+	t.Setenv("FERRY_OPEN_TEST_TOKEN", secretToken)
+	creds := spec.Credentials{
+		"prod": {Name: "prod", Endpoints: []string{"https://h*.example.com:8443"}, TokenFile: tokenFile},
+		"env":  {Name: "env", Endpoints: []string{"http://127.0.0.1:*"}, TokenEnv: "FERRY_OPEN_TEST_TOKEN"},
+		"nope": {Name: "nope", Endpoints: []string{"http://127.0.0.1:*"}, TokenEnv: "FERRY_OPEN_TEST_UNSET"},
+		"ca":   {Name: "ca", Endpoints: []string{"https://h1.example.com:8443"}, CAFile: tokenFile},
+	}
+	tests := []struct {
+		name    string
+		target  *spec.Target
+		creds   spec.Credentials
+		want    string // "client", "group" or "" (error)
+		err     string
+		unsupp  bool
+		absentK bool
+	}{
+		{name: "one endpoint", target: hostT("a", "", "http://127.0.0.1:1"), want: "client"},
+		{name: "several endpoints", target: hostT("a", "", "http://127.0.0.1:1", "http://127.0.0.1:2"), want: "group"},
+		{name: "credential from a token file", target: hostT("a", "prod", "https://h1.example.com:8443", "https://h2.example.com:8443"), creds: creds, want: "group"},
+		{name: "credential from the environment", target: hostT("a", "env", "http://127.0.0.1:1"), creds: creds, want: "client"},
+		{name: "no endpoint", target: hostT("a", ""), err: "target a: no endpoint"},
+		{name: "no credentials file", target: hostT("a", "prod", "https://h1.example.com:8443"),
+			err: `target a: it names credential "prod", but no credentials file defines it (pass --credentials FILE)`},
+		{name: "credential not defined", target: hostT("a", "other", "https://h1.example.com:8443"), creds: creds,
+			err: `target a: it names credential "other", which the credentials file does not define (it defines ca, env, nope, prod)`},
+		{name: "credential not allowed for an endpoint", target: hostT("a", "prod", "https://h1.example.com:8443", "https://evil.example.net"), creds: creds,
+			err: `target a: credential "prod" may not be sent to https://evil.example.net: the credentials file allows it only for https://h*.example.com:8443`},
+		{name: "token environment variable empty", target: hostT("a", "nope", "http://127.0.0.1:1"), creds: creds,
+			err: "target a: credential nope: environment variable FERRY_OPEN_TEST_UNSET (token_env) is empty; set it to the host's control token"},
+		{name: "CA file without certificates", target: hostT("a", "ca", "https://h1.example.com:8443"), creds: creds,
+			err: "target a: credential ca: ca_file " + tokenFile + ": no PEM certificates"},
+		{name: "kubernetes", target: &spec.Target{Name: "k", Type: spec.TargetKubernetes, Kubernetes: &spec.KubeTarget{Namespace: "default"}},
+			err: `target k is of type "kubernetes", which this version of ferry cannot deploy to yet; it was not planned`, unsupp: true},
+		{name: "fleet", target: &spec.Target{Name: "f", Type: spec.TargetFleet, Fleet: &spec.FleetTarget{}},
+			err: `target f is of type "fleet", which this version of ferry cannot deploy to yet; it was not planned`, unsupp: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := open.Target(tc.target, open.Options{Credentials: tc.creds})
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				var ue *open.UnsupportedError
+				if errors.Is(err, open.ErrUnsupported) != tc.unsupp || errors.As(err, &ue) != tc.unsupp {
+					t.Errorf("unsupported = %v, want %v", errors.Is(err, open.ErrUnsupported), tc.unsupp)
+				}
+				if strings.Contains(err.Error(), secretToken) {
+					t.Errorf("the error shows the token: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch tg := got.Target.(type) {
+			case *driver.Client:
+				if tc.want != "client" {
+					t.Errorf("opened a client, want a %s", tc.want)
+				}
+			case *driver.Group:
+				if tc.want != "group" {
+					t.Errorf("opened a group, want a %s", tc.want)
+				}
+			default:
+				t.Fatalf("opened %T", tg)
+			}
+			for _, ok := range []bool{
+				implements[targets.Locker](got.Target), implements[targets.LockInspector](got.Target),
+				implements[targets.RollBacker](got.Target), implements[targets.OwnerRecorder](got.Target),
+				implements[targets.SecretHasher](got.Target),
+			} {
+				if !ok {
+					t.Errorf("%T lacks an optional interface a host has", got.Target)
+				}
+			}
+			if got.Key != open.Key(tc.target) {
+				t.Errorf("Key = %q, open.Key = %q", got.Key, open.Key(tc.target))
+			}
+			if strings.Contains(got.Key, secretToken) || strings.Contains(got.Key, tokenFile) || strings.Contains(got.Key, "FERRY_OPEN_TEST_TOKEN") {
+				t.Errorf("Key %q holds a secret or where one comes from", got.Key)
+			}
+		})
+	}
+}
+
+func implements[I any](v any) bool { _, ok := v.(I); return ok }
+
+// TestKey: the connection identity is stable for equal connections (the
+// name does not matter, nor the apps) and moves with the kind, the
+// endpoints and the credential's name.
+func TestKey(t *testing.T) {
+	base := hostT("a", "prod", "https://h1.example.com:8443", "https://h2.example.com:8443")
+	same := hostT("b", "prod", "https://h1.example.com:8443", "https://h2.example.com:8443")
+	same.Apps = []string{"x"}
+	if open.Key(base) != open.Key(same) {
+		t.Errorf("Key(%+v) = %q, Key(%+v) = %q; want equal", base, open.Key(base), same, open.Key(same))
+	}
+	if open.Key(base) != open.Key(base) {
+		t.Error("Key is not stable")
+	}
+	for _, other := range []*spec.Target{
+		hostT("a", "prod", "https://h1.example.com:8443"),
+		hostT("a", "prod", "https://h1.example.com:8443", "https://h3.example.com:8443"),
+		hostT("a", "staging", "https://h1.example.com:8443", "https://h2.example.com:8443"),
+		hostT("a", "", "https://h1.example.com:8443", "https://h2.example.com:8443"),
+		{Name: "a", Type: spec.TargetKubernetes, Kubernetes: &spec.KubeTarget{}},
+	} {
+		if open.Key(other) == open.Key(base) {
+			t.Errorf("Key(%+v) = Key(base) = %q; want different", other, open.Key(base))
+		}
+	}
+}
