@@ -236,6 +236,12 @@ func writeCGIHead(w http.ResponseWriter, out []byte) (int, []byte, error) {
 			}
 			status, explicit, sufficient = n, true, true
 		case "Location":
+			// Clients parse a redirect's Location before anything else
+			// (Go's refuses the whole response otherwise): a value that is
+			// no URL is the guest's error, answered 502 like any other.
+			if _, err := url.Parse(val); err != nil || val == "" {
+				return 0, nil, fmt.Errorf("CGI Location %q is not a URL", val)
+			}
 			w.Header().Set("Location", val)
 			if !explicit {
 				status = http.StatusFound
