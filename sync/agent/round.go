@@ -655,6 +655,7 @@ func (a *Agent) apply(rr *round, p *planned) (applied, condition) {
 		return out, c
 	}
 	var failed []string
+	progressing := 0
 	for _, tr := range res.Targets {
 		tp := p.sub.Target(tr.Name)
 		for _, ar := range tr.Apps {
@@ -692,6 +693,13 @@ func (a *Agent) apply(rr *round, p *planned) (applied, condition) {
 				if ch.After != nil {
 					out.deployed = append(out.deployed, *ch.After)
 				}
+			case plan.OutcomeProgressing:
+				// Accepted and rolling out (or still rolling out: a wait).
+				// Not failed, so its backoff ends; not yet deployed, so it
+				// is no known-good version: a later round that sees it
+				// ready records it as unchanged, and deployed then.
+				delete(a.failures, key)
+				progressing++
 			}
 		}
 	}
@@ -704,7 +712,11 @@ func (a *Agent) apply(rr *round, p *planned) (applied, condition) {
 		c.steps = append(c.steps, a.stepResult(history.StepApply, t0, history.StepFailed, err.Error()))
 		c.err = degraded(false, err.Error())
 	default:
-		c.steps = append(c.steps, a.stepResult(history.StepApply, t0, history.StepOK, fmt.Sprintf("%d applied", res.Count(plan.OutcomeApplied))))
+		msg := fmt.Sprintf("%d applied", res.Count(plan.OutcomeApplied))
+		if progressing > 0 {
+			msg += fmt.Sprintf(", %d progressing", progressing)
+		}
+		c.steps = append(c.steps, a.stepResult(history.StepApply, t0, history.StepOK, msg))
 	}
 	return out, c
 }
