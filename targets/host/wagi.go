@@ -222,8 +222,12 @@ func writeCGIHead(w http.ResponseWriter, out []byte) (int, []byte, error) {
 		if !ok {
 			return 0, nil, fmt.Errorf("CGI header line %q has no colon", line)
 		}
-		name := canonicalKey(bytes.TrimSpace(k))
-		val := commonValue(bytes.TrimSpace(v))
+		k, v = bytes.TrimSpace(k), bytes.TrimSpace(v)
+		if err := checkCGIHeader(k, v); err != nil {
+			return 0, nil, err
+		}
+		name := canonicalKey(k)
+		val := commonValue(v)
 		switch name {
 		case "Status":
 			code := val
@@ -261,6 +265,27 @@ func writeCGIHead(w http.ResponseWriter, out []byte) (int, []byte, error) {
 		return 0, nil, errors.New("CGI response has none of Content-Type, Location or Status")
 	}
 	return status, rest, nil
+}
+
+// checkCGIHeader refuses a header the host could not pass on as valid
+// HTTP: a name that is no token (RFC 9110 5.1) or a value with control
+// characters other than tab (5.5). Clients refuse a whole response with
+// one (found by FuzzWAGIResponse: a value "\x1f").
+func checkCGIHeader(k, v []byte) error {
+	if len(k) == 0 {
+		return fmt.Errorf("CGI header line has an empty name")
+	}
+	for _, c := range k {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return fmt.Errorf("CGI header name %q is not a token", k)
+		}
+	}
+	for _, c := range v {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return fmt.Errorf("CGI header %s has a control character in its value", k)
+		}
+	}
+	return nil
 }
 
 // commonKeys are header names a CGI response usually has, returned by

@@ -32,3 +32,30 @@ func TestCGILocationMustBeAURL(t *testing.T) {
 		}
 	}
 }
+
+// TestCGIHeaderMustBeValidHTTP: header names that are no token and values
+// with control characters (found by FuzzWAGIResponse: "0:\x1f" broke the
+// client's read of the whole response) are refused; tabs and UTF-8 pass.
+func TestCGIHeaderMustBeValidHTTP(t *testing.T) {
+	for _, c := range []struct {
+		out     string
+		wantErr string
+	}{
+		{"0:\x1f\nContent-Type: text/plain\n\n", "control character"},
+		{"X-A: a\x00b\nContent-Type: text/plain\n\n", "control character"},
+		{"X A: b\nContent-Type: text/plain\n\n", "not a token"},
+		{"X(A): b\nContent-Type: text/plain\n\n", "not a token"},
+		{": b\nContent-Type: text/plain\n\n", "empty name"},
+		{"X-A: a\tb\nContent-Type: text/plain\n\n", ""},
+		{"X-A: grüße\nContent-Type: text/plain\n\n", ""},
+	} {
+		rec := httptest.NewRecorder()
+		_, _, err := writeCGIHead(rec, []byte(c.out))
+		switch {
+		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+			t.Errorf("%q: err %v, want %q", c.out, err, c.wantErr)
+		case c.wantErr == "" && err != nil:
+			t.Errorf("%q: %v", c.out, err)
+		}
+	}
+}
