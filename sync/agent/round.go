@@ -827,12 +827,14 @@ func (a *Agent) record(rr *round, p *planned, ap applied) {
 		a.status.LastSuccessfulCommit, a.status.LastSuccessfulAt = r.Commit, r.FinishedAt
 	}
 	a.mu.Unlock()
-	a.met.rounds.WithLabelValues(string(r.Result)).Inc()
+	// The gauges move before the round counter, so that a scrape that
+	// sees the round counted also sees its time and commit.
 	if r.Result == history.RoundSucceeded {
 		a.met.lastSuccess.Set(float64(r.FinishedAt.UnixNano()) / 1e9)
 		a.met.lastCommit.Reset()
 		a.met.lastCommit.WithLabelValues(r.Commit).Set(1)
 	}
+	a.met.rounds.WithLabelValues(string(r.Result)).Inc()
 	// A quiet round (nothing changed, nothing failed) is logged at debug
 	// level: with a short interval it would drown everything else.
 	changed := 0
