@@ -21,7 +21,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ferry-wasm/ferry/internal/kubetest"
-	"github.com/ferry-wasm/ferry/internal/testenv"
 )
 
 // TestClusterRunsDeployment starts the whole stack, applies a Deployment of
@@ -114,9 +113,9 @@ func TestClusterRunsDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "..", "shared", "spinkube", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join("testdata", "spinkube", "*.yaml"))
 	if err != nil || len(files) != 2 {
-		t.Fatalf("SpinKube CRDs in ../shared/spinkube: %v %v, want 2 files", files, err)
+		t.Fatalf("SpinKube CRDs in testdata/spinkube: %v %v, want 2 files", files, err)
 	}
 	var names []string
 	for _, f := range files {
