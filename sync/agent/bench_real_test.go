@@ -327,11 +327,12 @@ func BenchmarkAgentRealPushToServingWATPolling(b *testing.B) {
 // changes.
 const goExampleLine = `fmt.Fprintf(w, "Hello, %s, from ferry!\n", name)`
 
-// goExampleTree writes go.mod, go.sum, sdk/ and examples/hello-go/ as
+// goExampleTree writes go.mod, go.sum, sdk/, targets/host/abi/ (the SDK's
+// host-call constants) and examples/hello-go/ as
 // committed at HEAD into dir (the example builds inside ferry's module).
 func goExampleTree(b *testing.B, dir string) {
 	b.Helper()
-	tar := exec.Command("git", "archive", "--format=tar", "HEAD", "go.mod", "go.sum", "sdk", "examples/hello-go")
+	tar := exec.Command("git", "archive", "--format=tar", "HEAD", "go.mod", "go.sum", "sdk", "targets/host/abi", "examples/hello-go")
 	tar.Dir = testenv.RepoRoot(b)
 	out, err := tar.Output()
 	if err != nil {
