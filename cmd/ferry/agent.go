@@ -131,6 +131,7 @@ func trimNewline(b []byte) []byte {
 func newAgentCmd(s streams) *cobra.Command {
 	var rf releaseFlags
 	var lf logFlags
+	var elect leaderFlags
 	var creds credFlags
 	var repo, branch, path, dataDir, listen, buildUser, buildDir, gitCAFile string
 	var interval time.Duration
@@ -245,15 +246,18 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			}
 			serveAgentAPI(ctx, a, ln)
 			fmt.Fprintf(s.out, "ferry agent: watching %s (branch %s, path %s) every %s; API on http://%s\n", repo, branch, path, interval, ln.Addr())
-			if err := a.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				return withCode(exitError, err)
-			}
-			return nil
+			return elect.run(ctx, log, func(ctx context.Context) error {
+				if err := a.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+					return withCode(exitError, err)
+				}
+				return nil
+			})
 		},
 	}
 	rf.register(cmd)
 	creds.register(cmd, false)
 	lf.register(cmd)
+	elect.register(cmd)
 	cmd.Flags().StringVar(&repo, "repo", "", "spec repository: https, ssh or file URL, or a local path (required)")
 	cmd.Flags().StringVar(&branch, "branch", "main", "branch to deploy")
 	cmd.Flags().StringVar(&path, "path", ".", "directory of the spec inside the repository")

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ferry-wasm/ferry/internal/gittest"
+	"github.com/ferry-wasm/ferry/internal/kubetest"
+	"github.com/ferry-wasm/ferry/sync/agent/history"
+)
+
+// TestAgentE2ELeaderElection: two `ferry agent --leader-elect` processes
+// share a Lease on a real kube-apiserver. Only the holder runs rounds (the
+// other's history stays empty); when the holder is SIGKILLed the other
+// takes over within the lease duration, and the next commit is applied
+// exactly once.
+func TestAgentE2ELeaderElection(t *testing.T) {
+	bin := agentE2EBuild(t, "ferry")
+	c := kubetest.Start(t, kubetest.Options{})
+	kc := kubernetes.NewForConfigOrDie(c.Config)
+	ctx := context.Background()
+	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ferry-system"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	e := agentE2ENewEnv(t)
+	reg := agentE2ENewRegistry(t)
+	h := agentE2ENewHost(t, e.pubPath)
+	srv := gittest.NewServer(t, gittest.Options{})
+	w := srv.Clone(t)
+	w.Write("ferry.hcl", agentE2ESpec(reg.Addr+"/e2e", h.CtlURL, []string{"alpha"}, agentE2EAppHCL("alpha")))
+	w.WriteBytes("alpha.wasm", agentE2EWasm(t, "alpha v1"))
+	w.Commit("alpha v1")
+	w.Push()
+
+	const lease = 6 * time.Second
+	start := func(id string) *agentE2EAgent {
+		args := agentE2EAgentArgs(t, e, srv.URL(), t.TempDir(), "--interval", "1s",
+			"--leader-elect", "--leader-elect-kubeconfig", c.Kubeconfig, "--leader-elect-identity", id,
+			"--leader-elect-lease-duration", lease.String())
+		return agentE2EStartAgentProc(t, bin, args)
+	}
+	agents := map[string]*agentE2EAgent{"agent-a": start("agent-a"), "agent-b": start("agent-b")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for id, a := range agents {
+				t.Logf("%s log (tail):\n%s", id, agentE2ETail(a.stderr.String(), 40))
+			}
+		}
+	})
+	agentE2EWaitServing(t, h.AppsURL, "alpha", "alpha v1", time.Minute)
+
+	holder := func() string {
+		l, err := kc.CoordinationV1().Leases("ferry-system").Get(ctx, "ferry-agent", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *l.Spec.HolderIdentity
+	}
+	first := holder()
+	lead, follow := agents[first], agents[map[string]string{"agent-a": "agent-b", "agent-b": "agent-a"}[first]]
+	if lead == nil {
+		t.Fatalf("lease holder %q is neither agent", first)
+	}
+	// A few more rounds pass (interval 1s): the follower runs none.
+	time.Sleep(3 * time.Second)
+	if rs := agentE2EHistory(t, follow); len(rs) != 0 {
+		t.Fatalf("the follower ran %d rounds while %s led", len(rs), first)
+	}
+	if rs := agentE2EHistory(t, lead); len(rs) == 0 {
+		t.Fatalf("the leader %s ran no round", first)
+	}
+	if n := h.putCounts()["alpha"]; n != 1 {
+		t.Fatalf("alpha v1 was put %d times, want once", n)
+	}
+
+	killed := time.Now()
+	lead.kill(t)
+	w.WriteBytes("alpha.wasm", agentE2EWasm(t, "alpha v2"))
+	c2 := w.Commit("alpha v2")
+	w.Push()
+	agentE2EWaitServing(t, h.AppsURL, "alpha", "alpha v2", time.Minute)
+	if got := holder(); got == first || got == "" {
+		t.Fatalf("lease holder after the kill: %q", got)
+	}
+	t.Logf("leader %s SIGKILLed; the other served v2 %s later (lease %s; includes its build, push and sign)", first, time.Since(killed).Round(time.Millisecond), lease)
+	r := agentE2EWaitRound(t, follow, "that deployed "+c2, time.Minute, func(r history.Round) bool {
+		return r.Commit == c2 && r.Result != history.RoundRunning
+	})
+	if r.Result != history.RoundSucceeded || !agentE2EApplied(r, "alpha", "update") {
+		t.Fatalf("new leader's round: %s %+v", r.Result, r.Apps)
+	}
+	time.Sleep(3 * time.Second) // more rounds: none may put again
+	if n := h.putCounts()["alpha"]; n != 1 {
+		t.Fatalf("alpha v2 was put %d times, want once", n)
+	}
+}
