@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ferry-wasm/ferry/targets/kubernetes/install"
 )
@@ -13,7 +12,9 @@ func newInstallCmd(s streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Install the ferry agent somewhere it runs by itself",
-		Args:  cobra.NoArgs,
+		Example: `  ferry install kubernetes --image registry.example.com/ferry@sha256:... \
+    --repo https://git.example.com/acme/apps.git > ferry-agent.yaml`,
+		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newInstallKubernetesCmd(s))
 	return cmd
@@ -59,16 +60,7 @@ them first.`,
 				_, err = s.out.Write(y)
 				return err
 			}
-			rules := clientcmd.NewDefaultClientConfigLoadingRules()
-			if kubeconfig != "" {
-				rules.ExplicitPath = kubeconfig
-			}
-			cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-				&clientcmd.ConfigOverrides{CurrentContext: kubecontext}).ClientConfig()
-			if err != nil {
-				return withCode(exitError, fmt.Errorf("cluster: %w", err))
-			}
-			done, err := install.Apply(cmd.Context(), cfg, objs, force)
+			done, err := install.ApplyTo(cmd.Context(), kubeconfig, kubecontext, objs, force)
 			for _, d := range done {
 				fmt.Fprintf(s.out, "%s serverside-applied\n", d)
 			}

@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ferry-wasm/ferry/targets/kubernetes/kubeconfig"
 )
 
 // FieldManager is the server-side apply field manager of everything ferry
@@ -257,6 +259,16 @@ func toUnstructured(o runtime.Object) (*unstructured.Unstructured, error) {
 	unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
 	delete(u.Object, "status")
 	return u, nil
+}
+
+// ApplyTo applies the objects to the cluster named by a kubeconfig path and
+// context (both empty: in-cluster, else client-go's default rules); see Apply.
+func ApplyTo(ctx context.Context, kubeconfigPath, kubecontext string, objs []runtime.Object, force bool) ([]string, error) {
+	cfg, err := kubeconfig.Load(kubeconfigPath, kubecontext)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	return Apply(ctx, cfg, objs, force)
 }
 
 // Apply applies the objects to the cluster with server-side apply (field

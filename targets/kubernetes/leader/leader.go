@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	kc "github.com/ferry-wasm/ferry/targets/kubernetes/kubeconfig"
 )
 
 // Defaults of Config's durations: those of Kubernetes' own controllers.
@@ -116,18 +116,7 @@ func or(d, def time.Duration) time.Duration {
 // is set), else client-go's default loading rules ($KUBECONFIG, then
 // ~/.kube/config) and their current context.
 func Client(kubeconfig, kubecontext string) (kubernetes.Interface, error) {
-	var cfg *rest.Config
-	var err error
-	if kubeconfig == "" && kubecontext == "" && os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-		cfg, err = rest.InClusterConfig()
-	} else {
-		rules := clientcmd.NewDefaultClientConfigLoadingRules()
-		if kubeconfig != "" {
-			rules.ExplicitPath = kubeconfig
-		}
-		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-			&clientcmd.ConfigOverrides{CurrentContext: kubecontext}).ClientConfig()
-	}
+	cfg, err := kc.Load(kubeconfig, kubecontext)
 	if err != nil {
 		return nil, fmt.Errorf("leader: cluster for the lease: %w", err)
 	}
