@@ -30,7 +30,7 @@ type importRule struct {
 	Why string
 }
 
-var hostSide = []string{"targets/host", "targets/host/abi", "targets/host/api", "targets/host/core", "targets/host/control", "targets/host/state"}
+var hostSide = []string{"targets/host", "targets/host/abi", "targets/host/api", "targets/host/core", "targets/host/control", "targets/host/single", "targets/host/state"}
 
 var rules = []rule{
 	{From: []string{"sync/plan"}, Only: []string{"targets", "deploy/...", "internal/parallel"},
