@@ -53,6 +53,8 @@ var rules = []rule{
 		Why: "the shared value types are a leaf so that nothing cycles"},
 	{From: []string{"builder"}, Never: []string{"registry/...", "signer", "sync/...", "targets", "targets/host", "targets/host/core", "targets/host/control", "targets/host/driver"},
 		Why: "building a component is one job; pushing and signing are others"},
+	{From: []string{"builder/hostimage"}, Never: []string{"sync/...", "targets/...", "spec", "signer", "github.com/hashicorp/hcl/...", "k8s.io/...", "sigs.k8s.io/..."},
+		Why: "building the ferry-host image is one job (go build + go-containerregistry); signing it is the signer's, deploying it the targets'"},
 	{From: []string{"registry/..."}, Never: []string{"signer", "sync/...", "targets/...", "spec", "builder"},
 		Why: "the OCI layout and transport know nothing of signatures, plans or targets"},
 	{From: []string{"signer"}, Never: []string{"sync/...", "targets/...", "spec", "builder", "oras.land/..."},
