@@ -276,6 +276,65 @@ type KubeTarget struct {
 	// Mode is "host" (ferry's own host image; the default) or "spinapp"
 	// (a SpinKube SpinApp).
 	Mode string `json:"mode"`
+	// Image is the ferry-host container image the app's pods run
+	// (required in mode "host"), best pinned by digest.
+	Image string `json:"image,omitempty"`
+	// Replicas is the Deployment's replica count; Load defaults it to 1.
+	// It is 0 when Autoscaling is set: the HorizontalPodAutoscaler owns
+	// the count then.
+	Replicas int32 `json:"replicas,omitempty"`
+	// Resources are the container's CPU and memory; nil sets none.
+	Resources *KubeResources `json:"resources,omitempty"`
+	// NodeSelector constrains the pods to nodes with these labels.
+	NodeSelector map[string]string `json:"node_selector,omitempty"`
+	// Tolerations let the pods run on tainted nodes, in spec order.
+	Tolerations []KubeToleration `json:"tolerations,omitempty"`
+	// ImagePullSecrets name Secrets of the namespace used to pull Image.
+	ImagePullSecrets []string `json:"image_pull_secrets,omitempty"`
+	// Autoscaling, when set, adds an autoscaling/v2 HorizontalPodAutoscaler
+	// on CPU utilisation; nil means a fixed Replicas.
+	Autoscaling *KubeAutoscaling `json:"autoscaling,omitempty"`
+	// TrustKeys are the spec's trust keys (the trust block's keys,
+	// absolute paths), which the pods verify artifacts with; Load copies
+	// them here. In mode "host" Load requires at least one.
+	TrustKeys []string `json:"trust_keys,omitempty"`
+}
+
+// KubeResources are a container's CPU and memory, used as both its
+// requests and its limits (so the pods get the Guaranteed QoS class and
+// an autoscaler's utilisation is a share of a fixed amount). Each is a
+// Kubernetes quantity ("100m", "0.5", "128Mi", "1G"); empty sets none.
+type KubeResources struct {
+	// CPU in cores ("250m" is a quarter core).
+	CPU string `json:"cpu,omitempty"`
+	// Memory in bytes ("128Mi").
+	Memory string `json:"memory,omitempty"`
+}
+
+// KubeToleration is one Kubernetes pod toleration.
+type KubeToleration struct {
+	// Key is the taint key; empty (with Operator "Exists") tolerates
+	// every taint.
+	Key string `json:"key,omitempty"`
+	// Operator is "Equal" (the default) or "Exists".
+	Operator string `json:"operator"`
+	// Value is the taint value Equal compares with; empty with Exists.
+	Value string `json:"value,omitempty"`
+	// Effect is "NoSchedule", "PreferNoSchedule", "NoExecute" or empty
+	// (every effect).
+	Effect string `json:"effect,omitempty"`
+}
+
+// KubeAutoscaling is a HorizontalPodAutoscaler on average CPU
+// utilisation (a share of the CPU request, so Resources.CPU is required).
+type KubeAutoscaling struct {
+	// Min is the fewest replicas; Load defaults it to 1.
+	Min int32 `json:"min"`
+	// Max is the most replicas (required, at least Min).
+	Max int32 `json:"max"`
+	// CPUPercent is the target average CPU utilisation in percent of the
+	// request; Load defaults it to 80.
+	CPUPercent int32 `json:"cpu_percent"`
 }
 
 // Kubernetes modes.

@@ -19,15 +19,18 @@ var targetSchema = &hcl.BodySchema{
 		{Name: "endpoint"}, {Name: "endpoints"}, {Name: "credential"}, {Name: "token_env"}, {Name: "token_file"},
 		{Name: "ca_file"}, {Name: "client_cert_file"}, {Name: "client_key_file"},
 		{Name: "kubeconfig"}, {Name: "context"}, {Name: "namespace"}, {Name: "mode"},
+		{Name: "image"}, {Name: "replicas"}, {Name: "node_selector"}, {Name: "image_pull_secrets"},
 		{Name: "selector"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "rollout"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "rollout"}, {Type: "resources"}, {Type: "toleration"}, {Type: "autoscaling"}},
 }
 
 var typeOf = map[string]TargetType{
 	"endpoint": TargetHost, "endpoints": TargetHost, "credential": TargetHost, "token_env": TargetHost, "token_file": TargetHost,
 	"ca_file": TargetHost, "client_cert_file": TargetHost, "client_key_file": TargetHost,
 	"kubeconfig": TargetKubernetes, "context": TargetKubernetes, "namespace": TargetKubernetes, "mode": TargetKubernetes,
+	"image": TargetKubernetes, "replicas": TargetKubernetes, "node_selector": TargetKubernetes, "image_pull_secrets": TargetKubernetes,
+	"resources": TargetKubernetes, "toleration": TargetKubernetes, "autoscaling": TargetKubernetes,
 	"selector": TargetFleet, "rollout": TargetFleet,
 }
 
@@ -104,9 +107,9 @@ func (l *loader) decodeTarget(b *hcl.Block) {
 		}
 		var kept []*hcl.Block
 		for _, blk := range content.Blocks {
-			if t.Type != TargetFleet {
+			if owner := typeOf[blk.Type]; owner != t.Type {
 				l.diags = append(l.diags, errDiag(blk.DefRange, "Block not valid for target type",
-					"A %s block belongs to fleet targets; target %q has type %q.", blk.Type, t.Name, t.Type))
+					"A %s block belongs to %s targets; target %q has type %q.", blk.Type, owner, t.Name, t.Type))
 				continue
 			}
 			kept = append(kept, blk)
@@ -119,7 +122,7 @@ func (l *loader) decodeTarget(b *hcl.Block) {
 	case t.Type == TargetHost:
 		t.Host = l.decodeHostTarget(b, attrs)
 	case t.Type == TargetKubernetes:
-		t.Kubernetes = l.decodeKubeTarget(attrs)
+		t.Kubernetes = l.decodeKubeTarget(b, attrs, content.Blocks)
 	case t.Type == TargetFleet:
 		t.Fleet = l.decodeFleetTarget(attrs, content.Blocks)
 	}
@@ -292,8 +295,8 @@ func checkEndpoint(s string) error {
 	return nil
 }
 
-func (l *loader) decodeKubeTarget(attrs hcl.Attributes) *KubeTarget {
-	k := &KubeTarget{Namespace: "default", Mode: KubeModeHost}
+func (l *loader) decodeKubeTarget(b *hcl.Block, attrs hcl.Attributes, blocks []*hcl.Block) *KubeTarget {
+	k := &KubeTarget{Namespace: "default", Mode: KubeModeHost, Replicas: 1}
 	if a := attrs["kubeconfig"]; a != nil {
 		if s, ok := l.nonEmpty(a); ok {
 			k.Kubeconfig = l.credPath(s)
@@ -324,6 +327,7 @@ func (l *loader) decodeKubeTarget(attrs hcl.Attributes) *KubeTarget {
 			}
 		}
 	}
+	l.decodeKubeWorkload(b, k, attrs, blocks) // kube.go
 	return k
 }
 

@@ -59,6 +59,10 @@ var rules = []rule{
 		Why: "the OCI layout and transport know nothing of signatures, plans or targets"},
 	{From: []string{"signer"}, Never: []string{"sync/...", "targets/...", "spec", "builder", "oras.land/..."},
 		Why: "signing and verification share only the registry credential with the registry client"},
+	{From: []string{"targets/kubernetes/render"}, Only: []string{"targets", "deploy/..."},
+		Why: "rendering an app's Kubernetes objects is pure: it reaches no cluster helper, spec or driver"},
+	{From: []string{"targets/kubernetes/driver"}, Only: []string{"targets", "deploy/...", "targets/kubernetes/render", "targets/host/api"},
+		Why: "the Kubernetes driver is opened from options, not from the spec (targets/open maps one to the other)"},
 	{From: []string{"sdk/..."}, Only: []string{"targets/host/abi"},
 		Why: "the guest SDK builds for wasip1 and shares only the ABI's constants with the host"},
 }

@@ -3,6 +3,7 @@ package open
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,9 @@ import (
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host/driver"
+	kdriver "github.com/ferry-wasm/ferry/targets/kubernetes/driver"
+	"github.com/ferry-wasm/ferry/targets/kubernetes/kubeconfig"
+	"github.com/ferry-wasm/ferry/targets/kubernetes/render"
 )
 
 // ErrUnsupported is wrapped by the error of a target whose kind this
@@ -28,10 +32,23 @@ type UnsupportedError struct {
 	Name string
 	// Type is its kind.
 	Type spec.TargetType
+	// Mode is the kubernetes mode that is not supported; empty for a
+	// kind not supported at all.
+	Mode string
 }
 
 func (e *UnsupportedError) Error() string {
+	if e.Mode != "" {
+		return fmt.Sprintf("target %s is of type %q in mode %q, which this version of ferry cannot deploy to yet; it was not planned", e.Name, e.Type, e.Mode)
+	}
 	return fmt.Sprintf("target %s is of type %q, which this version of ferry cannot deploy to yet; it was not planned", e.Name, e.Type)
+}
+
+func kubeMode(t *spec.Target) string {
+	if t.Kubernetes == nil {
+		return ""
+	}
+	return t.Kubernetes.Mode
 }
 
 // Unwrap returns ErrUnsupported.
@@ -55,6 +72,15 @@ type Options struct {
 	// the agent never does, so a commit cannot send an agent secret to an
 	// endpoint of its choosing. Empty: no token.
 	DefaultToken string
+	// ForceConflicts lets kubernetes targets take over fields of objects
+	// that another field manager made (server-side apply with force).
+	// False: such a conflict fails the app's deploy, naming the manager
+	// and the field. Objects ferry already manages are always repaired.
+	ForceConflicts bool
+	// RolloutWait bounds how long a kubernetes target's Put waits for a
+	// rollout before it reports it progressing (zero: the app's whole
+	// deploy timeout).
+	RolloutWait time.Duration
 }
 
 // Opened is an opened target.
@@ -82,6 +108,15 @@ func Target(t *spec.Target, o Options) (Opened, error) {
 			return Opened{}, fmt.Errorf("target %s: %w", t.Name, err)
 		}
 		return Opened{Target: tg, Key: Key(t)}, nil
+	case spec.TargetKubernetes:
+		if t.Kubernetes == nil || (t.Kubernetes.Mode != spec.KubeModeHost && t.Kubernetes.Mode != "") {
+			return Opened{}, &UnsupportedError{Name: t.Name, Type: t.Type, Mode: kubeMode(t)}
+		}
+		tg, err := kubeTarget(t, o)
+		if err != nil {
+			return Opened{}, fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		return Opened{Target: tg, Key: Key(t)}, nil
 	default:
 		return Opened{}, &UnsupportedError{Name: t.Name, Type: t.Type}
 	}
@@ -98,8 +133,59 @@ func Key(t *spec.Target) string {
 	}
 	if c := t.Kubernetes; c != nil {
 		k += " kubeconfig=" + c.Kubeconfig + " context=" + c.Context + " namespace=" + c.Namespace + " mode=" + c.Mode
+		// The workload settings shape the driver's objects: a change
+		// reopens it.
+		b, _ := json.Marshal(struct {
+			Image        string                `json:"image"`
+			Replicas     int32                 `json:"replicas"`
+			Resources    *spec.KubeResources   `json:"resources"`
+			NodeSelector map[string]string     `json:"node_selector"`
+			Tolerations  []spec.KubeToleration `json:"tolerations"`
+			PullSecrets  []string              `json:"image_pull_secrets"`
+			Autoscaling  *spec.KubeAutoscaling `json:"autoscaling"`
+			TrustKeys    []string              `json:"trust_keys"`
+		}{c.Image, c.Replicas, c.Resources, c.NodeSelector, c.Tolerations, c.ImagePullSecrets, c.Autoscaling, c.TrustKeys})
+		k += " workload=" + string(b)
 	}
 	return k
+}
+
+// kubeTarget builds the driver of a kubernetes target in mode host: the
+// cluster from its kubeconfig and context, the objects' shape from its
+// workload fields, and the trust Secret from the spec's trust keys (read
+// now; a file that cannot be read is an error).
+func kubeTarget(t *spec.Target, o Options) (targets.Target, error) {
+	k := t.Kubernetes
+	cfg, err := kubeconfig.Load(expandHome(k.Kubeconfig), k.Context)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	ro := render.Options{
+		Namespace: k.Namespace, Image: k.Image, Replicas: k.Replicas,
+		NodeSelector: k.NodeSelector, ImagePullSecrets: k.ImagePullSecrets,
+		TrustKeys: map[string][]byte{},
+	}
+	if r := k.Resources; r != nil {
+		ro.CPU, ro.Memory = r.CPU, r.Memory
+	}
+	for _, tol := range k.Tolerations {
+		ro.Tolerations = append(ro.Tolerations, render.Toleration{Key: tol.Key, Operator: tol.Operator, Value: tol.Value, Effect: tol.Effect})
+	}
+	if a := k.Autoscaling; a != nil {
+		ro.Autoscaling = &render.Autoscaling{Min: a.Min, Max: a.Max, CPUPercent: a.CPUPercent}
+	}
+	for _, p := range k.TrustKeys {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("trust key: %w", err)
+		}
+		name := filepath.Base(p)
+		if _, dup := ro.TrustKeys[name]; dup {
+			return nil, fmt.Errorf("two trust keys are named %s; the pods mount them in one directory, so give them different file names", name)
+		}
+		ro.TrustKeys[name] = b
+	}
+	return kdriver.New(cfg, kdriver.Options{Render: ro, ForceConflicts: o.ForceConflicts, RolloutWait: o.RolloutWait, Logger: o.Logger})
 }
 
 // hostTarget builds the target of a host block: one control API client, or

@@ -10,10 +10,31 @@ import (
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host/driver"
+	kdriver "github.com/ferry-wasm/ferry/targets/kubernetes/driver"
 	"github.com/ferry-wasm/ferry/targets/open"
 )
 
 const secretToken = "s3cret-control-token-value"
+
+const kubeconfigYAML = `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:1"}
+users:
+- name: u
+  user: {token: "t"}
+contexts:
+- name: x
+  context: {cluster: c, user: u}
+current-context: x
+`
+
+func kubeT(kubeconfig, trust string) *spec.Target {
+	return &spec.Target{Name: "k", Type: spec.TargetKubernetes, Kubernetes: &spec.KubeTarget{
+		Kubeconfig: kubeconfig, Namespace: "default", Mode: spec.KubeModeHost, Image: "ghcr.io/ferry-wasm/ferry-host:v1", Replicas: 1, TrustKeys: []string{trust},
+	}}
+}
 
 func hostT(name, cred string, eps ...string) *spec.Target {
 	return &spec.Target{Name: name, Type: spec.TargetHost, Host: &spec.HostTarget{Endpoints: eps, Credential: cred}}
@@ -33,6 +54,10 @@ func TestTarget(t *testing.T) {
 		"nope": {Name: "nope", Endpoints: []string{"http://127.0.0.1:*"}, TokenEnv: "FERRY_OPEN_TEST_UNSET"},
 		"ca":   {Name: "ca", Endpoints: []string{"https://h1.example.com:8443"}, CAFile: tokenFile},
 	}
+	kubeconfigFile := filepath.Join(dir, "kubeconfig")
+	os.WriteFile(kubeconfigFile, []byte(kubeconfigYAML), 0o600)
+	trustFile := filepath.Join(dir, "cosign.pub")
+	os.WriteFile(trustFile, []byte("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n"), 0o600)
 	tests := []struct {
 		name    string
 		target  *spec.Target
@@ -57,8 +82,13 @@ func TestTarget(t *testing.T) {
 			err: "target a: credential nope: environment variable FERRY_OPEN_TEST_UNSET (token_env) is empty; set it to the host's control token"},
 		{name: "CA file without certificates", target: hostT("a", "ca", "https://h1.example.com:8443"), creds: creds,
 			err: "target a: credential ca: ca_file " + tokenFile + ": no PEM certificates"},
-		{name: "kubernetes", target: &spec.Target{Name: "k", Type: spec.TargetKubernetes, Kubernetes: &spec.KubeTarget{Namespace: "default"}},
-			err: `target k is of type "kubernetes", which this version of ferry cannot deploy to yet; it was not planned`, unsupp: true},
+		{name: "kubernetes spinapp", target: &spec.Target{Name: "k", Type: spec.TargetKubernetes, Kubernetes: &spec.KubeTarget{Namespace: "default", Mode: spec.KubeModeSpinApp}},
+			err: `target k is of type "kubernetes" in mode "spinapp", which this version of ferry cannot deploy to yet; it was not planned`, unsupp: true},
+		{name: "kubernetes host", target: kubeT(kubeconfigFile, trustFile), want: "kubernetes"},
+		{name: "kubernetes without a kubeconfig", target: kubeT(filepath.Join(dir, "absent"), trustFile),
+			err: "target k: cluster: stat " + filepath.Join(dir, "absent") + ": no such file or directory"},
+		{name: "kubernetes trust key gone", target: kubeT(kubeconfigFile, filepath.Join(dir, "gone.pub")),
+			err: "target k: trust key: open " + filepath.Join(dir, "gone.pub") + ": no such file or directory"},
 		{name: "fleet", target: &spec.Target{Name: "f", Type: spec.TargetFleet, Fleet: &spec.FleetTarget{}},
 			err: `target f is of type "fleet", which this version of ferry cannot deploy to yet; it was not planned`, unsupp: true},
 	}
@@ -82,6 +112,16 @@ func TestTarget(t *testing.T) {
 				t.Fatal(err)
 			}
 			switch tg := got.Target.(type) {
+			case *kdriver.Driver:
+				if tc.want != "kubernetes" {
+					t.Errorf("opened a kubernetes driver, want a %s", tc.want)
+				}
+				for _, ok := range []bool{implements[targets.Differ](tg), implements[targets.OwnerRecorder](tg), implements[targets.SecretHasher](tg)} {
+					if !ok {
+						t.Errorf("%T lacks an optional interface a kubernetes target has", tg)
+					}
+				}
+				return
 			case *driver.Client:
 				if tc.want != "client" {
 					t.Errorf("opened a client, want a %s", tc.want)
@@ -137,5 +177,14 @@ func TestKey(t *testing.T) {
 		if open.Key(other) == open.Key(base) {
 			t.Errorf("Key(%+v) = Key(base) = %q; want different", other, open.Key(base))
 		}
+	}
+	// A kubernetes target's workload settings shape its driver.
+	k1, k2 := kubeT("/k", "/t.pub"), kubeT("/k", "/t.pub")
+	if open.Key(k1) != open.Key(k2) {
+		t.Errorf("equal kubernetes targets: Key %q and %q", open.Key(k1), open.Key(k2))
+	}
+	k2.Kubernetes.Replicas = 3
+	if open.Key(k1) == open.Key(k2) {
+		t.Errorf("Key does not move with replicas: %q", open.Key(k1))
 	}
 }

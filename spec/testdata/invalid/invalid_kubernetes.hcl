@@ -6,8 +6,9 @@ app "hello" {
 }
 
 target "k8s" {
-  type       = "kubernetes"
+  type       = "kubernetes" # ERROR: Missing trust keys
   apps       = ["hello"]
+  image      = "ghcr.io/ferry-wasm/ferry-host:v1"
   kubeconfig = "~/.kube/config"
   namespace  = "My_Apps" # ERROR: Invalid namespace
   mode       = "pod"     # ERROR: Invalid kubernetes mode

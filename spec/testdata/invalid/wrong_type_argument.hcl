@@ -17,8 +17,8 @@ target "local" {
   }
 }
 
-target "k8s" {
-  type     = "kubernetes"
+target "k8s" {            # ERROR: Missing image
+  type     = "kubernetes" # ERROR: Missing trust keys
   apps     = ["hello"]
   selector = "region=eu" # ERROR: Argument not valid for target type
 }

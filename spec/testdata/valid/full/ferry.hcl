@@ -119,8 +119,39 @@ target "k8s" {
 }
 
 target "k8s-defaults" {
-  type = "kubernetes"
-  apps = ["shop"]
+  type  = "kubernetes"
+  apps  = ["shop"]
+  image = "ghcr.io/ferry-wasm/ferry-host:v1"
+}
+
+target "k8s-host" {
+  type               = "kubernetes"
+  apps               = ["shop"]
+  namespace          = "shop"
+  image              = "ghcr.io/ferry-wasm/ferry-host@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+  node_selector      = { "kubernetes.io/arch" = "arm64", pool = "" }
+  image_pull_secrets = ["ghcr-pull", "backup.pull"]
+
+  resources {
+    cpu    = "250m"
+    memory = "128Mi"
+  }
+
+  toleration {
+    key      = "dedicated"
+    operator = "Equal"
+    value    = "wasm"
+    effect   = "NoSchedule"
+  }
+
+  toleration {
+    operator = "Exists"
+  }
+
+  autoscaling {
+    max         = 10
+    cpu_percent = 70
+  }
 }
 
 target "edge" {

@@ -1,0 +1,538 @@
+package driver
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"maps"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/ferry-wasm/ferry/targets"
+	"github.com/ferry-wasm/ferry/targets/host/api"
+	"github.com/ferry-wasm/ferry/targets/kubernetes/render"
+)
+
+// FieldManager is the server-side apply field manager of every object the
+// driver applies.
+const FieldManager = "ferry"
+
+var (
+	_ targets.Target        = (*Driver)(nil)
+	_ targets.Differ        = (*Driver)(nil)
+	_ targets.SecretHasher  = (*Driver)(nil)
+	_ targets.OwnerRecorder = (*Driver)(nil)
+)
+
+// resources maps the kinds of render.Kinds to their API resources.
+var resources = map[string]schema.GroupVersionResource{
+	"ConfigMap":               {Version: "v1", Resource: "configmaps"},
+	"Secret":                  {Version: "v1", Resource: "secrets"},
+	"Service":                 {Version: "v1", Resource: "services"},
+	"Deployment":              {Group: "apps", Version: "v1", Resource: "deployments"},
+	"HorizontalPodAutoscaler": {Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"},
+}
+
+// Options configure a Driver. Render's Namespace, Image and TrustKeys are
+// required; every other zero value is the default named on its field.
+type Options struct {
+	// Render shapes the objects (namespace, image, replicas, resources,
+	// scheduling, autoscaling, trust keys).
+	Render render.Options
+	// ForceConflicts applies with force also to objects ferry does not
+	// manage yet, taking over fields other managers own. False: such a
+	// conflict is a *ConflictError.
+	ForceConflicts bool
+	// RolloutWait bounds how long Put waits for a rollout before it
+	// returns PhaseProgressing. Zero: until the Put's context ends (the
+	// app's deploy timeout), which is then an error.
+	RolloutWait time.Duration
+	// PollInterval is how often Put reads the Deployment while it waits.
+	// Zero means 250 ms.
+	PollInterval time.Duration
+	// SecretHashKey keys the secret hashes (SecretHashes). Nil derives it
+	// from the REST config's credentials (see New).
+	SecretHashKey []byte
+	// Logger receives the driver's debug messages. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Driver deploys apps to one namespace of a cluster. Make one with New.
+type Driver struct {
+	dyn  dynamic.Interface
+	o    Options
+	key  []byte
+	log  *slog.Logger
+	poll time.Duration
+}
+
+// New returns a driver for the cluster cfg reaches. It does not contact the
+// cluster. Without Options.SecretHashKey the key of the secret hashes is
+// derived from cfg's server, the namespace and cfg's static credentials (a
+// bearer token, a client key): everyone with the same credentials computes
+// the same hashes, and nobody without them can test a guess of a secret
+// against a hash in a plan file. A config without static credentials (an
+// exec plugin, a token file) gives keys from the server and namespace only.
+func New(cfg *rest.Config, o Options) (*Driver, error) {
+	if o.Render.Namespace == "" {
+		return nil, fmt.Errorf("kubernetes: %w: no namespace", render.ErrInvalid)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: client: %w", err)
+	}
+	d := &Driver{dyn: dyn, o: o, key: o.SecretHashKey, log: o.Logger, poll: o.PollInterval}
+	if d.key == nil {
+		d.key = deriveKey(cfg, o.Render.Namespace)
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.poll <= 0 {
+		d.poll = 250 * time.Millisecond
+	}
+	return d, nil
+}
+
+func deriveKey(cfg *rest.Config, ns string) []byte {
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte("ferry kubernetes secret hashes v1"), []byte(cfg.Host), []byte(ns), []byte(cfg.BearerToken), cfg.KeyData} {
+		h.Write(part)
+		h.Write([]byte{0})
+	}
+	if cfg.KeyFile != "" {
+		if b, err := os.ReadFile(cfg.KeyFile); err == nil {
+			h.Write(b)
+		}
+	}
+	return api.SecretHashKey(string(h.Sum(nil)))
+}
+
+func (d *Driver) ri(kind string) dynamic.ResourceInterface {
+	return d.dyn.Resource(resources[kind]).Namespace(d.o.Render.Namespace)
+}
+
+// apiErr wraps err from the API: transient failures (the server
+// unreachable, timeouts, throttling, 5xx) also wrap targets.ErrUnavailable.
+func apiErr(what string, err error) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne), apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err),
+		apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err), apierrors.IsUnexpectedServerError(err):
+		return fmt.Errorf("kubernetes: %s: %w: %w", what, targets.ErrUnavailable, err)
+	}
+	return fmt.Errorf("kubernetes: %s: %w", what, err)
+}
+
+// RecordsOwners implements targets.OwnerRecorder: the owner is the
+// ferry.dev/owner annotation (and its hash the label) of every object.
+func (d *Driver) RecordsOwners() bool { return true }
+
+// SecretHashes implements targets.SecretHasher: the keyed hashes of the
+// values, as Observe reports them from the app's Secret.
+func (d *Driver) SecretHashes(app string, secrets map[string]string) map[string]string {
+	return api.SecretHashes(d.key, app, secrets)
+}
+
+// render renders want, keeping the owner recorded on the cluster when
+// want names none.
+func (d *Driver) render(ctx context.Context, want targets.DesiredApp) ([]render.Object, error) {
+	if want.Owner == "" {
+		live, err := d.ri("Deployment").Get(ctx, want.Name, metav1.GetOptions{})
+		switch {
+		case err == nil && isOurs(live):
+			want.Owner = live.GetAnnotations()[render.AnnotationOwner]
+		case err != nil && !apierrors.IsNotFound(err):
+			return nil, apiErr("get Deployment "+want.Name, err)
+		}
+	}
+	objs, err := render.App(want, d.o.Render)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	return objs, nil
+}
+
+// isOurs reports whether u carries ferry's labels and was applied by
+// ferry: then ferry repairs its fields with force.
+func isOurs(u *unstructured.Unstructured) bool {
+	l := u.GetLabels()
+	if l[render.LabelManagedBy] != render.ManagedBy {
+		return false
+	}
+	if _, ok := l[render.LabelOwner]; !ok {
+		return false
+	}
+	return ferryFields(u) != nil
+}
+
+// Put implements targets.Target: apply, prune, wait for the rollout.
+func (d *Driver) Put(ctx context.Context, want targets.DesiredApp) (targets.PutResult, error) {
+	objs, err := d.render(ctx, want)
+	if err != nil {
+		return targets.PutResult{}, err
+	}
+	keep := map[string]bool{}
+	for _, o := range objs {
+		keep[o.Kind+"/"+o.Name] = true
+		if _, err := d.apply(ctx, o, false); err != nil {
+			return targets.PutResult{}, err
+		}
+	}
+	if err := d.prune(ctx, want.Name, keep); err != nil {
+		return targets.PutResult{}, err
+	}
+	return d.wait(ctx, want.Name)
+}
+
+// apply server-side applies o (a dry run when dryRun is set) and returns
+// the result. Objects ferry already manages are applied with force.
+func (d *Driver) apply(ctx context.Context, o render.Object, dryRun bool) (*unstructured.Unstructured, error) {
+	force := d.o.ForceConflicts || dryRun
+	if !force {
+		live, err := d.ri(o.Kind).Get(ctx, o.Name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			force = isOurs(live)
+		case !apierrors.IsNotFound(err):
+			return nil, apiErr("get "+o.ID(), err)
+		}
+	}
+	data, err := o.U.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %s: %w", o.ID(), err)
+	}
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	out, err := d.ri(o.Kind).Patch(ctx, o.Name, types.ApplyPatchType, data, opts)
+	if err != nil {
+		if apierrors.IsConflict(err) {
+			return nil, conflictError(o.ID(), err)
+		}
+		return nil, apiErr("apply "+o.ID(), err)
+	}
+	d.log.Debug("applied", "object", o.ID(), "dry_run", dryRun, "force", force)
+	return out, nil
+}
+
+// conflictError turns an apply conflict into a *ConflictError.
+func conflictError(object string, err error) error {
+	ce := &ConflictError{Object: object}
+	var st apierrors.APIStatus
+	if errors.As(err, &st) && st.Status().Details != nil {
+		for _, c := range st.Status().Details.Causes {
+			if c.Type != metav1.CauseTypeFieldManagerConflict {
+				continue
+			}
+			m := c.Message
+			if i := strings.IndexByte(m, '"'); i >= 0 {
+				if j := strings.IndexByte(m[i+1:], '"'); j >= 0 {
+					m = m[i+1 : i+1+j]
+				}
+			}
+			ce.Conflicts = append(ce.Conflicts, Conflict{Manager: m, Field: c.Field})
+		}
+	}
+	return ce
+}
+
+// inventory lists the objects ferry owns for app, by kind.
+func (d *Driver) inventory(ctx context.Context, app string) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	for _, kind := range render.Kinds {
+		list, err := d.ri(kind).List(ctx, metav1.ListOptions{LabelSelector: render.InventorySelector(app)})
+		if err != nil {
+			return nil, apiErr("list "+kind, err)
+		}
+		for i := range list.Items {
+			u := &list.Items[i]
+			u.SetKind(kind)
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// prune deletes the objects of app's inventory that keep ("Kind/name")
+// does not hold.
+func (d *Driver) prune(ctx context.Context, app string, keep map[string]bool) error {
+	inv, err := d.inventory(ctx, app)
+	if err != nil {
+		return err
+	}
+	for _, u := range inv {
+		if keep[u.GetKind()+"/"+u.GetName()] {
+			continue
+		}
+		if err := d.deleteObject(ctx, u); err != nil {
+			return err
+		}
+		d.log.Info("pruned", "object", u.GetKind()+"/"+u.GetNamespace()+"/"+u.GetName())
+	}
+	return nil
+}
+
+func (d *Driver) deleteObject(ctx context.Context, u *unstructured.Unstructured) error {
+	bg := metav1.DeletePropagationBackground
+	uid := u.GetUID()
+	err := d.ri(u.GetKind()).Delete(ctx, u.GetName(), metav1.DeleteOptions{PropagationPolicy: &bg, Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return apiErr("delete "+u.GetKind()+" "+u.GetName(), err)
+	}
+	return nil
+}
+
+// Delete implements targets.Target: it deletes app's inventory (the objects
+// with the app's name, ferry's managed-by label and an owner label), and
+// nothing else.
+func (d *Driver) Delete(ctx context.Context, name string) error {
+	inv, err := d.inventory(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, u := range inv {
+		if err := d.deleteObject(ctx, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wait waits for app's Deployment to finish its rollout.
+func (d *Driver) wait(ctx context.Context, app string) (targets.PutResult, error) {
+	var limit <-chan time.Time
+	if d.o.RolloutWait > 0 {
+		t := time.NewTimer(d.o.RolloutWait)
+		defer t.Stop()
+		limit = t.C
+	}
+	tick := time.NewTicker(d.poll)
+	defer tick.Stop()
+	for {
+		u, err := d.ri("Deployment").Get(ctx, app, metav1.GetOptions{})
+		if err != nil {
+			if ctx.Err() != nil {
+				return targets.PutResult{}, fmt.Errorf("kubernetes: Deployment %s: %w: %w", app, targets.ErrUnhealthy, ctx.Err())
+			}
+			return targets.PutResult{}, apiErr("get Deployment "+app, err)
+		}
+		dep, err := toDeployment(u)
+		if err != nil {
+			return targets.PutResult{}, err
+		}
+		phase, msg := Phase(dep)
+		switch phase {
+		case targets.PhaseReady:
+			return targets.PutResult{Phase: targets.PhaseReady}, nil
+		case targets.PhaseFailed:
+			return targets.PutResult{}, fmt.Errorf("kubernetes: Deployment %s: %w: %s", app, targets.ErrUnhealthy, msg)
+		}
+		select {
+		case <-ctx.Done():
+			return targets.PutResult{}, fmt.Errorf("kubernetes: Deployment %s: %w: %s (%w)", app, targets.ErrUnhealthy, msg, ctx.Err())
+		case <-limit:
+			return targets.PutResult{Phase: targets.PhaseProgressing, Message: msg}, nil
+		case <-tick.C:
+		}
+	}
+}
+
+func toDeployment(u *unstructured.Unstructured) (*appsv1.Deployment, error) {
+	dep := &appsv1.Deployment{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, dep); err != nil {
+		return nil, fmt.Errorf("kubernetes: Deployment %s: %w", u.GetName(), err)
+	}
+	return dep, nil
+}
+
+// Phase returns the rollout phase of dep from its status, in the manner of
+// kstatus, and a short phrase saying what it waits for (empty when ready).
+// A rollout under way (a generation the controller has not observed yet,
+// replicas not yet updated or available) is PhaseProgressing; one past its
+// progress deadline, or whose pods cannot be created, is PhaseFailed; a
+// finished rollout that lost available replicas is PhaseDegraded.
+func Phase(dep *appsv1.Deployment) (targets.Phase, string) {
+	want := int32(1)
+	if dep.Spec.Replicas != nil {
+		want = *dep.Spec.Replicas
+	}
+	st := dep.Status
+	if dep.DeletionTimestamp != nil {
+		return targets.PhaseDegraded, "being deleted"
+	}
+	if st.ObservedGeneration < dep.Generation {
+		return targets.PhaseProgressing, fmt.Sprintf("waiting for the Deployment controller to observe generation %d", dep.Generation)
+	}
+	var progressing *appsv1.DeploymentCondition
+	for i, c := range st.Conditions {
+		switch c.Type {
+		case appsv1.DeploymentProgressing:
+			progressing = &st.Conditions[i]
+		case appsv1.DeploymentReplicaFailure:
+			if c.Status == "True" {
+				return targets.PhaseFailed, "pods cannot be created: " + c.Message
+			}
+		}
+	}
+	if progressing != nil && progressing.Reason == "ProgressDeadlineExceeded" {
+		return targets.PhaseFailed, "the rollout exceeded its progress deadline: " + progressing.Message
+	}
+	complete := progressing != nil && progressing.Status == "True" && progressing.Reason == "NewReplicaSetAvailable"
+	switch {
+	case st.UpdatedReplicas < want:
+		return targets.PhaseProgressing, fmt.Sprintf("%d of %d replicas updated", st.UpdatedReplicas, want)
+	case st.Replicas > st.UpdatedReplicas:
+		return targets.PhaseProgressing, fmt.Sprintf("%d old replicas pending termination", st.Replicas-st.UpdatedReplicas)
+	case st.AvailableReplicas < st.UpdatedReplicas && complete:
+		return targets.PhaseDegraded, fmt.Sprintf("%d of %d replicas available", st.AvailableReplicas, st.UpdatedReplicas)
+	case st.AvailableReplicas < st.UpdatedReplicas:
+		return targets.PhaseProgressing, fmt.Sprintf("%d of %d updated replicas available", st.AvailableReplicas, st.UpdatedReplicas)
+	}
+	return targets.PhaseReady, ""
+}
+
+// Observe implements targets.Target: every Deployment of the namespace,
+// ferry's as managed apps and the others as unmanaged ones.
+func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
+	list, err := d.ri("Deployment").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, apiErr("list Deployments", err)
+	}
+	var out []targets.ObservedApp
+	for i := range list.Items {
+		u := &list.Items[i]
+		dep, err := toDeployment(u)
+		if err != nil {
+			return nil, err
+		}
+		phase, msg := Phase(dep)
+		o := targets.ObservedApp{
+			Name:    dep.Name,
+			Ref:     dep.Annotations[render.AnnotationRef],
+			Digest:  dep.Spec.Template.Annotations[render.AnnotationDigest],
+			Phase:   phase,
+			Status:  string(phase),
+			Healthy: phase == targets.PhaseReady,
+			Message: msg,
+		}
+		_, owned := dep.Labels[render.LabelOwner]
+		if dep.Labels[render.LabelManagedBy] == render.ManagedBy && owned && dep.Labels[render.LabelName] == dep.Name {
+			o.Managed = true
+			o.Owner = dep.Annotations[render.AnnotationOwner]
+			o.SecretHashes, err = d.observedSecretHashes(ctx, dep.Name)
+			if err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// observedSecretHashes hashes the values of app's secret Secret; an empty
+// map when it is missing or not ferry's.
+func (d *Driver) observedSecretHashes(ctx context.Context, app string) (map[string]string, error) {
+	u, err := d.ri("Secret").Get(ctx, render.SecretsName(app), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return map[string]string{}, nil
+	case err != nil:
+		return nil, apiErr("get Secret "+render.SecretsName(app), err)
+	}
+	if u.GetLabels()[render.LabelManagedBy] != render.ManagedBy {
+		return map[string]string{}, nil
+	}
+	data, _, _ := unstructured.NestedStringMap(u.Object, "data")
+	vals := map[string]string{}
+	for k, b64 := range data {
+		v, err := decodeBase64(b64)
+		if err != nil {
+			continue
+		}
+		vals[k] = v
+	}
+	return d.SecretHashes(app, vals), nil
+}
+
+// Diff implements targets.Differ: for each object of want, a dry-run apply
+// compared with the live object on the fields ferry manages, plus the
+// objects of the inventory that want no longer has.
+func (d *Driver) Diff(ctx context.Context, want targets.DesiredApp) ([]targets.ObjectDiff, error) {
+	objs, err := d.render(ctx, want)
+	if err != nil {
+		return nil, err
+	}
+	var out []targets.ObjectDiff
+	keep := map[string]bool{}
+	for _, o := range objs {
+		keep[o.Kind+"/"+o.Name] = true
+		live, err := d.ri(o.Kind).Get(ctx, o.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			out = append(out, targets.ObjectDiff{Object: o.ID(), Change: "create"})
+			continue
+		}
+		if err != nil {
+			return nil, apiErr("get "+o.ID(), err)
+		}
+		var fields []string
+		if o.Kind == "Secret" && o.Name == render.SecretsName(want.Name) {
+			// Values are compared by hash (SecretHashes), never here;
+			// only the metadata ferry sets is.
+			if !maps.Equal(o.U.GetLabels(), pick(live.GetLabels(), o.U.GetLabels())) {
+				fields = append(fields, "metadata.labels")
+			}
+			if !maps.Equal(o.U.GetAnnotations(), pick(live.GetAnnotations(), o.U.GetAnnotations())) {
+				fields = append(fields, "metadata.annotations")
+			}
+		} else {
+			dry, err := d.apply(ctx, o, true)
+			if err != nil {
+				return nil, err
+			}
+			fields = Drift(dry, live)
+		}
+		if len(fields) > 0 {
+			out = append(out, targets.ObjectDiff{Object: o.ID(), Change: "update", Fields: fields})
+		}
+	}
+	inv, err := d.inventory(ctx, want.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range inv {
+		if !keep[u.GetKind()+"/"+u.GetName()] {
+			out = append(out, targets.ObjectDiff{Object: u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName(), Change: "delete"})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Object < out[j].Object })
+	return out, nil
+}
+
+// pick returns the entries of m whose keys like has.
+func pick(m, like map[string]string) map[string]string {
+	out := map[string]string{}
+	for k := range like {
+		if v, ok := m[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,43 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrConflict is wrapped by a *ConflictError: another field manager owns a
+// field ferry would set. Retrying does not help; set Options.ForceConflicts
+// (or remove the other manager's object) to take the fields over.
+var ErrConflict = errors.New("kubernetes: field owned by another manager")
+
+// ConflictError is an apply that another field manager's ownership of some
+// fields refused.
+type ConflictError struct {
+	// Object is "Kind/namespace/name".
+	Object string
+	// Conflicts are the fields and the managers that own them.
+	Conflicts []Conflict
+}
+
+// Conflict is one field another manager owns.
+type Conflict struct {
+	// Manager is the other field manager ("kubectl-client-side-apply").
+	Manager string
+	// Field is the field's path (".spec.replicas").
+	Field string
+}
+
+func (e *ConflictError) Error() string {
+	var parts []string
+	for _, c := range e.Conflicts {
+		parts = append(parts, fmt.Sprintf("%s is managed by %q", c.Field, c.Manager))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "a field is managed by another manager")
+	}
+	return fmt.Sprintf("%s exists and was not made by ferry: %s; remove it, or apply with force_conflicts to take the fields over", e.Object, strings.Join(parts, ", "))
+}
+
+// Unwrap returns ErrConflict.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
