@@ -50,6 +50,8 @@ var rules = []rule{
 	{From: []string{"targets/fleet/device"}, Only: []string{"targets/fleet/api", "targets/host", "targets/host/abi", "targets/host/api", "targets/host/core", "targets/host/state", "registry/...", "signer", "deploy/...", "internal/wasmbin"},
 		Never: []string{"k8s.io/...", "sigs.k8s.io/...", "github.com/hashicorp/hcl/...", "github.com/go-git/..."},
 		Why:   "device mode is part of the lean ferry-host: the protocol, the host core, registry and signer; no rollout engine, agent, client-go, HCL or go-git"},
+	{From: []string{"internal/devicetest"}, Only: []string{"targets/fleet/api"},
+		Why: "the test device server speaks the protocol and nothing more"},
 	{From: []string{"spec"}, Only: []string{"deploy/..."},
 		Why: "loading a spec is pure: it reads files and builds, pushes or contacts nothing"},
 	{From: []string{"deploy/..."}, Only: []string{},
