@@ -31,6 +31,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		switch args[0] {
 		case "app":
 			return runApp(ctx, args[1:], getenv, stdout, stderr)
+		case "device":
+			return runDevice(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	c, err := parseFlags(args, getenv, stderr)
