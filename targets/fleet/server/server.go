@@ -316,6 +316,9 @@ func (s *Server) SetDesiredApp(id, slot string, app *api.DesiredApp) bool {
 		}
 		delete(d.apps, slot)
 	} else {
+		if cur, had := d.apps[slot]; had && sameApp(cur, *app) {
+			return true
+		}
 		a := *app
 		a.Values = cloneMap(a.Values)
 		d.apps[slot] = a
@@ -352,6 +355,10 @@ func (d *device) desiredLocked() api.Desired {
 func (d *device) notifyLocked() {
 	close(d.changed)
 	d.changed = make(chan struct{})
+}
+
+func sameApp(a, b api.DesiredApp) bool {
+	return a.Name == b.Name && a.Ref == b.Ref && a.Digest == b.Digest && a.Owner == b.Owner && maps.Equal(a.Values, b.Values)
 }
 
 func sortApps(apps []api.DesiredApp) {
