@@ -54,6 +54,8 @@ var rules = []rule{
 		Why: "the test device server speaks the protocol and nothing more"},
 	{From: []string{"targets/fleet/server"}, Only: []string{"targets/fleet/api"},
 		Why: "the device API server knows the wire types, not the engine, the spec or any driver"},
+	{From: []string{"targets/fleet/hub"}, Only: []string{"targets", "targets/fleet", "targets/fleet/api", "targets/fleet/server", "targets/fleet/controller", "spec", "deploy/...", "internal/httproute"},
+		Why: "the agent's fleet side (device server, controllers, admin API) reaches no agent, other driver or client-go"},
 	{From: []string{"targets/fleet/controller"}, Only: []string{"targets", "targets/fleet", "targets/fleet/api", "targets/fleet/server", "spec", "deploy/..."},
 		Why: "the fleet controller joins the engine and the device API behind the target contract; it reaches no agent or other driver"},
 	{From: []string{"spec"}, Only: []string{"deploy/..."},
