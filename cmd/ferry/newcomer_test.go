@@ -19,8 +19,8 @@ import (
 )
 
 // makeRunPorts are the addresses `make run` listens on by default: apps,
-// host control API, agent API, registry.
-var makeRunPorts = []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:5000"}
+// host control API, agent API, fleet device API, registry.
+var makeRunPorts = []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083", "127.0.0.1:5000"}
 
 // TestNewcomerMakeRun is what a new user does, on a fresh clone: make run,
 // then every curl line of the README's tour, each checked against what its

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/ferry-wasm/ferry/internal/httproute"
 	"io"
 	"log/slog"
 	"net"
@@ -39,6 +40,7 @@ import (
 type upOptions struct {
 	dataDir                                  string
 	appsAddr, controlAddr, registryAddr, api string
+	deviceAddr                               string
 	branch                                   string
 	interval                                 time.Duration
 	logs                                     logFlags
@@ -84,6 +86,11 @@ app claims (it is the host's default app); ferry status names it.`,
 			if err := upLoopbackOnly(o.controlAddr); err != nil {
 				return withCode(exitUsage, err)
 			}
+			if o.deviceAddr != "" {
+				if err := upLoopbackOnly(o.deviceAddr); err != nil {
+					return withCode(exitUsage, fmt.Errorf("--device-addr: %w (run ferry agent with --device-tls-cert to serve devices elsewhere)", err))
+				}
+			}
 			if err := runUp(cmd.Context(), s, log, dirArg(args), o); err != nil {
 				return withCode(exitError, err)
 			}
@@ -95,6 +102,7 @@ app claims (it is the host's default app); ferry status names it.`,
 	cmd.Flags().StringVar(&o.controlAddr, "control-addr", "127.0.0.1:8081", "address of the host's control API")
 	cmd.Flags().StringVar(&o.registryAddr, "registry-addr", "127.0.0.1:5000", "address of the embedded registry")
 	cmd.Flags().StringVar(&o.api, "agent-addr", "127.0.0.1:8082", "address of the agent's status API and metrics")
+	cmd.Flags().StringVar(&o.deviceAddr, "device-addr", "127.0.0.1:8083", `address of the fleet device API, loopback only ("" turns the local fleet off)`)
 	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to deploy (default: the branch checked out in DIR's repository)")
 	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Second, "how often the agent looks for new commits besides watching the branch ref")
 	o.logs.register(cmd)
@@ -163,17 +171,37 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 			Credentials: rc.CredentialFor, // the login for reg.Addr() only
 		}},
 	}
+	// 4. The local fleet: every device that enrolls gets every app.
+	tgs := map[string]targets.Target{"local": hostClient}
+	var fleets []release.LocalFleet
+	var fleetRoutes func(*httproute.Mux)
+	deviceURL := ""
+	if o.deviceAddr != "" {
+		df := deviceFlags{listen: o.deviceAddr}
+		h, u, err := df.start(ctx, filepath.Join(o.dataDir, "fleet"), log.With("component", "fleet"))
+		if err != nil {
+			return err
+		}
+		ft := upFleet()
+		ctl, err := h.FleetTarget("devices", ft)
+		if err != nil {
+			return err
+		}
+		tgs["devices"], deviceURL, fleetRoutes = ctl, u, h.Routes
+		fleets = append(fleets, release.LocalFleet{Name: "devices", Fleet: ft})
+	}
 	a, err := agent.NewAgent(agent.Options{
 		Repo: root, Branch: branch, Path: rel, Interval: o.interval, MaxBackoff: 30 * time.Second,
 		DataDir:  filepath.Join(o.dataDir, "agent"),
-		Releaser: release.LocalReleaser(ropts, "local"),
+		Releaser: release.LocalReleaser(ropts, "local", fleets...),
 		Targets: func(context.Context, *spec.Config) (map[string]targets.Target, error) {
-			return map[string]targets.Target{"local": hostClient}, nil
+			return tgs, nil
 		},
-		APIToken: agentToken,
-		Logger:   log.With("component", "agent"),
-		Metrics:  prometheus.NewRegistry(),
-		Apply:    plan.ApplyOptions{LockDir: filepath.Join(o.dataDir, "locks")},
+		ExtraRoutes: fleetRoutes,
+		APIToken:    agentToken,
+		Logger:      log.With("component", "agent"),
+		Metrics:     prometheus.NewRegistry(),
+		Apply:       plan.ApplyOptions{LockDir: filepath.Join(o.dataDir, "locks")},
 		// The host is this process's own: it holds only this spec's apps,
 		// so apps recorded before owners were are adopted, not refused.
 		Plan: plan.PlanOptions{Source: plan.SourceID(root, rel), Adopt: true},
@@ -206,6 +234,11 @@ ferry up: agent API  %s   (ferry status, ferry history)
 ferry up: watching   %s (branch %s, path %s): at once when the branch moves, and every %s
 ferry up: try        curl -H 'Host: hello-wat.localhost' %s/
 `, o.dataDir, reg.Addr(), appsURL, ctlURL, agentURL, root, branch, rel, o.interval, appsURL)
+	if deviceURL != "" {
+		fmt.Fprintf(s.out, `ferry up: devices    %s   (ferry fleet token create, then
+                      ferry-host device --server %s --enroll-token TOKEN --trust-key %s --data-dir DIR)
+`, deviceURL, deviceURL, pubPath)
+	}
 	err = a.Start(ctx)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -540,4 +573,13 @@ func upLoopbackOnly(addr string) error {
 	}
 	return fmt.Errorf("--control-addr %s is not a loopback address: ferry up serves the control API over plain HTTP, "+
 		"so it listens on loopback only (use ferry-host with --tls-cert and --tls-key to serve it on the network)", addr)
+}
+
+// upFleet is the policy of ferry up's local fleet: every enrolled device,
+// one wave, a short soak, at most one failure in five before it aborts.
+func upFleet() *spec.FleetTarget {
+	r := spec.DefaultRollout()
+	r.HealthGate.Soak = 10 * time.Second
+	r.DeviceTimeout = 2 * time.Minute
+	return &spec.FleetTarget{Rollout: r}
 }

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"github.com/ferry-wasm/ferry/internal/testenv"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +89,7 @@ func TestUpHostReadsRegistryLogin(t *testing.T) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, []string{"up", "--log-level", "warn", "--data-dir", t.TempDir(),
-		"--apps-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0", dir},
+		"--apps-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0", "--device-addr", "127.0.0.1:0", dir},
 		strings.NewReader(""), &stdout, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), registry.EnvHost) {
 		t.Fatalf("ferry up with a registry login but no %s exited %d, stderr %q; want a failure naming %s", registry.EnvHost, code, stderr.String(), registry.EnvHost)
@@ -95,5 +99,53 @@ func TestUpHostReadsRegistryLogin(t *testing.T) {
 	}
 	if strings.Contains(stdout.String(), "ferry up: apps") {
 		t.Errorf("ferry up started serving:\n%s", stdout.String())
+	}
+}
+
+// TestUpDeviceJoinsInTwoCommands is the README's promise for fleets on the
+// local default: with `ferry up` running, `ferry fleet token create` and
+// one `ferry-host device` command (a real process, the built binary) make
+// a device that enrolls, pulls every app from ferry up's registry,
+// verifies it with ferry up's public key and serves it; `ferry fleet
+// devices` lists it, and its credential stops working once revoked.
+func TestUpDeviceJoinsInTwoCommands(t *testing.T) {
+	_, hostBin := e2eBinaries(t)
+	root, dir := newSoloDir(t)
+	gitCmd(t, root, "init", "-q", "-b", "main")
+	gitCmd(t, root, "add", "-A")
+	gitCmd(t, root, "commit", "-q", "-m", "solo")
+	head := strings.TrimSpace(gitCmd(t, root, "rev-parse", "HEAD"))
+	up := startUp(t, "--interval", "1h", dir)
+	up.waitRound(t, head, time.Minute)
+	if up.devices == "" {
+		t.Fatal("ferry up printed no devices line")
+	}
+	t.Setenv("FERRY_AGENT_TOKEN", up.agent.Token)
+	cli := func(args ...string) string {
+		t.Helper()
+		var o, e bytes.Buffer
+		if code := run(context.Background(), append(args, "--agent", up.agent.BaseURL), strings.NewReader(""), &o, &e); code != 0 {
+			t.Fatalf("ferry %s: exit %d\n%s%s", strings.Join(args, " "), code, o.String(), e.String())
+		}
+		return o.String()
+	}
+	token := strings.TrimSpace(cli("fleet", "token", "create", "--ttl", "10m"))
+	cmd := exec.Command(hostBin, "device", "--server", up.devices, "--enroll-token", token,
+		"--trust-key", filepath.Join(up.data, "cosign.pub"), "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
+	proc, m := testenv.StartProcess(t, cmd, regexp.MustCompile(`serving apps on (http://\S+)`), 30*time.Second)
+	waitBody(t, m[1]+"/", "solo.localhost", "Hello from WAT on ferry!", time.Minute)
+	if strings.Contains(proc.Stderr.String(), token) {
+		t.Error("the device logged its enrollment token")
+	}
+	var devs []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(cli("fleet", "devices", "-o", "json")), &devs); err != nil || len(devs) != 1 {
+		t.Fatalf("fleet devices: %v %+v", err, devs)
+	}
+	cli("fleet", "device", "revoke", devs[0].ID)
+	if txt := cli("fleet", "devices"); !strings.Contains(txt, "revoked") {
+		t.Errorf("fleet devices does not show the revocation:\n%s", txt)
 	}
 }

@@ -25,7 +25,7 @@ func TestUpRefusesPlainControlOffLoopback(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		code := run(ctx, []string{"up", "--data-dir", data, "--control-addr", addr,
-			"--apps-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0", t.TempDir()},
+			"--apps-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0", "--device-addr", "127.0.0.1:0", t.TempDir()},
 			strings.NewReader(""), &stdout, &stderr)
 		cancel()
 		if code != exitUsage || !strings.Contains(stderr.String(), "loopback") {
@@ -63,7 +63,7 @@ func TestUpRegistryRefusesAnonymousWrites(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"up", "--data-dir", data, "--interval", "1h", "--log-level", "warn",
-			"--apps-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0",
+			"--apps-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0", "--device-addr", "127.0.0.1:0",
 			dir}, strings.NewReader(""), pw, &stderr)
 		pw.Close()
 	}()

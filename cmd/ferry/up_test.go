@@ -78,11 +78,13 @@ type upProcess struct {
 	apps   string // URL of the apps listener
 	host   string // URL of the host's control API
 	data   string // the data directory
+	// devices is the URL of the fleet device API.
+	devices string
 	agent  *agent.Client
 	stderr *bytes.Buffer
 }
 
-var upLineRE = regexp.MustCompile(`^ferry up: (apps|host API|agent API|state)\s+(\S+)`)
+var upLineRE = regexp.MustCompile(`^ferry up: (apps|host API|agent API|state|devices)\s+(\S+)`)
 
 // startUp runs `ferry up` in process with loopback addresses chosen by the
 // system and args (flags, then DIR), and stops it when the test ends. It
@@ -95,7 +97,7 @@ func startUp(t testing.TB, args ...string) *upProcess {
 	p := &upProcess{stderr: &bytes.Buffer{}}
 	done := make(chan int, 1)
 	full := append([]string{"up", "--log-level", "warn",
-		"--apps-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0"}, args...)
+		"--apps-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0", "--agent-addr", "127.0.0.1:0", "--device-addr", "127.0.0.1:0"}, args...)
 	go func() {
 		done <- run(ctx, full, strings.NewReader(""), pw, p.stderr)
 		pw.Close()
@@ -123,7 +125,7 @@ func startUp(t testing.TB, args ...string) *upProcess {
 	}()
 	got := map[string]string{}
 	timeout := time.After(60 * time.Second)
-	for len(got) < 4 {
+	for len(got) < 5 {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -142,7 +144,7 @@ func startUp(t testing.TB, args ...string) *upProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.apps, p.host, p.data = got["apps"], got["host API"], got["state"]
+	p.apps, p.host, p.data, p.devices = got["apps"], got["host API"], got["state"], got["devices"]
 	p.agent = &agent.Client{BaseURL: got["agent API"], Token: strings.TrimSpace(string(token))}
 	return p
 }

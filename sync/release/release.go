@@ -546,9 +546,11 @@ func SpecDirs(dir string) ([]string, error) {
 // LocalReleaser returns a Releaser for a local development loop (ferry up):
 // it releases every spec directory under the checked-out path (see
 // SpecDirs), ignores the specs' own targets, and puts every app on one host
-// target named target. The merged Config it returns has that single target,
-// so the agent's TargetsFunc only needs to know it.
-func LocalReleaser(opts ReleaseOptions, target string) ReleaserFunc {
+// target named target, and also on each fleet target of fleets (ferry up's
+// devices, one fleet of every enrolled device with policy fleetPolicy). The
+// merged Config it returns has just those targets, so the agent's
+// TargetsFunc only needs to know them.
+func LocalReleaser(opts ReleaseOptions, target string, fleets ...LocalFleet) ReleaserFunc {
 	return func(ctx context.Context, dir, commit string) (*RoundInput, error) {
 		dirs, err := SpecDirs(dir)
 		if err != nil {
@@ -603,6 +605,19 @@ func LocalReleaser(opts ReleaseOptions, target string) ReleaserFunc {
 		}
 		merged.Targets = []*spec.Target{{Name: target, Type: spec.TargetHost, Apps: names, Host: &spec.HostTarget{}}}
 		in.Desired = plan.Desired{Commit: commit, Targets: []plan.DesiredTarget{dt}}
+		for _, f := range fleets {
+			merged.Targets = append(merged.Targets, &spec.Target{Name: f.Name, Type: spec.TargetFleet, Apps: names, Fleet: f.Fleet})
+			ft := plan.DesiredTarget{Name: f.Name, Type: string(spec.TargetFleet), Apps: slices.Clone(dt.Apps), Keep: slices.Clone(dt.Keep)}
+			in.Desired.Targets = append(in.Desired.Targets, ft)
+		}
 		return in, nil
 	}
+}
+
+// LocalFleet is a fleet target that LocalReleaser puts every app on.
+type LocalFleet struct {
+	// Name is the target's name.
+	Name string
+	// Fleet is its selector and rollout policy.
+	Fleet *spec.FleetTarget
 }
