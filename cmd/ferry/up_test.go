@@ -75,13 +75,13 @@ func waitBody(t testing.TB, url, hostHeader, want string, within time.Duration) 
 
 // upProcess is a `ferry up` run in process by startUp.
 type upProcess struct {
-	apps   string // URL of the apps listener
-	host   string // URL of the host's control API
-	data   string // the data directory
+	apps string // URL of the apps listener
+	host string // URL of the host's control API
+	data string // the data directory
 	// devices is the URL of the fleet device API.
 	devices string
-	agent  *agent.Client
-	stderr *bytes.Buffer
+	agent   *agent.Client
+	stderr  *bytes.Buffer
 }
 
 var upLineRE = regexp.MustCompile(`^ferry up: (apps|host API|agent API|state|devices)\s+(\S+)`)
