@@ -290,7 +290,7 @@ func Push(ctx context.Context, idx v1.ImageIndex, repo string, opts PushOptions)
 	}
 	// With no tag given, push by digest only (nothing moves).
 	target := name.Reference(ref.Context().Digest(d.String()))
-	if strings.Contains(strings.TrimPrefix(repo, ref.Context().RegistryStr()), ":") {
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
 		target = ref
 	}
 	if err := remote.WriteIndex(target, idx, ropts...); err != nil {
