@@ -211,8 +211,10 @@ func Image(p Platform, bin []byte, created time.Time) (v1.Image, error) {
 			Entrypoint: []string{Entrypoint},
 			User:       User,
 			WorkingDir: "/",
-			Env:        []string{"PATH=/"},
-			Labels:     map[string]string{"org.opencontainers.image.title": "ferry-host"},
+			// HOME as container runtimes set it without an /etc/passwd:
+			// the registry client looks for a Docker config under it.
+			Env:    []string{"PATH=/", "HOME=/"},
+			Labels: map[string]string{"org.opencontainers.image.title": "ferry-host"},
 		},
 		RootFS: v1.RootFS{Type: "layers"},
 	}
