@@ -39,6 +39,14 @@ test: ## every test, with the real services they need (built once, cached)
 bench: ## benchmarks, compared in one run against native baselines; writes $(BENCH_REPORT)
 	@BENCH_REPORT=$(BENCH_REPORT) ./scripts/bench.sh
 
+# make image REPO=registry.example.com/ferry/host[:TAG] [KEY=cosign.key] [NO_SIGN=1]
+KEY ?= cosign.key
+.PHONY: image
+image: ## build the multi-arch ferry-host image (linux/amd64, arm64, arm/v7) without Docker, push it to REPO and sign its digest with KEY
+	@test -n "$(REPO)" || { echo "usage: make image REPO=registry.example.com/ferry/host[:TAG] [KEY=cosign.key] [NO_SIGN=1]" >&2; exit 2; }
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
+	  $(GO) run ./cmd/ferry image push $(if $(NO_SIGN),--no-sign,--key $(KEY)) $(REPO)
+
 .PHONY: chaos
 chaos: ## the long reliability suites: faults, 50 SIGKILL trials, a 10-minute soak (scripts/chaos.sh; report in chaos-report.txt)
 	@./scripts/chaos.sh

@@ -211,8 +211,10 @@ func Image(p Platform, bin []byte, created time.Time) (v1.Image, error) {
 			Entrypoint: []string{Entrypoint},
 			User:       User,
 			WorkingDir: "/",
-			Env:        []string{"PATH=/"},
-			Labels:     map[string]string{"org.opencontainers.image.title": "ferry-host"},
+			// HOME as container runtimes set it without an /etc/passwd:
+			// the registry client looks for a Docker config under it.
+			Env:    []string{"PATH=/", "HOME=/"},
+			Labels: map[string]string{"org.opencontainers.image.title": "ferry-host"},
 		},
 		RootFS: v1.RootFS{Type: "layers"},
 	}
@@ -290,7 +292,7 @@ func Push(ctx context.Context, idx v1.ImageIndex, repo string, opts PushOptions)
 	}
 	// With no tag given, push by digest only (nothing moves).
 	target := name.Reference(ref.Context().Digest(d.String()))
-	if strings.Contains(strings.TrimPrefix(repo, ref.Context().RegistryStr()), ":") {
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
 		target = ref
 	}
 	if err := remote.WriteIndex(target, idx, ropts...); err != nil {

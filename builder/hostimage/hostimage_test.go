@@ -6,7 +6,13 @@ import (
 	"context"
 	"debug/elf"
 	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,8 +22,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferry-wasm/ferry/builder/hostimage"
+	"github.com/ferry-wasm/ferry/deploy"
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/signer"
 )
 
 // layerFile returns the one file of img's one layer: its header and bytes.
@@ -156,7 +164,8 @@ func mustAssemble(t *testing.T, bins map[hostimage.Platform][]byte) v1.ImageInde
 // checkout twice (the same index digest both times: reproducible), pushes
 // it to a real registry under a tag, and reads it back: the index and
 // every image arrive as built, each binary is a static ELF executable for
-// its platform's machine, and ferry's own registry client sees an index.
+// its platform's machine, ferry's own registry client sees an index, and
+// each pulled entrypoint runs `ferry-host app` as a pod would.
 func TestBuildPushReadBack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds ferry-host for three platforms")
@@ -223,6 +232,127 @@ func TestBuildPushReadBack(t *testing.T) {
 	in, err := rc.Inspect(ctx, ref)
 	if err != nil || in.Kind != registry.KindIndex || len(in.Layers) != 3 {
 		t.Fatalf("ferry's registry client: %+v, %v", in, err)
+	}
+
+	// Each image's entrypoint, as pulled back, runs a pod's command: a
+	// signed app becomes ready and serves; SIGTERM exits 0. arm64 and
+	// armv7 run under qemu-user, when installed (make test installs it).
+	nr, _ := name.ParseReference(ref)
+	back, err := remote.Index(nr, remote.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appRef, trust := signedHello(t, rc, reg)
+	man, _ := back.IndexManifest()
+	for i, p := range hostimage.DefaultPlatforms {
+		img, err := back.Image(man.Manifests[i].Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, bin := layerFile(t, img)
+		t.Run("run-"+strings.ReplaceAll(p.String(), "/", "-"), func(t *testing.T) {
+			var argv []string
+			switch p.Arch {
+			case "arm64":
+				argv = []string{"qemu-aarch64-static", "-cpu", "cortex-a72"}
+			case "arm":
+				argv = []string{"qemu-arm-static", "-cpu", "cortex-a7"}
+			}
+			if len(argv) > 0 {
+				if _, err := exec.LookPath(argv[0]); err != nil {
+					t.Skipf("%s not installed (apt-get install qemu-user-static)", argv[0])
+				}
+			}
+			runAppMode(t, append(argv, writeExec(t, bin)), cfg.Config.Env, appRef, trust)
+		})
+	}
+}
+
+// signedHello pushes the hello-wat example as app "hello" to reg, signs it
+// with a fresh key, and returns its REPO@DIGEST and a trust directory
+// holding the public key (as a mounted Secret would).
+func signedHello(t *testing.T, rc *registry.Client, reg string) (string, string) {
+	t.Helper()
+	wasm, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "examples", "hello-wat", "hello.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := deploy.App{Name: "hello", Hosts: []string{"hello.localhost"}, Components: []deploy.Component{{
+		Name: "web", Executor: deploy.ExecutorWAGI, Routes: []string{"/..."}, Health: &deploy.Health{Path: "/healthz"}}}}
+	res, err := rc.PushApp(context.Background(), reg+"/apps/hello", app, map[string][]byte{"web": wasm}, registry.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	privPEM, pubPEM, err := signer.GenerateKeyPair([]byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := signer.LoadPrivateKey(privPEM, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signer.Sign(context.Background(), res.Ref, priv, signer.SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cosign.pub"), pubPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return res.Ref, dir
+}
+
+func writeExec(t *testing.T, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ferry-host")
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var appServingRE = regexp.MustCompile(`^ferry-host app: serving \S+ on (http://\S+), health on (http://\S+)$`)
+
+// runAppMode runs argv app ... for ref as a pod does (with only the
+// image's environment, env), waits for /readyz
+// 200, checks the app's answer, and stops it with SIGTERM (exit 0).
+func runAppMode(t *testing.T, argv, env []string, ref, trust string) {
+	t.Helper()
+	cmd := exec.Command(argv[0], append(argv[1:], "app", "--ref", ref, "--trust-key", trust,
+		"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--state-dir", t.TempDir())...)
+	cmd.Env = env // the image's environment, nothing else
+	proc, m := testenv.StartProcess(t, cmd, appServingRE, 2*time.Minute)
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		code, body := get(m[2] + "/readyz")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %q", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := get(m[1] + "/"); code != 200 || !strings.Contains(body, "Hello from WAT on ferry!") {
+		t.Fatalf("GET / = %d %q", code, body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.Within(t, proc.Done, "exit after SIGTERM"); err != nil {
+		t.Fatalf("exit %v after SIGTERM:\n%s", err, proc.Stderr.String())
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,17 +95,23 @@ type running struct {
 	app     *httptest.Server
 	health  *httptest.Server
 	stopped chan struct{}
+	stop    func() // stops it (once; also at the test's end)
 }
 
 // start runs a single-app host for ref trusting trustKey, serving the app
 // and the health endpoints on loopback, until the test ends.
 func start(t *testing.T, ref, trustKey string, edit func(*single.Options)) *running {
 	t.Helper()
+	return startIn(t, t.TempDir(), ref, trustKey, edit)
+}
+
+// startIn is start with the host's directories under dir.
+func startIn(t *testing.T, dir, ref, trustKey string, edit func(*single.Options)) *running {
+	t.Helper()
 	policy, err := single.PolicyFromPaths([]string{trustKey})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	opts := single.Options{
 		Ref: ref,
 		Core: core.Config{
@@ -126,17 +133,21 @@ func start(t *testing.T, ref, trustKey string, edit func(*single.Options)) *runn
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{a: a, app: httptest.NewServer(a), health: httptest.NewServer(a.HealthHandler()), stopped: make(chan struct{})}
 	go func() { defer close(r.stopped); a.Run(ctx) }() //nolint:errcheck // nil when ctx ends
-	t.Cleanup(func() {
-		cancel()
-		<-r.stopped
-		r.app.Close()
-		r.health.Close()
-		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer ccancel()
-		if err := a.Close(cctx); err != nil {
-			t.Errorf("closing: %v", err)
-		}
-	})
+	var once sync.Once
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-r.stopped
+			r.app.Close()
+			r.health.Close()
+			cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer ccancel()
+			if err := a.Close(cctx); err != nil {
+				t.Errorf("closing: %v", err)
+			}
+		})
+	}
+	t.Cleanup(r.stop)
 	return r
 }
 
@@ -434,5 +445,36 @@ func TestRefByDigestOnly(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "invalid --ref") {
 			t.Errorf("New(%q) = %v, want invalid --ref", ref, err)
 		}
+	}
+}
+
+// TestRestartWithRegistryDown: a process restarted on the same state
+// directory (a pod's emptyDir outlives its container) serves its app again
+// while the registry is unreachable: the name and the verified version come
+// from the state directory, whose signature is re-verified locally.
+func TestRestartWithRegistryDown(t *testing.T) {
+	reg := testenv.Registry(t)
+	key, pub := keyPair(t)
+	app, wasm := helloApp(t, "again")
+	ref := push(t, reg, app, wasm, key)
+	p, err := faultproxy.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	viaProxy := p.Addr() + strings.TrimPrefix(ref, reg)
+	dir := t.TempDir()
+	first := startIn(t, dir, viaProxy, pub, nil)
+	first.waitReady(t, 30*time.Second)
+	first.stop()
+
+	p.Down()
+	r := startIn(t, dir, viaProxy, pub, nil)
+	r.waitReady(t, 30*time.Second)
+	if code, body := get(t, r.app.URL+"/", ""); code != 200 || !strings.Contains(body, "Hello from WAT on ferry!") {
+		t.Fatalf("GET / after a restart with the registry down = %d %q", code, body)
+	}
+	if n := p.Accepted(); n == 0 {
+		t.Fatal("the restarted host never tried the registry")
 	}
 }
