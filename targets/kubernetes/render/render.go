@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -275,12 +276,10 @@ func deployment(want targets.DesiredApp, o Options, labels, ann map[string]strin
 			rl[rn] = v
 		}
 		ctr.WithResources(coreac.ResourceRequirements().WithRequests(rl).WithLimits(maps.Clone(rl)))
-		if o.Memory != "" {
+		if m, ok := rl[corev1.ResourceMemory]; ok {
 			// The Go runtime of ferry-host keeps its heap under the
-			// container's memory limit (GOMEMLIMIT in bytes, read from
-			// the limit itself).
-			ctr.WithEnv(coreac.EnvVar().WithName("GOMEMLIMIT").WithValueFrom(coreac.EnvVarSource().WithResourceFieldRef(
-				coreac.ResourceFieldSelector().WithContainerName(ContainerName).WithResource("limits.memory"))))
+			// container's memory limit (GOMEMLIMIT, in bytes).
+			ctr.WithEnv(coreac.EnvVar().WithName("GOMEMLIMIT").WithValue(strconv.FormatInt(m.Value(), 10)))
 		}
 	}
 

@@ -106,8 +106,8 @@ func TestApp(t *testing.T) {
 					!c.Resources.Limits.Cpu().Equal(want[corev1.ResourceCPU]) || !c.Resources.Requests.Memory().Equal(want[corev1.ResourceMemory]) {
 					t.Errorf("resources = %v, want requests = limits = %v", c.Resources, want)
 				}
-				if len(c.Env) != 1 || c.Env[0].Name != "GOMEMLIMIT" || c.Env[0].ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
-					t.Errorf("env = %+v, want GOMEMLIMIT from limits.memory", c.Env)
+				if len(c.Env) != 1 || c.Env[0].Name != "GOMEMLIMIT" || c.Env[0].Value != "134217728" {
+					t.Errorf("env = %+v, want GOMEMLIMIT=134217728 (128Mi)", c.Env)
 				}
 				p := d.Spec.Template.Spec
 				if diff := cmp.Diff(map[string]string{"kubernetes.io/arch": "arm64"}, p.NodeSelector); diff != "" {
