@@ -133,7 +133,7 @@ type deployJSON struct {
 	Metadata struct {
 		Labels        map[string]string `json:"labels"`
 		Annotations   map[string]string `json:"annotations"`
-		ManagedFields []managedField `json:"managedFields"`
+		ManagedFields []managedField    `json:"managedFields"`
 	} `json:"metadata"`
 	Spec struct {
 		Replicas *int32 `json:"replicas"`
