@@ -92,6 +92,13 @@ func New(cfg *rest.Config, o Options) (*Driver, error) {
 	if o.Render.Namespace == "" {
 		return nil, fmt.Errorf("kubernetes: %w: no namespace", render.ErrInvalid)
 	}
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 && cfg.Burst == 0 {
+		// One Put is about twenty requests, and its rollout wait polls:
+		// client-go's default of 5 per second would make the limiter,
+		// not the cluster, the slow part.
+		cfg.QPS, cfg.Burst = 50, 100
+	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: client: %w", err)

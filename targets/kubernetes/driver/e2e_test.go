@@ -48,7 +48,7 @@ func kube(t *testing.T, c *kubetest.Cluster, args ...string) string {
 
 // writeSpec writes a spec of one app and one kubernetes target on c, with
 // every workload field, and loads it.
-func writeSpec(t *testing.T, c *kubetest.Cluster, extra string) *spec.Config {
+func writeSpec(t *testing.T, c *kubetest.Cluster, nodeType, extra string) *spec.Config {
 	t.Helper()
 	dir := t.TempDir()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -75,7 +75,7 @@ target "cluster" {
   kubeconfig         = %q
   namespace          = "default"
   image              = "ghcr.io/ferry-wasm/ferry-host:test"
-  node_selector      = { type = "kwok" }
+  node_selector      = { type = %q }
   image_pull_secrets = ["pull-secret"]
 
   resources {
@@ -90,7 +90,7 @@ target "cluster" {
   }
 %s
 }
-`, c.Kubeconfig, extra)
+`, c.Kubeconfig, nodeType, extra)
 	os.WriteFile(filepath.Join(dir, "ferry.hcl"), []byte(src), 0o644)
 	cfg, diags := spec.Load(dir, spec.LoadOptions{})
 	if diags.HasErrors() {
@@ -187,7 +187,7 @@ func TestE2E(t *testing.T) {
 	c := kubetest.Start(t, kubetest.Options{Workloads: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cfg := writeSpec(t, c, "  replicas = 2\n")
+	cfg := writeSpec(t, c, "kwok", "  replicas = 2\n")
 	d := openTarget(t, cfg, open.Options{})
 
 	// Plan and apply with sync/plan, as ferry apply does.
@@ -294,6 +294,10 @@ func TestE2E(t *testing.T) {
 		t.Fatalf("Diff after kubectl scale/set env = %+v", diffs)
 	}
 	t.Logf("drift: %+v", diffs)
+	// The env edit rolls the pods; while that rollout runs the plan
+	// waits for it (the app is progressing towards its digest), and
+	// once it is done the drift is planned.
+	kube(t, c, "rollout", "status", "deployment/web", "--timeout=60s")
 	p, err = plan.Compute(ctx, dt, tgts, plan.PlanOptions{Source: source})
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +347,7 @@ func TestE2E(t *testing.T) {
 
 	// Autoscaling adds an HPA (and leaves replicas to it); removing it
 	// from the spec prunes the HPA.
-	auto := openTarget(t, writeSpec(t, c, "  autoscaling {\n    min = 2\n    max = 5\n    cpu_percent = 60\n  }\n"), open.Options{})
+	auto := openTarget(t, writeSpec(t, c, "kwok", "  autoscaling {\n    min = 2\n    max = 5\n    cpu_percent = 60\n  }\n"), open.Options{})
 	if _, err := auto.Put(ctx, want); err != nil {
 		t.Fatal(err)
 	}
@@ -359,6 +363,51 @@ func TestE2E(t *testing.T) {
 	}
 	if out := kube(t, c, "get", "hpa", "-o", "name"); strings.Contains(out, "web") {
 		t.Errorf("HPA not pruned: %q", out)
+	}
+
+	// A rollout that cannot finish (no node matches the selector) is
+	// progressing, not drift: Put reports it once RolloutWait ends, the
+	// plan waits for it, and without RolloutWait the deploy timeout is an
+	// error.
+	nowhere := writeSpec(t, c, "nowhere", "")
+	slow := openTarget(t, nowhere, open.Options{RolloutWait: 2 * time.Second})
+	slowApp := desired("slow", digestA)
+	slowApp.Owner = owner
+	r, err := slow.Put(ctx, slowApp)
+	if err != nil || r.Phase != targets.PhaseProgressing || !strings.Contains(r.Message, "replicas") {
+		t.Fatalf("Put of an unschedulable app = %+v, %v; want progressing", r, err)
+	}
+	t.Logf("progressing: %s", r.Message)
+	obs, err = slow.Observe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(obs, func(o targets.ObservedApp) bool { return o.Name == "slow" }); i < 0 || obs[i].Phase != targets.PhaseProgressing {
+		t.Errorf("Observe: slow %+v, want progressing", obs)
+	}
+	slowDiff := slowApp
+	slowDiff.Secrets = nil
+	if diffs, err := slow.Diff(ctx, slowDiff); err != nil || len(diffs) != 0 {
+		t.Errorf("Diff of a progressing app = %+v, %v; want none", diffs, err)
+	}
+	sdt := plan.Desired{Targets: []plan.DesiredTarget{{Name: "cluster", Type: "kubernetes", Apps: []targets.DesiredApp{want, slowApp}}}}
+	p, err = plan.Compute(ctx, sdt, map[string]targets.Target{"cluster": slow}, plan.PlanOptions{Source: source})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range p.Targets[0].Changes {
+		if ch.App == "slow" && ch.Action != plan.ActionWait {
+			t.Errorf("plan for a progressing app: %s %v %+v; want wait", ch.Action, ch.Reasons, ch.Objects)
+		}
+	}
+	tctx, tcancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err = openTarget(t, nowhere, open.Options{}).Put(tctx, desired("slow", digestA))
+	tcancel()
+	if !errors.Is(err, targets.ErrUnhealthy) {
+		t.Errorf("Put past its deadline = %v, want ErrUnhealthy", err)
+	}
+	if err := slow.Delete(ctx, "slow"); err != nil {
+		t.Fatal(err)
 	}
 
 	// Delete removes exactly ferry's objects of the app: a Deployment and
