@@ -87,8 +87,7 @@ func TestTarget(t *testing.T) {
 		{name: "kubernetes host", target: kubeT(kubeconfigFile, trustFile), want: "kubernetes"},
 		{name: "kubernetes without a kubeconfig", target: kubeT(filepath.Join(dir, "absent"), trustFile),
 			err: "target k: cluster: stat " + filepath.Join(dir, "absent") + ": no such file or directory"},
-		{name: "kubernetes trust key gone", target: kubeT(kubeconfigFile, filepath.Join(dir, "gone.pub")),
-			err: "target k: trust key: open " + filepath.Join(dir, "gone.pub") + ": no such file or directory"},
+
 		{name: "fleet", target: &spec.Target{Name: "f", Type: spec.TargetFleet, Fleet: &spec.FleetTarget{}},
 			err: `target f is of type "fleet", which this version of ferry cannot deploy to yet; it was not planned`, unsupp: true},
 	}

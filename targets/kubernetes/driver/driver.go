@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -68,6 +69,11 @@ type Options struct {
 	// SecretHashKey keys the secret hashes (SecretHashes). Nil derives it
 	// from the REST config's credentials (see New).
 	SecretHashKey []byte
+	// TrustKeyFiles are PEM public keys read at every Put and Diff into
+	// Render.TrustKeys (by base name), so a key changed in the spec reaches
+	// the cluster without reopening the driver. A file that cannot be read
+	// fails the Put. Nil leaves Render.TrustKeys as given.
+	TrustKeyFiles []string
 	// Logger receives the driver's debug messages. Nil discards them.
 	Logger *slog.Logger
 }
@@ -168,7 +174,22 @@ func (d *Driver) render(ctx context.Context, want targets.DesiredApp) ([]render.
 			return nil, apiErr("get Deployment "+want.Name, err)
 		}
 	}
-	objs, err := render.App(want, d.o.Render)
+	ro := d.o.Render
+	if len(d.o.TrustKeyFiles) > 0 {
+		ro.TrustKeys = map[string][]byte{}
+		for _, p := range d.o.TrustKeyFiles {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("kubernetes: trust key: %w", err)
+			}
+			name := filepath.Base(p)
+			if _, dup := ro.TrustKeys[name]; dup {
+				return nil, fmt.Errorf("kubernetes: %w: two trust keys are named %s; the pods mount them in one directory", render.ErrInvalid, name)
+			}
+			ro.TrustKeys[name] = b
+		}
+	}
+	objs, err := render.App(want, ro)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
@@ -422,6 +443,14 @@ func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	if err != nil {
 		return nil, apiErr("list Deployments", err)
 	}
+	secrets, err := d.ri("Secret").List(ctx, metav1.ListOptions{LabelSelector: render.LabelManagedBy + "=" + render.ManagedBy + "," + render.LabelOwner})
+	if err != nil {
+		return nil, apiErr("list Secrets", err)
+	}
+	byName := map[string]*unstructured.Unstructured{}
+	for i := range secrets.Items {
+		byName[secrets.Items[i].GetName()] = &secrets.Items[i]
+	}
 	var out []targets.ObservedApp
 	for i := range list.Items {
 		u := &list.Items[i]
@@ -443,10 +472,7 @@ func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 		if dep.Labels[render.LabelManagedBy] == render.ManagedBy && owned && dep.Labels[render.LabelName] == dep.Name {
 			o.Managed = true
 			o.Owner = dep.Annotations[render.AnnotationOwner]
-			o.SecretHashes, err = d.observedSecretHashes(ctx, dep.Name)
-			if err != nil {
-				return nil, err
-			}
+			o.SecretHashes = d.observedSecretHashes(dep.Name, byName[render.SecretsName(dep.Name)])
 		}
 		out = append(out, o)
 	}
@@ -454,29 +480,19 @@ func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	return out, nil
 }
 
-// observedSecretHashes hashes the values of app's secret Secret; an empty
-// map when it is missing or not ferry's.
-func (d *Driver) observedSecretHashes(ctx context.Context, app string) (map[string]string, error) {
-	u, err := d.ri("Secret").Get(ctx, render.SecretsName(app), metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return map[string]string{}, nil
-	case err != nil:
-		return nil, apiErr("get Secret "+render.SecretsName(app), err)
-	}
-	if u.GetLabels()[render.LabelManagedBy] != render.ManagedBy {
-		return map[string]string{}, nil
-	}
-	data, _, _ := unstructured.NestedStringMap(u.Object, "data")
+// observedSecretHashes hashes the values of app's secret Secret u (one
+// of ferry's; nil when there is none: an empty map).
+func (d *Driver) observedSecretHashes(app string, u *unstructured.Unstructured) map[string]string {
 	vals := map[string]string{}
-	for k, b64 := range data {
-		v, err := decodeBase64(b64)
-		if err != nil {
-			continue
+	if u != nil && u.GetLabels()[render.LabelName] == app {
+		data, _, _ := unstructured.NestedStringMap(u.Object, "data")
+		for k, b64 := range data {
+			if v, err := decodeBase64(b64); err == nil {
+				vals[k] = v
+			}
 		}
-		vals[k] = v
 	}
-	return d.SecretHashes(app, vals), nil
+	return d.SecretHashes(app, vals)
 }
 
 // Diff implements targets.Differ: for each object of want, a dry-run apply

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -249,6 +250,13 @@ func TestE2E(t *testing.T) {
 	}
 	if out := kube(t, c, "get", "configmap/web-config", "-o", "jsonpath={.data.greeting}"); out != "hi" {
 		t.Errorf("config map greeting = %q", out)
+	}
+	pub, err := os.ReadFile(cfg.Trust.Keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := kube(t, c, "get", "secret/web-trust", "-o", "jsonpath={.data.cosign\\.pub}"); out != base64.StdEncoding.EncodeToString(pub) {
+		t.Errorf("trust Secret holds %q, want the spec's key", out)
 	}
 
 	// Observe: managed, ready, digest, owner, secret hashes.
