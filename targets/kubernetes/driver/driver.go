@@ -218,6 +218,11 @@ func (d *Driver) Put(ctx context.Context, want targets.DesiredApp) (targets.PutR
 	keep := map[string]bool{}
 	for _, o := range objs {
 		keep[o.Kind+"/"+o.Name] = true
+		if o.Kind == "Deployment" && d.o.Render.Autoscaling != nil {
+			if err := d.handOverReplicas(ctx, o); err != nil {
+				return targets.PutResult{}, err
+			}
+		}
 		if _, err := d.apply(ctx, o, false); err != nil {
 			return targets.PutResult{}, err
 		}
@@ -258,6 +263,52 @@ func (d *Driver) apply(ctx context.Context, o render.Object, dryRun bool) (*unst
 	}
 	d.log.Debug("applied", "object", o.ID(), "dry_run", dryRun, "force", force)
 	return out, nil
+}
+
+// HandoverManager is the field manager that holds a Deployment's
+// spec.replicas between ferry letting go of it (autoscaling was turned on)
+// and the HorizontalPodAutoscaler taking it.
+const HandoverManager = "ferry-handover-to-hpa"
+
+// handOverReplicas keeps the replica count of Deployment o when ferry stops
+// setting it (autoscaling turned on): were ferry simply to leave
+// spec.replicas out, server-side apply would remove the field it alone
+// owns and the Deployment would drop to the default of one replica until
+// the autoscaler scales it again. So the live count is first applied by
+// HandoverManager, which keeps it until the autoscaler takes it over
+// (Kubernetes' documented way to transfer ownership).
+func (d *Driver) handOverReplicas(ctx context.Context, o render.Object) error {
+	live, err := d.ri("Deployment").Get(ctx, o.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return apiErr("get "+o.ID(), err)
+	}
+	set := ferryFields(live)
+	spec, _ := set["f:spec"].(map[string]any)
+	if _, owned := spec["f:replicas"]; !owned || !isOurs(live) {
+		return nil
+	}
+	n, found, _ := unstructured.NestedInt64(live.Object, "spec", "replicas")
+	if !found {
+		return nil
+	}
+	patch := map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": o.Name, "namespace": d.o.Render.Namespace},
+		"spec":     map[string]any{"replicas": n},
+	}
+	data, err := (&unstructured.Unstructured{Object: patch}).MarshalJSON()
+	if err != nil {
+		return err
+	}
+	force := true
+	if _, err := d.ri("Deployment").Patch(ctx, o.Name, types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: HandoverManager, Force: &force}); err != nil {
+		return apiErr("hand spec.replicas of "+o.ID()+" over to the autoscaler", err)
+	}
+	d.log.Debug("handed replicas over", "object", o.ID(), "replicas", n)
+	return nil
 }
 
 // conflictError turns an apply conflict into a *ConflictError.

@@ -362,6 +362,11 @@ func TestE2E(t *testing.T) {
 	if out := kube(t, c, "get", "hpa/web", "-o", "jsonpath={.spec.minReplicas}/{.spec.maxReplicas}/{.metadata.labels.app\\.kubernetes\\.io/managed-by}"); out != "2/5/ferry" {
 		t.Errorf("HPA = %q", out)
 	}
+	// ferry let go of spec.replicas without the Deployment dropping to
+	// the default of one replica.
+	if dep := getDeploy(t, c, "web"); dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
+		t.Errorf("replicas after autoscaling was turned on = %v, want 2 (kept for the autoscaler)", dep.Spec.Replicas)
+	}
 	if diffs, err := d.Diff(ctx, noSecrets); err != nil || findDiff(diffs, "HorizontalPodAutoscaler/default/web") == nil ||
 		findDiff(diffs, "HorizontalPodAutoscaler/default/web").Change != "delete" {
 		t.Errorf("Diff without autoscaling = %+v, %v; want the HPA deleted", diffs, err)
