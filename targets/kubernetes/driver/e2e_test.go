@@ -458,4 +458,30 @@ func TestE2E(t *testing.T) {
 	if err := d.Delete(ctx, "web"); err != nil {
 		t.Errorf("deleting an absent app: %v", err)
 	}
+
+	// Several apps of one target applied at once (the driver is used
+	// concurrently), then removed from the spec: the plan deletes exactly
+	// those, and the apps of no owner (rival) are left alone.
+	var many []targets.DesiredApp
+	for _, n := range []string{"a1", "a2", "a3"} {
+		many = append(many, desired(n, digestA))
+	}
+	mdt := plan.Desired{Targets: []plan.DesiredTarget{{Name: "cluster", Type: "kubernetes", Apps: many}}}
+	if p, err = plan.Compute(ctx, mdt, tgts, plan.PlanOptions{Source: source}); err != nil || p.Counts().Create != 3 || p.Counts().Delete != 0 {
+		t.Fatalf("plan of three apps: %v %+v", err, p.Counts())
+	}
+	if res, err = plan.Apply(ctx, p, tgts, plan.ApplyOptions{AppParallelism: 3, Timeout: 2 * time.Minute, SecretsFor: plan.SecretsFrom(mdt)}); err != nil || res.Count(plan.OutcomeApplied) != 3 {
+		t.Fatalf("apply of three apps: %v", err)
+	}
+	empty := plan.Desired{Targets: []plan.DesiredTarget{{Name: "cluster", Type: "kubernetes", Apps: []targets.DesiredApp{}}}}
+	if p, err = plan.Compute(ctx, empty, tgts, plan.PlanOptions{Source: source}); err != nil || p.Counts().Delete != 3 {
+		t.Fatalf("plan without the apps: %v %+v", err, p.Targets)
+	}
+	if res, err = plan.Apply(ctx, p, tgts, plan.ApplyOptions{AppParallelism: 3}); err != nil || res.Count(plan.OutcomeApplied) != 3 {
+		t.Fatalf("apply of the deletes: %v", err)
+	}
+	out = kube(t, c, "get", "deployments", "-o", "name")
+	if strings.Contains(out, "/a1") || strings.Contains(out, "/a2") || strings.Contains(out, "/a3") || !strings.Contains(out, "deployment.apps/rival") {
+		t.Errorf("after the deletes:\n%s", out)
+	}
 }
