@@ -80,7 +80,7 @@ target "cluster" {
   image_pull_secrets = ["pull-secret"]
 
   resources {
-    cpu    = "100m"
+    cpu    = "0.1" # the server stores it as 100m
     memory = "64Mi"
   }
 
@@ -275,7 +275,11 @@ func TestE2E(t *testing.T) {
 	}
 
 	// The server's defaults (strategy, revisionHistoryLimit, probes'
-	// timeouts, terminationGracePeriodSeconds, ...) are no drift.
+	// timeouts, terminationGracePeriodSeconds, ...) and its normal form of
+	// quantities (0.1 CPU stored as 100m) are no drift.
+	if out := kube(t, c, "get", "deployment/web", "-o", "jsonpath={.spec.template.spec.terminationGracePeriodSeconds}/{.spec.strategy.type}/{.spec.template.spec.containers[0].readinessProbe.timeoutSeconds}"); out != "30/RollingUpdate/1" {
+		t.Errorf("defaults = %q, want 30/RollingUpdate/1 (set by the server, not by ferry)", out)
+	}
 	want.Owner = owner
 	noSecrets := want
 	noSecrets.Secrets = nil
