@@ -188,6 +188,9 @@ func TestE2E(t *testing.T) {
 	c := kubetest.Start(t, kubetest.Options{Workloads: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// The pods must pass the "restricted" Pod Security Standard, which
+	// the apiserver's admission enforces on the namespace.
+	kube(t, c, "label", "namespace", "default", "pod-security.kubernetes.io/enforce=restricted")
 	cfg := writeSpec(t, c, "kwok", "  replicas = 2\n")
 	d := openTarget(t, cfg, open.Options{})
 

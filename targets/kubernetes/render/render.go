@@ -57,6 +57,9 @@ const (
 	ConfigDir     = "/etc/ferry/config"
 	SecretsDir    = "/etc/ferry/secrets"
 	StateDir      = "/var/lib/ferry"
+	// RunAsUser is the user and group id the pods run as (the distroless
+	// "nonroot" user).
+	RunAsUser = 65532
 )
 
 // ErrInvalid is wrapped by the errors of options or apps that cannot be
@@ -260,8 +263,9 @@ func deployment(want targets.DesiredApp, o Options, labels, ann map[string]strin
 			coreac.VolumeMount().WithName("trust").WithMountPath(TrustDir).WithReadOnly(true),
 			coreac.VolumeMount().WithName("config").WithMountPath(ConfigDir).WithReadOnly(true),
 			coreac.VolumeMount().WithName("secrets").WithMountPath(SecretsDir).WithReadOnly(true),
-			coreac.VolumeMount().WithName("state").WithMountPath(StateDir)).
-		WithSecurityContext(coreac.SecurityContext().WithAllowPrivilegeEscalation(false).
+			coreac.VolumeMount().WithName("state").WithMountPath(StateDir),
+			coreac.VolumeMount().WithName("tmp").WithMountPath("/tmp")).
+		WithSecurityContext(coreac.SecurityContext().WithAllowPrivilegeEscalation(false).WithReadOnlyRootFilesystem(true).
 			WithCapabilities(coreac.Capabilities().WithDrop("ALL")))
 	if o.CPU != "" || o.Memory != "" {
 		rl := corev1.ResourceList{}
@@ -289,7 +293,14 @@ func deployment(want targets.DesiredApp, o Options, labels, ann map[string]strin
 		coreac.Volume().WithName("config").WithConfigMap(coreac.ConfigMapVolumeSource().WithName(ConfigMapName(name)).WithOptional(optional)),
 		coreac.Volume().WithName("secrets").WithSecret(coreac.SecretVolumeSource().WithSecretName(SecretsName(name)).WithOptional(optional)),
 		coreac.Volume().WithName("state").WithEmptyDir(coreac.EmptyDirVolumeSource()),
-	).WithSecurityContext(coreac.PodSecurityContext().WithSeccompProfile(coreac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		coreac.Volume().WithName("tmp").WithEmptyDir(coreac.EmptyDirVolumeSource()),
+	).
+		// The "restricted" Pod Security Standard: a fixed unprivileged
+		// user (whatever the image's default), no privilege escalation,
+		// no capabilities, the runtime's seccomp profile, and a read-only
+		// root file system (state and /tmp are emptyDirs).
+		WithSecurityContext(coreac.PodSecurityContext().WithRunAsNonRoot(true).WithRunAsUser(RunAsUser).WithRunAsGroup(RunAsUser).
+			WithFSGroup(RunAsUser).WithSeccompProfile(coreac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 		WithAutomountServiceAccountToken(false)
 	if len(o.NodeSelector) > 0 {
 		pod.WithNodeSelector(o.NodeSelector)

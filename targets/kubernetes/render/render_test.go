@@ -183,7 +183,7 @@ func checkContract(t *testing.T, objs []render.Object, d *appsv1.Deployment) {
 	for _, m := range c.VolumeMounts {
 		mounts[m.Name] = m.MountPath
 	}
-	if diff := cmp.Diff(map[string]string{"trust": "/etc/ferry/trust", "config": "/etc/ferry/config", "secrets": "/etc/ferry/secrets", "state": "/var/lib/ferry"}, mounts); diff != "" {
+	if diff := cmp.Diff(map[string]string{"trust": "/etc/ferry/trust", "config": "/etc/ferry/config", "secrets": "/etc/ferry/secrets", "state": "/var/lib/ferry", "tmp": "/tmp"}, mounts); diff != "" {
 		t.Errorf("mounts: %s", diff)
 	}
 	vols := map[string]string{}
@@ -197,8 +197,14 @@ func checkContract(t *testing.T, objs []render.Object, d *appsv1.Deployment) {
 			vols[v.Name] = "emptyDir"
 		}
 	}
-	if diff := cmp.Diff(map[string]string{"trust": "secret shop-trust", "config": "configmap shop-config", "secrets": "secret shop-secrets", "state": "emptyDir"}, vols); diff != "" {
+	if diff := cmp.Diff(map[string]string{"trust": "secret shop-trust", "config": "configmap shop-config", "secrets": "secret shop-secrets", "state": "emptyDir", "tmp": "emptyDir"}, vols); diff != "" {
 		t.Errorf("volumes: %s", diff)
+	}
+	// The "restricted" Pod Security Standard.
+	psc, sc := d.Spec.Template.Spec.SecurityContext, c.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || *psc.RunAsUser != 65532 || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault ||
+		sc == nil || *sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("security contexts: pod %+v, container %+v", psc, sc)
 	}
 	if got := d.Spec.Template.Annotations["ferry.dev/digest"]; got != digest {
 		t.Errorf("pod template digest annotation = %q", got)
