@@ -267,6 +267,10 @@ func deployment(want targets.DesiredApp, o Options, labels, ann map[string]strin
 			coreac.VolumeMount().WithName("tmp").WithMountPath("/tmp")).
 		WithSecurityContext(coreac.SecurityContext().WithAllowPrivilegeEscalation(false).WithReadOnlyRootFilesystem(true).
 			WithCapabilities(coreac.Capabilities().WithDrop("ALL")))
+	// The root file system is read-only and the user has no home of its
+	// own: caches go to the state volume, anything else to /tmp.
+	ctr.WithEnv(coreac.EnvVar().WithName("HOME").WithValue("/tmp"),
+		coreac.EnvVar().WithName("XDG_CACHE_HOME").WithValue(StateDir+"/cache"))
 	if o.CPU != "" || o.Memory != "" {
 		rl := corev1.ResourceList{}
 		for rn, q := range map[corev1.ResourceName]string{corev1.ResourceCPU: o.CPU, corev1.ResourceMemory: o.Memory} {
