@@ -24,4 +24,22 @@
 //
 // SIGTERM or SIGINT stop it gracefully: listeners close, in-flight requests
 // finish (up to --shutdown-timeout), then the runtime is released.
+//
+// `ferry-host app` is single-app mode (package targets/host/single), as a
+// pod of the kubernetes target runs it: no control API; it pulls the one
+// artifact --ref names by digest, verifies it against --trust-key (a file,
+// or a directory of *.pub files), serves it on --listen, answers /livez,
+// /readyz and /metrics on --health-listen, and takes variable values from
+// --config-dir and --secrets-dir, re-read every --reload-interval:
+//
+//	ferry-host app --ref registry.example.com/apps/hello@sha256:4f1c... \
+//	    --trust-key /etc/ferry/trust --config-dir /etc/ferry/config \
+//	    --secrets-dir /etc/ferry/secrets --state-dir /var/lib/ferry
+//
+// Run `ferry-host app --help` for every flag. Its first line on stdout is
+//
+//	ferry-host app: serving REF on http://[::]:8080, health on http://[::]:8081
+//
+// The first argument picks the mode (run.go); without one it is the
+// multi-app daemon above.
 package main

@@ -75,7 +75,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*c
 	fs := flag.NewFlagSet("ferry-host", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ferry-host [flags]\n\nServes WebAssembly apps and ferry's control API. Flags:")
+		fmt.Fprintln(stderr, "Usage: ferry-host [flags]\n       ferry-host app --ref REPO@sha256:HEX ... (single-app mode; see ferry-host app --help)\n\nServes WebAssembly apps and ferry's control API. Flags:")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address of the app HTTP listener")

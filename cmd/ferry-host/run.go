@@ -23,8 +23,18 @@ import (
 )
 
 // run is the whole program; it returns the exit code: 0 after a clean
-// stop, 1 on a failure, 2 on a command-line mistake.
+// stop, 1 on a failure, 2 on a command-line mistake. A first argument
+// naming a mode runs that mode ("app": single-app mode, app.go); without
+// one it is the multi-app daemon with its control API.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "app":
+			return runApp(ctx, args[1:], getenv, stdout, stderr)
+		case "device":
+			return runDevice(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
 	c, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

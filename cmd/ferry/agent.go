@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ferry-wasm/ferry/internal/httproute"
 	"log/slog"
 	"net"
 	"net/http"
@@ -132,6 +133,7 @@ func newAgentCmd(s streams) *cobra.Command {
 	var rf releaseFlags
 	var lf logFlags
 	var elect leaderFlags
+	var devices deviceFlags
 	var creds credFlags
 	var repo, branch, path, dataDir, listen, buildUser, buildDir, gitCAFile string
 	var interval time.Duration
@@ -219,6 +221,14 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			if err != nil {
 				return withCode(exitError, err)
 			}
+			fleets, deviceURL, err := devices.start(ctx, fleetDir(dataDir), log.With("component", "fleet"))
+			if err != nil {
+				return err
+			}
+			var fleetRoutes func(*httproute.Mux)
+			if fleets != nil {
+				topts.Fleets, fleetRoutes = fleets, fleets.Routes
+			}
 			ct := &cachedTargets{log: log, opts: topts}
 			metrics := prometheus.NewRegistry()
 			a, err := agent.NewAgent(agent.Options{
@@ -229,7 +239,7 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 					GitLab: os.Getenv("FERRY_WEBHOOK_GITLAB_TOKEN"),
 					Gitea:  os.Getenv("FERRY_WEBHOOK_GITEA_SECRET"),
 				},
-				APIToken: token, Logger: log, Metrics: metrics,
+				APIToken: token, Logger: log, Metrics: metrics, ExtraRoutes: fleetRoutes,
 				// --target: only those targets are planned and applied.
 				// Apps are owned by the repository URL + path + target;
 				// --adopt takes over clashing apps in every round.
@@ -246,6 +256,9 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			}
 			serveAgentAPI(ctx, a, ln)
 			fmt.Fprintf(s.out, "ferry agent: watching %s (branch %s, path %s) every %s; API on http://%s\n", repo, branch, path, interval, ln.Addr())
+			if deviceURL != "" {
+				fmt.Fprintf(s.out, "ferry agent: fleet device API on %s\n", deviceURL)
+			}
 			return elect.run(ctx, log, func(ctx context.Context) error {
 				if err := a.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
 					return withCode(exitError, err)
@@ -258,6 +271,7 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 	creds.register(cmd, false)
 	lf.register(cmd)
 	elect.register(cmd)
+	devices.register(cmd)
 	cmd.Flags().StringVar(&repo, "repo", "", "spec repository: https, ssh or file URL, or a local path (required)")
 	cmd.Flags().StringVar(&branch, "branch", "main", "branch to deploy")
 	cmd.Flags().StringVar(&path, "path", ".", "directory of the spec inside the repository")

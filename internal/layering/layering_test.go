@@ -30,7 +30,7 @@ type importRule struct {
 	Why string
 }
 
-var hostSide = []string{"targets/host", "targets/host/abi", "targets/host/api", "targets/host/core", "targets/host/control", "targets/host/state"}
+var hostSide = []string{"targets/host", "targets/host/abi", "targets/host/api", "targets/host/core", "targets/host/control", "targets/host/single", "targets/host/state"}
 
 var rules = []rule{
 	{From: []string{"sync/plan"}, Only: []string{"targets", "deploy/...", "internal/parallel"},
@@ -47,12 +47,25 @@ var rules = []rule{
 		Why: "the host driver talks to a host over its API; it does not embed one"},
 	{From: []string{"cmd/ferry-host"}, Never: []string{"k8s.io/...", "sigs.k8s.io/...", "github.com/hashicorp/hcl/...", "github.com/go-git/...", "sync/...", "spec", "builder"},
 		Why: "ferry-host stays lean and cross-compiles to arm64/armv7: no client-go, HCL, go-git or agent"},
+	{From: []string{"targets/fleet/device"}, Only: []string{"targets/fleet/api", "targets/host", "targets/host/abi", "targets/host/api", "targets/host/core", "targets/host/state", "registry/...", "signer", "deploy/...", "internal/wasmbin"},
+		Never: []string{"k8s.io/...", "sigs.k8s.io/...", "github.com/hashicorp/hcl/...", "github.com/go-git/..."},
+		Why:   "device mode is part of the lean ferry-host: the protocol, the host core, registry and signer; no rollout engine, agent, client-go, HCL or go-git"},
+	{From: []string{"internal/devicetest"}, Only: []string{"targets/fleet/api"},
+		Why: "the test device server speaks the protocol and nothing more"},
+	{From: []string{"targets/fleet/server"}, Only: []string{"targets/fleet/api"},
+		Why: "the device API server knows the wire types, not the engine, the spec or any driver"},
+	{From: []string{"targets/fleet/hub"}, Only: []string{"targets", "targets/fleet", "targets/fleet/api", "targets/fleet/server", "targets/fleet/controller", "spec", "deploy/...", "internal/httproute"},
+		Why: "the agent's fleet side (device server, controllers, admin API) reaches no agent, other driver or client-go"},
+	{From: []string{"targets/fleet/controller"}, Only: []string{"targets", "targets/fleet", "targets/fleet/api", "targets/fleet/server", "spec", "deploy/..."},
+		Why: "the fleet controller joins the engine and the device API behind the target contract; it reaches no agent or other driver"},
 	{From: []string{"spec"}, Only: []string{"deploy/..."},
 		Why: "loading a spec is pure: it reads files and builds, pushes or contacts nothing"},
 	{From: []string{"deploy/..."}, Only: []string{},
 		Why: "the shared value types are a leaf so that nothing cycles"},
 	{From: []string{"builder"}, Never: []string{"registry/...", "signer", "sync/...", "targets", "targets/host", "targets/host/core", "targets/host/control", "targets/host/driver"},
 		Why: "building a component is one job; pushing and signing are others"},
+	{From: []string{"builder/hostimage"}, Never: []string{"sync/...", "targets/...", "spec", "signer", "github.com/hashicorp/hcl/...", "k8s.io/...", "sigs.k8s.io/..."},
+		Why: "building the ferry-host image is one job (go build + go-containerregistry); signing it is the signer's, deploying it the targets'"},
 	{From: []string{"registry/..."}, Never: []string{"signer", "sync/...", "targets/...", "spec", "builder"},
 		Why: "the OCI layout and transport know nothing of signatures, plans or targets"},
 	{From: []string{"signer"}, Never: []string{"sync/...", "targets/...", "spec", "builder", "oras.land/..."},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ferry-wasm/ferry/internal/httproute"
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
@@ -88,6 +89,9 @@ type Options struct {
 	APIToken string
 	// MetricsPublic serves /metrics without the bearer token.
 	MetricsPublic bool
+	// ExtraRoutes, when set, registers more routes on the status API's
+	// mux, served under the same bearer token (the fleet hub's admin API).
+	ExtraRoutes func(mux *httproute.Mux)
 	// Plan and Apply tune each round's Compute and Apply. Apply's
 	// SecretsFor defaults to the secrets of the released desired state,
 	// its PolicyFor to each app's deploy block in the spec in force

@@ -329,6 +329,8 @@ func (a *Agent) Routes() []string {
 //	POST /v1/sync     (wake a round now)
 //	GET  /metrics     Prometheus text format
 //
+// plus Options.ExtraRoutes (the fleet admin API under /v1/fleet/).
+//
 // Errors are {"error": "..."} with 400, 401, 404 or 409.
 func (a *Agent) APIHandler() http.Handler {
 	mux := httproute.New()
@@ -407,6 +409,9 @@ func (a *Agent) apiRoutes(mux *httproute.Mux) {
 	})
 	metrics := promhttp.HandlerFor(a.met.gatherer, promhttp.HandlerOpts{})
 	mux.Handle("GET /metrics", metrics)
+	if a.opts.ExtraRoutes != nil {
+		a.opts.ExtraRoutes(mux)
+	}
 }
 
 // AppRequest is the body of the rollback, unpin, suspend and resume calls.

@@ -35,9 +35,15 @@ type UnsupportedError struct {
 	// Mode is the kubernetes mode that is not supported; empty for a
 	// kind not supported at all.
 	Mode string
+	// Why, when set, replaces the "cannot deploy to yet" reason: the kind
+	// is supported, but not by this caller.
+	Why string
 }
 
 func (e *UnsupportedError) Error() string {
+	if e.Why != "" {
+		return fmt.Sprintf("target %s is of type %q and was not planned: %s", e.Name, e.Type, e.Why)
+	}
 	if e.Mode != "" {
 		return fmt.Sprintf("target %s is of type %q in mode %q, which this version of ferry cannot deploy to yet; it was not planned", e.Name, e.Type, e.Mode)
 	}
@@ -81,6 +87,18 @@ type Options struct {
 	// rollout before it reports it progressing (zero: the app's whole
 	// deploy timeout).
 	RolloutWait time.Duration
+	// Fleets opens fleet targets: the agent's (and ferry up's) fleet hub,
+	// which runs their rollouts and serves their devices. Nil: fleet
+	// targets are not supported by this caller (ferry plan and apply run
+	// by hand reach no device server) and open as *UnsupportedError.
+	Fleets Fleets
+}
+
+// Fleets opens the target of a spec fleet target: the controller of its
+// rollouts (see targets/fleet/hub).
+type Fleets interface {
+	// FleetTarget returns the target of fleet target name with policy f.
+	FleetTarget(name string, f *spec.FleetTarget) (targets.Target, error)
 }
 
 // Opened is an opened target.
@@ -117,6 +135,15 @@ func Target(t *spec.Target, o Options) (Opened, error) {
 			return Opened{}, fmt.Errorf("target %s: %w", t.Name, err)
 		}
 		return Opened{Target: tg, Key: Key(t)}, nil
+	case spec.TargetFleet:
+		if o.Fleets == nil || t.Fleet == nil {
+			return Opened{}, &UnsupportedError{Name: t.Name, Type: t.Type, Why: "fleet targets are rolled out by the agent (ferry agent, ferry up), which serves their devices"}
+		}
+		tg, err := o.Fleets.FleetTarget(t.Name, t.Fleet)
+		if err != nil {
+			return Opened{}, fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		return Opened{Target: tg, Key: Key(t)}, nil
 	default:
 		return Opened{}, &UnsupportedError{Name: t.Name, Type: t.Type}
 	}
@@ -146,6 +173,12 @@ func Key(t *spec.Target) string {
 			TrustKeys    []string              `json:"trust_keys"`
 		}{c.Image, c.Replicas, c.Resources, c.NodeSelector, c.Tolerations, c.ImagePullSecrets, c.Autoscaling, c.TrustKeys})
 		k += " workload=" + string(b)
+	}
+	if f := t.Fleet; f != nil {
+		// The selector and rollout policy are the controller's: a change
+		// reopens the target, which hands the controller the new policy.
+		b, _ := json.Marshal(f)
+		k += " fleet=" + string(b)
 	}
 	return k
 }

@@ -2,6 +2,7 @@ package open_test
 
 import (
 	"errors"
+	"github.com/ferry-wasm/ferry/targets/fleet/hub"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,7 +90,7 @@ func TestTarget(t *testing.T) {
 			err: "target k: cluster: stat " + filepath.Join(dir, "absent") + ": no such file or directory"},
 
 		{name: "fleet", target: &spec.Target{Name: "f", Type: spec.TargetFleet, Fleet: &spec.FleetTarget{}},
-			err: `target f is of type "fleet", which this version of ferry cannot deploy to yet; it was not planned`, unsupp: true},
+			err: `target f is of type "fleet" and was not planned: fleet targets are rolled out by the agent (ferry agent, ferry up), which serves their devices`, unsupp: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,5 +186,38 @@ func TestKey(t *testing.T) {
 	k2.Kubernetes.Replicas = 3
 	if open.Key(k1) == open.Key(k2) {
 		t.Errorf("Key does not move with replicas: %q", open.Key(k1))
+	}
+}
+
+// TestFleetTarget opens a fleet target through a real hub: the target is
+// the hub's controller for that name, the same one on every open, and a
+// changed rollout policy moves the Key.
+func TestFleetTarget(t *testing.T) {
+	h, err := hub.Open(hub.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft := &spec.Target{Name: "edge", Type: spec.TargetFleet, Fleet: &spec.FleetTarget{Rollout: spec.DefaultRollout()}}
+	a, err := open.Target(ft, open.Options{Fleets: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := open.Target(ft, open.Options{Fleets: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.Controller("edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Target != targets.Target(c) || b.Target != a.Target {
+		t.Errorf("open gave %T %p and %p, want the hub's controller %p", a.Target, a.Target, b.Target, c)
+	}
+	changed := *ft
+	r := *spec.DefaultRollout()
+	r.RateLimit = 7
+	changed.Fleet = &spec.FleetTarget{Rollout: &r}
+	if open.Key(&changed) == a.Key {
+		t.Errorf("Key did not move with the rollout policy: %s", a.Key)
 	}
 }

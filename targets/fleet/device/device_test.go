@@ -1,0 +1,357 @@
+package device_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-wasm/ferry/deploy"
+	"github.com/ferry-wasm/ferry/internal/devicetest"
+	"github.com/ferry-wasm/ferry/internal/faultproxy"
+	"github.com/ferry-wasm/ferry/internal/hosttest"
+	"github.com/ferry-wasm/ferry/internal/testenv"
+	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/registry/embedded"
+	"github.com/ferry-wasm/ferry/signer"
+	"github.com/ferry-wasm/ferry/targets/fleet/api"
+	"github.com/ferry-wasm/ferry/targets/fleet/device"
+)
+
+// world is a real registry holding real signed artifacts, a trusted key
+// and a rogue one.
+type world struct {
+	t       *testing.T
+	reg     *embedded.Server
+	rc      *registry.Client
+	trusted signer.Key
+	priv    *signer.PrivateKey
+	rogue   *signer.PrivateKey
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	reg, err := embedded.NewServer(context.Background(), embedded.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	rc, err := registry.New(registry.Options{CacheDir: t.TempDir(), NoDockerConfig: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, priv := hosttest.SecretKeys(t)
+	_, rogue := hosttest.SecretKeys(t)
+	return &world{t: t, reg: reg, rc: rc, trusted: k, priv: priv, rogue: rogue}
+}
+
+// fixture reads a committed Wasm fixture, relative to the repository root.
+func fixture(t *testing.T, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+const (
+	helloWAT  = "examples/hello-wat/hello.wasm" // "Hello from WAT on ferry!\n" on every path
+	helloHost = "targets/host/testdata/hello.wasm"
+	trapWasm  = "targets/host/testdata/trap.wasm" // traps: its health probe fails
+	helloV1   = "Hello from WAT on ferry!\n"
+	helloV2   = "hello\n"
+	appName   = "web"
+)
+
+// push pushes wasm as app "web" (a WAGI component with a health path and a
+// secret variable; note changes the config, so the digest) and signs it
+// with key; it returns the desired app.
+func (w *world) push(wasm []byte, note string, key *signer.PrivateKey) api.DesiredApp {
+	w.t.Helper()
+	app := deploy.App{
+		Name:      appName,
+		Hosts:     []string{appName + ".localhost"},
+		Variables: map[string]deploy.Variable{"api_key": {Secret: true}},
+		Components: []deploy.Component{{
+			Name: "web", Executor: deploy.ExecutorWAGI, Routes: []string{"/..."},
+			Limits:    deploy.Limits{MemoryBytes: 1 << 20, Timeout: deploy.Duration(2 * time.Second)},
+			Health:    &deploy.Health{Path: "/healthz"},
+			Variables: map[string]string{"api_key": "{{ api_key }}", "note": note},
+		}},
+	}
+	res, err := w.rc.PushApp(context.Background(), w.reg.Addr()+"/apps/"+appName, app, map[string][]byte{"web": wasm}, registry.PushOptions{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := signer.Sign(context.Background(), res.Ref, key, signer.SignOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
+	return api.DesiredApp{Name: appName, Ref: res.Ref, Digest: res.Digest.String(), Values: map[string]string{"api_key": secretValue}, Owner: "git:test//fleet#edge"}
+}
+
+const (
+	secretValue = "value-that-must-never-be-logged-7731"
+	enrollToken = "fet_enroll-token-never-logged-4410"
+)
+
+// logBuf collects log output from several goroutines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// startDevice starts a device-mode host on dir talking to serverURL.
+func (w *world) startDevice(t *testing.T, serverURL, dir string, logs io.Writer) *device.Host {
+	t.Helper()
+	h, err := device.Start(context.Background(), device.Config{
+		Device: device.Options{
+			Server: serverURL, EnrollToken: enrollToken, Labels: map[string]string{"site": "lab"},
+			Version: "test", Wait: 2 * time.Second, CheckEvery: 50 * time.Millisecond,
+			Backoff: device.Backoff{Min: 50 * time.Millisecond, Max: 400 * time.Millisecond},
+		},
+		DataDir: dir,
+		Listen:  "127.0.0.1:0",
+		Policy:  signer.Policy{Keys: []signer.Key{w.trusted}},
+		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) }) //nolint:errcheck // closing twice is fine
+	return h
+}
+
+// get fetches path of app "web" from the device's app listener.
+func get(t *testing.T, h *device.Host) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+h.Addr().String()+"/", nil)
+	req.Host = appName + ".localhost"
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func wantServes(t *testing.T, h *device.Host, body string) {
+	t.Helper()
+	if code, got := get(t, h); code != 200 || got != body {
+		t.Fatalf("the device serves %d %q, want 200 %q", code, got, body)
+	}
+}
+
+func appStatus(r api.StatusReport) api.AppStatus {
+	for _, a := range r.Apps {
+		if a.Name == appName {
+			return a
+		}
+	}
+	return api.AppStatus{}
+}
+
+// TestDeviceLifecycle is one device's life against the protocol server:
+// it enrolls, serves v1, rolls out v2, refuses v3 (fails its health probe)
+// and v4 (signed by an untrusted key) — reported Failed and rolled back,
+// v2 serving throughout —, keeps serving with the server down and
+// reconnects to get v5, restarts without any network into v5 without
+// enrolling again, and never logs its credential, token or values.
+func TestDeviceLifecycle(t *testing.T) {
+	w := newWorld(t)
+	srv := devicetest.New(t, enrollToken)
+	proxy, err := faultproxy.New(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	serverURL := "http://" + proxy.Addr()
+	dir := t.TempDir()
+	logs := &logBuf{}
+
+	v1 := w.push(fixture(t, helloWAT), "v1", w.priv)
+	srv.SetDesired(v1)
+	h := w.startDevice(t, serverURL, dir, logs)
+
+	start := time.Now()
+	id, rep := srv.WaitReport(30*time.Second, "serving v1", func(r api.StatusReport) bool {
+		a := appStatus(r)
+		return a.Digest == v1.Digest && a.Phase == api.PhaseServing && a.Healthy
+	})
+	t.Logf("enrolled as %s and serving v1 after %v", id, time.Since(start).Round(time.Millisecond))
+	wantServes(t, h, helloV1)
+	if rep.Info.Version != "test" || rep.Info.Arch == "" || rep.Info.OS != "linux" || rep.Info.FreeMemory == 0 || rep.Info.FreeDisk == 0 {
+		t.Errorf("device info = %+v", rep.Info)
+	}
+	devs := srv.Devices()
+	if len(devs) != 1 || devs[0].Labels["site"] != "lab" || devs[0].Info.Arch == "" {
+		t.Fatalf("enrolled devices = %+v", devs)
+	}
+	cred := devs[0].Credential
+
+	// The credential file: 0600, the server's ID and credential.
+	fi, err := os.Stat(filepath.Join(dir, device.CredentialFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("credential file mode %v, want 0600", fi.Mode().Perm())
+	}
+	stored, ok, err := device.LoadCredential(dir)
+	if err != nil || !ok || stored.DeviceID != id || stored.Secret != cred {
+		t.Fatalf("stored credential = %v %v %v (id %s)", stored, ok, err, id)
+	}
+
+	// v2 rolls out; v1 is kept for rollback.
+	v2 := w.push(fixture(t, helloHost), "v2", w.priv)
+	srv.SetDesired(v2)
+	start = time.Now()
+	srv.WaitReport(30*time.Second, "serving v2 with v1 as previous", func(r api.StatusReport) bool {
+		a := appStatus(r)
+		return a.Digest == v2.Digest && a.Previous == v1.Digest && a.Phase == api.PhaseServing
+	})
+	t.Logf("v2 rolled out in %v", time.Since(start).Round(time.Millisecond))
+	wantServes(t, h, helloV2)
+
+	// v3 fails its health probe: refused, v2 keeps serving, reported.
+	v3 := w.push(fixture(t, trapWasm), "v3", w.priv)
+	ver := srv.SetDesired(v3)
+	_, rep = srv.WaitReport(30*time.Second, "v3 rolled back", func(r api.StatusReport) bool {
+		a := appStatus(r)
+		return r.DesiredVersion == ver && a.Phase == api.PhaseRolledBack && a.Failed == v3.Digest && a.Digest == v2.Digest
+	})
+	if a := appStatus(rep); !strings.Contains(a.Error, "health") || !a.Healthy {
+		t.Errorf("v3's status %+v: want the health probe named in Error, and v2 healthy", a)
+	}
+	wantServes(t, h, helloV2)
+
+	// v4 is signed by a key the device does not trust.
+	v4 := w.push(fixture(t, helloWAT), "v4", w.rogue)
+	ver = srv.SetDesired(v4)
+	_, rep = srv.WaitReport(30*time.Second, "v4 refused", func(r api.StatusReport) bool {
+		a := appStatus(r)
+		return r.DesiredVersion == ver && a.Phase == api.PhaseRolledBack && a.Failed == v4.Digest && a.Digest == v2.Digest
+	})
+	if a := appStatus(rep); !strings.Contains(a.Error, "signature") && !strings.Contains(a.Error, "key") {
+		t.Errorf("v4's status %+v: want a signature error", a)
+	}
+	wantServes(t, h, helloV2)
+	// A refused digest is not tried again on every poll.
+	before := strings.Count(logs.String(), "app version refused")
+	time.Sleep(time.Second)
+	if after := strings.Count(logs.String(), "app version refused"); after != before {
+		t.Errorf("the refused digest was tried again: %d refusals logged, then %d", before, after)
+	}
+
+	// The server goes away: the app keeps serving; the device retries.
+	proxy.Down()
+	v5 := w.push(fixture(t, helloWAT), "v5", w.priv)
+	ver = srv.SetDesired(v5)
+	time.Sleep(1500 * time.Millisecond)
+	wantServes(t, h, helloV2)
+	if !strings.Contains(logs.String(), "server unreachable; the apps keep serving") {
+		t.Errorf("no log line about the unreachable server:\n%s", logs.String())
+	}
+	if err := proxy.Up(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	srv.WaitReport(30*time.Second, "serving v5 after reconnecting", func(r api.StatusReport) bool {
+		a := appStatus(r)
+		return r.DesiredVersion == ver && a.Digest == v5.Digest && a.Phase == api.PhaseServing
+	})
+	t.Logf("reconnected and rolled out v5 %v after the server came back", time.Since(start).Round(time.Millisecond))
+	wantServes(t, h, helloV1)
+
+	// Restart with the server down: the last good version serves from the
+	// data directory alone, and the device does not enroll again.
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Down()
+	h = w.startDevice(t, serverURL, dir, logs)
+	wantServes(t, h, helloV1)
+	if err := proxy.Up(); err != nil {
+		t.Fatal(err)
+	}
+	srv.WaitReport(30*time.Second, "a report after the restart", func(r api.StatusReport) bool {
+		return r.DesiredVersion == ver && appStatus(r).Phase == api.PhaseServing && r.Info.UptimeSeconds > 0
+	})
+	if n := srv.Enrollments(); n != 1 {
+		t.Errorf("%d enrollments, want 1: a restart must use the stored credential", n)
+	}
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	out := logs.String()
+	for what, secret := range map[string]string{"credential": cred, "enrollment token": enrollToken, "app value": secretValue} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the %s appears in the logs", what)
+		}
+	}
+	for _, want := range []string{"device enrolled", "device identity loaded", "app deployed", "server reachable again"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q", want)
+		}
+	}
+}
+
+// TestDeviceAuth: a refused enrollment token stops the device with
+// ErrBadToken; a revoked credential makes it keep serving and retry, never
+// enroll again.
+func TestDeviceAuth(t *testing.T) {
+	w := newWorld(t)
+	srv := devicetest.New(t, enrollToken)
+	_, err := device.Start(context.Background(), device.Config{
+		Device:  device.Options{Server: "http://10.0.0.1:80", EnrollToken: "x"},
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", Policy: signer.Policy{Keys: []signer.Key{w.trusted}},
+	})
+	if !errors.Is(err, device.ErrInsecureURL) {
+		t.Errorf("plain HTTP to a non-loopback server: err = %v, want ErrInsecureURL", err)
+	}
+
+	h, err := device.Start(context.Background(), device.Config{
+		Device:  device.Options{Server: srv.URL(), EnrollToken: "wrong-token"},
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", Policy: signer.Policy{Keys: []signer.Key{w.trusted}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = testenv.Within(t, h.Done(), "the device to stop on a refused token")
+	if !errors.Is(err, device.ErrBadToken) {
+		t.Errorf("refused token: err = %v, want ErrBadToken", err)
+	}
+	h.Close(context.Background()) //nolint:errcheck // the test is about Done
+
+	v1 := w.push(fixture(t, helloWAT), "v1", w.priv)
+	srv.SetDesired(v1)
+	logs := &logBuf{}
+	h = w.startDevice(t, srv.URL(), t.TempDir(), logs)
+	id, _ := srv.WaitReport(30*time.Second, "serving v1", func(r api.StatusReport) bool { return appStatus(r).Phase == api.PhaseServing })
+	srv.Revoke(id)
+	srv.SetDesired(v1) // wakes the poll, which now gets 401
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "refused this device's credential") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line about the refused credential:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantServes(t, h, helloV1)
+	if n := srv.Enrollments(); n != 1 {
+		t.Errorf("%d enrollments after a revocation, want 1", n)
+	}
+}
