@@ -40,13 +40,15 @@ var (
 	_ targets.OwnerRecorder = (*Driver)(nil)
 )
 
-// resources maps the kinds of render.Kinds to their API resources.
-var resources = map[string]schema.GroupVersionResource{
-	"ConfigMap":               {Version: "v1", Resource: "configmaps"},
-	"Secret":                  {Version: "v1", Resource: "secrets"},
-	"Service":                 {Version: "v1", Resource: "services"},
-	"Deployment":              {Group: "apps", Version: "v1", Resource: "deployments"},
-	"HorizontalPodAutoscaler": {Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"},
+// resource returns the API resource of a kind of render.Kinds.
+func resource(kind string) schema.GroupVersionResource {
+	switch kind {
+	case "Deployment":
+		return schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	case "HorizontalPodAutoscaler":
+		return schema.GroupVersionResource{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}
+	}
+	return schema.GroupVersionResource{Version: "v1", Resource: strings.ToLower(kind) + "s"} // ConfigMap, Secret, Service
 }
 
 // Options configure a Driver. Render's Namespace, Image and TrustKeys are
@@ -137,7 +139,7 @@ func deriveKey(cfg *rest.Config, ns string) []byte {
 }
 
 func (d *Driver) ri(kind string) dynamic.ResourceInterface {
-	return d.dyn.Resource(resources[kind]).Namespace(d.o.Render.Namespace)
+	return d.dyn.Resource(resource(kind)).Namespace(d.o.Render.Namespace)
 }
 
 // apiErr wraps err from the API: transient failures (the server
@@ -338,7 +340,7 @@ func conflictError(object string, err error) error {
 // inventory lists the objects ferry owns for app, by kind.
 func (d *Driver) inventory(ctx context.Context, app string) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
-	for _, kind := range render.Kinds {
+	for _, kind := range render.Kinds() {
 		list, err := d.ri(kind).List(ctx, metav1.ListOptions{LabelSelector: render.InventorySelector(app)})
 		if err != nil {
 			return nil, apiErr("list "+kind, err)

@@ -49,14 +49,22 @@ const (
 
 // Container, ports and paths of the pods (the contract with ferry-host app).
 const (
+	// ContainerName is the pods' one container.
 	ContainerName = "ferry-host"
-	HTTPPort      = 8080
-	HealthPort    = 8081
-	ServicePort   = 80
-	TrustDir      = "/etc/ferry/trust"
-	ConfigDir     = "/etc/ferry/config"
-	SecretsDir    = "/etc/ferry/secrets"
-	StateDir      = "/var/lib/ferry"
+	// HTTPPort serves the app (--listen); the Service's "http" target.
+	HTTPPort = 8080
+	// HealthPort serves /livez and /readyz (--health-listen).
+	HealthPort = 8081
+	// ServicePort is the Service's port.
+	ServicePort = 80
+	// TrustDir holds the trust Secret's keys (--trust-key).
+	TrustDir = "/etc/ferry/trust"
+	// ConfigDir holds the ConfigMap's values (--config-dir).
+	ConfigDir = "/etc/ferry/config"
+	// SecretsDir holds the secret values (--secrets-dir).
+	SecretsDir = "/etc/ferry/secrets"
+	// StateDir is ferry-host's state, an emptyDir (--state-dir).
+	StateDir = "/var/lib/ferry"
 	// RunAsUser is the user and group id the pods run as (the distroless
 	// "nonroot" user).
 	RunAsUser = 65532
@@ -94,7 +102,9 @@ type Options struct {
 	TrustKeys map[string][]byte
 }
 
-// Toleration is one pod toleration.
+// Toleration is one pod toleration, with Kubernetes' fields and meaning
+// (Operator "Equal" or "Exists"; empty Key and Effect match every taint
+// key and effect).
 type Toleration struct {
 	Key, Operator, Value, Effect string
 }
@@ -120,9 +130,13 @@ type Object struct {
 // ID names the object as targets.ObjectDiff does: "Kind/namespace/name".
 func (o Object) ID() string { return o.Kind + "/" + o.U.GetNamespace() + "/" + o.Name }
 
-// Names of an app's objects.
-func ConfigMapName(app string) string   { return app + "-config" }
-func SecretsName(app string) string     { return app + "-secrets" }
+// ConfigMapName is the name of app's ConfigMap of variable values.
+func ConfigMapName(app string) string { return app + "-config" }
+
+// SecretsName is the name of app's Secret of secret values.
+func SecretsName(app string) string { return app + "-secrets" }
+
+// TrustSecretName is the name of app's Secret of trust keys.
 func TrustSecretName(app string) string { return app + "-trust" }
 
 // OwnerHash is the value of LabelOwner for owner: the first 20 bytes of
@@ -387,6 +401,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// Kinds are the kinds an app's objects may have, in apply order; the
+// Kinds returns the kinds an app's objects may have, in apply order; the
 // driver's inventory lists each.
-var Kinds = []string{"ConfigMap", "Secret", "Service", "Deployment", "HorizontalPodAutoscaler"}
+func Kinds() []string {
+	return []string{"ConfigMap", "Secret", "Service", "Deployment", "HorizontalPodAutoscaler"}
+}
