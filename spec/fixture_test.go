@@ -35,6 +35,7 @@ func fixtureRepo(t testing.TB) string {
 		"repo/tools/.keep":       nil,
 		"repo/static/index.html": []byte("<p>hi</p>\n"),
 		"repo/cosign.pub":        publicKeyPEM(t),
+		"repo/keys/cosign.pub":   publicKeyPEM(t),
 		"repo/not-a-key.pub":     []byte("hello\n"),
 	}
 	for name, b := range files {

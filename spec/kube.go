@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"unicode"
@@ -46,6 +47,7 @@ func (l *loader) decodeKubeWorkload(b *hcl.Block, k *KubeTarget, attrs hcl.Attri
 		}
 		if l.cfg.Trust != nil && len(l.cfg.Trust.Keys) > 0 {
 			k.TrustKeys = append([]string(nil), l.cfg.Trust.Keys...)
+			l.checkTrustKeyNames(b, k.TrustKeys)
 		} else if a := attrs["type"]; a != nil {
 			l.diags = append(l.diags, errDiag(a.Expr.Range(), "Missing trust keys",
 				"Kubernetes target %q runs apps with ferry's host image, whose pods verify each artifact's signature against the spec's trust keys before they run it; add a trust block with keys = [\"./cosign.pub\"].", b.Labels[0]))
@@ -130,6 +132,26 @@ func (l *loader) decodeKubeWorkload(b *hcl.Block, k *KubeTarget, attrs hcl.Attri
 
 // decodeResources decodes a resources block and reports whether it sets
 // cpu (validly or not).
+var secretKeyRE = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+
+// checkTrustKeyNames reports trust keys whose file names cannot be keys of
+// the Secret the pods mount them from: each is a file of one directory.
+func (l *loader) checkTrustKeyNames(b *hcl.Block, keys []string) {
+	seen := map[string]string{}
+	for _, p := range keys {
+		name := filepath.Base(p)
+		switch {
+		case len(name) > 253 || !secretKeyRE.MatchString(name):
+			l.diags = append(l.diags, errDiag(l.cfg.Trust.DeclRange, "Invalid trust key",
+				"Kubernetes target %q mounts the trust keys as files of a Secret, and %q is not a Secret key: rename the file to letters, digits, \"-\", \"_\" and \".\".", b.Labels[0], name))
+		case seen[name] != "":
+			l.diags = append(l.diags, errDiag(l.cfg.Trust.DeclRange, "Invalid trust key",
+				"Kubernetes target %q mounts the trust keys as files of one directory, and %s and %s are both named %q: rename one.", b.Labels[0], seen[name], p, name))
+		}
+		seen[name] = p
+	}
+}
+
 func (l *loader) decodeResources(b *hcl.Block) (*KubeResources, bool) {
 	content, d := b.Body.Content(resourcesSchema)
 	l.diags = append(l.diags, d...)

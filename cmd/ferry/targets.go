@@ -21,8 +21,9 @@ type targetOptions = open.Options
 
 // credFlags are the flags that give commands their host credentials.
 type credFlags struct {
-	file          string // --credentials
-	hostTokenFile string // --host-token-file (by hand only)
+	file           string // --credentials
+	hostTokenFile  string // --host-token-file (by hand only)
+	forceConflicts bool   // --force-conflicts (by hand only)
 }
 
 // register adds --credentials and, for commands run by hand, also
@@ -33,6 +34,8 @@ func (f *credFlags) register(cmd *cobra.Command, byHand bool) {
 	if byHand {
 		cmd.Flags().StringVar(&f.hostTokenFile, "host-token-file", "",
 			"bearer token for host targets that name no credential (default: $FERRY_HOST_TOKEN)")
+		cmd.Flags().BoolVar(&f.forceConflicts, "force-conflicts", false,
+			"kubernetes targets: take over fields of same-named objects that another field manager made (server-side apply with force)")
 	}
 }
 
@@ -50,6 +53,7 @@ func (f *credFlags) apply(o targetOptions, byHand bool) (targetOptions, error) {
 	if !byHand {
 		return o, nil
 	}
+	o.ForceConflicts = f.forceConflicts
 	if f.hostTokenFile != "" {
 		b, err := os.ReadFile(expandHome(f.hostTokenFile))
 		if err != nil {

@@ -185,8 +185,8 @@ func Key(t *spec.Target) string {
 
 // kubeTarget builds the driver of a kubernetes target in mode host: the
 // cluster from its kubeconfig and context, the objects' shape from its
-// workload fields, and the trust Secret from the spec's trust keys (read
-// now; a file that cannot be read is an error).
+// workload fields, and the trust Secret from the spec's trust key files
+// (which the driver reads at each Put, so a changed key is deployed).
 func kubeTarget(t *spec.Target, o Options) (targets.Target, error) {
 	k := t.Kubernetes
 	cfg, err := kubeconfig.Load(expandHome(k.Kubeconfig), k.Context)
@@ -196,7 +196,6 @@ func kubeTarget(t *spec.Target, o Options) (targets.Target, error) {
 	ro := render.Options{
 		Namespace: k.Namespace, Image: k.Image, Replicas: k.Replicas,
 		NodeSelector: k.NodeSelector, ImagePullSecrets: k.ImagePullSecrets,
-		TrustKeys: map[string][]byte{},
 	}
 	if r := k.Resources; r != nil {
 		ro.CPU, ro.Memory = r.CPU, r.Memory
@@ -207,18 +206,7 @@ func kubeTarget(t *spec.Target, o Options) (targets.Target, error) {
 	if a := k.Autoscaling; a != nil {
 		ro.Autoscaling = &render.Autoscaling{Min: a.Min, Max: a.Max, CPUPercent: a.CPUPercent}
 	}
-	for _, p := range k.TrustKeys {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("trust key: %w", err)
-		}
-		name := filepath.Base(p)
-		if _, dup := ro.TrustKeys[name]; dup {
-			return nil, fmt.Errorf("two trust keys are named %s; the pods mount them in one directory, so give them different file names", name)
-		}
-		ro.TrustKeys[name] = b
-	}
-	return kdriver.New(cfg, kdriver.Options{Render: ro, ForceConflicts: o.ForceConflicts, RolloutWait: o.RolloutWait, Logger: o.Logger})
+	return kdriver.New(cfg, kdriver.Options{Render: ro, TrustKeyFiles: k.TrustKeys, ForceConflicts: o.ForceConflicts, RolloutWait: o.RolloutWait, Logger: o.Logger})
 }
 
 // hostTarget builds the target of a host block: one control API client, or

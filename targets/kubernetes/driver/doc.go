@@ -15,7 +15,8 @@
 //     back to the spec's value. An object ferry does not manage yet — made
 //     by someone else under the same name — is applied without force, and
 //     a conflict is a *ConflictError naming the other manager and field,
-//     unless Options.ForceConflicts is set.
+//     unless Options.ForceConflicts is set. Turning autoscaling on hands
+//     spec.replicas over (HandoverManager) at its live value.
 //   - Observe lists the namespace's Deployments: those with ferry's labels
 //     are managed apps, the others are reported with Managed false. The
 //     digest is the pod template's ferry.dev/digest annotation.

@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
-	"maps"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -39,13 +40,15 @@ var (
 	_ targets.OwnerRecorder = (*Driver)(nil)
 )
 
-// resources maps the kinds of render.Kinds to their API resources.
-var resources = map[string]schema.GroupVersionResource{
-	"ConfigMap":               {Version: "v1", Resource: "configmaps"},
-	"Secret":                  {Version: "v1", Resource: "secrets"},
-	"Service":                 {Version: "v1", Resource: "services"},
-	"Deployment":              {Group: "apps", Version: "v1", Resource: "deployments"},
-	"HorizontalPodAutoscaler": {Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"},
+// resource returns the API resource of a kind of render.Kinds.
+func resource(kind string) schema.GroupVersionResource {
+	switch kind {
+	case "Deployment":
+		return schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	case "HorizontalPodAutoscaler":
+		return schema.GroupVersionResource{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}
+	}
+	return schema.GroupVersionResource{Version: "v1", Resource: strings.ToLower(kind) + "s"} // ConfigMap, Secret, Service
 }
 
 // Options configure a Driver. Render's Namespace, Image and TrustKeys are
@@ -68,6 +71,11 @@ type Options struct {
 	// SecretHashKey keys the secret hashes (SecretHashes). Nil derives it
 	// from the REST config's credentials (see New).
 	SecretHashKey []byte
+	// TrustKeyFiles are PEM public keys read at every Put and Diff into
+	// Render.TrustKeys (by base name), so a key changed in the spec reaches
+	// the cluster without reopening the driver. A file that cannot be read
+	// fails the Put. Nil leaves Render.TrustKeys as given.
+	TrustKeyFiles []string
 	// Logger receives the driver's debug messages. Nil discards them.
 	Logger *slog.Logger
 }
@@ -91,6 +99,13 @@ type Driver struct {
 func New(cfg *rest.Config, o Options) (*Driver, error) {
 	if o.Render.Namespace == "" {
 		return nil, fmt.Errorf("kubernetes: %w: no namespace", render.ErrInvalid)
+	}
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 && cfg.Burst == 0 {
+		// One Put is about twenty requests, and its rollout wait polls:
+		// client-go's default of 5 per second would make the limiter,
+		// not the cluster, the slow part.
+		cfg.QPS, cfg.Burst = 50, 100
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
@@ -124,7 +139,7 @@ func deriveKey(cfg *rest.Config, ns string) []byte {
 }
 
 func (d *Driver) ri(kind string) dynamic.ResourceInterface {
-	return d.dyn.Resource(resources[kind]).Namespace(d.o.Render.Namespace)
+	return d.dyn.Resource(resource(kind)).Namespace(d.o.Render.Namespace)
 }
 
 // apiErr wraps err from the API: transient failures (the server
@@ -161,7 +176,22 @@ func (d *Driver) render(ctx context.Context, want targets.DesiredApp) ([]render.
 			return nil, apiErr("get Deployment "+want.Name, err)
 		}
 	}
-	objs, err := render.App(want, d.o.Render)
+	ro := d.o.Render
+	if len(d.o.TrustKeyFiles) > 0 {
+		ro.TrustKeys = map[string][]byte{}
+		for _, p := range d.o.TrustKeyFiles {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil, fmt.Errorf("kubernetes: trust key: %w", err)
+			}
+			name := filepath.Base(p)
+			if _, dup := ro.TrustKeys[name]; dup {
+				return nil, fmt.Errorf("kubernetes: %w: two trust keys are named %s; the pods mount them in one directory", render.ErrInvalid, name)
+			}
+			ro.TrustKeys[name] = b
+		}
+	}
+	objs, err := render.App(want, ro)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
@@ -190,6 +220,11 @@ func (d *Driver) Put(ctx context.Context, want targets.DesiredApp) (targets.PutR
 	keep := map[string]bool{}
 	for _, o := range objs {
 		keep[o.Kind+"/"+o.Name] = true
+		if o.Kind == "Deployment" && d.o.Render.Autoscaling != nil {
+			if err := d.handOverReplicas(ctx, o); err != nil {
+				return targets.PutResult{}, err
+			}
+		}
 		if _, err := d.apply(ctx, o, false); err != nil {
 			return targets.PutResult{}, err
 		}
@@ -232,6 +267,55 @@ func (d *Driver) apply(ctx context.Context, o render.Object, dryRun bool) (*unst
 	return out, nil
 }
 
+// HandoverManager is the field manager that holds a Deployment's
+// spec.replicas between ferry letting go of it (autoscaling was turned on)
+// and the HorizontalPodAutoscaler taking it.
+const HandoverManager = "ferry-handover-to-hpa"
+
+// handOverReplicas keeps the replica count of Deployment o when ferry stops
+// setting it (autoscaling turned on): were ferry simply to leave
+// spec.replicas out, server-side apply would remove the field it alone
+// owns and the Deployment would drop to the default of one replica until
+// the autoscaler scales it again. So the live count is first applied by
+// HandoverManager, which keeps it until the autoscaler takes it over
+// (Kubernetes' documented way to transfer ownership). A v1.37 apiserver
+// was seen keeping the count even without the handover (the e2e test
+// checks the outcome, not which of the two kept it); the handover is for
+// the servers that follow the documentation.
+func (d *Driver) handOverReplicas(ctx context.Context, o render.Object) error {
+	live, err := d.ri("Deployment").Get(ctx, o.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return apiErr("get "+o.ID(), err)
+	}
+	set := ferryFields(live)
+	spec, _ := set["f:spec"].(map[string]any)
+	if _, owned := spec["f:replicas"]; !owned || !isOurs(live) {
+		return nil
+	}
+	n, found, _ := unstructured.NestedInt64(live.Object, "spec", "replicas")
+	if !found {
+		return nil
+	}
+	patch := map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": o.Name, "namespace": d.o.Render.Namespace},
+		"spec":     map[string]any{"replicas": n},
+	}
+	data, err := (&unstructured.Unstructured{Object: patch}).MarshalJSON()
+	if err != nil {
+		return err
+	}
+	force := true
+	if _, err := d.ri("Deployment").Patch(ctx, o.Name, types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: HandoverManager, Force: &force}); err != nil {
+		return apiErr("hand spec.replicas of "+o.ID()+" over to the autoscaler", err)
+	}
+	d.log.Debug("handed replicas over", "object", o.ID(), "replicas", n)
+	return nil
+}
+
 // conflictError turns an apply conflict into a *ConflictError.
 func conflictError(object string, err error) error {
 	ce := &ConflictError{Object: object}
@@ -256,7 +340,7 @@ func conflictError(object string, err error) error {
 // inventory lists the objects ferry owns for app, by kind.
 func (d *Driver) inventory(ctx context.Context, app string) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
-	for _, kind := range render.Kinds {
+	for _, kind := range render.Kinds() {
 		list, err := d.ri(kind).List(ctx, metav1.ListOptions{LabelSelector: render.InventorySelector(app)})
 		if err != nil {
 			return nil, apiErr("list "+kind, err)
@@ -415,6 +499,14 @@ func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	if err != nil {
 		return nil, apiErr("list Deployments", err)
 	}
+	secrets, err := d.ri("Secret").List(ctx, metav1.ListOptions{LabelSelector: render.LabelManagedBy + "=" + render.ManagedBy + "," + render.LabelOwner})
+	if err != nil {
+		return nil, apiErr("list Secrets", err)
+	}
+	byName := map[string]*unstructured.Unstructured{}
+	for i := range secrets.Items {
+		byName[secrets.Items[i].GetName()] = &secrets.Items[i]
+	}
 	var out []targets.ObservedApp
 	for i := range list.Items {
 		u := &list.Items[i]
@@ -436,10 +528,7 @@ func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 		if dep.Labels[render.LabelManagedBy] == render.ManagedBy && owned && dep.Labels[render.LabelName] == dep.Name {
 			o.Managed = true
 			o.Owner = dep.Annotations[render.AnnotationOwner]
-			o.SecretHashes, err = d.observedSecretHashes(ctx, dep.Name)
-			if err != nil {
-				return nil, err
-			}
+			o.SecretHashes = d.observedSecretHashes(dep.Name, byName[render.SecretsName(dep.Name)])
 		}
 		out = append(out, o)
 	}
@@ -447,29 +536,19 @@ func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	return out, nil
 }
 
-// observedSecretHashes hashes the values of app's secret Secret; an empty
-// map when it is missing or not ferry's.
-func (d *Driver) observedSecretHashes(ctx context.Context, app string) (map[string]string, error) {
-	u, err := d.ri("Secret").Get(ctx, render.SecretsName(app), metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return map[string]string{}, nil
-	case err != nil:
-		return nil, apiErr("get Secret "+render.SecretsName(app), err)
-	}
-	if u.GetLabels()[render.LabelManagedBy] != render.ManagedBy {
-		return map[string]string{}, nil
-	}
-	data, _, _ := unstructured.NestedStringMap(u.Object, "data")
+// observedSecretHashes hashes the values of app's secret Secret u (one
+// of ferry's; nil when there is none: an empty map).
+func (d *Driver) observedSecretHashes(app string, u *unstructured.Unstructured) map[string]string {
 	vals := map[string]string{}
-	for k, b64 := range data {
-		v, err := decodeBase64(b64)
-		if err != nil {
-			continue
+	if u != nil && u.GetLabels()[render.LabelName] == app {
+		data, _, _ := unstructured.NestedStringMap(u.Object, "data")
+		for k, b64 := range data {
+			if v, err := decodeBase64(b64); err == nil {
+				vals[k] = v
+			}
 		}
-		vals[k] = v
 	}
-	return d.SecretHashes(app, vals), nil
+	return d.SecretHashes(app, vals)
 }
 
 // Diff implements targets.Differ: for each object of want, a dry-run apply

@@ -36,7 +36,7 @@ func (e *ConflictError) Error() string {
 	if len(parts) == 0 {
 		parts = append(parts, "a field is managed by another manager")
 	}
-	return fmt.Sprintf("%s exists and was not made by ferry: %s; remove it, or apply with force_conflicts to take the fields over", e.Object, strings.Join(parts, ", "))
+	return fmt.Sprintf("%s exists and was not made by ferry: %s; remove it, or let ferry take the fields over (force conflicts)", e.Object, strings.Join(parts, ", "))
 }
 
 // Unwrap returns ErrConflict.

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -48,14 +49,25 @@ const (
 
 // Container, ports and paths of the pods (the contract with ferry-host app).
 const (
+	// ContainerName is the pods' one container.
 	ContainerName = "ferry-host"
-	HTTPPort      = 8080
-	HealthPort    = 8081
-	ServicePort   = 80
-	TrustDir      = "/etc/ferry/trust"
-	ConfigDir     = "/etc/ferry/config"
-	SecretsDir    = "/etc/ferry/secrets"
-	StateDir      = "/var/lib/ferry"
+	// HTTPPort serves the app (--listen); the Service's "http" target.
+	HTTPPort = 8080
+	// HealthPort serves /livez and /readyz (--health-listen).
+	HealthPort = 8081
+	// ServicePort is the Service's port.
+	ServicePort = 80
+	// TrustDir holds the trust Secret's keys (--trust-key).
+	TrustDir = "/etc/ferry/trust"
+	// ConfigDir holds the ConfigMap's values (--config-dir).
+	ConfigDir = "/etc/ferry/config"
+	// SecretsDir holds the secret values (--secrets-dir).
+	SecretsDir = "/etc/ferry/secrets"
+	// StateDir is ferry-host's state, an emptyDir (--state-dir).
+	StateDir = "/var/lib/ferry"
+	// RunAsUser is the user and group id the pods run as (the distroless
+	// "nonroot" user).
+	RunAsUser = 65532
 )
 
 // ErrInvalid is wrapped by the errors of options or apps that cannot be
@@ -90,7 +102,9 @@ type Options struct {
 	TrustKeys map[string][]byte
 }
 
-// Toleration is one pod toleration.
+// Toleration is one pod toleration, with Kubernetes' fields and meaning
+// (Operator "Equal" or "Exists"; empty Key and Effect match every taint
+// key and effect).
 type Toleration struct {
 	Key, Operator, Value, Effect string
 }
@@ -116,9 +130,13 @@ type Object struct {
 // ID names the object as targets.ObjectDiff does: "Kind/namespace/name".
 func (o Object) ID() string { return o.Kind + "/" + o.U.GetNamespace() + "/" + o.Name }
 
-// Names of an app's objects.
-func ConfigMapName(app string) string   { return app + "-config" }
-func SecretsName(app string) string     { return app + "-secrets" }
+// ConfigMapName is the name of app's ConfigMap of variable values.
+func ConfigMapName(app string) string { return app + "-config" }
+
+// SecretsName is the name of app's Secret of secret values.
+func SecretsName(app string) string { return app + "-secrets" }
+
+// TrustSecretName is the name of app's Secret of trust keys.
 func TrustSecretName(app string) string { return app + "-trust" }
 
 // OwnerHash is the value of LabelOwner for owner: the first 20 bytes of
@@ -259,9 +277,14 @@ func deployment(want targets.DesiredApp, o Options, labels, ann map[string]strin
 			coreac.VolumeMount().WithName("trust").WithMountPath(TrustDir).WithReadOnly(true),
 			coreac.VolumeMount().WithName("config").WithMountPath(ConfigDir).WithReadOnly(true),
 			coreac.VolumeMount().WithName("secrets").WithMountPath(SecretsDir).WithReadOnly(true),
-			coreac.VolumeMount().WithName("state").WithMountPath(StateDir)).
-		WithSecurityContext(coreac.SecurityContext().WithAllowPrivilegeEscalation(false).
+			coreac.VolumeMount().WithName("state").WithMountPath(StateDir),
+			coreac.VolumeMount().WithName("tmp").WithMountPath("/tmp")).
+		WithSecurityContext(coreac.SecurityContext().WithAllowPrivilegeEscalation(false).WithReadOnlyRootFilesystem(true).
 			WithCapabilities(coreac.Capabilities().WithDrop("ALL")))
+	// The root file system is read-only and the user has no home of its
+	// own: caches go to the state volume, anything else to /tmp.
+	ctr.WithEnv(coreac.EnvVar().WithName("HOME").WithValue("/tmp"),
+		coreac.EnvVar().WithName("XDG_CACHE_HOME").WithValue(StateDir+"/cache"))
 	if o.CPU != "" || o.Memory != "" {
 		rl := corev1.ResourceList{}
 		for rn, q := range map[corev1.ResourceName]string{corev1.ResourceCPU: o.CPU, corev1.ResourceMemory: o.Memory} {
@@ -275,12 +298,10 @@ func deployment(want targets.DesiredApp, o Options, labels, ann map[string]strin
 			rl[rn] = v
 		}
 		ctr.WithResources(coreac.ResourceRequirements().WithRequests(rl).WithLimits(maps.Clone(rl)))
-		if o.Memory != "" {
+		if m, ok := rl[corev1.ResourceMemory]; ok {
 			// The Go runtime of ferry-host keeps its heap under the
-			// container's memory limit (GOMEMLIMIT in bytes, read from
-			// the limit itself).
-			ctr.WithEnv(coreac.EnvVar().WithName("GOMEMLIMIT").WithValueFrom(coreac.EnvVarSource().WithResourceFieldRef(
-				coreac.ResourceFieldSelector().WithContainerName(ContainerName).WithResource("limits.memory"))))
+			// container's memory limit (GOMEMLIMIT, in bytes).
+			ctr.WithEnv(coreac.EnvVar().WithName("GOMEMLIMIT").WithValue(strconv.FormatInt(m.Value(), 10)))
 		}
 	}
 
@@ -290,7 +311,14 @@ func deployment(want targets.DesiredApp, o Options, labels, ann map[string]strin
 		coreac.Volume().WithName("config").WithConfigMap(coreac.ConfigMapVolumeSource().WithName(ConfigMapName(name)).WithOptional(optional)),
 		coreac.Volume().WithName("secrets").WithSecret(coreac.SecretVolumeSource().WithSecretName(SecretsName(name)).WithOptional(optional)),
 		coreac.Volume().WithName("state").WithEmptyDir(coreac.EmptyDirVolumeSource()),
-	).WithSecurityContext(coreac.PodSecurityContext().WithSeccompProfile(coreac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		coreac.Volume().WithName("tmp").WithEmptyDir(coreac.EmptyDirVolumeSource()),
+	).
+		// The "restricted" Pod Security Standard: a fixed unprivileged
+		// user (whatever the image's default), no privilege escalation,
+		// no capabilities, the runtime's seccomp profile, and a read-only
+		// root file system (state and /tmp are emptyDirs).
+		WithSecurityContext(coreac.PodSecurityContext().WithRunAsNonRoot(true).WithRunAsUser(RunAsUser).WithRunAsGroup(RunAsUser).
+			WithFSGroup(RunAsUser).WithSeccompProfile(coreac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 		WithAutomountServiceAccountToken(false)
 	if len(o.NodeSelector) > 0 {
 		pod.WithNodeSelector(o.NodeSelector)
@@ -373,6 +401,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// Kinds are the kinds an app's objects may have, in apply order; the
+// Kinds returns the kinds an app's objects may have, in apply order; the
 // driver's inventory lists each.
-var Kinds = []string{"ConfigMap", "Secret", "Service", "Deployment", "HorizontalPodAutoscaler"}
+func Kinds() []string {
+	return []string{"ConfigMap", "Secret", "Service", "Deployment", "HorizontalPodAutoscaler"}
+}

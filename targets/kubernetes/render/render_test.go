@@ -78,8 +78,8 @@ func TestApp(t *testing.T) {
 					t.Errorf("replicas = %v, want 1", d.Spec.Replicas)
 				}
 				c := d.Spec.Template.Spec.Containers[0]
-				if len(c.Resources.Requests) != 0 || len(c.Resources.Limits) != 0 || len(c.Env) != 0 {
-					t.Errorf("resources %v, env %v; want none", c.Resources, c.Env)
+				if len(c.Resources.Requests) != 0 || len(c.Resources.Limits) != 0 || len(c.Env) != 2 {
+					t.Errorf("resources %v, env %v; want no resources and HOME, XDG_CACHE_HOME", c.Resources, c.Env)
 				}
 				p := d.Spec.Template.Spec
 				if p.NodeSelector != nil || p.Tolerations != nil || p.ImagePullSecrets != nil {
@@ -106,8 +106,8 @@ func TestApp(t *testing.T) {
 					!c.Resources.Limits.Cpu().Equal(want[corev1.ResourceCPU]) || !c.Resources.Requests.Memory().Equal(want[corev1.ResourceMemory]) {
 					t.Errorf("resources = %v, want requests = limits = %v", c.Resources, want)
 				}
-				if len(c.Env) != 1 || c.Env[0].Name != "GOMEMLIMIT" || c.Env[0].ValueFrom.ResourceFieldRef.Resource != "limits.memory" {
-					t.Errorf("env = %+v, want GOMEMLIMIT from limits.memory", c.Env)
+				if len(c.Env) != 3 || c.Env[2].Name != "GOMEMLIMIT" || c.Env[2].Value != "134217728" {
+					t.Errorf("env = %+v, want GOMEMLIMIT=134217728 (128Mi) after HOME and XDG_CACHE_HOME", c.Env)
 				}
 				p := d.Spec.Template.Spec
 				if diff := cmp.Diff(map[string]string{"kubernetes.io/arch": "arm64"}, p.NodeSelector); diff != "" {
@@ -183,7 +183,7 @@ func checkContract(t *testing.T, objs []render.Object, d *appsv1.Deployment) {
 	for _, m := range c.VolumeMounts {
 		mounts[m.Name] = m.MountPath
 	}
-	if diff := cmp.Diff(map[string]string{"trust": "/etc/ferry/trust", "config": "/etc/ferry/config", "secrets": "/etc/ferry/secrets", "state": "/var/lib/ferry"}, mounts); diff != "" {
+	if diff := cmp.Diff(map[string]string{"trust": "/etc/ferry/trust", "config": "/etc/ferry/config", "secrets": "/etc/ferry/secrets", "state": "/var/lib/ferry", "tmp": "/tmp"}, mounts); diff != "" {
 		t.Errorf("mounts: %s", diff)
 	}
 	vols := map[string]string{}
@@ -197,8 +197,21 @@ func checkContract(t *testing.T, objs []render.Object, d *appsv1.Deployment) {
 			vols[v.Name] = "emptyDir"
 		}
 	}
-	if diff := cmp.Diff(map[string]string{"trust": "secret shop-trust", "config": "configmap shop-config", "secrets": "secret shop-secrets", "state": "emptyDir"}, vols); diff != "" {
+	if diff := cmp.Diff(map[string]string{"trust": "secret shop-trust", "config": "configmap shop-config", "secrets": "secret shop-secrets", "state": "emptyDir", "tmp": "emptyDir"}, vols); diff != "" {
 		t.Errorf("volumes: %s", diff)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if env["HOME"] != "/tmp" || env["XDG_CACHE_HOME"] != "/var/lib/ferry/cache" {
+		t.Errorf("env %v: HOME and the cache must be writable with a read-only root", env)
+	}
+	// The "restricted" Pod Security Standard.
+	psc, sc := d.Spec.Template.Spec.SecurityContext, c.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || *psc.RunAsUser != 65532 || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault ||
+		sc == nil || *sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("security contexts: pod %+v, container %+v", psc, sc)
 	}
 	if got := d.Spec.Template.Annotations["ferry.dev/digest"]; got != digest {
 		t.Errorf("pod template digest annotation = %q", got)
