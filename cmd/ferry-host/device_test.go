@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,6 +113,26 @@ func deviceRound(t *testing.T, argv0 []string, wantArch string, within time.Dura
 		t.Errorf("want one enrollment, then the stored identity:\n%s", out)
 	}
 	wantHello(t, p2.appsURL, "hello.localhost")
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p2.Cmd.Process.Pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmRSS:") {
+				t.Logf("device RSS serving one app: %s", strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:")))
+			}
+		}
+	}
+
+	// SIGTERM: a clean stop, exit 0.
+	if err := p2.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p2.Done:
+		if err != nil {
+			t.Errorf("ferry-host device exited with %v after SIGTERM:\n%s", err, p2.Stderr.String())
+		}
+	case <-time.After(within):
+		t.Errorf("ferry-host device still running %v after SIGTERM", within)
+	}
 }
 
 // TestDevice runs the real ferry-host binary (amd64) in device mode.
