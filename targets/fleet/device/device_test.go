@@ -3,10 +3,15 @@ package device_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,10 +36,14 @@ import (
 type world struct {
 	t       *testing.T
 	reg     *embedded.Server
-	rc      *registry.Client
-	trusted signer.Key
-	priv    *signer.PrivateKey
-	rogue   *signer.PrivateKey
+	regAddr string // a counting proxy in front of reg: artifacts are pushed and pulled through it
+
+	mu       sync.Mutex
+	blobGets map[string]int // GETs of each blob digest through regAddr
+	rc       *registry.Client
+	trusted  signer.Key
+	priv     *signer.PrivateKey
+	rogue    *signer.PrivateKey
 }
 
 func newWorld(t *testing.T) *world {
@@ -50,7 +59,27 @@ func newWorld(t *testing.T) *world {
 	}
 	k, priv := hosttest.SecretKeys(t)
 	_, rogue := hosttest.SecretKeys(t)
-	return &world{t: t, reg: reg, rc: rc, trusted: k, priv: priv, rogue: rogue}
+	w := &world{t: t, reg: reg, rc: rc, trusted: k, priv: priv, rogue: rogue, blobGets: map[string]int{}}
+	up, _ := url.Parse("http://" + reg.Addr())
+	rp := httputil.NewSingleHostReverseProxy(up)
+	proxy := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if _, d, ok := strings.Cut(r.URL.Path, "/blobs/"); ok && r.Method == http.MethodGet {
+			w.mu.Lock()
+			w.blobGets[d]++
+			w.mu.Unlock()
+		}
+		rp.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(proxy.Close)
+	w.regAddr = strings.TrimPrefix(proxy.URL, "http://")
+	return w
+}
+
+// blobFetches says how often the blob of content b was downloaded.
+func (w *world) blobFetches(b []byte) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.blobGets[fmt.Sprintf("sha256:%x", sha256.Sum256(b))]
 }
 
 // fixture reads a committed Wasm fixture, relative to the repository root.
@@ -97,7 +126,7 @@ func (w *world) push(wasm []byte, note string, key *signer.PrivateKey) api.Desir
 // and returns the desired app.
 func (w *world) pushApp(app deploy.App, wasm []byte, key *signer.PrivateKey) api.DesiredApp {
 	w.t.Helper()
-	res, err := w.rc.PushApp(context.Background(), w.reg.Addr()+"/apps/"+app.Name, app, map[string][]byte{"web": wasm}, registry.PushOptions{})
+	res, err := w.rc.PushApp(context.Background(), w.regAddr+"/apps/"+app.Name, app, map[string][]byte{"web": wasm}, registry.PushOptions{})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -283,6 +312,14 @@ func TestDeviceLifecycle(t *testing.T) {
 	})
 	t.Logf("reconnected and rolled out v5 %v after the server came back", time.Since(start).Round(time.Millisecond))
 	wantServes(t, h, helloV1)
+	// v5 has v1's module: the device pulled it once, for v1 (v4, refused
+	// before its pull, fetched nothing).
+	if n := w.blobFetches(fixture(t, helloWAT)); n != 1 {
+		t.Errorf("the hello-wat module was downloaded %d times, want once: only missing blobs are fetched", n)
+	}
+	if n := w.blobFetches(fixture(t, helloHost)); n != 1 {
+		t.Errorf("v2's module was downloaded %d times, want once", n)
+	}
 
 	// Restart with the server down: the last good version serves from the
 	// data directory alone, and the device does not enroll again.
