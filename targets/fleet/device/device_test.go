@@ -533,3 +533,90 @@ func TestClientProtocol(t *testing.T) {
 		t.Errorf("status: %v", err)
 	}
 }
+
+// TestFleetOfDevices: five real devices (each its own core and data
+// directory) on one server through a proxy that cuts every connection
+// mid-rollout: each enrolls once with its own token and identity, and all
+// converge on each new version. Run with -race, it is the hammer test of
+// the poller and reporter goroutines.
+func TestFleetOfDevices(t *testing.T) {
+	const n = 5
+	w := newWorld(t)
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("fet_fleet-%d", i)
+	}
+	srv := devicetest.New(t, tokens...)
+	proxy, err := faultproxy.New(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	v1 := w.push(fixture(t, helloWAT), "v1", w.priv)
+	srv.SetDesired(v1)
+	hosts := make([]*device.Host, n)
+	for i := range hosts {
+		h, err := device.Start(context.Background(), device.Config{
+			Device: device.Options{Server: "http://" + proxy.Addr(), EnrollToken: tokens[i], Wait: time.Second, CheckEvery: 50 * time.Millisecond,
+				Backoff: device.Backoff{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}},
+			DataDir: t.TempDir(), Listen: "127.0.0.1:0", Policy: signer.Policy{Keys: []signer.Key{w.trusted}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close(context.Background()) }) //nolint:errcheck // test end
+		hosts[i] = h
+	}
+	converged := func(ver, dgst string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			done := 0
+			for _, d := range srv.Devices() {
+				if len(d.Reports) > 0 {
+					r := d.Reports[len(d.Reports)-1]
+					if a := appStatus(r); r.DesiredVersion == ver && a.Digest == dgst && a.Phase == api.PhaseServing {
+						done++
+					}
+				}
+			}
+			if done == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d devices report %s serving", done, n, dgst)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	converged("1", v1.Digest)
+	ids := map[string]bool{}
+	for _, d := range srv.Devices() {
+		ids[d.ID] = true
+	}
+	if len(ids) != n || srv.Enrollments() != n {
+		t.Fatalf("%d distinct devices, %d enrollments; want %d each", len(ids), srv.Enrollments(), n)
+	}
+
+	v2 := w.push(fixture(t, helloHost), "v2", w.priv)
+	ver := srv.SetDesired(v2)
+	proxy.ResetAll() // cut the long-polls while the rollout starts
+	converged(ver, v2.Digest)
+	proxy.Down()
+	v3 := w.push(fixture(t, helloWAT), "v3", w.priv)
+	ver = srv.SetDesired(v3)
+	time.Sleep(300 * time.Millisecond)
+	for _, h := range hosts {
+		wantServes(t, h, helloV2)
+	}
+	if err := proxy.Up(); err != nil {
+		t.Fatal(err)
+	}
+	converged(ver, v3.Digest)
+	for _, h := range hosts {
+		wantServes(t, h, helloV1)
+	}
+	if srv.Enrollments() != n {
+		t.Errorf("%d enrollments, want %d", srv.Enrollments(), n)
+	}
+}
