@@ -65,7 +65,11 @@ func deviceRound(t *testing.T, argv0 []string, wantArch string, within time.Dura
 	stopReg, hello := helloDesired(t)
 	srv.SetDesired(hello)
 	dir := t.TempDir()
-	argv := append(append([]string{}, argv0...), "device", "--server", srv.URL(), "--enroll-token", deviceEnrollToken,
+	tokenFile := filepath.Join(t.TempDir(), "enroll-token")
+	if err := os.WriteFile(tokenFile, []byte(deviceEnrollToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	argv := append(append([]string{}, argv0...), "device", "--server", srv.URL(), "--enroll-token-file", tokenFile,
 		"--labels", "site=lab,ring=canary", "--data-dir", dir, "--trust-key", trustKeyFile(t),
 		"--listen", "127.0.0.1:0", "--poll-wait", "5s", "--backoff-max", "2s", "--log-level", "debug")
 
@@ -171,6 +175,8 @@ func TestDeviceUsage(t *testing.T) {
 		{[]string{"--server", "http://127.0.0.1:1", "--data-dir", "d"}, "--trust-key"},
 		{[]string{"--server", "http://fleet.example.com", "--data-dir", "d", "--trust-key", key}, "loopback"},
 		{[]string{"--server", "https://fleet.example.com", "--data-dir", "d", "--trust-key", key, "--labels", "novalue"}, "--labels"},
+		{[]string{"--server", "https://fleet.example.com", "--data-dir", "d", "--trust-key", key, "--enroll-token", "a", "--enroll-token-file", key}, "not both"},
+		{[]string{"--server", "https://fleet.example.com", "--data-dir", "d", "--trust-key", key, "--enroll-token-file", "/nonexistent"}, "--enroll-token-file"},
 	} {
 		var stderr bytes.Buffer
 		code := run(t.Context(), append([]string{"device"}, tc.args...), func(string) string { return "" }, &bytes.Buffer{}, &stderr)
