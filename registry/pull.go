@@ -75,7 +75,9 @@ func (p *PulledApp) FileTree(component string) (*FileTree, error) {
 // PullApp reads the app that ref names ("HOST/REPO@DIGEST", or a tag, which
 // is resolved first) into the local OCI-layout cache and returns it. An app
 // already in the cache under a digest reference is served from the cache
-// without any network traffic. Every manifest and blob is verified against
+// without any network traffic; of a new app, only the blobs the cache
+// lacks are downloaded (an unchanged component's module is read from the
+// cache, verified by digest). Every manifest and blob is verified against
 // its digest; a mismatch fails with a BlobError wrapping ErrDigestMismatch
 // that names the blob. Files layers larger than Options.MaxFilesBytes are
 // refused before they are fetched (ErrFilesTooLarge), and every files
@@ -258,6 +260,16 @@ func (c *Client) pullFromRemote(ctx context.Context, rp *remote.Repository, cach
 			role = layerRole(desc)
 		}
 		g.Go(func() error {
+			// A blob another version brought (a component that did not
+			// change) is read from the cache, verified by digest, not
+			// downloaded again.
+			if b, ok := cachedBlob(gctx, cache, desc); ok {
+				mu.Lock()
+				blobs[desc.Digest] = b
+				mu.Unlock()
+				c.log.DebugContext(gctx, "blob served from cache", "role", role, "digest", desc.Digest, "size", desc.Size)
+				return nil
+			}
 			b, err := fetchVerified(gctx, rp, desc)
 			if err != nil {
 				return &BlobError{Role: role, Digest: desc.Digest, Err: err}
@@ -337,6 +349,24 @@ func readVerified(r io.Reader, desc ocispec.Descriptor) ([]byte, error) {
 		return nil, fmt.Errorf("%w: received content has digest %s", ErrDigestMismatch, got)
 	}
 	return b, nil
+}
+
+// cachedBlob returns desc's blob from the cache when it is there and
+// matches desc's size and digest; ok is false otherwise (fetch it).
+func cachedBlob(ctx context.Context, cache *oci.Store, desc ocispec.Descriptor) ([]byte, bool) {
+	if ok, err := cache.Exists(ctx, desc); err != nil || !ok {
+		return nil, false
+	}
+	rc, err := cache.Fetch(ctx, desc)
+	if err != nil {
+		return nil, false
+	}
+	defer rc.Close()
+	b, err := readVerified(rc, desc)
+	if err != nil {
+		return nil, false
+	}
+	return b, true
 }
 
 // pushCache stores b in the cache unless it is there.

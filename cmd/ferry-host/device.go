@@ -20,6 +20,7 @@ import (
 // deviceConfig is the parsed command line of `ferry-host device`.
 type deviceConfig struct {
 	server, enrollToken string
+	enrollTokenFile     string
 	labels              map[string]string
 	name                string
 	dataDir             string
@@ -46,6 +47,7 @@ func parseDeviceFlags(args []string, getenv func(string) string, stderr io.Write
 	}
 	fs.StringVar(&c.server, "server", "", "device server URL: https://..., or http:// to a loopback address only")
 	fs.StringVar(&c.enrollToken, "enroll-token", "", "enrollment token (used once, when DIR holds no credential; default $FERRY_ENROLL_TOKEN)")
+	fs.StringVar(&c.enrollTokenFile, "enroll-token-file", "", "file holding the enrollment token (keeps it out of the process list)")
 	labels := fs.String("labels", "", "the device's labels, k=v,k2=v2 (sent at enrollment)")
 	fs.StringVar(&c.name, "name", "", "the device's name for the server (default: the hostname)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "data directory: the device credential (0600) and the deployed apps (required)")
@@ -80,7 +82,18 @@ func parseDeviceFlags(args []string, getenv func(string) string, stderr io.Write
 	if c.labels, err = device.ParseLabels(*labels); err != nil {
 		return nil, fmt.Errorf("%w: --labels: %v", errUsage, err)
 	}
-	if c.enrollToken == "" {
+	switch {
+	case c.enrollToken != "" && c.enrollTokenFile != "":
+		return nil, fmt.Errorf("%w: give --enroll-token or --enroll-token-file, not both", errUsage)
+	case c.enrollTokenFile != "":
+		b, err := os.ReadFile(c.enrollTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --enroll-token-file: %v", errUsage, err)
+		}
+		if c.enrollToken = strings.TrimSpace(string(b)); c.enrollToken == "" {
+			return nil, fmt.Errorf("%w: --enroll-token-file %s is empty", errUsage, c.enrollTokenFile)
+		}
+	case c.enrollToken == "":
 		c.enrollToken = strings.TrimSpace(getenv("FERRY_ENROLL_TOKEN"))
 	}
 	switch {

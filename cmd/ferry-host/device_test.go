@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,7 +65,11 @@ func deviceRound(t *testing.T, argv0 []string, wantArch string, within time.Dura
 	stopReg, hello := helloDesired(t)
 	srv.SetDesired(hello)
 	dir := t.TempDir()
-	argv := append(append([]string{}, argv0...), "device", "--server", srv.URL(), "--enroll-token", deviceEnrollToken,
+	tokenFile := filepath.Join(t.TempDir(), "enroll-token")
+	if err := os.WriteFile(tokenFile, []byte(deviceEnrollToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	argv := append(append([]string{}, argv0...), "device", "--server", srv.URL(), "--enroll-token-file", tokenFile,
 		"--labels", "site=lab,ring=canary", "--data-dir", dir, "--trust-key", trustKeyFile(t),
 		"--listen", "127.0.0.1:0", "--poll-wait", "5s", "--backoff-max", "2s", "--log-level", "debug")
 
@@ -111,6 +117,27 @@ func deviceRound(t *testing.T, argv0 []string, wantArch string, within time.Dura
 		t.Errorf("want one enrollment, then the stored identity:\n%s", out)
 	}
 	wantHello(t, p2.appsURL, "hello.localhost")
+	// (Under qemu the process is the emulator: its RSS says nothing.)
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p2.Cmd.Process.Pid)); err == nil && len(argv0) == 1 {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmRSS:") {
+				t.Logf("device RSS serving one app: %s", strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:")))
+			}
+		}
+	}
+
+	// SIGTERM: a clean stop, exit 0.
+	if err := p2.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p2.Done:
+		if err != nil {
+			t.Errorf("ferry-host device exited with %v after SIGTERM:\n%s", err, p2.Stderr.String())
+		}
+	case <-time.After(within):
+		t.Errorf("ferry-host device still running %v after SIGTERM", within)
+	}
 }
 
 // TestDevice runs the real ferry-host binary (amd64) in device mode.
@@ -149,6 +176,8 @@ func TestDeviceUsage(t *testing.T) {
 		{[]string{"--server", "http://127.0.0.1:1", "--data-dir", "d"}, "--trust-key"},
 		{[]string{"--server", "http://fleet.example.com", "--data-dir", "d", "--trust-key", key}, "loopback"},
 		{[]string{"--server", "https://fleet.example.com", "--data-dir", "d", "--trust-key", key, "--labels", "novalue"}, "--labels"},
+		{[]string{"--server", "https://fleet.example.com", "--data-dir", "d", "--trust-key", key, "--enroll-token", "a", "--enroll-token-file", key}, "not both"},
+		{[]string{"--server", "https://fleet.example.com", "--data-dir", "d", "--trust-key", key, "--enroll-token-file", "/nonexistent"}, "--enroll-token-file"},
 	} {
 		var stderr bytes.Buffer
 		code := run(t.Context(), append([]string{"device"}, tc.args...), func(string) string { return "" }, &bytes.Buffer{}, &stderr)

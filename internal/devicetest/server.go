@@ -13,9 +13,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,20 +46,42 @@ type Server struct {
 	tb  testing.TB
 	srv *httptest.Server
 
-	mu       sync.Mutex
-	tokens   map[string]int // token -> uses left
-	devices  map[string]*Device
-	byCred   map[string]string // credential -> device ID
-	desired  api.Desired
-	changed  chan struct{} // closed and replaced on every change
-	enrolls  int
-	authSeen []string // every Authorization header value, for the log-leak checks
+	mu      sync.Mutex
+	tokens  map[string]int // token -> uses left
+	devices map[string]*Device
+	byCred  map[string]string // credential -> device ID
+	desired api.Desired
+	changed chan struct{} // closed and replaced on every change
+	enrolls int
 }
 
-// New starts a server on 127.0.0.1 that accepts each of tokens for one
-// enrollment each. It stops when the test ends.
+// New starts a plain-HTTP server on 127.0.0.1 that accepts each of
+// tokens for one enrollment each. It stops when the test ends.
 func New(tb testing.TB, tokens ...string) *Server {
 	tb.Helper()
+	return start(tb, false, tokens)
+}
+
+// NewTLS is New over HTTPS, with a certificate for 127.0.0.1 signed by a
+// test CA (CAFile writes it for a device's CA file).
+func NewTLS(tb testing.TB, tokens ...string) *Server {
+	tb.Helper()
+	return start(tb, true, tokens)
+}
+
+// CAFile writes the PEM certificate an HTTPS server (NewTLS) presents to a
+// file in a temporary directory and returns its path.
+func (s *Server) CAFile() string {
+	s.tb.Helper()
+	p := filepath.Join(s.tb.TempDir(), "fleet-ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
+	if err := os.WriteFile(p, pemBytes, 0o644); err != nil {
+		s.tb.Fatal(err)
+	}
+	return p
+}
+
+func start(tb testing.TB, useTLS bool, tokens []string) *Server {
 	s := &Server{tb: tb, tokens: map[string]int{}, devices: map[string]*Device{}, byCred: map[string]string{},
 		desired: api.Desired{Version: "0", Apps: []api.DesiredApp{}}, changed: make(chan struct{})}
 	for _, t := range tokens {
@@ -66,7 +91,11 @@ func New(tb testing.TB, tokens ...string) *Server {
 	mux.HandleFunc("POST "+api.PathEnroll, s.enroll)
 	mux.HandleFunc("GET /v1/devices/{id}/desired", s.getDesired)
 	mux.HandleFunc("PUT /v1/devices/{id}/status", s.putStatus)
-	s.srv = httptest.NewServer(mux)
+	if useTLS {
+		s.srv = httptest.NewTLSServer(mux)
+	} else {
+		s.srv = httptest.NewServer(mux)
+	}
 	tb.Cleanup(s.Close)
 	return s
 }
@@ -75,7 +104,7 @@ func New(tb testing.TB, tokens ...string) *Server {
 func (s *Server) URL() string { return s.srv.URL }
 
 // Addr is the server's host:port.
-func (s *Server) Addr() string { return strings.TrimPrefix(s.srv.URL, "http://") }
+func (s *Server) Addr() string { return s.srv.Listener.Addr().String() }
 
 // Close stops the server; open long-polls end at once.
 func (s *Server) Close() {
@@ -182,9 +211,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 // auth returns the device of the request's credential, after answering
 // 401 (none, unknown) or 403 (another device's path) itself.
 func (s *Server) auth(w http.ResponseWriter, r *http.Request) *Device {
-	h := r.Header.Get("Authorization")
-	s.authSeen = append(s.authSeen, h)
-	cred, ok := strings.CutPrefix(h, "Bearer ")
+	cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	id, known := s.byCred[cred]
 	if !ok || !known {
 		s.fail(w, http.StatusUnauthorized, api.CodeUnauthorized, "No credential, or one this server does not know.")

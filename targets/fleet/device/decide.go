@@ -128,8 +128,9 @@ func digestOf(a api.DesiredApp) string {
 
 // Statuses is the per-app part of a status report: one AppStatus for
 // every app that is desired or runs, sorted by name. A pure function of
-// the desired state (nil before the first one arrived), what the core
-// runs and the remembered failures:
+// the desired state (nil before the first one arrived: each app that runs
+// is then judged at its own digest), what the core runs and the
+// remembered failures:
 //
 //   - a desired digest that failed permanently while another version
 //     serves is PhaseRolledBack with Failed set to it; with nothing
@@ -157,6 +158,11 @@ func Statuses(d *api.Desired, running []hostapi.AppInfo, failed map[string]Failu
 	for _, ai := range running {
 		run[ai.Name] = ai
 		names[ai.Name] = true
+		if d == nil {
+			// No desired state yet (a restart before the first poll):
+			// what was restored is reported as what it is.
+			desired[ai.Name] = ai.Digest
+		}
 	}
 	out := make([]api.AppStatus, 0, len(names))
 	for _, name := range slices.Sorted(maps.Keys(names)) {

@@ -222,6 +222,13 @@ func (d *Device) pollLoop(ctx context.Context, cred Credential) {
 			fails = 0
 			d.kick()
 		}
+		if changed && cur != nil && had != "" && des.Version == had {
+			// A server that answers 200 with the version the device sent
+			// in If-None-Match would make this loop spin: pace it.
+			if !sleep(ctx, d.opts.Backoff.Delay(0, d.opts.Jitter())) {
+				return
+			}
+		}
 		if changed {
 			cur = &des
 			d.mu.Lock()

@@ -147,7 +147,9 @@ func TestStatuses(t *testing.T) {
 	}{
 		{"nothing yet", nil, nil, nil, []api.AppStatus{}},
 		{"restored before any desired state", nil, []hostapi.AppInfo{serving("web", dA)}, nil,
-			[]api.AppStatus{{Name: "web", Digest: dA, Phase: api.PhaseUpdating, Healthy: true}}},
+			[]api.AppStatus{{Name: "web", Digest: dA, Phase: api.PhaseServing, Healthy: true}}},
+		{"restore failed before any desired state", nil, []hostapi.AppInfo{restoreFailed}, nil,
+			[]api.AppStatus{{Name: "web", Digest: dA, Phase: api.PhaseFailed, Error: restoreFailed.Message}}},
 		{"serving", d(dapp("web", dB)), []hostapi.AppInfo{withPrev}, nil,
 			[]api.AppStatus{{Name: "web", Digest: dB, Previous: dA, Phase: api.PhaseServing, Healthy: true}}},
 		{"unhealthy", d(dapp("web", dB)), []hostapi.AppInfo{unhealthy}, nil,

@@ -1,0 +1,69 @@
+package registry_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/ferry-wasm/ferry/registry"
+)
+
+// TestPullFetchesOnlyMissingBlobs: a second version that changes one
+// component of two downloads that component's module (and its new config
+// and manifest), not the unchanged one, which comes from the cache
+// verified by digest.
+func TestPullFetchesOnlyMissingBlobs(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	up, _ := url.Parse("http://" + srv.Addr())
+	rp := httputil.NewSingleHostReverseProxy(up)
+	var mu sync.Mutex
+	gets := map[string]int{}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, d, ok := strings.Cut(r.URL.Path, "/blobs/"); ok && r.Method == http.MethodGet {
+			mu.Lock()
+			gets[d]++
+			mu.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	addr := strings.TrimPrefix(proxy.URL, "http://")
+
+	c := newClient(t, registry.Options{})
+	app, modules := testApp("v1")
+	v1, err := c.PushApp(ctx, addr+"/apps/hello", app, modules, registry.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	modules2 := map[string][]byte{"web": modules["web"], "api": wasmModule("api module, changed")}
+	v2, err := c.PushApp(ctx, addr+"/apps/hello", app, modules2, registry.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	puller := newClient(t, registry.Options{})
+	if _, err := puller.PullApp(ctx, v1.Ref); err != nil {
+		t.Fatal(err)
+	}
+	pulled, err := puller.PullApp(ctx, v2.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPulled(t, pulled, v2, modules2)
+	mu.Lock()
+	defer mu.Unlock()
+	web, api2 := digest.FromBytes(modules["web"]).String(), digest.FromBytes(modules2["api"]).String()
+	if gets[web] != 1 {
+		t.Errorf("the unchanged module was downloaded %d times, want once", gets[web])
+	}
+	if gets[api2] != 1 {
+		t.Errorf("the changed module was downloaded %d times, want once", gets[api2])
+	}
+}
