@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,6 +64,14 @@ func simPolicy(n int) *spec.FleetTarget {
 type recorder struct {
 	mu  sync.Mutex
 	ran map[string]map[string]bool
+	// last is each device's last reported digest; switches counts the
+	// reports that changed it, by device and new digest.
+	last     map[string]string
+	switches map[string]map[string]int
+}
+
+func newRecorder() *recorder {
+	return &recorder{ran: map[string]map[string]bool{}, last: map[string]string{}, switches: map[string]map[string]int{}}
 }
 
 func (rc *recorder) wrap(h http.Handler) http.Handler {
@@ -77,18 +86,43 @@ func (rc *recorder) wrap(h http.Handler) http.Handler {
 				if rc.ran[id] == nil {
 					rc.ran[id] = map[string]bool{}
 				}
+				running := ""
 				for _, a := range rep.Apps {
 					for _, d := range []string{a.Digest, a.Failed} {
 						if d != "" {
 							rc.ran[id][d] = true
 						}
 					}
+					if a.Name == app {
+						running = a.Digest
+					}
+				}
+				if running != rc.last[id] {
+					if rc.switches[id] == nil {
+						rc.switches[id] = map[string]int{}
+					}
+					rc.switches[id][running]++
+					rc.last[id] = running
 				}
 				rc.mu.Unlock()
 			}
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// running is the digest device id last reported running.
+func (rc *recorder) running(id string) string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.last[id]
+}
+
+// switchesTo counts the reports of device id that switched it to digest.
+func (rc *recorder) switchesTo(id, digest string) int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.switches[id][digest]
 }
 
 func (rc *recorder) ranDigest(id, digest string) bool {
@@ -119,7 +153,7 @@ type fleetEnv struct {
 }
 
 func newFleetEnv(t testing.TB, policy *spec.FleetTarget, maxConns int) *fleetEnv {
-	e := &fleetEnv{t: t, srvDir: t.TempDir(), ctlDir: t.TempDir(), rec: &recorder{ran: map[string]map[string]bool{}}, logs: &testenv.Buffer{}, policy: policy}
+	e := &fleetEnv{t: t, srvDir: t.TempDir(), ctlDir: t.TempDir(), rec: newRecorder(), logs: &testenv.Buffer{}, policy: policy}
 	e.client = &http.Client{Transport: &http.Transport{MaxIdleConns: maxConns + 16, MaxIdleConnsPerHost: maxConns + 16, IdleConnTimeout: time.Minute}}
 	t.Cleanup(e.client.CloseIdleConnections)
 	e.start("127.0.0.1:0")
@@ -357,12 +391,105 @@ func (d *simDevice) run(ctx context.Context, client *http.Client, url func() str
 	}
 }
 
-func runAll(ctx context.Context, devs []*simDevice, client *http.Client, url func() string) *sync.WaitGroup {
+// inProcessMax is the most simulated devices one test process runs: each
+// holds a connection, and the server's end is in the same process, under
+// the machine's cap of 20,000 open files. Larger fleets run in child
+// processes of the test binary (TestSimDeviceProcess).
+const inProcessMax = 4000
+
+// runAll runs devs until ctx ends; wait returns once they stopped. With
+// more than inProcessMax devices in the test, they run in child processes
+// and url must not move.
+func runAll(t testing.TB, ctx context.Context, devs []*simDevice, client *http.Client, url func() string, total int) (wait func()) {
+	if total <= inProcessMax {
+		var wg sync.WaitGroup
+		for _, d := range devs {
+			wg.Go(func() { d.run(ctx, client, url) })
+		}
+		return wg.Wait
+	}
+	var waits []func()
+	for len(devs) > 0 {
+		k := min(len(devs), inProcessMax)
+		waits = append(waits, startChild(t, ctx, devs[:k], url()))
+		devs = devs[k:]
+	}
+	return func() {
+		for _, w := range waits {
+			w()
+		}
+	}
+}
+
+// startChild runs devs in a child process of the test binary until ctx
+// ends.
+func startChild(t testing.TB, ctx context.Context, devs []*simDevice, url string) func() {
+	t.Helper()
+	data, _ := json.Marshal(devs)
+	file := filepath.Join(t.TempDir(), "devices.json")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSimDeviceProcess$", "-test.timeout=0")
+	cmd.Env = append(os.Environ(), "FERRY_FLEET_SIM_CHILD="+file, "FERRY_FLEET_SIM_URL="+url)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		stdin.Close() // the child stops when its stdin closes
+	}()
+	var once sync.Once
+	wait := func() {
+		once.Do(func() {
+			<-ctx.Done()
+			timer := time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() })
+			cmd.Wait()
+			timer.Stop()
+			close(done)
+		})
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return wait
+}
+
+// TestSimDeviceProcess is the child process of a large simulation: it runs
+// the devices of FERRY_FLEET_SIM_CHILD against FERRY_FLEET_SIM_URL until
+// its stdin closes. It is skipped otherwise.
+func TestSimDeviceProcess(t *testing.T) {
+	file := os.Getenv("FERRY_FLEET_SIM_CHILD")
+	if file == "" {
+		t.Skip("only the child of a large fleet simulation")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var devs []*simDevice
+	if err := json.Unmarshal(data, &devs); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		d.switches = map[string]int{}
+	}
+	url := os.Getenv("FERRY_FLEET_SIM_URL")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { io.Copy(io.Discard, os.Stdin); cancel() }()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: len(devs) + 16, MaxIdleConnsPerHost: len(devs) + 16}}
 	var wg sync.WaitGroup
 	for _, d := range devs {
-		wg.Go(func() { d.run(ctx, client, url) })
+		wg.Go(func() { d.run(ctx, client, func() string { return url }) })
 	}
-	return &wg
+	wg.Wait()
 }
 
 func simSize(t testing.TB) int {
@@ -404,8 +531,8 @@ func TestSimRollout(t *testing.T) {
 	t.Logf("%d devices enrolled in %v", n, time.Since(start))
 	ctx, cancel := context.WithCancel(context.Background())
 	url := func() string { return e.url }
-	wg := runAll(ctx, devs, e.client, url)
-	defer func() { cancel(); wg.Wait() }()
+	wait := runAll(t, ctx, devs, e.client, url, n+joiners)
+	defer func() { cancel(); wait() }()
 
 	start = time.Now()
 	e.put(want(v1))
@@ -419,8 +546,8 @@ func TestSimRollout(t *testing.T) {
 	e.put(want(v2))
 	e.waitFor("v2 reaches wave 2", 60*time.Second, func(r Rollout) bool { return r.State.Wave >= 1 || !r.State.Live() })
 	late := enrollMany(t, e.client, e.url, e.secret, joiners, n)
-	wg2 := runAll(ctx, late, e.client, url)
-	defer func() { cancel(); wg2.Wait() }()
+	wait2 := runAll(t, ctx, late, e.client, url, n+joiners)
+	defer func() { cancel(); wait2() }()
 	r = e.waitFor("v2 completes", 60*time.Second, func(r Rollout) bool { return !r.State.Live() })
 	if r.State.Outcome != fleet.OutcomeCompleted || r.State.From != v1 {
 		t.Fatalf("v2: %s", r.Summary)
@@ -428,10 +555,20 @@ func TestSimRollout(t *testing.T) {
 	all := append(devs, late...)
 	e.waitFor("every device healthy on v2", 30*time.Second, func(r Rollout) bool { return r.State.Counts().Healthy == len(all) })
 	t.Logf("v2 to %d devices (%d joined mid-rollout): %v", len(all), joiners, time.Since(start))
+	inProcess := len(all) <= inProcessMax
 	for _, d := range all {
+		if got := e.rec.running(d.ID); got != v2 {
+			t.Fatalf("device %s reports %q, want v2", d.ID, got)
+		}
+		if s := e.rec.switchesTo(d.ID, v2); s != 1 {
+			t.Errorf("device %s switched to v2 %d times, want once", d.ID, s)
+		}
+		if !inProcess {
+			continue
+		}
 		running, vals := d.state()
 		if running != v2 || vals["token"] != secretVal {
-			t.Fatalf("device %s runs %q with values %v, want v2 and the app's values", d.ID, running, len(vals))
+			t.Fatalf("device %s runs %q with %d values, want v2 and the app's values", d.ID, running, len(vals))
 		}
 		if s := d.switchesTo(v2); s != 1 {
 			t.Errorf("device %s was told to switch to v2 %d times", d.ID, s)
@@ -477,8 +614,8 @@ func TestSimAbort(t *testing.T) {
 	waveOf := func(id string) int { w, _ := asg.Wave(id); return w }
 
 	ctx, cancel := context.WithCancel(context.Background())
-	wg := runAll(ctx, devs, e.client, func() string { return e.url })
-	defer func() { cancel(); wg.Wait() }()
+	wait := runAll(t, ctx, devs, e.client, func() string { return e.url }, n)
+	defer func() { cancel(); wait() }()
 	e.put(want(v1))
 	e.waitFor("v1 completes", 60*time.Second, func(r Rollout) bool { return !r.State.Live() })
 
@@ -509,12 +646,11 @@ func TestSimAbort(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for _, d := range devs {
 		for {
-			running, _ := d.state()
-			if running == v1 {
+			if e.rec.running(d.ID) == v1 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("device %s (wave %d) runs %q, want v1", d.ID, waveOf(d.ID)+1, running)
+				t.Fatalf("device %s (wave %d) reports %q, want v1", d.ID, waveOf(d.ID)+1, e.rec.running(d.ID))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -542,8 +678,8 @@ func TestRestartResumes(t *testing.T) {
 	var cur atomic.Value
 	cur.Store(e.url)
 	ctx, cancel := context.WithCancel(context.Background())
-	wg := runAll(ctx, devs, e.client, func() string { return cur.Load().(string) })
-	defer func() { cancel(); wg.Wait() }()
+	wait := runAll(t, ctx, devs, e.client, func() string { return cur.Load().(string) }, n)
+	defer func() { cancel(); wait() }()
 	e.put(want(v1))
 	e.waitFor("v1 completes", 60*time.Second, func(r Rollout) bool { return !r.State.Live() })
 	e.put(want(v2))
