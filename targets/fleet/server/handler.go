@@ -22,6 +22,8 @@ const (
 
 // Handler returns the device API: POST api.PathEnroll, GET desired and PUT
 // status under /v1/devices/{id}/. Every error answer is an api.ErrorBody.
+// Serve it with no WriteTimeout, or one longer than api.MaxWait, so that a
+// long-poll can end with its answer; and over TLS unless on loopback.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+api.PathEnroll, s.enroll)
@@ -143,6 +145,15 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		TokenID: tokID, Enrolled: now, LastSeen: now, Info: req.Info,
 	})
 	s.mu.Lock()
+	for s.devices[id] != nil { // 32 random bits per name: rare, but never overwrite
+		s.mu.Unlock()
+		if id, err = newID(req.Name); err != nil {
+			writeError(w, http.StatusInternalServerError, api.CodeInternal, "The server could not make a device ID.")
+			return
+		}
+		s.mu.Lock()
+	}
+	d.rec.ID = id
 	s.devices[id] = d
 	s.mu.Unlock()
 	if err := s.saveDevice(d); err != nil {

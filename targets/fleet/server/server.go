@@ -219,8 +219,10 @@ type Device struct {
 	// Enrolled is when it enrolled; TokenID with which token.
 	Enrolled time.Time `json:"enrolled"`
 	TokenID  string    `json:"token_id,omitempty"`
-	// LastSeen is the last authenticated request of the device; zero
-	// when none since enrollment. LastReport is the last status report's.
+	// LastSeen is the time of the device's last authenticated request
+	// (the store keeps it as of the last report or enrollment; a poll
+	// updates it in memory only). LastReport is the last status report's;
+	// zero before the first.
 	LastSeen   time.Time `json:"last_seen,omitzero"`
 	LastReport time.Time `json:"last_report,omitzero"`
 	// Status is the last status report; nil before the first.
