@@ -478,3 +478,30 @@ func TestRestartWithRegistryDown(t *testing.T) {
 		t.Fatal("the restarted host never tried the registry")
 	}
 }
+
+// TestUnhealthyAppNotReady: an app that passes its deploy probe and then
+// fails its own health probe (the flaky-health reactor) turns /readyz to
+// 503 "unhealthy: ..." naming the component, while /livez stays 200 (a
+// failing app is not a dead process).
+func TestUnhealthyAppNotReady(t *testing.T) {
+	reg := testenv.Registry(t)
+	key, pub := keyPair(t)
+	app := deploy.App{Name: "flaky", Components: []deploy.Component{{
+		Name: "web", Executor: deploy.ExecutorReactor, Routes: []string{"/..."},
+		Limits: deploy.Limits{MaxConcurrency: 1},
+		Health: &deploy.Health{Path: "/healthz", Interval: deploy.Duration(50 * time.Millisecond),
+			Timeout: deploy.Duration(2 * time.Second), FailureThreshold: 2},
+	}}}
+	ref := push(t, reg, app, filepath.Join(testenv.RepoRoot(t), "targets", "host", "testdata", "flaky-health.wasm"), key)
+	r := start(t, ref, pub, nil)
+	waitFor(t, 30*time.Second, "/readyz 503 unhealthy", func() (bool, string) {
+		code, body := get(t, r.health.URL+"/readyz", "")
+		return code == 503 && strings.HasPrefix(body, "unhealthy: component web: "), strconv.Itoa(code) + " " + body
+	})
+	if code, _ := get(t, r.health.URL+"/livez", ""); code != 200 {
+		t.Fatalf("/livez = %d while the app is unhealthy, want 200", code)
+	}
+	if v := metric(t, r.health.URL, "ferry_host_app_ready"); v != 0 {
+		t.Fatalf("ferry_host_app_ready = %v, want 0", v)
+	}
+}
