@@ -388,6 +388,36 @@ func TestConfigAndSecretsReload(t *testing.T) {
 		})
 	}
 	answers("hi/s3cret-1")
+	// Two clients keep asking while the values change: every answer is a
+	// 200 with one of the value sets, never an error or a mix.
+	allowed := map[string]bool{"hi/s3cret-1": true, "hey/s3cret-1": true, "hey/s3cret-2": true, "hello/s3cret-2": true}
+	stopProbe := make(chan struct{})
+	probeDone := make(chan []string, 2)
+	for range 2 {
+		go func() {
+			var bad []string
+			n := 0
+			for {
+				select {
+				case <-stopProbe:
+					probeDone <- append(bad, "count:"+strconv.Itoa(n))
+					return
+				default:
+				}
+				resp, err := http.Get(r.app.URL + "/")
+				if err != nil {
+					bad = append(bad, err.Error())
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !allowed[string(b)] {
+					bad = append(bad, strconv.Itoa(resp.StatusCode)+" "+string(b))
+				}
+				n++
+			}
+		}()
+	}
 	writeKubeDir(t, cfgDir, map[string]string{"greeting": "hey", "api_key": "from-configmap"})
 	answers("hey/s3cret-1")
 	writeKubeDir(t, secDir, map[string]string{"api_key": "s3cret-2"})
@@ -397,6 +427,13 @@ func TestConfigAndSecretsReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers("hello/s3cret-2")
+	close(stopProbe)
+	for range 2 {
+		res := <-probeDone
+		if len(res) != 1 || res[0] == "count:0" {
+			t.Fatalf("a client during the reloads saw: %v", res)
+		}
+	}
 
 	ai, err := r.a.Core().Get("vars")
 	if err != nil {
