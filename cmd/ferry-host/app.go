@@ -169,6 +169,9 @@ func serveApp(ctx context.Context, c *appConfig, getenv func(string) string, log
 				Insecure: c.registryPlainHTTP,
 				CacheDir: filepath.Join(c.stateDir, "oci-cache"),
 				Logger:   log.With("component", "registry"),
+				// A pod's process may have no HOME (and so no
+				// ~/.docker/config.json to read): then there is none.
+				NoDockerConfig: getenv("HOME") == "" && getenv("DOCKER_CONFIG") == "",
 			},
 			Getenv:             getenv,
 			Policy:             policy,

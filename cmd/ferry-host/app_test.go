@@ -38,7 +38,7 @@ func waitReadyz(t *testing.T, base string, want int, within time.Duration) strin
 
 // TestAppBinary runs the real ferry-host binary in single-app mode the way
 // a pod of the kubernetes target runs it (the trust keys, config and
-// secrets as mounted directories): the signed app becomes ready, answers on
+// secrets as mounted directories, no HOME): the signed app becomes ready, answers on
 // --listen under any Host header, and SIGTERM stops it with exit code 0.
 func TestAppBinary(t *testing.T) {
 	bin := buildHost(t, runtime.GOARCH, "")
@@ -51,6 +51,7 @@ func TestAppBinary(t *testing.T) {
 	cmd := exec.Command(bin, "app", "--ref", ref, "--trust-key", trust,
 		"--config-dir", t.TempDir(), "--secrets-dir", t.TempDir(),
 		"--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0", "--state-dir", t.TempDir(), "--log-format", "json")
+	cmd.Env = []string{"PATH=/"} // a container's environment: no HOME
 	proc, m := testenv.StartProcess(t, cmd, appServingRE, time.Minute)
 	appURL, healthURL := m[1], m[2]
 

@@ -86,6 +86,8 @@ type App struct {
 	warned   map[string]bool   // config-dir names warned about
 }
 
+var _ http.Handler = (*App)(nil)
+
 // New checks opts and opens the host core. It does not contact the
 // registry (Run does). Close releases it.
 func New(opts Options) (*App, error) {

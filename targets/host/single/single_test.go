@@ -388,6 +388,36 @@ func TestConfigAndSecretsReload(t *testing.T) {
 		})
 	}
 	answers("hi/s3cret-1")
+	// Two clients keep asking while the values change: every answer is a
+	// 200 with one of the value sets, never an error or a mix.
+	allowed := map[string]bool{"hi/s3cret-1": true, "hey/s3cret-1": true, "hey/s3cret-2": true, "hello/s3cret-2": true}
+	stopProbe := make(chan struct{})
+	probeDone := make(chan []string, 2)
+	for range 2 {
+		go func() {
+			var bad []string
+			n := 0
+			for {
+				select {
+				case <-stopProbe:
+					probeDone <- append(bad, "count:"+strconv.Itoa(n))
+					return
+				default:
+				}
+				resp, err := http.Get(r.app.URL + "/")
+				if err != nil {
+					bad = append(bad, err.Error())
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !allowed[string(b)] {
+					bad = append(bad, strconv.Itoa(resp.StatusCode)+" "+string(b))
+				}
+				n++
+			}
+		}()
+	}
 	writeKubeDir(t, cfgDir, map[string]string{"greeting": "hey", "api_key": "from-configmap"})
 	answers("hey/s3cret-1")
 	writeKubeDir(t, secDir, map[string]string{"api_key": "s3cret-2"})
@@ -397,6 +427,13 @@ func TestConfigAndSecretsReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers("hello/s3cret-2")
+	close(stopProbe)
+	for range 2 {
+		res := <-probeDone
+		if len(res) != 1 || res[0] == "count:0" {
+			t.Fatalf("a client during the reloads saw: %v", res)
+		}
+	}
 
 	ai, err := r.a.Core().Get("vars")
 	if err != nil {
@@ -476,5 +513,32 @@ func TestRestartWithRegistryDown(t *testing.T) {
 	}
 	if n := p.Accepted(); n == 0 {
 		t.Fatal("the restarted host never tried the registry")
+	}
+}
+
+// TestUnhealthyAppNotReady: an app that passes its deploy probe and then
+// fails its own health probe (the flaky-health reactor) turns /readyz to
+// 503 "unhealthy: ..." naming the component, while /livez stays 200 (a
+// failing app is not a dead process).
+func TestUnhealthyAppNotReady(t *testing.T) {
+	reg := testenv.Registry(t)
+	key, pub := keyPair(t)
+	app := deploy.App{Name: "flaky", Components: []deploy.Component{{
+		Name: "web", Executor: deploy.ExecutorReactor, Routes: []string{"/..."},
+		Limits: deploy.Limits{MaxConcurrency: 1},
+		Health: &deploy.Health{Path: "/healthz", Interval: deploy.Duration(50 * time.Millisecond),
+			Timeout: deploy.Duration(2 * time.Second), FailureThreshold: 2},
+	}}}
+	ref := push(t, reg, app, filepath.Join(testenv.RepoRoot(t), "targets", "host", "testdata", "flaky-health.wasm"), key)
+	r := start(t, ref, pub, nil)
+	waitFor(t, 30*time.Second, "/readyz 503 unhealthy", func() (bool, string) {
+		code, body := get(t, r.health.URL+"/readyz", "")
+		return code == 503 && strings.HasPrefix(body, "unhealthy: component web: "), strconv.Itoa(code) + " " + body
+	})
+	if code, _ := get(t, r.health.URL+"/livez", ""); code != 200 {
+		t.Fatalf("/livez = %d while the app is unhealthy, want 200", code)
+	}
+	if v := metric(t, r.health.URL, "ferry_host_app_ready"); v != 0 {
+		t.Fatalf("ferry_host_app_ready = %v, want 0", v)
 	}
 }
