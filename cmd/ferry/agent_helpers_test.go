@@ -481,7 +481,7 @@ func agentE2EAgentArgs(t *testing.T, e *agentE2EEnv, repo, dataDir string, extra
 	return append([]string{"agent", "--repo", repo, "--listen", "127.0.0.1:0", "--credentials", creds,
 		"--data-dir", filepath.Join(dataDir, "agent"), "--key", e.keyPath,
 		"--build-cache", filepath.Join(dataDir, "build"), "--cache-dir", filepath.Join(dataDir, "oci"),
-		"--log-level", "debug"}, extra...)
+		"--log-level", "debug", "--device-listen", ""}, extra...)
 }
 
 // agentE2EStartAgent runs `ferry agent` in process until the test ends and

@@ -214,6 +214,13 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		err = s.srv.Shutdown(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			// Connections still busy (or opened and never used: net/http
+			// counts those idle only after 5 s) after the grace period
+			// are closed; the server is stopped all the same.
+			s.log.Warn("registry: connections still open after 5s; closing them", "addr", s.addr)
+			err = s.srv.Close()
+		}
 		if serr := <-s.done; err == nil {
 			err = serr
 		}
