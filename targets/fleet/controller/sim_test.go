@@ -54,7 +54,7 @@ func simPolicy(n int) *spec.FleetTarget {
 		Waves:         []spec.Wave{{Percent: 1}, {Percent: 10}, {Percent: 50}, {Percent: 100}},
 		HealthGate:    spec.HealthGate{SuccessRatio: 0.96, Soak: 300 * time.Millisecond},
 		Abort:         spec.Abort{FailureRatio: 0.03, MinSample: max(n/50, 2)},
-		DeviceTimeout: 20 * time.Second,
+		DeviceTimeout: 2 * time.Minute, // generous: a loaded machine must not fail devices
 		AutoRollback:  true,
 	}}
 }
