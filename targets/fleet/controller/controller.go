@@ -81,6 +81,8 @@ type Controller struct {
 	mu     sync.Mutex
 	policy *spec.FleetTarget
 	apps   map[string]*rollout
+	// invHint is the size of the last inventory, to allocate the next once.
+	invHint int
 }
 
 // rollout is one app's rollout; guarded by Controller.mu.
@@ -479,12 +481,13 @@ func (c *Controller) stepLocked(name string, ro *rollout, devs []server.Device) 
 // inventory is the server's devices not revoked, sharing their labels
 // and status with the server (read-only).
 func (c *Controller) inventory() []server.Device {
-	var devs []server.Device
+	devs := make([]server.Device, 0, c.invHint)
 	c.srv.EachDevice(func(d server.Device) {
 		if d.Revoked.IsZero() {
 			devs = append(devs, d)
 		}
 	})
+	c.invHint = len(devs) + 16
 	return devs
 }
 
