@@ -37,7 +37,7 @@ func BenchmarkFleetRollout(b *testing.B) {
 	for i := range b.N {
 		d := want(fmt.Sprintf("sha256:%064x", i+1))
 		e.put(d)
-		e.waitFor("the rollout completes", 10*time.Minute, func(r Rollout) bool {
+		e.waitFor("the rollout completes", 3*time.Minute, func(r Rollout) bool {
 			return r.State.Outcome == fleet.OutcomeCompleted && r.State.Counts().Healthy == n
 		})
 	}

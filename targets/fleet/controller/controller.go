@@ -38,6 +38,9 @@ const keepDigests = 8
 // defaultResync is the longest the loop sleeps without a report.
 const defaultResync = 10 * time.Second
 
+// reportBatch is how long the loop gathers reports before it steps.
+const reportBatch = 50 * time.Millisecond
+
 // Options configure a Controller. Fields marked required must be set; the
 // zero value of the others is their default.
 type Options struct {
@@ -78,6 +81,8 @@ type Controller struct {
 	mu     sync.Mutex
 	policy *spec.FleetTarget
 	apps   map[string]*rollout
+	// invHint is the size of the last inventory, to allocate the next once.
+	invHint int
 }
 
 // rollout is one app's rollout; guarded by Controller.mu.
@@ -149,7 +154,7 @@ func New(opts Options) (*Controller, error) {
 		}
 	}
 	c.mu.Lock()
-	devs := c.srv.Devices(nil)
+	devs := c.inventory()
 	for name, ro := range c.apps {
 		c.applyLocked(name, ro, devs)
 	}
@@ -284,7 +289,7 @@ func (c *Controller) Put(ctx context.Context, want targets.DesiredApp) (targets.
 	if ro == nil || ro.st != st {
 		c.log.Info("fleet rollout started", "target", c.name, "app", want.Name, "from", fleet.Short(st.From), "to", fleet.Short(st.To), "supersedes", fleet.Short(st.Supersedes))
 	}
-	c.applyLocked(want.Name, nro, c.srv.Devices(nil))
+	c.applyLocked(want.Name, nro, c.inventory())
 	c.Wake()
 	if st.Outcome == fleet.OutcomeAborted {
 		return targets.PutResult{}, fmt.Errorf("%w: the rollout of %s to fleet %s: %s", ErrAborted, fleet.Short(st.To), c.name, st.Reason)
@@ -383,7 +388,7 @@ func (c *Controller) saveState(ro *rollout, st *fleet.State) error {
 }
 
 // Start runs the rollouts until ctx ends: it steps every live rollout
-// whenever a device reports, enrolls or is revoked, when the earliest
+// whenever devices report (gathered for 50 ms), enroll or are revoked, when the earliest
 // NextCheck passes, on Wake, and at least every Resync. It returns nil when
 // ctx ends. Errors of one step (a store that cannot be written) are logged
 // and retried at the next wake.
@@ -409,6 +414,13 @@ func (c *Controller) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-reports:
+			// Reports come in bursts: gather them for a moment so that
+			// a fleet's reports cost a few steps, not one each.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(reportBatch):
+			}
 		case <-c.wake:
 		case <-timer.C:
 		}
@@ -422,7 +434,7 @@ func (c *Controller) Start(ctx context.Context) error {
 func (c *Controller) StepAll() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	devs := c.srv.Devices(nil)
+	devs := c.inventory()
 	var next time.Time
 	for _, name := range slices.Sorted(maps.Keys(c.apps)) {
 		ro := c.apps[name]
@@ -464,6 +476,19 @@ func (c *Controller) stepLocked(name string, ro *rollout, devs []server.Device) 
 		}
 	}
 	return dec.NextCheck, nil
+}
+
+// inventory is the server's devices not revoked, sharing their labels
+// and status with the server (read-only).
+func (c *Controller) inventory() []server.Device {
+	devs := make([]server.Device, 0, c.invHint)
+	c.srv.EachDevice(func(d server.Device) {
+		if d.Revoked.IsZero() {
+			devs = append(devs, d)
+		}
+	})
+	c.invHint = len(devs) + 16
+	return devs
 }
 
 // observations turns the inventory into the engine's view of app: every

@@ -251,6 +251,20 @@ func (s *Server) Devices(match func(labels map[string]string) bool) []Device {
 	return out
 }
 
+// EachDevice calls fn for every device, revoked ones included, in no
+// order, while it holds the server's lock: fn must be quick, must not call
+// the Server, and must not keep or modify the Labels map or the Status it
+// is given (they are the server's own, shared to spare a copy per device;
+// a report replaces them rather than changing them). It is the cheap
+// snapshot a controller takes at every step; others use Devices.
+func (s *Server) EachDevice(fn func(Device)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.devices {
+		fn(d.public0())
+	}
+}
+
 // Device returns device id. Errors wrap ErrNotFound.
 func (s *Server) Device(id string) (Device, error) {
 	s.mu.Lock()
@@ -265,8 +279,15 @@ func (s *Server) Device(id string) (Device, error) {
 // public copies d; the caller holds s.mu. Status reports are never
 // modified in place (a report replaces the pointer), so sharing is safe.
 func (d *device) public() Device {
+	p := d.public0()
+	p.Labels = cloneMap(p.Labels)
+	return p
+}
+
+// public0 is public sharing the labels map.
+func (d *device) public0() Device {
 	return Device{
-		ID: d.rec.ID, Name: d.rec.Name, Labels: cloneMap(d.rec.Labels), Info: d.rec.Info,
+		ID: d.rec.ID, Name: d.rec.Name, Labels: d.rec.Labels, Info: d.rec.Info,
 		Enrolled: d.rec.Enrolled, TokenID: d.rec.TokenID, LastSeen: d.rec.LastSeen,
 		LastReport: d.rec.LastReport, Status: d.rec.Status, DesiredVersion: d.version, Revoked: d.rec.Revoked,
 	}
