@@ -39,6 +39,8 @@ run ./targets/host 'Density|SwapsUnderLoad|WarmRestart|DeployGo' 1x
 run ./targets/host 'NeighbourUnderSpin' 1x
 run ./targets/host/control . 20x
 run ./targets/fleet . 1s
+# One 4-wave rollout to 10,000 devices speaking the real protocol (child processes).
+run ./targets/fleet/controller 'FleetRollout' 1x
 run ./builder CachedBuild 1s
 run ./registry . 30x
 run ./signer . 1s
