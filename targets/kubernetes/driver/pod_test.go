@@ -37,7 +37,10 @@ import (
 // the trust Secret, answers the readiness probe's path on the probe's port
 // once ready, and serves the app with the ConfigMap's and the Secret's
 // values. A second apply with a new secret value shows in the running pod
-// after the kubelet refreshes the mounted Secret, without a restart.
+// after the kubelet refreshes the mounted Secret, without a restart. The
+// pod of an artifact signed by an untrusted key never becomes ready: its
+// readiness probe answers 503 "signature: ..." and its app port serves
+// nothing.
 func TestPodRunsAsKubeletWould(t *testing.T) {
 	c := kubetest.Start(t, kubetest.Options{})
 	reg := testenv.Registry(t)
@@ -115,104 +118,111 @@ target "cluster" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dep, err := cs.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pod := dep.Spec.Template.Spec
-	if len(pod.Containers) != 1 {
-		t.Fatalf("%d containers, want 1", len(pod.Containers))
-	}
-	ctr := pod.Containers[0]
-	root := t.TempDir()
-	mount := map[string]string{} // volume name → mount path
-	for _, m := range ctr.VolumeMounts {
-		mount[m.Name] = m.MountPath
-	}
-	// layout writes every volume as the kubelet would.
-	layout := func() {
-		t.Helper()
-		for _, v := range pod.Volumes {
-			path := filepath.Join(root, mount[v.Name])
-			files := map[string][]byte{}
-			switch {
-			case v.ConfigMap != nil:
-				cm, err := cs.CoreV1().ConfigMaps("default").Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
-				if err != nil {
-					t.Fatalf("volume %s: %v", v.Name, err)
-				}
-				for k, s := range cm.Data {
-					files[k] = []byte(s)
-				}
-			case v.Secret != nil:
-				sec, err := cs.CoreV1().Secrets("default").Get(ctx, v.Secret.SecretName, metav1.GetOptions{})
-				if err != nil {
-					t.Fatalf("volume %s: %v", v.Name, err)
-				}
-				files = sec.Data
-			case v.EmptyDir != nil:
-			default:
-				t.Fatalf("volume %s of a kind this test does not lay out: %+v", v.Name, v.VolumeSource)
-			}
-			if err := os.MkdirAll(path, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			for k, b := range files {
-				tmp := filepath.Join(path, "."+k+".tmp")
-				os.WriteFile(tmp, b, 0o644)
-				if err := os.Rename(tmp, filepath.Join(path, k)); err != nil { // atomic, as the kubelet's symlink swap
-					t.Fatal(err)
-				}
-			}
-		}
-	}
-	layout()
-
-	// The container's command line, with every mount path under root and
-	// the two listeners on free loopback ports (the probe's port is
-	// checked against the flag instead).
-	var readiness *corev1.HTTPGetAction
-	if ctr.ReadinessProbe != nil {
-		readiness = ctr.ReadinessProbe.HTTPGet
-	}
-	if readiness == nil {
-		t.Fatal("the container has no HTTP readiness probe")
-	}
-	args := append([]string(nil), ctr.Args...)
-	for i := range args {
-		for _, mp := range mount {
-			if args[i] == mp || strings.HasPrefix(args[i], mp+"/") {
-				args[i] = filepath.Join(root, args[i])
-				break
-			}
-		}
-		if i > 0 && args[i-1] == "--health-listen" {
-			if args[i] != fmt.Sprintf(":%d", readiness.Port.IntValue()) {
-				t.Errorf("--health-listen %s, but the readiness probe asks port %s", args[i], readiness.Port.String())
-			}
-			args[i] = "127.0.0.1:0"
-		}
-		if i > 0 && args[i-1] == "--listen" {
-			args[i] = "127.0.0.1:0"
-		}
-	}
 	bin := filepath.Join(t.TempDir(), "ferry-host")
 	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "./cmd/ferry-host")
 	build.Dir = testenv.RepoRoot(t)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{}
-	for _, e := range ctr.Env {
-		v := e.Value
-		if strings.HasPrefix(v, "/") {
-			v = filepath.Join(root, v) // HOME, XDG_CACHE_HOME: paths in the container
+	// runPod runs the pod of Deployment name as the kubelet would and
+	// returns its listeners, its probes' paths, the process and the
+	// function that lays its volumes out again (a kubelet refresh).
+	runPod := func(name string) (appURL, healthURL, ready, live string, proc *testenv.Process, layout func()) {
+		t.Helper()
+		dep, err := cs.AppsV1().Deployments("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		cmd.Env = append(cmd.Env, e.Name+"="+v)
+		pod := dep.Spec.Template.Spec
+		if len(pod.Containers) != 1 {
+			t.Fatalf("%d containers, want 1", len(pod.Containers))
+		}
+		ctr := pod.Containers[0]
+		root := t.TempDir()
+		mount := map[string]string{} // volume name → mount path
+		for _, m := range ctr.VolumeMounts {
+			mount[m.Name] = m.MountPath
+		}
+		// layout writes every volume as the kubelet would.
+		layout = func() {
+			t.Helper()
+			for _, v := range pod.Volumes {
+				path := filepath.Join(root, mount[v.Name])
+				files := map[string][]byte{}
+				switch {
+				case v.ConfigMap != nil:
+					cm, err := cs.CoreV1().ConfigMaps("default").Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
+					if err != nil {
+						t.Fatalf("volume %s: %v", v.Name, err)
+					}
+					for k, s := range cm.Data {
+						files[k] = []byte(s)
+					}
+				case v.Secret != nil:
+					sec, err := cs.CoreV1().Secrets("default").Get(ctx, v.Secret.SecretName, metav1.GetOptions{})
+					if err != nil {
+						t.Fatalf("volume %s: %v", v.Name, err)
+					}
+					files = sec.Data
+				case v.EmptyDir != nil:
+				default:
+					t.Fatalf("volume %s of a kind this test does not lay out: %+v", v.Name, v.VolumeSource)
+				}
+				if err := os.MkdirAll(path, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for k, b := range files {
+					tmp := filepath.Join(path, "."+k+".tmp")
+					os.WriteFile(tmp, b, 0o644)
+					if err := os.Rename(tmp, filepath.Join(path, k)); err != nil { // atomic, as the kubelet's symlink swap
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		layout()
+
+		// The container's command line, with every mount path under root and
+		// the two listeners on free loopback ports (the probe's port is
+		// checked against the flag instead).
+		var readiness *corev1.HTTPGetAction
+		if ctr.ReadinessProbe != nil {
+			readiness = ctr.ReadinessProbe.HTTPGet
+		}
+		if readiness == nil {
+			t.Fatal("the container has no HTTP readiness probe")
+		}
+		args := append([]string(nil), ctr.Args...)
+		for i := range args {
+			for _, mp := range mount {
+				if args[i] == mp || strings.HasPrefix(args[i], mp+"/") {
+					args[i] = filepath.Join(root, args[i])
+					break
+				}
+			}
+			if i > 0 && args[i-1] == "--health-listen" {
+				if args[i] != fmt.Sprintf(":%d", readiness.Port.IntValue()) {
+					t.Errorf("--health-listen %s, but the readiness probe asks port %s", args[i], readiness.Port.String())
+				}
+				args[i] = "127.0.0.1:0"
+			}
+			if i > 0 && args[i-1] == "--listen" {
+				args[i] = "127.0.0.1:0"
+			}
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{}
+		for _, e := range ctr.Env {
+			v := e.Value
+			if strings.HasPrefix(v, "/") {
+				v = filepath.Join(root, v) // HOME, XDG_CACHE_HOME: paths in the container
+			}
+			cmd.Env = append(cmd.Env, e.Name+"="+v)
+		}
+		proc, m := testenv.StartProcess(t, cmd, regexp.MustCompile(`serving \S+ on (http://\S+), health on (http://\S+)`), 30*time.Second)
+		return m[1], m[2], readiness.Path, ctr.LivenessProbe.HTTPGet.Path, proc, layout
 	}
-	proc, m := testenv.StartProcess(t, cmd, regexp.MustCompile(`serving \S+ on (http://\S+), health on (http://\S+)`), 30*time.Second)
-	appURL, healthURL := m[1], m[2]
+	appURL, healthURL, readyPath, livePath, proc, layout := runPod("web")
 
 	get := func(url string) (int, string) {
 		resp, err := http.Get(url)
@@ -224,7 +234,7 @@ target "cluster" {
 		n, _ := resp.Body.Read(b)
 		return resp.StatusCode, strings.TrimSpace(string(b[:n]))
 	}
-	waitFor := func(what, url string, ok func(int, string) bool) {
+	waitFor := func(what, url string, proc *testenv.Process, ok func(int, string) bool) {
 		t.Helper()
 		deadline := time.Now().Add(time.Minute)
 		for {
@@ -238,11 +248,11 @@ target "cluster" {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	waitFor("readiness probe", healthURL+readiness.Path, func(code int, _ string) bool { return code == http.StatusOK })
-	if code, _ := get(healthURL + ctr.LivenessProbe.HTTPGet.Path); code != http.StatusOK {
-		t.Errorf("liveness probe %s: %d", ctr.LivenessProbe.HTTPGet.Path, code)
+	waitFor("readiness probe", healthURL+readyPath, proc, func(code int, _ string) bool { return code == http.StatusOK })
+	if code, _ := get(healthURL + livePath); code != http.StatusOK {
+		t.Errorf("liveness probe %s: %d", livePath, code)
 	}
-	waitFor("the app with the ConfigMap's and the Secret's values", appURL+"/", func(code int, body string) bool {
+	waitFor("the app with the ConfigMap's and the Secret's values", appURL+"/", proc, func(code int, body string) bool {
 		return code == http.StatusOK && body == "hello/k1"
 	})
 
@@ -252,8 +262,42 @@ target "cluster" {
 		t.Fatal(err)
 	}
 	layout()
-	waitFor("the rotated secret", appURL+"/", func(code int, body string) bool { return code == http.StatusOK && body == "hello/k2" })
+	waitFor("the rotated secret", appURL+"/", proc, func(code int, body string) bool { return code == http.StatusOK && body == "hello/k2" })
 	if strings.Contains(proc.Stderr.String(), "k2") || strings.Contains(proc.Stderr.String(), "k1") {
 		t.Errorf("the pod logged a secret value:\n%s", proc.Stderr.String())
+	}
+
+	// An artifact signed by a key the spec does not trust: its pod never
+	// becomes Ready, its readiness probe says why, and it serves nothing.
+	otherPEM, _, err := signer.GenerateKeyPair([]byte("pw3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPriv, err := signer.LoadPrivateKey(otherPEM, []byte("pw3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := app
+	bad.Name = "bad"
+	resBad, err := rc.PushApp(ctx, reg+"/apps/bad", bad, map[string][]byte{"main": wasm}, registry.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signer.Sign(ctx, resBad.Ref, otherPriv, signer.SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, targets.DesiredApp{Name: "bad", Ref: resBad.Ref, Digest: resBad.Digest.String(), App: bad, Secrets: map[string]string{"api_key": "k1"}}); err != nil {
+		t.Fatal(err)
+	}
+	badApp, badHealth, badReady, _, badProc, _ := runPod("bad")
+	waitFor("the untrusted pod's readiness probe saying why", badHealth+badReady, badProc, func(code int, body string) bool {
+		return code == http.StatusServiceUnavailable && strings.HasPrefix(body, "signature: ")
+	})
+	time.Sleep(2 * time.Second) // it keeps retrying; it must never turn ready
+	if code, body := get(badHealth + badReady); code == http.StatusOK {
+		t.Errorf("the untrusted pod became ready: %q", body)
+	}
+	if code, body := get(badApp + "/"); code == http.StatusOK {
+		t.Errorf("the untrusted pod served the app: %d %q", code, body)
 	}
 }
