@@ -57,10 +57,10 @@ func (l *loader) decodeKubeWorkload(b *hcl.Block, k *KubeTarget, attrs hcl.Attri
 		if s, ok := l.nonEmpty(a); ok {
 			switch {
 			case k.Mode != KubeModeSpinApp:
-				l.diags = append(l.diags, errDiag(a.NameRange, "Unsupported argument",
+				l.diags = append(l.diags, errDiag(a.NameRange, "Executor needs mode spinapp",
 					"The executor names a SpinAppExecutor, which only a kubernetes target in mode \"spinapp\" uses; remove it or set mode = \"spinapp\"."))
 			case len(s) > 253 || !dnsSubdomRE.MatchString(s):
-				l.diags = append(l.diags, errDiag(a.Expr.Range(), "Invalid executor",
+				l.diags = append(l.diags, errDiag(a.Expr.Range(), "Invalid SpinAppExecutor name",
 					"%q is not a Kubernetes object name: use lowercase letters, digits, \"-\" and \".\", up to 253, starting and ending with a letter or digit.", s))
 			default:
 				k.Executor = s

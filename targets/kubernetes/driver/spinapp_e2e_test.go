@@ -102,8 +102,8 @@ type spinAppJSON struct {
 		} `json:"variables"`
 		Checks struct {
 			Readiness, Liveness struct {
-				HTTPGet struct{ Path string } `json:"httpGet"`
-				PeriodSeconds int `json:"periodSeconds"`
+				HTTPGet       struct{ Path string } `json:"httpGet"`
+				PeriodSeconds int                   `json:"periodSeconds"`
 			}
 		} `json:"checks"`
 		Resources struct{ Requests, Limits map[string]string } `json:"resources"`
