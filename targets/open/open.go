@@ -96,7 +96,8 @@ type Options struct {
 	Fleets Fleets
 	// Registry pushes the Spin image of each app of a kubernetes target
 	// in mode "spinapp" to the app's repository. Nil: a client with the
-	// Docker config's logins and the registry package's defaults.
+	// FERRY_REGISTRY_* login (registry.EnvCredentials), the Docker
+	// config's logins and the registry package's defaults.
 	Registry *registry.Client
 }
 
@@ -218,7 +219,11 @@ func kubeTarget(t *spec.Target, o Options) (targets.Target, error) {
 	if k.Mode == spec.KubeModeSpinApp {
 		rc := o.Registry
 		if rc == nil {
-			if rc, err = registry.New(registry.Options{Logger: o.Logger}); err != nil {
+			creds, err := registry.EnvCredentials(os.Getenv)
+			if err != nil {
+				return nil, err
+			}
+			if rc, err = registry.New(registry.Options{Credentials: creds, Logger: o.Logger}); err != nil {
 				return nil, fmt.Errorf("registry: %w", err)
 			}
 		}

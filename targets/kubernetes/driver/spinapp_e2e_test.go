@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/kubernetes/driver"
 	"github.com/ferry-wasm/ferry/targets/open"
@@ -215,15 +216,32 @@ spec:
 	if f := findDiff(diffs, "SpinApp/default/web"); f == nil || f.Change != "create" {
 		t.Fatalf("Diff before Put: %+v", diffs)
 	}
-	start = time.Now()
-	res, err := d.Put(ctx, want)
+	// Planned and applied with sync/plan, as ferry apply does.
+	source := "git@example.com:acme/spec.git"
+	want.Owner = plan.OwnerOf(source, "cluster")
+	dt := plan.Desired{Targets: []plan.DesiredTarget{{Name: "cluster", Type: "kubernetes", Apps: []targets.DesiredApp{want}}}}
+	tgts := map[string]targets.Target{"cluster": d}
+	p, err := plan.Compute(ctx, dt, tgts, plan.PlanOptions{Source: source})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Phase != targets.PhaseProgressing || !strings.Contains(res.Message, "spin-operator") {
-		t.Fatalf("Put without an operator: %+v", res)
+	if n := p.Counts(); n.Create != 1 {
+		t.Fatalf("plan counts %+v, want one create:\n%+v", n, p.Targets)
 	}
-	t.Logf("Put (CRD validation, SSA, image push) in %v", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	applied, err := plan.Apply(ctx, p, tgts, plan.ApplyOptions{Timeout: time.Minute, SecretsFor: plan.SecretsFrom(dt)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing reconciles the SpinApp, so it stays progressing.
+	if r := applied.App("cluster", "web"); r == nil || r.Outcome != plan.OutcomeProgressing || !strings.Contains(r.Detail, "spin-operator") {
+		t.Fatalf("apply result %+v", r)
+	}
+	t.Logf("apply (CRD validation, SSA, image push) in %v", time.Since(start).Round(time.Millisecond))
+	// Nothing reconciles: Put reports progressing, waiting for the operator.
+	if res, err := d.Put(ctx, want); err != nil || res.Phase != targets.PhaseProgressing || !strings.Contains(res.Message, "spin-operator") {
+		t.Fatalf("Put without an operator: %+v %v", res, err)
+	}
 
 	// kubectl's view.
 	sa := getSpinApp(t, c, "web")
