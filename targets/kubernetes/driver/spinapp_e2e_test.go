@@ -358,6 +358,19 @@ spec:
 	if out := kube(t, c, "get", "spinapps,secrets", "-o", "name"); strings.TrimSpace(out) != "spinapp.core.spinkube.dev/other" {
 		t.Errorf("after Delete: %q", out)
 	}
+
+	// A SpinApp of the same name that someone else made is not taken
+	// over: the deploy fails naming the other manager and field.
+	taken := want
+	taken.Name = "other"
+	_, err = d.Put(ctx, taken)
+	var ce *driver.ConflictError
+	if !errors.As(err, &ce) || ce.Object != "SpinApp/default/other" || !strings.Contains(err.Error(), ".spec.image") {
+		t.Fatalf("Put over another manager's SpinApp: %v", err)
+	}
+	if out := kube(t, c, "get", "spinapp", "other", "-o", "jsonpath={.spec.image}"); out != "ghcr.io/example/other:1" {
+		t.Errorf("the other SpinApp's image is now %q", out)
+	}
 }
 
 // checkSpinImage reads the Spin image's manifest and config from the
