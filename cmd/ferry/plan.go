@@ -99,7 +99,7 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 		// Per-app failures: those apps are kept as they run; say so.
 		fmt.Fprintf(s.err, "Warning: %v\nApps that failed to build, push or sign are left as they run.\n", relErr)
 	}
-	topts, err := r.creds.apply(targetOptions{LockTTL: r.lockTTL, Logger: warnLogger(s.err)}, true)
+	topts, err := r.creds.apply(targetOptions{LockTTL: r.lockTTL, Logger: warnLogger(s.err), Registry: c}, true)
 	if err != nil {
 		return nil, withCode(exitError, err)
 	}
