@@ -358,7 +358,11 @@ func targetsForPlan(pl *plan.Plan, specDir string, rf releaseFlags, s streams) (
 	for _, t := range pl.Targets {
 		names = append(names, t.Name)
 	}
-	topts, err := rf.creds.apply(targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err)}, true)
+	rc, err := rf.reg.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	topts, err := rf.creds.apply(targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err), Registry: rc}, true)
 	if err != nil {
 		return nil, nil, err
 	}
