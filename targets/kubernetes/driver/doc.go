@@ -36,7 +36,7 @@
 // SpinAppExecutor exists in the namespace and that no component uses the
 // reactor executor (errors wrap ErrSpinKube or render.ErrInvalid); health is
 // the SpinApp's Available condition and status.readyReplicas (SpinPhase);
-// Observe lists SpinApps.
+// Observe lists SpinApps (a cluster without the CRDs is an ErrSpinKube error, so a plan of the target says what to install).
 //
 // The driver also implements targets.SecretHasher and targets.OwnerRecorder.
 // It is safe for concurrent use.

@@ -29,10 +29,7 @@ func (d *Driver) checkSpin(ctx context.Context, want targets.DesiredApp) error {
 		return fmt.Errorf("kubernetes: %w", err)
 	}
 	if _, err := d.ri("SpinApp").List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("%w: the cluster does not serve SpinApps (%s, resource spinapps): install SpinKube's spin-operator CRDs (spin-operator.crds.yaml: SpinApp and SpinAppExecutor) and the spin-operator before deploying to a target in mode \"spinapp\"", ErrSpinKube, render.SpinAPIVersion)
-		}
-		return apiErr("list SpinApps", err)
+		return spinListErr(err)
 	}
 	exec := d.executor()
 	list, err := d.ri("SpinAppExecutor").List(ctx, metav1.ListOptions{})
@@ -55,6 +52,15 @@ func (d *Driver) checkSpin(ctx context.Context, want targets.DesiredApp) error {
 		have = "it has " + strings.Join(names, ", ")
 	}
 	return fmt.Errorf("%w: SpinAppExecutor %q does not exist in namespace %s (%s): create it (SpinKube's spin-operator.shim-executor.yaml makes %q) or name an existing one with executor = \"...\" in the target", ErrSpinKube, exec, d.o.Render.Namespace, have, render.DefaultExecutor)
+}
+
+// spinListErr is the error of listing SpinApps: ErrSpinKube, saying what
+// to install, when the cluster does not serve them.
+func spinListErr(err error) error {
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%w: the cluster does not serve SpinApps (%s, resource spinapps): install SpinKube's spin-operator CRDs (spin-operator.crds.yaml: SpinApp and SpinAppExecutor) and the spin-operator before deploying to a target in mode \"spinapp\"", ErrSpinKube, render.SpinAPIVersion)
+	}
+	return apiErr("list SpinApps", err)
 }
 
 func (d *Driver) executor() string {
@@ -147,15 +153,15 @@ func (d *Driver) waitSpin(ctx context.Context, app string) (targets.PutResult, e
 }
 
 // observeSpin lists the namespace's SpinApps: ferry's as managed apps,
-// the others as unmanaged ones. The digest is the ferry artifact's (the
+// the others as unmanaged ones; a cluster that does not serve SpinApps is
+// an ErrSpinKube error. The digest is the ferry artifact's (the
 // SpinApp's ferry.dev/digest annotation), not the Spin image's.
 func (d *Driver) observeSpin(ctx context.Context) ([]targets.ObservedApp, error) {
 	list, err := d.ri("SpinApp").List(ctx, metav1.ListOptions{})
 	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil // no SpinApp resource: no apps (Put says what to install)
-		}
-		return nil, apiErr("list SpinApps", err)
+		// A cluster without the CRDs fails the plan of the target with
+		// what to install, rather than planning creates that would fail.
+		return nil, spinListErr(err)
 	}
 	secrets, err := d.ri("Secret").List(ctx, metav1.ListOptions{LabelSelector: render.LabelManagedBy + "=" + render.ManagedBy + "," + render.LabelOwner})
 	if err != nil {

@@ -163,8 +163,18 @@ func TestSpinAppE2E(t *testing.T) {
 	if _, err := d.Put(ctx, want); !errors.Is(err, driver.ErrSpinKube) || !strings.Contains(err.Error(), "does not serve SpinApps") {
 		t.Fatalf("Put without the CRDs: %v", err)
 	}
-	if obs, err := d.Observe(ctx); err != nil || len(obs) != 0 {
-		t.Fatalf("Observe without the CRDs: %v %v", obs, err)
+	if _, err := d.Observe(ctx); !errors.Is(err, driver.ErrSpinKube) || !strings.Contains(err.Error(), "install SpinKube's spin-operator CRDs") {
+		t.Fatalf("Observe without the CRDs: %v", err)
+	}
+	// ... so ferry plan says so for the target.
+	dt0 := plan.Desired{Targets: []plan.DesiredTarget{{Name: "cluster", Type: "kubernetes", Apps: []targets.DesiredApp{want}}}}
+	if p0, err := plan.Compute(ctx, dt0, map[string]targets.Target{"cluster": d}, plan.PlanOptions{Source: "git@example.com:acme/spec.git"}); err == nil {
+		b, _ := json.Marshal(p0)
+		if !strings.Contains(string(b), "spin-operator CRDs") {
+			t.Errorf("the plan does not say what to install: %s", b)
+		}
+	} else if !strings.Contains(err.Error(), "spin-operator CRDs") {
+		t.Errorf("plan without the CRDs: %v", err)
 	}
 
 	start := time.Now()
