@@ -276,8 +276,14 @@ type KubeTarget struct {
 	// Mode is "host" (ferry's own host image; the default) or "spinapp"
 	// (a SpinKube SpinApp).
 	Mode string `json:"mode"`
+	// Executor is the SpinAppExecutor the SpinApps name (mode "spinapp"
+	// only); empty means "containerd-shim-spin", the one SpinKube
+	// installs.
+	Executor string `json:"executor,omitempty"`
 	// Image is the ferry-host container image the app's pods run
-	// (required in mode "host"), best pinned by digest.
+	// (required in mode "host"), best pinned by digest. Mode "spinapp"
+	// does not use it: each app's image is the Spin app ferry makes of
+	// its artifact.
 	Image string `json:"image,omitempty"`
 	// Replicas is the Deployment's replica count; Load defaults it to 1.
 	// It is 0 when Autoscaling is set: the HorizontalPodAutoscaler owns

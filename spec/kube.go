@@ -53,6 +53,20 @@ func (l *loader) decodeKubeWorkload(b *hcl.Block, k *KubeTarget, attrs hcl.Attri
 				"Kubernetes target %q runs apps with ferry's host image, whose pods verify each artifact's signature against the spec's trust keys before they run it; add a trust block with keys = [\"./cosign.pub\"].", b.Labels[0]))
 		}
 	}
+	if a := attrs["executor"]; a != nil {
+		if s, ok := l.nonEmpty(a); ok {
+			switch {
+			case k.Mode != KubeModeSpinApp:
+				l.diags = append(l.diags, errDiag(a.NameRange, "Executor needs mode spinapp",
+					"The executor names a SpinAppExecutor, which only a kubernetes target in mode \"spinapp\" uses; remove it or set mode = \"spinapp\"."))
+			case len(s) > 253 || !dnsSubdomRE.MatchString(s):
+				l.diags = append(l.diags, errDiag(a.Expr.Range(), "Invalid SpinAppExecutor name",
+					"%q is not a Kubernetes object name: use lowercase letters, digits, \"-\" and \".\", up to 253, starting and ending with a letter or digit.", s))
+			default:
+				k.Executor = s
+			}
+		}
+	}
 	if a := attrs["replicas"]; a != nil {
 		if n, ok := l.integer(a, "replicas", 1, math.MaxInt32, "Invalid replicas"); ok {
 			k.Replicas = int32(n)

@@ -19,7 +19,7 @@ var targetSchema = &hcl.BodySchema{
 		{Name: "endpoint"}, {Name: "endpoints"}, {Name: "credential"}, {Name: "token_env"}, {Name: "token_file"},
 		{Name: "ca_file"}, {Name: "client_cert_file"}, {Name: "client_key_file"},
 		{Name: "kubeconfig"}, {Name: "context"}, {Name: "namespace"}, {Name: "mode"},
-		{Name: "image"}, {Name: "replicas"}, {Name: "node_selector"}, {Name: "image_pull_secrets"},
+		{Name: "image"}, {Name: "replicas"}, {Name: "node_selector"}, {Name: "image_pull_secrets"}, {Name: "executor"},
 		{Name: "selector"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "rollout"}, {Type: "resources"}, {Type: "toleration"}, {Type: "autoscaling"}},
@@ -30,7 +30,7 @@ var typeOf = map[string]TargetType{
 	"ca_file": TargetHost, "client_cert_file": TargetHost, "client_key_file": TargetHost,
 	"kubeconfig": TargetKubernetes, "context": TargetKubernetes, "namespace": TargetKubernetes, "mode": TargetKubernetes,
 	"image": TargetKubernetes, "replicas": TargetKubernetes, "node_selector": TargetKubernetes, "image_pull_secrets": TargetKubernetes,
-	"resources": TargetKubernetes, "toleration": TargetKubernetes, "autoscaling": TargetKubernetes,
+	"executor": TargetKubernetes, "resources": TargetKubernetes, "toleration": TargetKubernetes, "autoscaling": TargetKubernetes,
 	"selector": TargetFleet, "rollout": TargetFleet,
 }
 

@@ -217,7 +217,7 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			if token == "" {
 				log.Warn("FERRY_AGENT_TOKEN is not set: the status API refuses every request")
 			}
-			topts, err := creds.apply(targetOptions{}, false)
+			topts, err := creds.apply(targetOptions{Registry: c}, false)
 			if err != nil {
 				return withCode(exitError, err)
 			}

@@ -99,7 +99,7 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 		// Per-app failures: those apps are kept as they run; say so.
 		fmt.Fprintf(s.err, "Warning: %v\nApps that failed to build, push or sign are left as they run.\n", relErr)
 	}
-	topts, err := r.creds.apply(targetOptions{LockTTL: r.lockTTL, Logger: warnLogger(s.err)}, true)
+	topts, err := r.creds.apply(targetOptions{LockTTL: r.lockTTL, Logger: warnLogger(s.err), Registry: c}, true)
 	if err != nil {
 		return nil, withCode(exitError, err)
 	}
@@ -358,7 +358,11 @@ func targetsForPlan(pl *plan.Plan, specDir string, rf releaseFlags, s streams) (
 	for _, t := range pl.Targets {
 		names = append(names, t.Name)
 	}
-	topts, err := rf.creds.apply(targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err)}, true)
+	rc, err := rf.reg.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	topts, err := rf.creds.apply(targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err), Registry: rc}, true)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,6 +1,7 @@
 package open
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-wasm/ferry/registry"
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host/driver"
@@ -92,6 +94,11 @@ type Options struct {
 	// targets are not supported by this caller (ferry plan and apply run
 	// by hand reach no device server) and open as *UnsupportedError.
 	Fleets Fleets
+	// Registry pushes the Spin image of each app of a kubernetes target
+	// in mode "spinapp" to the app's repository. Nil: a client with the
+	// FERRY_REGISTRY_* login (registry.EnvCredentials), the Docker
+	// config's logins and the registry package's defaults.
+	Registry *registry.Client
 }
 
 // Fleets opens the target of a spec fleet target: the controller of its
@@ -127,7 +134,7 @@ func Target(t *spec.Target, o Options) (Opened, error) {
 		}
 		return Opened{Target: tg, Key: Key(t)}, nil
 	case spec.TargetKubernetes:
-		if t.Kubernetes == nil || (t.Kubernetes.Mode != spec.KubeModeHost && t.Kubernetes.Mode != "") {
+		if t.Kubernetes == nil || (t.Kubernetes.Mode != spec.KubeModeHost && t.Kubernetes.Mode != spec.KubeModeSpinApp && t.Kubernetes.Mode != "") {
 			return Opened{}, &UnsupportedError{Name: t.Name, Type: t.Type, Mode: kubeMode(t)}
 		}
 		tg, err := kubeTarget(t, o)
@@ -171,7 +178,8 @@ func Key(t *spec.Target) string {
 			PullSecrets  []string              `json:"image_pull_secrets"`
 			Autoscaling  *spec.KubeAutoscaling `json:"autoscaling"`
 			TrustKeys    []string              `json:"trust_keys"`
-		}{c.Image, c.Replicas, c.Resources, c.NodeSelector, c.Tolerations, c.ImagePullSecrets, c.Autoscaling, c.TrustKeys})
+			Executor     string                `json:"executor,omitempty"`
+		}{c.Image, c.Replicas, c.Resources, c.NodeSelector, c.Tolerations, c.ImagePullSecrets, c.Autoscaling, c.TrustKeys, c.Executor})
 		k += " workload=" + string(b)
 	}
 	if f := t.Fleet; f != nil {
@@ -183,10 +191,11 @@ func Key(t *spec.Target) string {
 	return k
 }
 
-// kubeTarget builds the driver of a kubernetes target in mode host: the
-// cluster from its kubeconfig and context, the objects' shape from its
-// workload fields, and the trust Secret from the spec's trust key files
-// (which the driver reads at each Put, so a changed key is deployed).
+// kubeTarget builds the driver of a kubernetes target: the cluster from
+// its kubeconfig and context, the objects' shape from its workload fields,
+// and, in mode host, the trust Secret from the spec's trust key files
+// (which the driver reads at each Put, so a changed key is deployed); in
+// mode spinapp, the registry client that pushes each app's Spin image.
 func kubeTarget(t *spec.Target, o Options) (targets.Target, error) {
 	k := t.Kubernetes
 	cfg, err := kubeconfig.Load(expandHome(k.Kubeconfig), k.Context)
@@ -206,7 +215,34 @@ func kubeTarget(t *spec.Target, o Options) (targets.Target, error) {
 	if a := k.Autoscaling; a != nil {
 		ro.Autoscaling = &render.Autoscaling{Min: a.Min, Max: a.Max, CPUPercent: a.CPUPercent}
 	}
-	return kdriver.New(cfg, kdriver.Options{Render: ro, TrustKeyFiles: k.TrustKeys, ForceConflicts: o.ForceConflicts, RolloutWait: o.RolloutWait, Logger: o.Logger})
+	do := kdriver.Options{Render: ro, TrustKeyFiles: k.TrustKeys, ForceConflicts: o.ForceConflicts, RolloutWait: o.RolloutWait, Logger: o.Logger}
+	if k.Mode == spec.KubeModeSpinApp {
+		rc := o.Registry
+		if rc == nil {
+			creds, err := registry.EnvCredentials(os.Getenv)
+			if err != nil {
+				return nil, err
+			}
+			if rc, err = registry.New(registry.Options{Credentials: creds, Logger: o.Logger}); err != nil {
+				return nil, fmt.Errorf("registry: %w", err)
+			}
+		}
+		do.Mode, do.SpinImages, do.TrustKeyFiles = kdriver.ModeSpinApp, spinImages{rc}, nil
+		ro.Executor = k.Executor
+		do.Render = ro
+	}
+	return kdriver.New(cfg, do)
+}
+
+// spinImages makes Spin images with a registry client.
+type spinImages struct{ c *registry.Client }
+
+func (s spinImages) SpinImage(ctx context.Context, ref string, push bool) (string, error) {
+	img, err := s.c.SpinImageFor(ctx, ref, push)
+	if err != nil {
+		return "", err
+	}
+	return img.Ref, nil
 }
 
 // hostTarget builds the target of a host block: one control API client, or

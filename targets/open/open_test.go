@@ -83,8 +83,8 @@ func TestTarget(t *testing.T) {
 			err: "target a: credential nope: environment variable FERRY_OPEN_TEST_UNSET (token_env) is empty; set it to the host's control token"},
 		{name: "CA file without certificates", target: hostT("a", "ca", "https://h1.example.com:8443"), creds: creds,
 			err: "target a: credential ca: ca_file " + tokenFile + ": no PEM certificates"},
-		{name: "kubernetes spinapp", target: &spec.Target{Name: "k", Type: spec.TargetKubernetes, Kubernetes: &spec.KubeTarget{Namespace: "default", Mode: spec.KubeModeSpinApp}},
-			err: `target k is of type "kubernetes" in mode "spinapp", which this version of ferry cannot deploy to yet; it was not planned`, unsupp: true},
+		{name: "kubernetes spinapp", target: &spec.Target{Name: "k", Type: spec.TargetKubernetes, Kubernetes: &spec.KubeTarget{
+			Kubeconfig: kubeconfigFile, Namespace: "default", Mode: spec.KubeModeSpinApp, Executor: "containerd-shim-spin"}}, want: "kubernetes"},
 		{name: "kubernetes host", target: kubeT(kubeconfigFile, trustFile), want: "kubernetes"},
 		{name: "kubernetes without a kubeconfig", target: kubeT(filepath.Join(dir, "absent"), trustFile),
 			err: "target k: cluster: stat " + filepath.Join(dir, "absent") + ": no such file or directory"},

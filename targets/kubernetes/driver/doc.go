@@ -1,4 +1,4 @@
-// Package driver is the Kubernetes target in mode "host": it implements
+// Package driver is the Kubernetes target, in mode "host" and "spinapp": it implements
 // targets.Target by server-side applying the objects package render makes
 // of an app (field manager "ferry") to one namespace of a cluster, and
 // reads the cluster's own status back.
@@ -27,6 +27,16 @@
 //     result with the live object on the fields manager "ferry" manages in
 //     it, so defaults the server fills in are never drift; the Secret of
 //     secret values is compared by hash only (SecretHashes), never by value.
+//
+// In mode "spinapp" (Options.Mode ModeSpinApp) the same machinery applies a
+// Secret of secret values and a SpinKube SpinApp per app (see
+// render.SpinApp), whose image is the Spin OCI app Options.SpinImages makes
+// of the artifact and Put pushes first (Diff only computes its digest). Put
+// and Diff first check that the cluster serves SpinApps, that the
+// SpinAppExecutor exists in the namespace and that no component uses the
+// reactor executor (errors wrap ErrSpinKube or render.ErrInvalid); health is
+// the SpinApp's Available condition and status.readyReplicas (SpinPhase);
+// Observe lists SpinApps (a cluster without the CRDs is an ErrSpinKube error, so a plan of the target says what to install).
 //
 // The driver also implements targets.SecretHasher and targets.OwnerRecorder.
 // It is safe for concurrent use.

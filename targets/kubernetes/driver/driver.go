@@ -47,13 +47,40 @@ func resource(kind string) schema.GroupVersionResource {
 		return schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 	case "HorizontalPodAutoscaler":
 		return schema.GroupVersionResource{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers"}
+	case "SpinApp":
+		return schema.GroupVersionResource{Group: "core.spinkube.dev", Version: "v1alpha1", Resource: "spinapps"}
+	case "SpinAppExecutor":
+		return schema.GroupVersionResource{Group: "core.spinkube.dev", Version: "v1alpha1", Resource: "spinappexecutors"}
 	}
 	return schema.GroupVersionResource{Version: "v1", Resource: strings.ToLower(kind) + "s"} // ConfigMap, Secret, Service
 }
 
-// Options configure a Driver. Render's Namespace, Image and TrustKeys are
-// required; every other zero value is the default named on its field.
+// Modes of a Driver (spec.KubeModeHost, spec.KubeModeSpinApp).
+const (
+	// ModeHost runs apps in ferry's host image (a Deployment per app).
+	ModeHost = "host"
+	// ModeSpinApp runs apps as SpinKube SpinApps.
+	ModeSpinApp = "spinapp"
+)
+
+// SpinImager makes the Spin OCI app of a ferry artifact
+// (*registry.Client's SpinImageFor does).
+type SpinImager interface {
+	// SpinImage returns the reference (by digest) of the Spin app made of
+	// the ferry artifact ref, pushing it to the artifact's repository when
+	// push is set; without push it only computes it.
+	SpinImage(ctx context.Context, ref string, push bool) (string, error)
+}
+
+// Options configure a Driver. Render's Namespace is required; in mode
+// host also Render's Image and TrustKeys, in mode spinapp SpinImages;
+// every other zero value is the default named on its field.
 type Options struct {
+	// Mode is ModeHost (empty means ModeHost) or ModeSpinApp.
+	Mode string
+	// SpinImages makes and pushes the Spin image of each app in mode
+	// spinapp. Required in that mode.
+	SpinImages SpinImager
 	// Render shapes the objects (namespace, image, replicas, resources,
 	// scheduling, autoscaling, trust keys).
 	Render render.Options
@@ -99,6 +126,17 @@ type Driver struct {
 func New(cfg *rest.Config, o Options) (*Driver, error) {
 	if o.Render.Namespace == "" {
 		return nil, fmt.Errorf("kubernetes: %w: no namespace", render.ErrInvalid)
+	}
+	switch o.Mode {
+	case "":
+		o.Mode = ModeHost
+	case ModeHost:
+	case ModeSpinApp:
+		if o.SpinImages == nil {
+			return nil, fmt.Errorf("kubernetes: %w: mode spinapp needs a registry client to push Spin images", render.ErrInvalid)
+		}
+	default:
+		return nil, fmt.Errorf("kubernetes: %w: unknown mode %q", render.ErrInvalid, o.Mode)
 	}
 	cfg = rest.CopyConfig(cfg)
 	if cfg.QPS == 0 && cfg.Burst == 0 {
@@ -164,17 +202,46 @@ func (d *Driver) SecretHashes(app string, secrets map[string]string) map[string]
 	return api.SecretHashes(d.key, app, secrets)
 }
 
+// spin reports whether the driver is in mode spinapp.
+func (d *Driver) spin() bool { return d.o.Mode == ModeSpinApp }
+
+// workload is the kind of an app's main object: the one Observe lists and
+// whose status is the app's health.
+func (d *Driver) workload() string {
+	if d.spin() {
+		return "SpinApp"
+	}
+	return "Deployment"
+}
+
+// kinds are the kinds of the app's inventory.
+func (d *Driver) kinds() []string {
+	if d.spin() {
+		return render.SpinKinds()
+	}
+	return render.Kinds()
+}
+
 // render renders want, keeping the owner recorded on the cluster when
-// want names none.
-func (d *Driver) render(ctx context.Context, want targets.DesiredApp) ([]render.Object, error) {
+// want names none. In mode spinapp it first checks the cluster and the
+// app (checkSpin) and makes the app's Spin image, pushed when push is set.
+func (d *Driver) render(ctx context.Context, want targets.DesiredApp, push bool) ([]render.Object, error) {
+	if d.spin() {
+		if err := d.checkSpin(ctx, want); err != nil {
+			return nil, err
+		}
+	}
 	if want.Owner == "" {
-		live, err := d.ri("Deployment").Get(ctx, want.Name, metav1.GetOptions{})
+		live, err := d.ri(d.workload()).Get(ctx, want.Name, metav1.GetOptions{})
 		switch {
 		case err == nil && isOurs(live):
 			want.Owner = live.GetAnnotations()[render.AnnotationOwner]
 		case err != nil && !apierrors.IsNotFound(err):
-			return nil, apiErr("get Deployment "+want.Name, err)
+			return nil, apiErr("get "+d.workload()+" "+want.Name, err)
 		}
+	}
+	if d.spin() {
+		return d.renderSpin(ctx, want, push)
 	}
 	ro := d.o.Render
 	if len(d.o.TrustKeyFiles) > 0 {
@@ -213,14 +280,14 @@ func isOurs(u *unstructured.Unstructured) bool {
 
 // Put implements targets.Target: apply, prune, wait for the rollout.
 func (d *Driver) Put(ctx context.Context, want targets.DesiredApp) (targets.PutResult, error) {
-	objs, err := d.render(ctx, want)
+	objs, err := d.render(ctx, want, true)
 	if err != nil {
 		return targets.PutResult{}, err
 	}
 	keep := map[string]bool{}
 	for _, o := range objs {
 		keep[o.Kind+"/"+o.Name] = true
-		if o.Kind == "Deployment" && d.o.Render.Autoscaling != nil {
+		if o.Kind == "Deployment" && d.o.Render.Autoscaling != nil && !d.spin() {
 			if err := d.handOverReplicas(ctx, o); err != nil {
 				return targets.PutResult{}, err
 			}
@@ -231,6 +298,9 @@ func (d *Driver) Put(ctx context.Context, want targets.DesiredApp) (targets.PutR
 	}
 	if err := d.prune(ctx, want.Name, keep); err != nil {
 		return targets.PutResult{}, err
+	}
+	if d.spin() {
+		return d.waitSpin(ctx, want.Name)
 	}
 	return d.wait(ctx, want.Name)
 }
@@ -340,8 +410,11 @@ func conflictError(object string, err error) error {
 // inventory lists the objects ferry owns for app, by kind.
 func (d *Driver) inventory(ctx context.Context, app string) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
-	for _, kind := range render.Kinds() {
+	for _, kind := range d.kinds() {
 		list, err := d.ri(kind).List(ctx, metav1.ListOptions{LabelSelector: render.InventorySelector(app)})
+		if err != nil && kind == "SpinApp" && apierrors.IsNotFound(err) {
+			continue // the cluster does not serve SpinApps: there are none
+		}
 		if err != nil {
 			return nil, apiErr("list "+kind, err)
 		}
@@ -495,6 +568,9 @@ func Phase(dep *appsv1.Deployment) (targets.Phase, string) {
 // Observe implements targets.Target: every Deployment of the namespace,
 // ferry's as managed apps and the others as unmanaged ones.
 func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
+	if d.spin() {
+		return d.observeSpin(ctx)
+	}
 	list, err := d.ri("Deployment").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, apiErr("list Deployments", err)
@@ -555,7 +631,7 @@ func (d *Driver) observedSecretHashes(app string, u *unstructured.Unstructured) 
 // compared with the live object on the fields ferry manages, plus the
 // objects of the inventory that want no longer has.
 func (d *Driver) Diff(ctx context.Context, want targets.DesiredApp) ([]targets.ObjectDiff, error) {
-	objs, err := d.render(ctx, want)
+	objs, err := d.render(ctx, want, false)
 	if err != nil {
 		return nil, err
 	}

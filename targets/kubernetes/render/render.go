@@ -100,6 +100,9 @@ type Options struct {
 	// TrustKeys are the trust public keys by file base name ("cosign.pub")
 	// and their PEM content, put in the trust Secret. At least one.
 	TrustKeys map[string][]byte
+	// Executor is the SpinAppExecutor of mode "spinapp" (SpinApp); empty
+	// means DefaultExecutor. Not used by App.
+	Executor string
 }
 
 // Toleration is one pod toleration, with Kubernetes' fields and meaning

@@ -1,0 +1,24 @@
+# executor names a SpinAppExecutor: only mode spinapp has one, and it is an object name.
+app "hello" {
+  component "web" {
+    wasm = "./hello.wasm"
+  }
+}
+
+trust {
+  keys = ["./cosign.pub"]
+}
+
+target "host-mode" {
+  type     = "kubernetes"
+  apps     = ["hello"]
+  image    = "ghcr.io/ferry-wasm/ferry-host:v1"
+  executor = "containerd-shim-spin" # ERROR: Executor needs mode spinapp
+}
+
+target "spin" {
+  type     = "kubernetes"
+  mode     = "spinapp"
+  apps     = ["hello"]
+  executor = "Shim_Spin" # ERROR: Invalid SpinAppExecutor name
+}
