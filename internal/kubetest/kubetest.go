@@ -199,6 +199,12 @@ func Start(t testing.TB, opts Options) *Cluster {
 			"--secure-port", "0",
 			"--service-account-private-key-file", c.path("sa.key"),
 			"--use-service-account-credentials=false",
+			// kwok renews its Node's status about once a minute and keeps
+			// no Lease; with the default grace (50 s) the node lifecycle
+			// controller marks the Node unreachable and every Pod on it
+			// NotReady after a minute, and kwok never sets them Ready
+			// again. Nothing here tests node failure, so never do that.
+			"--node-monitor-grace-period=1h",
 		)
 		sched := c.start("kube-scheduler", schedBin,
 			"--kubeconfig", c.Kubeconfig,
@@ -251,7 +257,8 @@ func fakeNode() *corev1.Node {
 	res := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("32"),
 		corev1.ResourceMemory: resource.MustParse("256Gi"),
-		corev1.ResourcePods:   resource.MustParse("110"),
+		// Room for the benchmarks' thousands of pods (a kubelet's default is 110).
+		corev1.ResourcePods: resource.MustParse("5000"),
 	}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{

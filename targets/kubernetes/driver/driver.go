@@ -109,11 +109,13 @@ type Options struct {
 
 // Driver deploys apps to one namespace of a cluster. Make one with New.
 type Driver struct {
-	dyn  dynamic.Interface
-	o    Options
-	key  []byte
-	log  *slog.Logger
-	poll time.Duration
+	// snaps is Diff's listing of ferry's objects (see snapshotNow).
+	snaps snapCache
+	dyn   dynamic.Interface
+	o     Options
+	key   []byte
+	log   *slog.Logger
+	poll  time.Duration
 }
 
 // New returns a driver for the cluster cfg reaches. It does not contact the
@@ -280,6 +282,8 @@ func isOurs(u *unstructured.Unstructured) bool {
 
 // Put implements targets.Target: apply, prune, wait for the rollout.
 func (d *Driver) Put(ctx context.Context, want targets.DesiredApp) (targets.PutResult, error) {
+	d.snaps.drop()
+	defer d.snaps.drop()
 	objs, err := d.render(ctx, want, true)
 	if err != nil {
 		return targets.PutResult{}, err
@@ -318,7 +322,11 @@ func (d *Driver) apply(ctx context.Context, o render.Object, dryRun bool) (*unst
 			return nil, apiErr("get "+o.ID(), err)
 		}
 	}
-	data, err := o.U.MarshalJSON()
+	u, err := withApplied(o)
+	if err != nil {
+		return nil, err
+	}
+	data, err := u.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %s: %w", o.ID(), err)
 	}
@@ -460,6 +468,8 @@ func (d *Driver) deleteObject(ctx context.Context, u *unstructured.Unstructured)
 // with the app's name, ferry's managed-by label and an owner label), and
 // nothing else.
 func (d *Driver) Delete(ctx context.Context, name string) error {
+	d.snaps.drop()
+	defer d.snaps.drop()
 	inv, err := d.inventory(ctx, name)
 	if err != nil {
 		return err
@@ -568,6 +578,9 @@ func Phase(dep *appsv1.Deployment) (targets.Phase, string) {
 // Observe implements targets.Target: every Deployment of the namespace,
 // ferry's as managed apps and the others as unmanaged ones.
 func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
+	if err := d.refreshSnapshot(ctx); err != nil {
+		return nil, err
+	}
 	if d.spin() {
 		return d.observeSpin(ctx)
 	}
@@ -635,17 +648,32 @@ func (d *Driver) Diff(ctx context.Context, want targets.DesiredApp) ([]targets.O
 	if err != nil {
 		return nil, err
 	}
+	// One listing of ferry's objects serves every app of a plan; an
+	// object ferry applied exactly as it would now, with every field it
+	// sets unchanged, needs no request at all. Anything else is asked of
+	// the server (a dry-run apply), which is always right.
+	snap, err := d.snapshotFor(ctx, want.Name)
+	if err != nil {
+		return nil, err
+	}
 	var out []targets.ObjectDiff
 	keep := map[string]bool{}
 	for _, o := range objs {
 		keep[o.Kind+"/"+o.Name] = true
-		live, err := d.ri(o.Kind).Get(ctx, o.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			out = append(out, targets.ObjectDiff{Object: o.ID(), Change: "create"})
+		live := snap.objs[o.Kind+"/"+o.Name]
+		if live == nil {
+			// Not ferry's, or not there: ask.
+			got, err := d.ri(o.Kind).Get(ctx, o.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				out = append(out, targets.ObjectDiff{Object: o.ID(), Change: "create"})
+				continue
+			}
+			if err != nil {
+				return nil, apiErr("get "+o.ID(), err)
+			}
+			live = got
+		} else if !isSecretValues(o) && unchanged(o, live) {
 			continue
-		}
-		if err != nil {
-			return nil, apiErr("get "+o.ID(), err)
 		}
 		var fields []string
 		if o.Kind == "Secret" && o.Name == render.SecretsName(want.Name) {
@@ -668,7 +696,7 @@ func (d *Driver) Diff(ctx context.Context, want targets.DesiredApp) ([]targets.O
 			out = append(out, targets.ObjectDiff{Object: o.ID(), Change: "update", Fields: fields})
 		}
 	}
-	inv, err := d.inventory(ctx, want.Name)
+	inv, err := snap.inventoryOf(want.Name)
 	if err != nil {
 		return nil, err
 	}
