@@ -53,6 +53,22 @@ func (l *loader) decodeKubeWorkload(b *hcl.Block, k *KubeTarget, attrs hcl.Attri
 				"Kubernetes target %q runs apps with ferry's host image, whose pods verify each artifact's signature against the spec's trust keys before they run it; add a trust block with keys = [\"./cosign.pub\"].", b.Labels[0]))
 		}
 	}
+	if k.Mode == KubeModeSpinApp {
+		// A SpinApp has no field for these: refuse them rather than
+		// ignore them at deploy.
+		for _, name := range []string{"image", "node_selector"} {
+			if a := attrs[name]; a != nil {
+				l.diags = append(l.diags, errDiag(a.NameRange, "Not valid in mode spinapp",
+					"A SpinApp has no field for %s: spin-operator chooses the image and the pods' placement. Remove it, or use mode = \"host\".", name))
+			}
+		}
+		for _, blk := range blocks {
+			if blk.Type == "toleration" {
+				l.diags = append(l.diags, errDiag(blk.DefRange, "Not valid in mode spinapp",
+					"A SpinApp has no field for tolerations: spin-operator chooses the pods' placement. Remove the block, or use mode = \"host\"."))
+			}
+		}
+	}
 	if a := attrs["executor"]; a != nil {
 		if s, ok := l.nonEmpty(a); ok {
 			switch {
