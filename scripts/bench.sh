@@ -41,8 +41,8 @@ run ./targets/host/control . 20x
 run ./targets/fleet . 1s
 # One 4-wave rollout to 10,000 devices speaking the real protocol (child processes).
 run ./targets/fleet/controller 'FleetRollout' 1x
-# ferry against kubectl apply --server-side: 1,000 apps to Ready on one kwok cluster, then a no-op plan.
-export FERRY_BENCH_KUBE_APPS=${FERRY_BENCH_KUBE_APPS:-1000}
+# ferry against kubectl apply --server-side: N apps (FERRY_BENCH_KUBE_APPS, default 100) to Ready
+# on one kwok cluster, then a no-op plan.
 run ./targets/kubernetes/driver 'ApplyVsKubectl' 1x
 run ./builder CachedBuild 1s
 run ./registry . 30x
