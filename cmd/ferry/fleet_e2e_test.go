@@ -21,7 +21,7 @@ import (
 
 // fleetE2ESpec is a spec rolling app alpha (blocks) out to the devices
 // labelled ring=edge in two waves of one device each (2 devices), moving
-// on after a 5 s soak (longer than a device takes to find and report a
+// on after a 10 s soak (longer than a device takes to find and report a
 // failing health probe), and aborting at the first failure.
 func fleetE2ESpec(repo string, blocks ...string) string {
 	return fmt.Sprintf(`registry {
@@ -40,7 +40,7 @@ target "edge" {
 
     health_gate {
       success_ratio = 1
-      soak          = "5s"
+      soak          = "10s"
     }
     abort {
       failure_ratio = 0
@@ -67,13 +67,13 @@ type fleetE2EDevice struct {
 // TestFleetE2ERollout is the fleet path end to end with real parts only: a
 // git push, `ferry agent` (in process) building, signing and pushing to a
 // real registry, its device API, `ferry fleet token create`, and two real
-// `ferry-host device` processes that enroll with the token, pull the
-// artifact by digest, verify it against their own trust key and serve it.
+// `ferry-host device` processes — linux/arm64 and linux/arm/v7 builds
+// under qemu-user — that enroll with the token, pull the artifact by
+// digest, verify it against their own trust key and serve it.
 // A second commit rolls out wave by wave; a third, whose health probe
 // fails on the device, is rolled back by the device of the first wave,
 // aborts the rollout, and never reaches the device of the second wave.
 func TestFleetE2ERollout(t *testing.T) {
-	_, hostBin := e2eBinaries(t)
 	e := agentE2ENewEnv(t)
 	reg := agentE2ENewRegistry(t)
 	srv := gittest.NewServer(t, gittest.Options{})
@@ -137,13 +137,26 @@ func TestFleetE2ERollout(t *testing.T) {
 		t.Fatalf("token create -o json: %v\n%s", err, tokOut)
 	}
 
-	start := func(name string) *fleetE2EDevice {
+	// The devices are ARM boards: ferry-host cross-built for linux/arm64
+	// and linux/arm/v7, run under qemu-user.
+	start := func(name, goarch, goarm, emulator, cpu string) *fleetE2EDevice {
 		t.Helper()
-		cmd := exec.Command(hostBin, "device", "--server", deviceAPI, "--enroll-token", tok.Secret,
+		emu, err := exec.LookPath(emulator)
+		if err != nil {
+			t.Fatalf("%s not found (%v): scripts/testdeps.sh installs qemu-user-static", emulator, err)
+		}
+		bin := filepath.Join(t.TempDir(), "ferry-host-"+goarch)
+		build := exec.Command("go", "build", "-buildvcs=false", "-trimpath", "-o", bin, "./cmd/ferry-host")
+		build.Dir = testenv.RepoRoot(t)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOARM="+goarm)
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build ferry-host for %s: %v\n%s", goarch, err, out)
+		}
+		cmd := exec.Command(emu, "-cpu", cpu, bin, "device", "--server", deviceAPI, "--enroll-token", tok.Secret,
 			"--labels", "site=lab", "--name", name, "--data-dir", filepath.Join(t.TempDir(), name),
 			"--trust-key", e.pubPath, "--listen", "127.0.0.1:0", "--poll-wait", "5s", "--heartbeat", "1s")
 		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(t.TempDir(), "docker"))
-		proc, m := testenv.StartProcess(t, cmd, fleetE2EDeviceRE, 30*time.Second)
+		proc, m := testenv.StartProcess(t, cmd, fleetE2EDeviceRE, 2*time.Minute)
 		d := &fleetE2EDevice{AppsURL: m[1], proc: proc}
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -152,13 +165,16 @@ func TestFleetE2ERollout(t *testing.T) {
 		})
 		return d
 	}
-	devs := []*fleetE2EDevice{start("rpi-a"), start("rpi-b")}
+	devs := []*fleetE2EDevice{
+		start("rpi-a", "arm64", "", "qemu-aarch64-static", "cortex-a72"),
+		start("rpi-b", "arm", "7", "qemu-arm-static", "cortex-a7"),
+	}
 	for _, d := range devs {
 		agentE2EWaitServing(t, d.AppsURL, "alpha", "alpha v1", 2*time.Minute)
 	}
 
 	// Both devices are in the inventory, with the token's label, their
-	// arch, and alpha serving; the token is used up.
+	// arch, and alpha serving.
 	var inv []server.Device
 	if err := json.Unmarshal([]byte(cli("fleet", "devices", "-l", "ring=edge", "-o", "json")), &inv); err != nil {
 		t.Fatal(err)
@@ -167,7 +183,7 @@ func TestFleetE2ERollout(t *testing.T) {
 		t.Fatalf("fleet devices -l ring=edge: %d devices, want 2: %+v", len(inv), inv)
 	}
 	for _, d := range inv {
-		if d.Labels["ring"] != "edge" || d.Labels["site"] != "lab" || d.Info.Arch == "" || d.TokenID != tok.Token.ID {
+		if d.Labels["ring"] != "edge" || d.Labels["site"] != "lab" || (d.Info.Arch != "arm64" && d.Info.Arch != "arm/v7") || d.TokenID != tok.Token.ID {
 			t.Errorf("device %s: labels %v arch %q token %q", d.ID, d.Labels, d.Info.Arch, d.TokenID)
 		}
 	}
