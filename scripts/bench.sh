@@ -39,6 +39,8 @@ run ./targets/host 'Density|SwapsUnderLoad|WarmRestart|DeployGo' 1x
 run ./targets/host 'NeighbourUnderSpin' 1x
 run ./targets/host/control . 20x
 run ./targets/fleet . 1s
+# Device footprint: binary sizes per arch, idle RSS in device mode.
+run ./cmd/ferry-host 'DeviceFootprint' 1x
 # One 4-wave rollout to 10,000 devices speaking the real protocol (child processes).
 run ./targets/fleet/controller 'FleetRollout' 1x
 # ferry against kubectl apply --server-side: N apps (FERRY_BENCH_KUBE_APPS, default 100) to Ready

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-wasm/ferry/internal/devicetest"
+	"github.com/ferry-wasm/ferry/internal/testenv"
+	"github.com/ferry-wasm/ferry/targets/fleet/api"
+)
+
+// BenchmarkDeviceFootprint reports what an edge device pays for ferry-host:
+// the size of the stripped binary (as `make build` and the image build it)
+// for linux/amd64, arm64 and arm/v7, and the resident memory of the amd64
+// binary in device mode serving one app (hello-wat), idle for 5 s after it
+// reported the app serving, against a device-protocol server on loopback.
+func BenchmarkDeviceFootprint(b *testing.B) {
+	for _, a := range []struct{ goarch, goarm, metric string }{
+		{"amd64", "", "size-MiB-amd64"}, {"arm64", "", "size-MiB-arm64"}, {"arm", "7", "size-MiB-armv7"},
+	} {
+		fi, err := os.Stat(buildHost(b, a.goarch, a.goarm))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(fi.Size())/(1<<20), a.metric)
+	}
+	var rss float64
+	for range b.N {
+		rss = idleDeviceRSS(b)
+	}
+	b.ReportMetric(rss/(1<<20), "idle-rss-MiB")
+}
+
+func idleDeviceRSS(b *testing.B) float64 {
+	const token = "bench-enroll-token"
+	srv := devicetest.New(b, token)
+	reg, ref := publishHello(b, "hello")
+	defer reg.Close()
+	_, dgst, _ := strings.Cut(ref, "@")
+	srv.SetDesired(api.DesiredApp{Name: "hello", Ref: ref, Digest: dgst})
+	bin := buildHost(b, "amd64", "")
+	p := startDeviceB(b, bin, "device", "--server", srv.URL(), "--enroll-token", token, "--data-dir", b.TempDir(),
+		"--trust-key", trustKeyFile(b), "--listen", "127.0.0.1:0")
+	srv.WaitReport(time.Minute, "hello serving", func(r api.StatusReport) bool {
+		return len(r.Apps) == 1 && r.Apps[0].Phase == api.PhaseServing && r.Apps[0].Healthy
+	})
+	time.Sleep(5 * time.Second)
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(st), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb * 1024
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
+
+// startDeviceB runs bin with args and waits for its serving line.
+func startDeviceB(b *testing.B, bin string, args ...string) *exec.Cmd {
+	b.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(b.TempDir(), "docker"))
+	testenv.StartProcess(b, cmd, deviceServingRE, time.Minute)
+	return cmd
+}
