@@ -7,11 +7,14 @@
 #   openssh-server    sshd serves test git repositories over ssh on loopback
 #                     (internal/gittest ServeSSH); the package's own service is
 #                     not started (policy-rc.d refuses it during the install)
+#   chromium          headless Chromium drives the dashboard's end-to-end tests
+#                     (chromedp)
 set -euo pipefail
 missing=()
 command -v qemu-aarch64-static >/dev/null 2>&1 && command -v qemu-arm-static >/dev/null 2>&1 || missing+=(qemu-user-static)
 command -v wat2wasm >/dev/null 2>&1 || missing+=(wabt)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
