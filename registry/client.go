@@ -2,8 +2,11 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -131,9 +134,8 @@ type Client struct {
 	client *auth.Client
 	store  credentials.Store
 
-	cacheOnce sync.Once
-	cache     *oci.Store
-	cacheErr  error
+	cacheMu sync.Mutex
+	cache   *oci.Store
 }
 
 // New returns a Client. It fails only if the Docker config file exists but
@@ -230,30 +232,60 @@ func (c *Client) repository(ref Reference) (*remote.Repository, error) {
 	return repo, nil
 }
 
-// localCache opens the OCI-layout cache once.
+// localCache opens the OCI-layout cache once; a failed open is tried
+// again on the next call.
 func (c *Client) localCache() (*oci.Store, error) {
-	c.cacheOnce.Do(func() {
-		dir := c.opts.CacheDir
-		if dir == "" {
-			ucd, err := os.UserCacheDir()
-			if err != nil {
-				c.cacheErr = fmt.Errorf("registry: %w: no cache directory: %w", ErrCache, err)
-				return
-			}
-			dir = filepath.Join(ucd, "ferry", "oci")
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			c.cacheErr = fmt.Errorf("registry: %w: %w", ErrCache, err)
-			return
-		}
-		st, err := oci.New(dir)
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	if c.cache != nil {
+		return c.cache, nil
+	}
+	dir := c.opts.CacheDir
+	if dir == "" {
+		ucd, err := os.UserCacheDir()
 		if err != nil {
-			c.cacheErr = fmt.Errorf("registry: %w: opening %s: %w", ErrCache, dir, err)
-			return
+			return nil, fmt.Errorf("registry: %w: no cache directory: %w", ErrCache, err)
 		}
-		c.cache = st
-	})
-	return c.cache, c.cacheErr
+		dir = filepath.Join(ucd, "ferry", "oci")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("registry: %w: %w", ErrCache, err)
+	}
+	if err := c.setAsideTornIndex(dir); err != nil {
+		return nil, fmt.Errorf("registry: %w: %w", ErrCache, err)
+	}
+	st, err := oci.New(dir)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w: opening %s: %w", ErrCache, dir, err)
+	}
+	c.cache = st
+	return st, nil
+}
+
+// setAsideTornIndex renames the cache's index.json to index.json.torn when
+// it is not valid JSON: oras-go writes it in place, so a process killed
+// mid-write (a host's SIGKILL or power loss) leaves it empty or cut short,
+// and every later open would fail. The cache is looked up by digest (blobs
+// are written to a temporary file and renamed, so each is whole or absent);
+// the index only lists tags, and a fresh one is written in its place.
+func (c *Client) setAsideTornIndex(dir string) error {
+	index := filepath.Join(dir, "index.json")
+	b, err := os.ReadFile(index)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if json.Valid(b) {
+		return nil
+	}
+	if err := os.Rename(index, index+".torn"); err != nil {
+		return err
+	}
+	c.log.LogAttrs(context.Background(), slog.LevelWarn, "registry: the local cache's index.json was torn (a crash mid-write); set it aside and started a fresh one",
+		slog.String("cache", dir), slog.Int("bytes", len(b)))
+	return nil
 }
 
 // Resolve returns the descriptor of the manifest ref names; for a tag,

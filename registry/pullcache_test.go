@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -65,5 +67,42 @@ func TestPullFetchesOnlyMissingBlobs(t *testing.T) {
 	}
 	if gets[api2] != 1 {
 		t.Errorf("the changed module was downloaded %d times, want once", gets[api2])
+	}
+}
+
+// TestPullSurvivesTornCacheIndex: a host killed while the cache wrote its
+// index.json leaves it empty or cut short. The cache is only a cache: the
+// next pull sets the torn index aside and goes on, instead of failing every
+// pull until someone deletes the directory by hand.
+func TestPullSurvivesTornCacheIndex(t *testing.T) {
+	ctx := context.Background()
+	srv := startServer(t)
+	addr := srv.Addr()
+	c := newClient(t, registry.Options{})
+	app, modules := testApp("v1")
+	v1, err := c.PushApp(ctx, addr+"/apps/hello", app, modules, registry.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, torn := range map[string]string{"empty": "", "cut short": `{"schemaVersion":2,"manifests":[{"mediaType":`} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			first := newClient(t, registry.Options{CacheDir: dir})
+			if _, err := first.PullApp(ctx, v1.Ref); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "index.json"), []byte(torn), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			again := newClient(t, registry.Options{CacheDir: dir})
+			pulled, err := again.PullApp(ctx, v1.Ref)
+			if err != nil {
+				t.Fatalf("pull over a torn cache index: %v", err)
+			}
+			checkPulled(t, pulled, v1, modules)
+			if _, err := os.Stat(filepath.Join(dir, "index.json.torn")); err != nil {
+				t.Fatalf("the torn index was not kept aside: %v", err)
+			}
+		})
 	}
 }
