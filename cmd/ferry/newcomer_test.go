@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +35,9 @@ func TestNewcomerMakeRun(t *testing.T) {
 			t.Fatalf("%s is not installed: the README's tour needs it", tool)
 		}
 	}
-	lockDefaultPorts(t)
+	// The README's default ports: the same machine-wide lock as every other
+	// test that needs them (internal/readme's hand-run block).
+	testenv.FixedPorts(t, 15*time.Minute, makeRunPorts...)
 
 	clone := filepath.Join(t.TempDir(), "ferry")
 	gitCmd(t, testenv.RepoRoot(t), "clone", "--quiet", "--no-hardlinks", testenv.RepoRoot(t), clone)
@@ -248,46 +249,6 @@ func TestNewcomerMakeRun(t *testing.T) {
 			}
 		default:
 			t.Errorf("README.md:%d: %q: this test does not know what the line promises; teach it", c.Line, c.Cmd)
-		}
-	}
-}
-
-// defaultPortsLock names the lock file, in the temp directory, that a test
-// needing the README's default ports (8080, 8081, 8082, 5000) holds while it
-// uses them, so that two such tests of one `go test ./...` (they run in
-// parallel across packages) take turns instead of failing.
-const defaultPortsLock = "ferry-default-ports.lock"
-
-// lockDefaultPorts takes the default-ports lock (waiting up to 10 minutes
-// for another test to release it) and then waits up to a minute for the
-// ports to be free, which something outside any test may hold. It fails,
-// naming the port, when they stay taken.
-func lockDefaultPorts(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), defaultPortsLock), os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() }) // closing releases the lock
-	deadline := time.Now().Add(10 * time.Minute)
-	for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("another test held %s for 10 minutes: the README's default ports stay in use", f.Name())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	deadline = time.Now().Add(time.Minute)
-	for _, addr := range makeRunPorts {
-		for {
-			ln, err := net.Listen("tcp", addr)
-			if err == nil {
-				ln.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s is taken (%v): make run listens there by default, as the README says; stop what holds it and rerun", addr, err)
-			}
-			time.Sleep(200 * time.Millisecond)
 		}
 	}
 }
