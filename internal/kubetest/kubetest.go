@@ -485,3 +485,19 @@ func tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// KubeconfigFor writes a kubeconfig for the cluster that authenticates
+// with token (a ServiceAccount's, say) and returns its path.
+func (c *Cluster) KubeconfigFor(t testing.TB, name, token string) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["ferry-test"] = &clientcmdapi.Cluster{Server: c.Server, CertificateAuthorityData: c.Config.CAData}
+	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: token}
+	kc.Contexts["ferry-test"] = &clientcmdapi.Context{Cluster: "ferry-test", AuthInfo: name, Namespace: "default"}
+	kc.CurrentContext = "ferry-test"
+	path := c.path("kubeconfig-" + name)
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatalf("kubetest: write kubeconfig: %v", err)
+	}
+	return path
+}
