@@ -217,7 +217,8 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			if token == "" {
 				log.Warn("FERRY_AGENT_TOKEN is not set: the status API refuses every request")
 			}
-			topts, err := creds.apply(targetOptions{Registry: c}, false)
+			vopts := rf.reg.signerOptions(c)
+			topts, err := creds.apply(targetOptions{Registry: c, Verify: &vopts}, false)
 			if err != nil {
 				return withCode(exitError, err)
 			}
