@@ -501,3 +501,20 @@ func (c *Cluster) KubeconfigFor(t testing.TB, name, token string) string {
 	}
 	return path
 }
+
+// StopAPIServer SIGKILLs the cluster's kube-apiserver (by its PID, as a
+// crash or a lost machine would stop it) and waits until it has exited:
+// from then on every request to Server is refused. etcd and the rest keep
+// running.
+func (c *Cluster) StopAPIServer() {
+	c.t.Helper()
+	for _, p := range c.procs {
+		if p.name != "kube-apiserver" {
+			continue
+		}
+		p.cmd.Process.Kill() //nolint:errcheck // it may have exited meanwhile
+		<-p.done
+		return
+	}
+	c.t.Fatal("kubetest: no kube-apiserver was started")
+}
