@@ -707,23 +707,31 @@ func Phase(dep *appsv1.Deployment) (targets.Phase, string) {
 // Observe implements targets.Target: every Deployment of the namespace,
 // ferry's as managed apps and the others as unmanaged ones.
 func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
-	if err := d.refreshSnapshot(ctx); err != nil {
-		return nil, err
-	}
 	if d.spin() {
+		if _, err := d.refreshSnapshot(ctx, nil); err != nil {
+			return nil, err
+		}
 		return d.observeSpin(ctx)
 	}
+	// Every Deployment (ferry's and others', which are reported
+	// unmanaged); ferry's objects of the other kinds come with the
+	// snapshot Diff reads, so nothing is listed twice.
 	list, err := d.ri("Deployment").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, apiErr("list Deployments", err)
 	}
-	secrets, err := d.ri("Secret").List(ctx, metav1.ListOptions{LabelSelector: render.LabelManagedBy + "=" + render.ManagedBy + "," + render.LabelOwner})
+	snap, err := d.refreshSnapshot(ctx, list)
 	if err != nil {
-		return nil, apiErr("list Secrets", err)
+		return nil, err
 	}
-	byName := map[string]*unstructured.Unstructured{}
-	for i := range secrets.Items {
-		byName[secrets.Items[i].GetName()] = &secrets.Items[i]
+	byName := map[string]*unstructured.Unstructured{} // ferry's Secrets with an owner
+	for _, u := range snap.objs {
+		if u.GetKind() != "Secret" {
+			continue
+		}
+		if _, owned := u.GetLabels()[render.LabelOwner]; owned {
+			byName[u.GetName()] = u
+		}
 	}
 	var out []targets.ObservedApp
 	for i := range list.Items {
