@@ -167,7 +167,9 @@ type StateStore interface {
 //     commit changes the app's desired digest.
 //   - Pin (rollback) holds an app at a recorded digest until a newer
 //     commit changes the app's desired digest; Suspend leaves an app
-//     alone. Both persist in the history database.
+//     alone. Both persist in the history database, and with
+//     Options.State also outside it: a new leader with an empty DataDir
+//     restores them (and the recent history) before its first round.
 //   - Killed mid-round: the round stays "running" on disk and is marked
 //     "interrupted" by the next NewAgent; checkouts are written to a
 //     temporary directory and renamed, and a mirror that cannot be opened
