@@ -175,6 +175,16 @@ type OwnerRecorder interface {
 	RecordsOwners() bool
 }
 
+// Checker is implemented by targets that can tell, before anything is
+// applied, that they would refuse a desired app (a Kubernetes target whose
+// pods verify signatures, given an artifact none of its trust keys
+// signed). The plan reports the error on the app; Put refuses the app with
+// it too.
+type Checker interface {
+	// Check returns why want cannot run on the target, or nil.
+	Check(ctx context.Context, want DesiredApp) error
+}
+
 // SecretHasher is implemented by targets that report ObservedApp
 // SecretHashes, so that a plan can tell that a secret's value changed
 // without either side showing a value: it hashes the desired values the

@@ -217,7 +217,8 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			if token == "" {
 				log.Warn("FERRY_AGENT_TOKEN is not set: the status API refuses every request")
 			}
-			topts, err := creds.apply(targetOptions{Registry: c}, false)
+			vopts := rf.reg.signerOptions(c)
+			topts, err := creds.apply(targetOptions{Registry: c, Verify: &vopts}, false)
 			if err != nil {
 				return withCode(exitError, err)
 			}
@@ -230,6 +231,10 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 				topts.Fleets, fleetRoutes = fleets, fleets.Routes
 			}
 			ct := &cachedTargets{log: log, opts: topts}
+			state, err := elect.stateStore()
+			if err != nil {
+				return err
+			}
 			metrics := prometheus.NewRegistry()
 			a, err := agent.NewAgent(agent.Options{
 				Repo: repo, Branch: branch, Path: path, Interval: interval, DataDir: dataDir,
@@ -245,6 +250,7 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 				// --adopt takes over clashing apps in every round.
 				Plan:  plan.PlanOptions{Targets: rf.targets, Source: agentSource(rf.owner, repo, path), Adopt: rf.owner.adopt},
 				Apply: plan.ApplyOptions{LockDir: filepath.Join(dataDir, "locks")},
+				State: state,
 			})
 			if err != nil {
 				return withCode(exitError, err)

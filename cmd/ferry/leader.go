@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
+	"github.com/ferry-wasm/ferry/sync/agent"
 	"github.com/ferry-wasm/ferry/targets/kubernetes/leader"
+	"github.com/ferry-wasm/ferry/targets/kubernetes/statestore"
 )
 
 // leaderFlags are ferry agent's leader-election flags: with several agent
@@ -23,6 +25,38 @@ type leaderFlags struct {
 	kubeconfig, ctx string
 	identity        string
 	lease           time.Duration
+	// state is --state-configmap: NAMESPACE/NAME (or NAME, in the Lease's
+	// namespace) of the ConfigMap holding the agent's durable state.
+	state string
+}
+
+// ns is the Lease's namespace: --leader-elect-namespace, else the pod's
+// own in a cluster, else ferry-system.
+func (f *leaderFlags) ns() string {
+	if f.namespace != "" {
+		return f.namespace
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	return "ferry-system"
+}
+
+// stateStore is the agent's StateStore of --state-configmap, or nil
+// without it.
+func (f *leaderFlags) stateStore() (agent.StateStore, error) {
+	if f.state == "" {
+		return nil, nil
+	}
+	ns, name, err := statestore.ParseRef(f.state, f.ns())
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("--state-configmap: %w", err))
+	}
+	st, err := statestore.Open(f.kubeconfig, f.ctx, ns, name, statestore.Options{})
+	if err != nil {
+		return nil, withCode(exitError, fmt.Errorf("--state-configmap: %w", err))
+	}
+	return st, nil
 }
 
 func (f *leaderFlags) register(cmd *cobra.Command) {
@@ -34,6 +68,7 @@ func (f *leaderFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.ctx, "leader-elect-context", "", "kubeconfig context of the cluster holding the Lease")
 	fl.StringVar(&f.identity, "leader-elect-identity", "", "this replica's name in the Lease (default $POD_NAME, else hostname and PID)")
 	fl.DurationVar(&f.lease, "leader-elect-lease-duration", leader.DefaultLeaseDuration, "how long a dead leader keeps the Lease before another replica takes over")
+	fl.StringVar(&f.state, "state-configmap", "", "keep the agent's durable state (pins, suspensions, host rollbacks, recent history) in this ConfigMap, NAMESPACE/NAME or NAME in the Lease's namespace, so that a new leader with an empty data directory continues where the last one stopped (same cluster as the Lease)")
 }
 
 // run calls work directly without --leader-elect, and otherwise only while
@@ -49,13 +84,7 @@ func (f *leaderFlags) run(ctx context.Context, log *slog.Logger, work func(conte
 	if err != nil {
 		return withCode(exitError, err)
 	}
-	ns := f.namespace
-	if ns == "" {
-		ns = "ferry-system"
-		if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
-			ns = strings.TrimSpace(string(b))
-		}
-	}
+	ns := f.ns()
 	id := f.identity
 	if id == "" {
 		id = os.Getenv("POD_NAME")

@@ -99,7 +99,8 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 		// Per-app failures: those apps are kept as they run; say so.
 		fmt.Fprintf(s.err, "Warning: %v\nApps that failed to build, push or sign are left as they run.\n", relErr)
 	}
-	topts, err := r.creds.apply(targetOptions{LockTTL: r.lockTTL, Logger: warnLogger(s.err), Registry: c}, true)
+	vopts := r.reg.signerOptions(c)
+	topts, err := r.creds.apply(targetOptions{LockTTL: r.lockTTL, Logger: warnLogger(s.err), Registry: c, Verify: &vopts}, true)
 	if err != nil {
 		return nil, withCode(exitError, err)
 	}
@@ -362,7 +363,8 @@ func targetsForPlan(pl *plan.Plan, specDir string, rf releaseFlags, s streams) (
 	if err != nil {
 		return nil, nil, err
 	}
-	topts, err := rf.creds.apply(targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err), Registry: rc}, true)
+	vopts := rf.reg.signerOptions(rc)
+	topts, err := rf.creds.apply(targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err), Registry: rc, Verify: &vopts}, true)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -485,3 +485,36 @@ func tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// KubeconfigFor writes a kubeconfig for the cluster that authenticates
+// with token (a ServiceAccount's, say) and returns its path.
+func (c *Cluster) KubeconfigFor(t testing.TB, name, token string) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["ferry-test"] = &clientcmdapi.Cluster{Server: c.Server, CertificateAuthorityData: c.Config.CAData}
+	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: token}
+	kc.Contexts["ferry-test"] = &clientcmdapi.Context{Cluster: "ferry-test", AuthInfo: name, Namespace: "default"}
+	kc.CurrentContext = "ferry-test"
+	path := c.path("kubeconfig-" + name)
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatalf("kubetest: write kubeconfig: %v", err)
+	}
+	return path
+}
+
+// StopAPIServer SIGKILLs the cluster's kube-apiserver (by its PID, as a
+// crash or a lost machine would stop it) and waits until it has exited:
+// from then on every request to Server is refused. etcd and the rest keep
+// running.
+func (c *Cluster) StopAPIServer() {
+	c.t.Helper()
+	for _, p := range c.procs {
+		if p.name != "kube-apiserver" {
+			continue
+		}
+		p.cmd.Process.Kill() //nolint:errcheck // it may have exited meanwhile
+		<-p.done
+		return
+	}
+	c.t.Fatal("kubetest: no kube-apiserver was started")
+}

@@ -74,6 +74,8 @@ var rules = []rule{
 		Why: "rendering an app's Kubernetes objects is pure: it reaches no cluster helper, spec or driver"},
 	{From: []string{"targets/kubernetes/driver"}, Only: []string{"targets", "deploy/...", "targets/kubernetes/render", "targets/host/api"},
 		Why: "the Kubernetes driver is opened from options, not from the spec (targets/open maps one to the other)"},
+	{From: []string{"targets/kubernetes/statestore"}, Only: []string{"targets/kubernetes/kubeconfig"},
+		Why: "the in-cluster state store keeps opaque bytes in a ConfigMap: it knows no agent, history or driver"},
 	{From: []string{"sdk/..."}, Only: []string{"targets/host/abi"},
 		Why: "the guest SDK builds for wasip1 and shares only the ABI's constants with the host"},
 }

@@ -110,6 +110,28 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// Clock is the source of time. Nil means the real clock.
 	Clock Clock
+	// State, when set, keeps a copy of the agent's durable state (rollback
+	// pins, suspensions, host rollbacks, the recent rounds and app history,
+	// and the artifacts they name: history.Snapshot) outside DataDir, so
+	// that an agent started with an empty DataDir — a new leader in a
+	// cluster — continues where the last one stopped. Start loads it into
+	// the history before the first round (retrying while it cannot be
+	// read); every finished round and every Pin, Unpin, Suspend and
+	// Resume saves it. While Start is not running, those four refuse with
+	// ErrNotLeader, so that a standby replica never overwrites the
+	// leader's state. Nil means the state lives in DataDir only.
+	State StateStore
+}
+
+// StateStore keeps the agent's durable state, as opaque bytes, outside
+// its data directory (in a cluster: a ConfigMap). Load returns nil and no
+// error when nothing was saved yet; Save replaces what was saved; MaxBytes
+// is the largest state Save takes (the agent drops its oldest history to
+// fit). Load and Save are called from one goroutine at a time.
+type StateStore interface {
+	Load(ctx context.Context) ([]byte, error)
+	Save(ctx context.Context, state []byte) error
+	MaxBytes() int
 }
 
 // Agent is ferry's GitOps loop: each round it fetches the branch, releases
@@ -145,7 +167,9 @@ type Options struct {
 //     commit changes the app's desired digest.
 //   - Pin (rollback) holds an app at a recorded digest until a newer
 //     commit changes the app's desired digest; Suspend leaves an app
-//     alone. Both persist in the history database.
+//     alone. Both persist in the history database, and with
+//     Options.State also outside it: a new leader with an empty DataDir
+//     restores them (and the recent history) before its first round.
 //   - Killed mid-round: the round stays "running" on disk and is marked
 //     "interrupted" by the next NewAgent; checkouts are written to a
 //     temporary directory and renamed, and a mirror that cannot be opened
@@ -166,6 +190,8 @@ type Agent struct {
 	deliveries deliveryLRU // webhook delivery ids seen (webhook.go)
 	started    atomic.Bool
 	closed     atomic.Bool
+	leading    atomic.Bool // Start runs and restored Options.State
+	stateMu    sync.Mutex  // one export and save of Options.State at a time
 
 	mu     sync.Mutex // guards the fields below, read by API calls
 	status Status
@@ -284,6 +310,17 @@ func (a *Agent) Start(ctx context.Context) error {
 		return fmt.Errorf("agent: agent closed")
 	}
 	a.git.Prune() // leftovers of checkouts a killed agent did not finish
+	if a.opts.State != nil {
+		if err := a.restoreState(ctx); err != nil {
+			if ctx.Err() != nil {
+				a.log.Info("agent stopped")
+				return nil
+			}
+			return err
+		}
+	}
+	a.leading.Store(true)
+	defer a.leading.Store(false)
 	a.log.Info("agent started", "repo", gitsource.RedactURL(a.opts.Repo), "branch", a.opts.Branch, "path", a.opts.Path, "interval", a.opts.Interval)
 	trigger := "start"
 	for {

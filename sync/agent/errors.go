@@ -25,3 +25,13 @@ var ErrUnknownApp = errors.New("unknown app")
 // ErrUnauthorized is returned by Client when the status API refused the
 // bearer token.
 var ErrUnauthorized = errors.New("status API: unauthorized")
+
+// ErrNotLeader means a pin, unpin, suspend or resume reached an agent that
+// keeps its state in a StateStore but is not running rounds (a standby
+// replica): only the leader writes that state. Send it to the leader.
+var ErrNotLeader = errors.New("this agent is not the leader")
+
+// ErrStateSave means the agent recorded a change in its own history but
+// could not save it to its StateStore; the next round or change saves it
+// again. Retrying helps.
+var ErrStateSave = errors.New("state not saved")

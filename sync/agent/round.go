@@ -827,6 +827,14 @@ func (a *Agent) record(rr *round, p *planned, ap applied) {
 		a.status.LastSuccessfulCommit, a.status.LastSuccessfulAt = r.Commit, r.FinishedAt
 	}
 	a.mu.Unlock()
+	// The saved state (Options.State) follows every round; a round cut
+	// short by a lost lease or a stop saves nothing (its context ended).
+	if err := a.saveState(rr.ctx); err != nil && rr.ctx.Err() == nil {
+		a.log.Error("cannot save the agent state; the next round tries again", "round", r.ID, "err", err)
+		a.mu.Lock()
+		a.status.Errors = append(a.status.Errors, err.Error())
+		a.mu.Unlock()
+	}
 	// The gauges move before the round counter, so that a scrape that
 	// sees the round counted also sees its time and commit.
 	if r.Result == history.RoundSucceeded {

@@ -162,6 +162,9 @@ func (a *Agent) Rounds(limit int) ([]history.Round, error) {
 // the history recorded for the app (ErrUnknownDigest, ErrNoPrevious,
 // ErrUnknownApp). It wakes a round.
 func (a *Agent) Pin(app, digest string) (history.Pin, error) {
+	if err := a.changeState(); err != nil {
+		return history.Pin{}, err
+	}
 	known, err := a.hist.ArtifactDigests(app)
 	if err != nil {
 		return history.Pin{}, err
@@ -228,6 +231,10 @@ func (a *Agent) Pin(app, digest string) (history.Pin, error) {
 		return history.Pin{}, fmt.Errorf("agent: pin: %w", err)
 	}
 	a.log.Info("app pinned", "app", app, "digest", digest)
+	if err := a.savedChange("pin"); err != nil {
+		a.Wake("rollback")
+		return history.Pin{}, err
+	}
 	a.Wake("rollback")
 	return p, nil
 }
@@ -240,16 +247,22 @@ func deployed(r history.AppRecord) bool {
 // Unpin removes app's rollback pin, so the spec's version deploys again.
 // It wakes a round.
 func (a *Agent) Unpin(app string) error {
+	if err := a.changeState(); err != nil {
+		return err
+	}
 	if err := a.hist.DeletePin(app); err != nil {
 		return fmt.Errorf("agent: unpin: %w", err)
 	}
 	a.Wake("unpin")
-	return nil
+	return a.savedChange("unpin")
 }
 
 // Suspend makes the agent leave app as it is on every target until Resume.
 // The app must be known (in the spec or the history).
 func (a *Agent) Suspend(app string) error {
+	if err := a.changeState(); err != nil {
+		return err
+	}
 	if err := a.knownApp(app); err != nil {
 		return err
 	}
@@ -257,17 +270,20 @@ func (a *Agent) Suspend(app string) error {
 		return fmt.Errorf("agent: suspend: %w", err)
 	}
 	a.log.Info("app suspended", "app", app)
-	return nil
+	return a.savedChange("suspend")
 }
 
 // Resume undoes Suspend and wakes a round.
 func (a *Agent) Resume(app string) error {
+	if err := a.changeState(); err != nil {
+		return err
+	}
 	if err := a.hist.Resume(app); err != nil {
 		return fmt.Errorf("agent: resume: %w", err)
 	}
 	a.log.Info("app resumed", "app", app)
 	a.Wake("resume")
-	return nil
+	return a.savedChange("resume")
 }
 
 // Sync wakes a round now and makes it retry failed apps and releases
@@ -447,6 +463,8 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, ErrUnknownDigest), errors.Is(err, ErrNoPrevious):
 		code = http.StatusConflict
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrStateSave):
+		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, errorBody{Error: err.Error()})
 }

@@ -331,6 +331,13 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 				}
 			}
 		}
+		if ck, ok := t.(targets.Checker); ok && (ch.Action == ActionCreate || ch.Action == ActionUpdate) {
+			if err := ck.Check(ctx, *want); err != nil {
+				tp.Diagnostics = append(tp.Diagnostics, Diagnostic{Severity: SeverityWarning, Target: dt.Name, App: want.Name,
+					Summary: "The target will refuse this version",
+					Detail:  fmt.Sprintf("%v. Applying it fails, and the app keeps what the target runs now.", err)})
+			}
+		}
 		tp.Changes = append(tp.Changes, ch)
 	}
 	keep := map[string]bool{}

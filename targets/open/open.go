@@ -8,12 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ferry-wasm/ferry/registry"
+	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/host/driver"
@@ -99,6 +102,11 @@ type Options struct {
 	// FERRY_REGISTRY_* login (registry.EnvCredentials), the Docker
 	// config's logins and the registry package's defaults.
 	Registry *registry.Client
+	// Verify, when set, makes kubernetes targets in mode host verify each
+	// artifact against their trust keys before applying it (and report in
+	// the plan an artifact their pods would refuse, saying why), reaching
+	// the registry this way. Nil leaves verification to the pods.
+	Verify *signer.RegistryOptions
 }
 
 // Fleets opens the target of a spec fleet target: the controller of its
@@ -216,6 +224,9 @@ func kubeTarget(t *spec.Target, o Options) (targets.Target, error) {
 		ro.Autoscaling = &render.Autoscaling{Min: a.Min, Max: a.Max, CPUPercent: a.CPUPercent}
 	}
 	do := kdriver.Options{Render: ro, TrustKeyFiles: k.TrustKeys, ForceConflicts: o.ForceConflicts, RolloutWait: o.RolloutWait, Logger: o.Logger}
+	if o.Verify != nil {
+		do.Verify = verifier{*o.Verify}
+	}
 	if k.Mode == spec.KubeModeSpinApp {
 		rc := o.Registry
 		if rc == nil {
@@ -233,6 +244,36 @@ func kubeTarget(t *spec.Target, o Options) (targets.Target, error) {
 	}
 	return kdriver.New(cfg, do)
 }
+
+// verifier verifies artifacts for the Kubernetes driver with the signer,
+// against the PEM keys the pods get.
+type verifier struct{ ro signer.RegistryOptions }
+
+func (v verifier) VerifyArtifact(ctx context.Context, ref string, trustKeys map[string][]byte) error {
+	var pol signer.Policy
+	for _, name := range slices.Sorted(maps.Keys(trustKeys)) {
+		pub, err := signer.LoadPublicKey(trustKeys[name])
+		if err != nil {
+			return fmt.Errorf("trust key %s: %w", name, err)
+		}
+		pol.Keys = append(pol.Keys, signer.Key{Name: name, Public: pub})
+	}
+	_, err := signer.Verify(ctx, ref, pol, signer.VerifyOptions{Registry: v.ro})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, signer.ErrRegistry), errors.Is(err, signer.ErrNotFound), errors.Is(err, signer.ErrTrustRootUnavailable):
+		return err // could not tell
+	}
+	return untrusted{err}
+}
+
+// untrusted is a verification failure, which the driver reports as an
+// *UntrustedError.
+type untrusted struct{ error }
+
+func (e untrusted) Is(target error) bool { return target == kdriver.ErrUntrusted }
+func (e untrusted) Unwrap() error        { return e.error }
 
 // spinImages makes Spin images with a registry client.
 type spinImages struct{ c *registry.Client }

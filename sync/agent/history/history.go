@@ -388,12 +388,7 @@ func (h *Store) Finish(r *Round, artifacts []targets.DesiredApp) error {
 			if err != nil {
 				return err
 			}
-			key := append(u64(r.ID), rec.Target...)
-			if rec.Action == ActionHostRollback || rec.Action == ActionUnhold {
-				// Beside the round's change of the same app and target.
-				key = append(append(key, 0), rec.Action...)
-			}
-			if err := sub.Put(key, v); err != nil {
+			if err := sub.Put(appKey(r.ID, rec), v); err != nil {
 				return err
 			}
 		}

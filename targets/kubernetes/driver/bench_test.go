@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,6 +143,9 @@ func BenchmarkApplyVsKubectl(b *testing.B) {
 		kube("wait", "-n", "kubectl", "--for=condition=Available", "deployment", "--all", "--timeout=20m")
 		kubectlS += time.Since(start).Seconds()
 
+		if f := os.Getenv("FERRY_BENCH_NOOP_CPUPROFILE"); f != "" {
+			noopProfile(b, f, func() { plan.Compute(ctx, desired, tgts, popts) }) //nolint:errcheck // profiled only
+		}
 		start = time.Now()
 		p, err = plan.Compute(ctx, desired, tgts, popts)
 		if err != nil {
@@ -188,4 +192,22 @@ func vmHWM() float64 {
 		}
 	}
 	return 0
+}
+
+// noopProfile writes a CPU profile of 20 runs of plan to path
+// (FERRY_BENCH_NOOP_CPUPROFILE: what `make bench` leaves out, for whoever
+// shaves the no-op plan).
+func noopProfile(b *testing.B, path string, plan func()) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	for range 20 {
+		plan()
+	}
+	pprof.StopCPUProfile()
 }

@@ -10,11 +10,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -38,6 +40,7 @@ var (
 	_ targets.Differ        = (*Driver)(nil)
 	_ targets.SecretHasher  = (*Driver)(nil)
 	_ targets.OwnerRecorder = (*Driver)(nil)
+	_ targets.Checker       = (*Driver)(nil)
 )
 
 // resource returns the API resource of a kind of render.Kinds.
@@ -103,8 +106,24 @@ type Options struct {
 	// the cluster without reopening the driver. A file that cannot be read
 	// fails the Put. Nil leaves Render.TrustKeys as given.
 	TrustKeyFiles []string
+	// Verify, when set, checks in mode host each app's artifact against
+	// the trust keys its pods get, before Put applies anything and when
+	// Check is asked (the plan), so that an artifact the pods would refuse
+	// is reported with the reason (*UntrustedError) instead of as pods
+	// that never become ready. The pods still verify it themselves. Nil
+	// leaves verification to the pods.
+	Verify ArtifactVerifier
 	// Logger receives the driver's debug messages. Nil discards them.
 	Logger *slog.Logger
+}
+
+// ArtifactVerifier checks an artifact's signature.
+type ArtifactVerifier interface {
+	// VerifyArtifact returns nil when ref (REPO@DIGEST) is signed by one of
+	// trustKeys (PEM public keys by file name), an error wrapping
+	// ErrUntrusted when it is not, or another error when it could not tell
+	// (the registry is unreachable).
+	VerifyArtifact(ctx context.Context, ref string, trustKeys map[string][]byte) error
 }
 
 // Driver deploys apps to one namespace of a cluster. Make one with New.
@@ -246,25 +265,63 @@ func (d *Driver) render(ctx context.Context, want targets.DesiredApp, push bool)
 		return d.renderSpin(ctx, want, push)
 	}
 	ro := d.o.Render
-	if len(d.o.TrustKeyFiles) > 0 {
-		ro.TrustKeys = map[string][]byte{}
-		for _, p := range d.o.TrustKeyFiles {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return nil, fmt.Errorf("kubernetes: trust key: %w", err)
-			}
-			name := filepath.Base(p)
-			if _, dup := ro.TrustKeys[name]; dup {
-				return nil, fmt.Errorf("kubernetes: %w: two trust keys are named %s; the pods mount them in one directory", render.ErrInvalid, name)
-			}
-			ro.TrustKeys[name] = b
-		}
+	keys, err := d.trustKeys()
+	if err != nil {
+		return nil, err
 	}
+	ro.TrustKeys = keys
 	objs, err := render.App(want, ro)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
 	return objs, nil
+}
+
+// trustKeys are the PEM public keys the pods get, by file name: read
+// from Options.TrustKeyFiles now, or Render.TrustKeys without them.
+func (d *Driver) trustKeys() (map[string][]byte, error) {
+	if len(d.o.TrustKeyFiles) == 0 {
+		return d.o.Render.TrustKeys, nil
+	}
+	keys := map[string][]byte{}
+	for _, p := range d.o.TrustKeyFiles {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes: trust key: %w", err)
+		}
+		name := filepath.Base(p)
+		if _, dup := keys[name]; dup {
+			return nil, fmt.Errorf("kubernetes: %w: two trust keys are named %s; the pods mount them in one directory", render.ErrInvalid, name)
+		}
+		keys[name] = b
+	}
+	return keys, nil
+}
+
+// Check implements targets.Checker: in mode host with Options.Verify, it
+// verifies want's artifact against the trust keys the pods get. An
+// artifact they would refuse is an *UntrustedError; an artifact that
+// cannot be checked (the registry is down) another error. Nil in mode
+// spinapp (SpinKube verifies nothing) and without Options.Verify.
+func (d *Driver) Check(ctx context.Context, want targets.DesiredApp) error {
+	if d.spin() || d.o.Verify == nil {
+		return nil
+	}
+	keys, err := d.trustKeys()
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil // render refuses a host-mode app without trust keys
+	}
+	names := slices.Sorted(maps.Keys(keys))
+	if err := d.o.Verify.VerifyArtifact(ctx, want.Ref, keys); err != nil {
+		if errors.Is(err, ErrUntrusted) {
+			return &UntrustedError{App: want.Name, Ref: want.Ref, Keys: names, Err: err}
+		}
+		return fmt.Errorf("kubernetes: app %s: cannot verify %s against the trust keys [%s]: %w", want.Name, want.Ref, strings.Join(names, ", "), err)
+	}
+	return nil
 }
 
 // isOurs reports whether u carries ferry's labels and was applied by
@@ -284,6 +341,9 @@ func isOurs(u *unstructured.Unstructured) bool {
 func (d *Driver) Put(ctx context.Context, want targets.DesiredApp) (targets.PutResult, error) {
 	d.snaps.drop()
 	defer d.snaps.drop()
+	if err := d.Check(ctx, want); err != nil {
+		return targets.PutResult{}, fmt.Errorf("%w (nothing was applied)", err)
+	}
 	objs, err := d.render(ctx, want, true)
 	if err != nil {
 		return targets.PutResult{}, err
@@ -509,16 +569,85 @@ func (d *Driver) wait(ctx context.Context, app string) (targets.PutResult, error
 		case targets.PhaseReady:
 			return targets.PutResult{Phase: targets.PhaseReady}, nil
 		case targets.PhaseFailed:
-			return targets.PutResult{}, fmt.Errorf("kubernetes: Deployment %s: %w: %s", app, targets.ErrUnhealthy, msg)
+			return targets.PutResult{}, fmt.Errorf("kubernetes: Deployment %s: %w: %s%s", app, targets.ErrUnhealthy, msg, d.podReasons(ctx, app))
 		}
 		select {
 		case <-ctx.Done():
-			return targets.PutResult{}, fmt.Errorf("kubernetes: Deployment %s: %w: %s (%w)", app, targets.ErrUnhealthy, msg, ctx.Err())
+			return targets.PutResult{}, fmt.Errorf("kubernetes: Deployment %s: %w: %s (%w)%s", app, targets.ErrUnhealthy, msg, ctx.Err(), d.podReasons(ctx, app))
 		case <-limit:
 			return targets.PutResult{Phase: targets.PhaseProgressing, Message: msg}, nil
 		case <-tick.C:
 		}
 	}
+}
+
+// maxPodReasons bounds how many pods podReasons describes.
+const maxPodReasons = 3
+
+// podReasons says why app's pods are not ready, for a rollout that failed
+// or timed out: each unready pod's false conditions and its containers'
+// waiting or terminated reasons with their messages (a readiness probe
+// answering "signature: ..." shows here as the kubelet reports it). Empty
+// when it cannot tell; it asks the apiserver with a short deadline of its
+// own, since ctx may have ended.
+func (d *Driver) podReasons(ctx context.Context, app string) string {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	list, err := d.ri("Pod").List(lctx, metav1.ListOptions{
+		LabelSelector: render.LabelName + "=" + app + "," + render.LabelManagedBy + "=" + render.ManagedBy,
+	})
+	if err != nil || len(list.Items) == 0 {
+		return ""
+	}
+	var out []string
+	for i := range list.Items {
+		if len(out) == maxPodReasons {
+			out = append(out, fmt.Sprintf("and %d more", len(list.Items)-i))
+			break
+		}
+		pod := &corev1.Pod{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[i].Object, pod); err != nil {
+			continue
+		}
+		if why := podReason(pod); why != "" {
+			out = append(out, "pod "+pod.Name+": "+why)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(out, "; ")
+}
+
+// podReason says why pod is not ready, or "" when it is.
+func podReason(pod *corev1.Pod) string {
+	var parts []string
+	ready := false
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			ready = true
+		}
+		if c.Status != corev1.ConditionTrue && (c.Reason != "" || c.Message != "") {
+			parts = append(parts, fmt.Sprintf("%s %s: %s", c.Type, c.Reason, c.Message))
+		}
+	}
+	if ready {
+		return ""
+	}
+	for _, cs := range append(slices.Clone(pod.Status.InitContainerStatuses), pod.Status.ContainerStatuses...) {
+		switch st := cs.State; {
+		case st.Waiting != nil:
+			parts = append(parts, fmt.Sprintf("container %s waiting: %s %s", cs.Name, st.Waiting.Reason, st.Waiting.Message))
+		case st.Terminated != nil:
+			parts = append(parts, fmt.Sprintf("container %s terminated: %s (exit %d) %s", cs.Name, st.Terminated.Reason, st.Terminated.ExitCode, st.Terminated.Message))
+		case !cs.Ready:
+			parts = append(parts, fmt.Sprintf("container %s running, not ready (restarts %d)", cs.Name, cs.RestartCount))
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "phase "+string(pod.Status.Phase))
+	}
+	return strings.TrimSpace(strings.Join(parts, ", "))
 }
 
 func toDeployment(u *unstructured.Unstructured) (*appsv1.Deployment, error) {
@@ -578,23 +707,31 @@ func Phase(dep *appsv1.Deployment) (targets.Phase, string) {
 // Observe implements targets.Target: every Deployment of the namespace,
 // ferry's as managed apps and the others as unmanaged ones.
 func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
-	if err := d.refreshSnapshot(ctx); err != nil {
-		return nil, err
-	}
 	if d.spin() {
+		if _, err := d.refreshSnapshot(ctx, nil); err != nil {
+			return nil, err
+		}
 		return d.observeSpin(ctx)
 	}
+	// Every Deployment (ferry's and others', which are reported
+	// unmanaged); ferry's objects of the other kinds come with the
+	// snapshot Diff reads, so nothing is listed twice.
 	list, err := d.ri("Deployment").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, apiErr("list Deployments", err)
 	}
-	secrets, err := d.ri("Secret").List(ctx, metav1.ListOptions{LabelSelector: render.LabelManagedBy + "=" + render.ManagedBy + "," + render.LabelOwner})
+	snap, err := d.refreshSnapshot(ctx, list)
 	if err != nil {
-		return nil, apiErr("list Secrets", err)
+		return nil, err
 	}
-	byName := map[string]*unstructured.Unstructured{}
-	for i := range secrets.Items {
-		byName[secrets.Items[i].GetName()] = &secrets.Items[i]
+	byName := map[string]*unstructured.Unstructured{} // ferry's Secrets with an owner
+	for _, u := range snap.objs {
+		if u.GetKind() != "Secret" {
+			continue
+		}
+		if _, owned := u.GetLabels()[render.LabelOwner]; owned {
+			byName[u.GetName()] = u
+		}
 	}
 	var out []targets.ObservedApp
 	for i := range list.Items {

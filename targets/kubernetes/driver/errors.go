@@ -41,3 +41,26 @@ func (e *ConflictError) Error() string {
 
 // Unwrap returns ErrConflict.
 func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// ErrUntrusted is wrapped by an *UntrustedError: the artifact is not signed
+// by any of the trust keys the target's pods verify with. Retrying does not
+// help; sign it with a trusted key or trust its key in the target.
+var ErrUntrusted = errors.New("not signed by a trusted key")
+
+// UntrustedError is an app whose artifact the pods would refuse.
+type UntrustedError struct {
+	// App and Ref name the app and its artifact.
+	App, Ref string
+	// Keys are the trust keys' file names.
+	Keys []string
+	// Err is the verifier's reason.
+	Err error
+}
+
+func (e *UntrustedError) Error() string {
+	return fmt.Sprintf("signature: %s is not signed by a trusted key [%s]: %v; its pods verify it themselves and would never become ready",
+		e.Ref, strings.Join(e.Keys, ", "), strings.TrimPrefix(e.Err.Error(), e.Ref+": "))
+}
+
+// Unwrap returns the verifier's error (which wraps ErrUntrusted).
+func (e *UntrustedError) Unwrap() error { return e.Err }

@@ -35,7 +35,19 @@ const snapshotTTL = 30 * time.Second
 type snapshot struct {
 	at   time.Time
 	objs map[string]*unstructured.Unstructured
-	used map[string]bool // apps whose Diff it served
+	// byApp indexes objs by their app name label, so that an app's
+	// inventory is found without scanning every object.
+	byApp map[string][]*unstructured.Unstructured
+	used  map[string]bool // apps whose Diff it served
+}
+
+// add puts u, of kind, in s.
+func (s *snapshot) add(kind string, u *unstructured.Unstructured) {
+	u.SetKind(kind)
+	s.objs[kind+"/"+u.GetName()] = u
+	if app := u.GetLabels()[render.LabelName]; app != "" {
+		s.byApp[app] = append(s.byApp[app], u)
+	}
 }
 
 // snapCache holds the driver's current snapshot; Put and Delete drop it.
@@ -102,7 +114,7 @@ func (d *Driver) snapshotFor(ctx context.Context, app string) (*snapshot, error)
 		s.used[app] = true
 		return s, nil
 	}
-	s, err := d.list(ctx)
+	s, err := d.list(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -112,23 +124,35 @@ func (d *Driver) snapshotFor(ctx context.Context, app string) (*snapshot, error)
 }
 
 // refreshSnapshot lists ferry's objects for the Diffs that follow an
-// Observe.
-func (d *Driver) refreshSnapshot(ctx context.Context) error {
-	s, err := d.list(ctx)
+// Observe, and returns the listing. deployments, when set, is every
+// Deployment of the namespace, listed by Observe already: ferry's are
+// taken from it instead of being listed again.
+func (d *Driver) refreshSnapshot(ctx context.Context, deployments *unstructured.UnstructuredList) (*snapshot, error) {
+	s, err := d.list(ctx, deployments)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d.snaps.mu.Lock()
 	d.snaps.snap = s
 	d.snaps.mu.Unlock()
-	return nil
+	return s, nil
 }
 
-// list lists every kind of ferry's objects once.
-func (d *Driver) list(ctx context.Context) (*snapshot, error) {
-	s := &snapshot{at: time.Now(), objs: map[string]*unstructured.Unstructured{}, used: map[string]bool{}}
+// list lists every kind of ferry's objects once (Deployments from
+// deployments when it is set: a listing of them all).
+func (d *Driver) list(ctx context.Context, deployments *unstructured.UnstructuredList) (*snapshot, error) {
+	s := &snapshot{at: time.Now(), objs: map[string]*unstructured.Unstructured{},
+		byApp: map[string][]*unstructured.Unstructured{}, used: map[string]bool{}}
 	sel := render.LabelManagedBy + "=" + render.ManagedBy
 	for _, kind := range d.kinds() {
+		if kind == "Deployment" && deployments != nil {
+			for i := range deployments.Items {
+				if u := &deployments.Items[i]; u.GetLabels()[render.LabelManagedBy] == render.ManagedBy {
+					s.add(kind, u)
+				}
+			}
+			continue
+		}
 		list, err := d.ri(kind).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil && kind == "SpinApp" && apierrors.IsNotFound(err) {
 			continue // the cluster does not serve SpinApps (Observe and Put say what to install)
@@ -137,9 +161,7 @@ func (d *Driver) list(ctx context.Context) (*snapshot, error) {
 			return nil, apiErr("list "+kind, err)
 		}
 		for i := range list.Items {
-			u := &list.Items[i]
-			u.SetKind(kind)
-			s.objs[kind+"/"+u.GetName()] = u
+			s.add(kind, &list.Items[i])
 		}
 	}
 	return s, nil
@@ -152,7 +174,7 @@ func (s *snapshot) inventoryOf(app string) ([]*unstructured.Unstructured, error)
 		return nil, err
 	}
 	var out []*unstructured.Unstructured
-	for _, u := range s.objs {
+	for _, u := range s.byApp[app] {
 		if sel.Matches(labels.Set(u.GetLabels())) {
 			out = append(out, u)
 		}

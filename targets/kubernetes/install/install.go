@@ -34,11 +34,15 @@ const FieldManager = "ferry"
 
 // Names of the objects rendered.
 const (
-	Name        = "ferry-agent"
-	DefaultNS   = "ferry-system"
-	APIPort     = 8090
-	tokenSecret = "ferry-agent-token"
-	keySecret   = "ferry-signing-key"
+	Name      = "ferry-agent"
+	DefaultNS = "ferry-system"
+	APIPort   = 8090
+	// StateConfigMap holds the agent's durable state (ferry agent
+	// --state-configmap); the install creates it empty, so the agent needs
+	// only get and update on it.
+	StateConfigMap = "ferry-agent-state"
+	tokenSecret    = "ferry-agent-token"
+	keySecret      = "ferry-signing-key"
 )
 
 // Options say what to install.
@@ -126,11 +130,13 @@ func Objects(o Options) ([]runtime.Object, error) {
 			// Leader election.
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{Name}, Verbs: []string{"get", "update"}},
-			// The agent's durable state.
-			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+			// The agent's durable state: that one ConfigMap, which the
+			// install creates.
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{StateConfigMap}, Verbs: []string{"get", "update"}},
 			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		}},
 		binding("Role", Name, ns),
+		&corev1.ConfigMap{TypeMeta: tm("v1", "ConfigMap"), ObjectMeta: meta0(StateConfigMap, ns)},
 		&rbacv1.ClusterRole{TypeMeta: tm("rbac.authorization.k8s.io/v1", "ClusterRole"), ObjectMeta: meta0(Name, ""), Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"},
 				ResourceNames: []string{"spinapps.core.spinkube.dev", "spinappexecutors.core.spinkube.dev"}, Verbs: []string{"get"}},
@@ -167,7 +173,7 @@ func binding(kind, name, ns string) *rbacv1.RoleBinding {
 }
 
 func deployment(o Options, sel map[string]string) *appsv1.Deployment {
-	args := []string{"agent", "--repo", o.Repo, "--leader-elect",
+	args := []string{"agent", "--repo", o.Repo, "--leader-elect", "--state-configmap", StateConfigMap,
 		"--listen", fmt.Sprintf("0.0.0.0:%d", APIPort), "--data-dir", "/var/lib/ferry/agent",
 		"--key", "/etc/ferry/signing/cosign.key", "--log-format", "json"}
 	if o.Branch != "" {

@@ -2,6 +2,7 @@ package install_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/ferry-wasm/ferry/internal/kubetest"
 	"github.com/ferry-wasm/ferry/targets/kubernetes/install"
 	"github.com/ferry-wasm/ferry/targets/kubernetes/leader"
+	"github.com/ferry-wasm/ferry/targets/kubernetes/statestore"
 )
 
 func opts() install.Options {
@@ -54,7 +56,7 @@ func TestYAMLIsStable(t *testing.T) {
 	if string(ya) != string(yb) {
 		t.Fatal("two renders differ")
 	}
-	for _, want := range []string{"kind: Deployment", "--leader-elect", "kind: ClusterRole", "namespace: apps", "managed-by: ferry"} {
+	for _, want := range []string{"kind: Deployment", "--leader-elect", "--state-configmap", "name: ferry-agent-state", "kind: ClusterRole", "namespace: apps", "managed-by: ferry"} {
 		if !strings.Contains(string(ya), want) {
 			t.Errorf("manifest lacks %q", want)
 		}
@@ -137,6 +139,42 @@ func TestInstallRBAC(t *testing.T) {
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+
+	// The agent's durable state: its own ConfigMap, through the store the
+	// agent uses, read and written with the ServiceAccount's rights;
+	// another ConfigMap of its namespace can be neither read nor created.
+	st, err := statestore.New(cs, install.DefaultNS, install.StateConfigMap, statestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := st.Load(ctx); err != nil || b != nil {
+		t.Fatalf("the installed state ConfigMap loads %q, %v; want empty", b, err)
+	}
+	for _, v := range []string{"state one", "state two"} {
+		if err := st.Save(ctx, []byte(v)); err != nil {
+			t.Fatalf("save the state with the agent's ServiceAccount: %v", err)
+		}
+	}
+	if b, err := st.Load(ctx); err != nil || string(b) != "state two" {
+		t.Fatalf("state read back: %q, %v", b, err)
+	}
+	// Re-applying the install (a no-op, or an upgrade) keeps the state.
+	if _, err := install.Apply(ctx, c.Config, objs, false); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := st.Load(ctx); err != nil || string(b) != "state two" {
+		t.Fatalf("state after re-applying the install: %q, %v", b, err)
+	}
+	other, err := statestore.New(cs, install.DefaultNS, "someone-else", statestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Load(ctx); !apierrors.IsForbidden(errors.Unwrap(err)) {
+		t.Errorf("reading another ConfigMap of %s: %v, want forbidden", install.DefaultNS, err)
+	}
+	if err := other.Save(ctx, []byte("x")); !apierrors.IsForbidden(errors.Unwrap(err)) {
+		t.Errorf("creating a ConfigMap in %s: %v, want forbidden", install.DefaultNS, err)
 	}
 
 	// App objects: allowed in the target namespace, forbidden elsewhere.
