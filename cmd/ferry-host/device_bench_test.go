@@ -30,14 +30,21 @@ func BenchmarkDeviceFootprint(b *testing.B) {
 		}
 		b.ReportMetric(float64(fi.Size())/(1<<20), a.metric)
 	}
-	var rss float64
+	var rss idleRSS
 	for range b.N {
 		rss = idleDeviceRSS(b)
 	}
-	b.ReportMetric(rss/(1<<20), "idle-rss-MiB")
+	b.ReportMetric(rss.total/(1<<20), "idle-rss-MiB")
+	b.ReportMetric(rss.anon/(1<<20), "idle-rss-anon-MiB")
+	b.ReportMetric(rss.file/(1<<20), "idle-rss-file-MiB")
 }
 
-func idleDeviceRSS(b *testing.B) float64 {
+// idleRSS is a process's resident memory in bytes: the total (VmRSS) and
+// its anonymous (heap, stacks, wazero's compiled code) and file-backed
+// (the binary's pages, mapped files) parts.
+type idleRSS struct{ total, anon, file float64 }
+
+func idleDeviceRSS(b *testing.B) idleRSS {
 	const token = "bench-enroll-token"
 	srv := devicetest.New(b, token)
 	reg, ref := publishHello(b, "hello")
@@ -55,17 +62,41 @@ func idleDeviceRSS(b *testing.B) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var r idleRSS
 	for _, l := range strings.Split(string(st), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			if err != nil {
-				b.Fatal(err)
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch k {
+		case "VmRSS":
+			dst = &r.total
+		case "RssAnon":
+			dst = &r.anon
+		case "RssFile":
+			dst = &r.file
+		default:
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		*dst = kb * 1024
+	}
+	if r.total == 0 {
+		b.Fatal("no VmRSS")
+	}
+	if dir := os.Getenv("FERRY_BENCH_PROC_DUMP"); dir != "" {
+		// For profiling: keep the idle device's memory map and status.
+		for _, f := range []string{"smaps", "smaps_rollup", "status"} {
+			if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", p.Process.Pid, f)); err == nil {
+				os.WriteFile(filepath.Join(dir, "device-"+f), data, 0o644)
 			}
-			return kb * 1024
 		}
 	}
-	b.Fatal("no VmRSS")
-	return 0
+	return r
 }
 
 // startDeviceB runs bin with args and waits for its serving line.

@@ -34,7 +34,18 @@ type Options struct {
 	// Logger receives one line per enrollment, revocation and store error;
 	// never a token, credential or value. Nil discards.
 	Logger *slog.Logger
+	// StoreWriters is how many store writes (a device record or
+	// tokens.json: write, fsync, rename, fsync of the directory) run at
+	// once; the other requests wait for a turn. Each write blocked in
+	// fsync holds an OS thread, which the Go runtime never gives back:
+	// unbounded, 10,000 devices reporting at once made thousands of them
+	// (about 50 KiB of resident memory each). Zero means
+	// DefaultStoreWriters.
+	StoreWriters int
 }
+
+// DefaultStoreWriters is the default of Options.StoreWriters.
+const DefaultStoreWriters = 16
 
 // Server is the device API and the device inventory over one store
 // directory. It is safe for concurrent use.
@@ -51,6 +62,9 @@ type Server struct {
 	devices map[string]*device      // by device ID
 	creds   map[string]string       // credential hash → device ID (not revoked)
 	subs    map[*subscriber]struct{}
+
+	// writes holds a token per store write in progress (Options.StoreWriters).
+	writes chan struct{}
 }
 
 type subscriber struct{ ch chan struct{} }
@@ -86,6 +100,11 @@ func Open(dir string, opts Options) (*Server, error) {
 		creds:   map[string]string{},
 		subs:    map[*subscriber]struct{}{},
 	}
+	n := opts.StoreWriters
+	if n <= 0 {
+		n = DefaultStoreWriters
+	}
+	s.writes = make(chan struct{}, n)
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -176,7 +176,7 @@ func (s *Server) saveTokens() error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
-	return writeAtomic(filepath.Join(s.dir, "tokens.json"), data)
+	return s.write(filepath.Join(s.dir, "tokens.json"), data)
 }
 
 // saveDevice writes d's record as of now. Writes of one device are
@@ -192,5 +192,14 @@ func (s *Server) saveDevice(d *device) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
-	return writeAtomic(s.devicePath(rec.ID), data)
+	return s.write(s.devicePath(rec.ID), data)
+}
+
+// write is writeAtomic within the server's bound of concurrent writes
+// (Options.StoreWriters): a request waiting for its turn parks its
+// goroutine, not an OS thread.
+func (s *Server) write(path string, data []byte) error {
+	s.writes <- struct{}{}
+	defer func() { <-s.writes }()
+	return writeAtomic(path, data)
 }
