@@ -87,7 +87,7 @@ func BenchmarkFleetRollout(b *testing.B) {
 // the Go runtime's memory classes at the sample of the largest RSS.
 type procPeak struct {
 	anonKB, fileKB, threads int64
-	rssKB                   int64
+	rssKB, profiledKB       int64
 	classes                 []metrics.Sample
 }
 
@@ -136,6 +136,15 @@ func sampleProc(interval time.Duration) func() procPeak {
 				p.classes[i].Name = name
 			}
 			metrics.Read(p.classes)
+			if f := os.Getenv("FERRY_BENCH_HEAP_PROFILE"); f != "" && rss > p.profiledKB+(32<<10) {
+				// For profiling: the heap (as of the last collection)
+				// when RSS was largest.
+				p.profiledKB = rss
+				if out, err := os.Create(f + ".peak"); err == nil {
+					pprof.Lookup("heap").WriteTo(out, 0)
+					out.Close()
+				}
+			}
 		}
 	}
 	stop := make(chan struct{})
