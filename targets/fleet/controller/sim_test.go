@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -150,6 +151,8 @@ type fleetEnv struct {
 	secret   string
 	client   *http.Client
 	stopOnce sync.Once
+	// poll is how often waitFor reads the rollout; zero means 20 ms.
+	poll time.Duration
 }
 
 func newFleetEnv(t testing.TB, policy *spec.FleetTarget, maxConns int) *fleetEnv {
@@ -232,7 +235,7 @@ func (e *fleetEnv) waitFor(what string, within time.Duration, cond func(Rollout)
 		if time.Now().After(deadline) {
 			e.t.Fatalf("%s: not within %v; last status:\n%s", what, within, r.Summary)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(cmp.Or(e.poll, 20*time.Millisecond))
 	}
 }
 

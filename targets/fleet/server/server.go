@@ -62,6 +62,9 @@ type Server struct {
 	devices map[string]*device      // by device ID
 	creds   map[string]string       // credential hash → device ID (not revoked)
 	subs    map[*subscriber]struct{}
+	// lastValues is the values map SetDesiredApp last stored, shared by
+	// the devices given equal values.
+	lastValues map[string]string
 
 	// writes holds a token per store write in progress (Options.StoreWriters).
 	writes chan struct{}
@@ -362,7 +365,15 @@ func (s *Server) SetDesiredApp(id, slot string, app *api.DesiredApp) bool {
 			return true
 		}
 		a := *app
-		a.Values = cloneMap(a.Values)
+		// Every device of a rollout gets the same values: they share one
+		// copy (never modified: a change sets a new map) instead of
+		// holding 10,000 equal ones.
+		if maps.Equal(a.Values, s.lastValues) {
+			a.Values = s.lastValues
+		} else {
+			a.Values = cloneMap(a.Values)
+			s.lastValues = a.Values
+		}
 		d.apps[slot] = a
 	}
 	if v := versionOf(d.apps); v != d.version {

@@ -184,6 +184,11 @@ func (s *Server) saveTokens() error {
 func (s *Server) saveDevice(d *device) error {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
+	// Take the write's turn before encoding the record: thousands of
+	// reports may wait for one, and they should not each hold an encoded
+	// copy meanwhile (and the record written is the latest).
+	s.writes <- struct{}{}
+	defer func() { <-s.writes }()
 	s.mu.Lock()
 	rec := d.rec
 	rec.Labels = cloneMap(rec.Labels)
@@ -192,7 +197,7 @@ func (s *Server) saveDevice(d *device) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
-	return s.write(s.devicePath(rec.ID), data)
+	return writeAtomic(s.devicePath(rec.ID), data)
 }
 
 // write is writeAtomic within the server's bound of concurrent writes
