@@ -122,6 +122,15 @@ func parseDeviceFlags(args []string, getenv func(string) string, stderr io.Write
 	return c, nil
 }
 
+// gcBallast is host.Options.GCBallast for the device's --gc-ballast-mib:
+// none unless asked for.
+func (c *deviceConfig) gcBallast() int64 {
+	if c.gcBallastMiB <= 0 {
+		return -1
+	}
+	return c.gcBallastMiB << 20
+}
+
 // trustKeyFiles expands each directory of paths into its *.pub files.
 func trustKeyFiles(paths []string) ([]string, error) {
 	var out []string
@@ -197,10 +206,7 @@ func serveDevice(ctx context.Context, c *deviceConfig, getenv func(string) strin
 	if c.memoryLimit > 0 {
 		debug.SetMemoryLimit(int64(c.memoryLimit))
 	}
-	ballast := int64(-1) // host.Options.GCBallast: none
-	if c.gcBallastMiB > 0 {
-		ballast = c.gcBallastMiB << 20
-	}
+
 	h, err := device.Start(ctx, device.Config{
 		Device: device.Options{
 			Server: c.server, HTTPClient: hc, EnrollToken: c.enrollToken, Name: c.name, Labels: c.labels,
@@ -211,7 +217,7 @@ func serveDevice(ctx context.Context, c *deviceConfig, getenv func(string) strin
 		Listen:            c.listen,
 		Policy:            policy,
 		RegistryPlainHTTP: c.registryPlainHTTP,
-		Runtime:           host.Options{GCBallast: ballast},
+		Runtime:           host.Options{GCBallast: c.gcBallast()},
 		Getenv:            getenv,
 		ShutdownTimeout:   c.shutdownTimeout,
 		Logger:            log,

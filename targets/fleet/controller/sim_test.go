@@ -156,7 +156,13 @@ type fleetEnv struct {
 }
 
 func newFleetEnv(t testing.TB, policy *spec.FleetTarget, maxConns int) *fleetEnv {
-	e := &fleetEnv{t: t, srvDir: t.TempDir(), ctlDir: t.TempDir(), rec: newRecorder(), logs: &testenv.Buffer{}, policy: policy}
+	return newFleetEnvRec(t, policy, maxConns, newRecorder())
+}
+
+// newFleetEnvRec is newFleetEnv with rec (nil: none) recording the
+// reports.
+func newFleetEnvRec(t testing.TB, policy *spec.FleetTarget, maxConns int, rec *recorder) *fleetEnv {
+	e := &fleetEnv{t: t, srvDir: t.TempDir(), ctlDir: t.TempDir(), rec: rec, logs: &testenv.Buffer{}, policy: policy}
 	e.client = &http.Client{Transport: &http.Transport{MaxIdleConns: maxConns + 16, MaxIdleConnsPerHost: maxConns + 16, IdleConnTimeout: time.Minute}}
 	t.Cleanup(e.client.CloseIdleConnections)
 	e.start("127.0.0.1:0")
@@ -193,7 +199,11 @@ func (e *fleetEnv) start(addr string) {
 		t.Fatal(err)
 	}
 	e.srv, e.ctl, e.ln, e.addr, e.url = srv, ctl, ln, ln.Addr().String(), "http://"+ln.Addr().String()
-	e.hs = &http.Server{Handler: e.rec.wrap(srv.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	h := srv.Handler()
+	if e.rec != nil {
+		h = e.rec.wrap(h)
+	}
+	e.hs = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go e.hs.Serve(ln)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop, e.done = cancel, make(chan struct{})
