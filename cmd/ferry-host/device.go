@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/targets/fleet/device"
+	"github.com/ferry-wasm/ferry/targets/host"
 )
 
 // deviceConfig is the parsed command line of `ferry-host device`.
@@ -33,6 +34,9 @@ type deviceConfig struct {
 	shutdownTimeout     time.Duration
 	logLevel            slog.Level
 	logFormat           string
+	gcBallastMiB        int64
+	memoryLimit         byteSize
+	noTrim              bool
 }
 
 func parseDeviceFlags(args []string, getenv func(string) string, stderr io.Writer) (*deviceConfig, error) {
@@ -61,6 +65,9 @@ func parseDeviceFlags(args []string, getenv func(string) string, stderr io.Write
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.Int64Var(&c.gcBallastMiB, "gc-ballast-mib", 0, "MiB of heap ballast (see ferry-host --help); none by default on a device, where memory counts more than the collector's CPU")
+	fs.Var(&c.memoryLimit, "memory-limit", "soft limit of the Go runtime's memory (e.g. 64MiB): near it the collector runs more often (0: $GOMEMLIMIT, else none)")
+	fs.BoolVar(&c.noTrim, "no-trim", false, "keep resident what start-up and deploys touched (by default the device returns the Go heap's free pages and drops the binary's pages from its resident set after start-up and after each change to its apps)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -69,6 +76,9 @@ func parseDeviceFlags(args []string, getenv func(string) string, stderr io.Write
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if c.gcBallastMiB < 0 {
+		return nil, fmt.Errorf("%w: --gc-ballast-mib %d: want 0 or more", errUsage, c.gcBallastMiB)
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, *level)
@@ -110,6 +120,15 @@ func parseDeviceFlags(args []string, getenv func(string) string, stderr io.Write
 		return nil, fmt.Errorf("%w: --server: %w", errUsage, err)
 	}
 	return c, nil
+}
+
+// gcBallast is host.Options.GCBallast for the device's --gc-ballast-mib:
+// none unless asked for.
+func (c *deviceConfig) gcBallast() int64 {
+	if c.gcBallastMiB <= 0 {
+		return -1
+	}
+	return c.gcBallastMiB << 20
 }
 
 // trustKeyFiles expands each directory of paths into its *.pub files.
@@ -184,6 +203,10 @@ func serveDevice(ctx context.Context, c *deviceConfig, getenv func(string) strin
 	if err != nil {
 		return fmt.Errorf("%w: --ca-file: %w", errUsage, err)
 	}
+	if c.memoryLimit > 0 {
+		debug.SetMemoryLimit(int64(c.memoryLimit))
+	}
+
 	h, err := device.Start(ctx, device.Config{
 		Device: device.Options{
 			Server: c.server, HTTPClient: hc, EnrollToken: c.enrollToken, Name: c.name, Labels: c.labels,
@@ -194,9 +217,11 @@ func serveDevice(ctx context.Context, c *deviceConfig, getenv func(string) strin
 		Listen:            c.listen,
 		Policy:            policy,
 		RegistryPlainHTTP: c.registryPlainHTTP,
+		Runtime:           host.Options{GCBallast: c.gcBallast()},
 		Getenv:            getenv,
 		ShutdownTimeout:   c.shutdownTimeout,
 		Logger:            log,
+		NoTrim:            c.noTrim,
 	})
 	if err != nil {
 		return err

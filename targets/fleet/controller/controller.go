@@ -453,7 +453,7 @@ func (c *Controller) StepAll() time.Time {
 	return next
 }
 
-func (c *Controller) stepLocked(name string, ro *rollout, devs []server.Device) (time.Time, error) {
+func (c *Controller) stepLocked(name string, ro *rollout, devs []invDevice) (time.Time, error) {
 	obs := observations(name, ro.st.To, devs)
 	dec, ns, err := fleet.Step(ro.st, c.policy, obs, c.now())
 	if err != nil {
@@ -478,13 +478,22 @@ func (c *Controller) stepLocked(name string, ro *rollout, devs []server.Device) 
 	return dec.NextCheck, nil
 }
 
+// invDevice is what a step reads of a server.Device: a fifth of its size,
+// which matters for an inventory of 10,000 copied at every step.
+type invDevice struct {
+	ID         string
+	Labels     map[string]string
+	LastReport time.Time
+	Status     *api.StatusReport
+}
+
 // inventory is the server's devices not revoked, sharing their labels
 // and status with the server (read-only).
-func (c *Controller) inventory() []server.Device {
-	devs := make([]server.Device, 0, c.invHint)
+func (c *Controller) inventory() []invDevice {
+	devs := make([]invDevice, 0, c.invHint)
 	c.srv.EachDevice(func(d server.Device) {
 		if d.Revoked.IsZero() {
-			devs = append(devs, d)
+			devs = append(devs, invDevice{ID: d.ID, Labels: d.Labels, LastReport: d.LastReport, Status: d.Status})
 		}
 	})
 	c.invHint = len(devs) + 16
@@ -493,12 +502,9 @@ func (c *Controller) inventory() []server.Device {
 
 // observations turns the inventory into the engine's view of app: every
 // device not revoked, with what its latest report says about the app.
-func observations(app, to string, devs []server.Device) []fleet.Device {
+func observations(app, to string, devs []invDevice) []fleet.Device {
 	out := make([]fleet.Device, 0, len(devs))
 	for _, d := range devs {
-		if !d.Revoked.IsZero() {
-			continue
-		}
 		fd := fleet.Device{ID: d.ID, Labels: d.Labels, LastReport: d.LastReport}
 		if d.Status != nil {
 			for _, a := range d.Status.Apps {
@@ -530,12 +536,9 @@ func observations(app, to string, devs []server.Device) []fleet.Device {
 // target selects, what they were last told, else the version they report
 // (when its reference is known), else the rollout's from-digest; nothing
 // for devices the target does not select.
-func (c *Controller) applyLocked(name string, ro *rollout, devs []server.Device) {
+func (c *Controller) applyLocked(name string, ro *rollout, devs []invDevice) {
 	slot := c.slot(name)
 	for _, d := range devs {
-		if !d.Revoked.IsZero() {
-			continue
-		}
 		if !c.policy.Selector.Matches(d.Labels) {
 			c.srv.SetDesiredApp(d.ID, slot, nil)
 			continue

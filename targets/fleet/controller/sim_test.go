@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -150,10 +151,18 @@ type fleetEnv struct {
 	secret   string
 	client   *http.Client
 	stopOnce sync.Once
+	// poll is how often waitFor reads the rollout; zero means 20 ms.
+	poll time.Duration
 }
 
 func newFleetEnv(t testing.TB, policy *spec.FleetTarget, maxConns int) *fleetEnv {
-	e := &fleetEnv{t: t, srvDir: t.TempDir(), ctlDir: t.TempDir(), rec: newRecorder(), logs: &testenv.Buffer{}, policy: policy}
+	return newFleetEnvRec(t, policy, maxConns, newRecorder())
+}
+
+// newFleetEnvRec is newFleetEnv with rec (nil: none) recording the
+// reports.
+func newFleetEnvRec(t testing.TB, policy *spec.FleetTarget, maxConns int, rec *recorder) *fleetEnv {
+	e := &fleetEnv{t: t, srvDir: t.TempDir(), ctlDir: t.TempDir(), rec: rec, logs: &testenv.Buffer{}, policy: policy}
 	e.client = &http.Client{Transport: &http.Transport{MaxIdleConns: maxConns + 16, MaxIdleConnsPerHost: maxConns + 16, IdleConnTimeout: time.Minute}}
 	t.Cleanup(e.client.CloseIdleConnections)
 	e.start("127.0.0.1:0")
@@ -190,7 +199,11 @@ func (e *fleetEnv) start(addr string) {
 		t.Fatal(err)
 	}
 	e.srv, e.ctl, e.ln, e.addr, e.url = srv, ctl, ln, ln.Addr().String(), "http://"+ln.Addr().String()
-	e.hs = &http.Server{Handler: e.rec.wrap(srv.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	h := srv.Handler()
+	if e.rec != nil {
+		h = e.rec.wrap(h)
+	}
+	e.hs = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go e.hs.Serve(ln)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop, e.done = cancel, make(chan struct{})
@@ -232,7 +245,7 @@ func (e *fleetEnv) waitFor(what string, within time.Duration, cond func(Rollout)
 		if time.Now().After(deadline) {
 			e.t.Fatalf("%s: not within %v; last status:\n%s", what, within, r.Summary)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(cmp.Or(e.poll, 20*time.Millisecond))
 	}
 }
 

@@ -77,6 +77,11 @@ type Options struct {
 	// Jitter returns a random number in [0, 1) for Backoff.Delay. Nil
 	// means math/rand/v2.
 	Jitter func() float64
+	// AfterChange, when set, is called after every apply round that
+	// deployed or removed an app, whatever the outcome, on the device
+	// loop's goroutine. Start sets it to trim the process's memory
+	// (trim.go) unless Config.NoTrim.
+	AfterChange func()
 }
 
 // Device is ferry-host's device mode without its listener: it enrolls
@@ -261,6 +266,9 @@ func (d *Device) apply(ctx context.Context, des api.Desired) bool {
 	failed := maps.Clone(d.failures)
 	d.mu.Unlock()
 	acts := Decide(des, d.opts.Core.List(), failed, d.opts.SecretHashKey)
+	if len(acts) > 0 && d.opts.AfterChange != nil {
+		defer d.opts.AfterChange()
+	}
 	settled := true
 	for _, a := range acts {
 		name := a.App.Name

@@ -47,6 +47,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Logger receives every log line. Nil discards.
 	Logger *slog.Logger
+	// NoTrim keeps the memory a start-up or a deploy touched resident.
+	// By default the device gives the Go heap's free pages back to the
+	// system and drops the executable's pages from its resident set once
+	// the recorded apps are restored and after every round that changed an
+	// app (trim.go), so that an idle device holds what it uses.
+	NoTrim bool
 }
 
 // Host is a running device-mode ferry-host: the host core serving its
@@ -131,6 +137,15 @@ func Start(ctx context.Context, cfg Config) (*Host, error) {
 	if dopts.Logger == nil {
 		dopts.Logger = log.With("component", "device")
 	}
+	if !cfg.NoTrim {
+		after := dopts.AfterChange
+		dopts.AfterChange = func() {
+			if after != nil {
+				after()
+			}
+			trimMemory()
+		}
+	}
 	dev, err := New(dopts)
 	if err != nil {
 		closeCore()
@@ -148,6 +163,9 @@ func Start(ctx context.Context, cfg Config) (*Host, error) {
 		log.Error("app could not be restored", "app", name, "error", err.Error())
 	}
 	log.Info("state restored", "dir", hostDir, "serving", len(rep.Serving), "failed", len(rep.Failed), "took", time.Since(start).Round(time.Millisecond))
+	if !cfg.NoTrim {
+		trimMemory()
+	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &Host{cfg: cfg, core: c, ln: ln, dev: dev, log: log, cancel: cancel,

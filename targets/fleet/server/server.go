@@ -34,7 +34,18 @@ type Options struct {
 	// Logger receives one line per enrollment, revocation and store error;
 	// never a token, credential or value. Nil discards.
 	Logger *slog.Logger
+	// StoreWriters is how many store writes (a device record or
+	// tokens.json: write, fsync, rename, fsync of the directory) run at
+	// once; the other requests wait for a turn. Each write blocked in
+	// fsync holds an OS thread, which the Go runtime never gives back:
+	// unbounded, 10,000 devices reporting at once made thousands of them
+	// (about 50 KiB of resident memory each). Zero means
+	// DefaultStoreWriters.
+	StoreWriters int
 }
+
+// DefaultStoreWriters is the default of Options.StoreWriters.
+const DefaultStoreWriters = 16
 
 // Server is the device API and the device inventory over one store
 // directory. It is safe for concurrent use.
@@ -51,6 +62,12 @@ type Server struct {
 	devices map[string]*device      // by device ID
 	creds   map[string]string       // credential hash → device ID (not revoked)
 	subs    map[*subscriber]struct{}
+	// lastValues is the values map SetDesiredApp last stored, shared by
+	// the devices given equal values.
+	lastValues map[string]string
+
+	// writes holds a token per store write in progress (Options.StoreWriters).
+	writes chan struct{}
 }
 
 type subscriber struct{ ch chan struct{} }
@@ -86,6 +103,11 @@ func Open(dir string, opts Options) (*Server, error) {
 		creds:   map[string]string{},
 		subs:    map[*subscriber]struct{}{},
 	}
+	n := opts.StoreWriters
+	if n <= 0 {
+		n = DefaultStoreWriters
+	}
+	s.writes = make(chan struct{}, n)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -343,7 +365,15 @@ func (s *Server) SetDesiredApp(id, slot string, app *api.DesiredApp) bool {
 			return true
 		}
 		a := *app
-		a.Values = cloneMap(a.Values)
+		// Every device of a rollout gets the same values: they share one
+		// copy (never modified: a change sets a new map) instead of
+		// holding 10,000 equal ones.
+		if maps.Equal(a.Values, s.lastValues) {
+			a.Values = s.lastValues
+		} else {
+			a.Values = cloneMap(a.Values)
+			s.lastValues = a.Values
+		}
 		d.apps[slot] = a
 	}
 	if v := versionOf(d.apps); v != d.version {

@@ -176,7 +176,7 @@ func (s *Server) saveTokens() error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
-	return writeAtomic(filepath.Join(s.dir, "tokens.json"), data)
+	return s.write(filepath.Join(s.dir, "tokens.json"), data)
 }
 
 // saveDevice writes d's record as of now. Writes of one device are
@@ -184,6 +184,11 @@ func (s *Server) saveTokens() error {
 func (s *Server) saveDevice(d *device) error {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
+	// Take the write's turn before encoding the record: thousands of
+	// reports may wait for one, and they should not each hold an encoded
+	// copy meanwhile (and the record written is the latest).
+	s.writes <- struct{}{}
+	defer func() { <-s.writes }()
 	s.mu.Lock()
 	rec := d.rec
 	rec.Labels = cloneMap(rec.Labels)
@@ -193,4 +198,13 @@ func (s *Server) saveDevice(d *device) error {
 		return fmt.Errorf("%w: %w", ErrStore, err)
 	}
 	return writeAtomic(s.devicePath(rec.ID), data)
+}
+
+// write is writeAtomic within the server's bound of concurrent writes
+// (Options.StoreWriters): a request waiting for its turn parks its
+// goroutine, not an OS thread.
+func (s *Server) write(path string, data []byte) error {
+	s.writes <- struct{}{}
+	defer func() { <-s.writes }()
+	return writeAtomic(path, data)
 }

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package device
+
+// pageOutExecutable does nothing outside Linux.
+func pageOutExecutable() {}
