@@ -74,6 +74,9 @@ var rules = []rule{
 		Why: "rendering an app's Kubernetes objects is pure: it reaches no cluster helper, spec or driver"},
 	{From: []string{"targets/kubernetes/driver"}, Only: []string{"targets", "deploy/...", "targets/kubernetes/render", "targets/host/api"},
 		Why: "the Kubernetes driver is opened from options, not from the spec (targets/open maps one to the other)"},
+	{From: []string{"sync/notify"}, Only: []string{},
+		Never: []string{"k8s.io/...", "sigs.k8s.io/...", "github.com/hashicorp/hcl/...", "github.com/go-git/..."},
+		Why:   "notifications are a leaf: events are plain values, the agent and cmd/ferry describe what happened"},
 	{From: []string{"sdk/..."}, Only: []string{"targets/host/abi"},
 		Why: "the guest SDK builds for wasip1 and shares only the ABI's constants with the host"},
 }
