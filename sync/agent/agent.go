@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/sync/agent/gitsource"
 	"github.com/ferry-wasm/ferry/sync/agent/history"
+	"github.com/ferry-wasm/ferry/sync/notify"
 	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
@@ -110,6 +111,10 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// Clock is the source of time. Nil means the real clock.
 	Clock Clock
+	// Notify, when set, receives the round's notifications (apply failed,
+	// rollback, health degraded; see notify.go), from the round goroutine:
+	// it must not block. Nil means none.
+	Notify func(notify.Event)
 }
 
 // Agent is ferry's GitOps loop: each round it fetches the branch, releases
@@ -180,6 +185,7 @@ type Agent struct {
 	releaseAt    time.Time // earliest retry of a partly failed release
 	failStreak   int
 	failures     map[string]*appFailure // target + "/" + app
+	unhealthy    map[string]bool        // target + "/" + app notified unhealthy (notify.go)
 }
 
 // appFailure is an app whose change failed on a target, waiting to be
