@@ -270,9 +270,15 @@ func (n *Notifier) Publish(e Event) {
 	}
 }
 
-// Publisher returns Publish as a function, nil-safe: a nil Notifier's
-// publisher does nothing.
-func (n *Notifier) Publisher() func(Event) { return n.Publish }
+// Publisher returns Publish as a function, or nil for a nil Notifier (so
+// that an Options.Notify-style hook stays unset and its caller skips
+// describing events).
+func (n *Notifier) Publisher() func(Event) {
+	if n == nil {
+		return nil
+	}
+	return n.Publish
+}
 
 // Start delivers queued events until ctx ends, one goroutine per sink,
 // each in order; it returns nil when ctx ends (events still queued are
