@@ -45,7 +45,6 @@ type metricSet struct {
 	m  map[string]*metricInfo
 }
 
-
 var descRE = regexp.MustCompile(`fqName: "([^"]+)".*variableLabels: \{([^}]*)\}`)
 
 func (s *metricSet) add(name, typ string, labels []string) {
