@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,7 +15,11 @@ import (
 
 	"github.com/ferry-wasm/ferry/internal/gittest"
 	"github.com/ferry-wasm/ferry/internal/testenv"
+	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/sync/agent/history"
 	"github.com/ferry-wasm/ferry/sync/notify"
+	"github.com/ferry-wasm/ferry/targets"
+	"github.com/ferry-wasm/ferry/targets/fleet/hub"
 )
 
 // notifyE2EReceiver is a webhook receiver on loopback written as a user
@@ -159,5 +164,121 @@ func TestNotifyE2EApplyFailed(t *testing.T) {
 	}
 	if !strings.Contains(logs, "notifications on") {
 		t.Errorf("the agent's log does not say notifications are on")
+	}
+}
+
+// TestNotifyE2EHostRollback: a version that passes its deploy probe and
+// then fails its health probes on a real host is rolled back by the host
+// itself; the agent's next round sees it and the receiver gets one signed
+// rollback event saying the host did it, and a health.degraded event is
+// not sent for the version that runs again (it is healthy).
+func TestNotifyE2EHostRollback(t *testing.T) {
+	e := agentE2ENewEnv(t)
+	reg := agentE2ENewRegistry(t)
+	h := agentE2ENewHost(t, e.pubPath)
+	secret := []byte("notify-e2e-signing-secret")
+	t.Setenv("FERRY_NOTIFY_SECRET", string(secret))
+	rc := newNotifyE2EReceiver(t, secret)
+	srv := gittest.NewServer(t, gittest.Options{})
+	w := srv.Clone(t)
+	w.Write("ferry.hcl", agentE2ESpec(reg.Addr+"/e2e", h.CtlURL, []string{"alpha"}, agentE2EAppHCL("alpha")))
+	w.WriteBytes("alpha.wasm", agentE2EWasm(t, "alpha v1"))
+	w.Commit("alpha v1")
+	w.Push()
+	a := agentE2EStartAgent(t, e, srv.URL(), "--interval", "300ms", "--notify-webhook", rc.srv.URL+"/hooks/ferry")
+	agentE2EWaitServing(t, h.AppsURL, "alpha", "alpha v1", time.Minute)
+	good := agentE2EObserved(t, h.CtlURL)["alpha"]
+
+	flaky, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "targets", "host", "testdata", "flaky-health.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write("ferry.hcl", agentE2ESpec(reg.Addr+"/e2e", h.CtlURL, []string{"alpha"}, agentE2EFlakyHCL("alpha")))
+	w.WriteBytes("alpha.wasm", flaky)
+	c2 := w.Commit("alpha on the flaky reactor")
+	w.Push()
+	deadline := time.Now().Add(time.Minute)
+	var rb notify.WebhookPayload
+	for {
+		var ok bool
+		if rb, ok = rc.find(notify.KindRollback, "alpha"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			rc.mu.Lock()
+			t.Fatalf("no rollback delivery within a minute; got %+v, refused %v", rc.hooks, rc.bad)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rb.By != notify.ByHost || rb.Previous != good || rb.Digest == good || !strings.HasPrefix(rb.Digest, "sha256:") ||
+		rb.Target != "local" || !strings.Contains(rb.Reason, "answered 500") || rb.Commit != c2 {
+		t.Errorf("rollback delivery %+v; want by the host, from the flaky digest to %s, saying why", rb, good)
+	}
+	// Three more rounds: the rollback is told once.
+	agentE2EIdle(t, a)
+	last := agentE2EIdle(t, a)
+	agentE2EWaitRound(t, a, "three rounds later", time.Minute, func(r history.Round) bool { return r.ID >= last+3 })
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	n := 0
+	for _, p := range rc.hooks {
+		if p.Kind == notify.KindRollback {
+			n++
+		}
+	}
+	if n != 1 || len(rc.bad) != 0 {
+		t.Errorf("%d rollback deliveries (want 1), refused %v", n, rc.bad)
+	}
+}
+
+// TestNotifyE2EFleetRollout: the fleet hub as `ferry agent` wires it
+// (OnEvent through fleetNotify to a Notifier) tells a signed webhook
+// receiver when a rollout starts and aborts.
+func TestNotifyE2EFleetRollout(t *testing.T) {
+	secret := []byte("notify-e2e-signing-secret")
+	rc := newNotifyE2EReceiver(t, secret)
+	n, err := notify.New(notify.Options{Webhook: rc.srv.URL + "/hooks/ferry", Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Start(ctx) //nolint:errcheck // ends with ctx
+	h, err := hub.Open(hub.Options{Dir: t.TempDir(), OnEvent: fleetNotify(n.Publish)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := h.FleetTarget("edge", &spec.FleetTarget{Rollout: spec.DefaultRollout()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	if _, err := tg.Put(ctx, targets.DesiredApp{Name: "web", Ref: "127.0.0.1:1/x/web@" + digest, Digest: digest}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.Controller("edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Abort("web", "stopped by the on-call"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, started := rc.find(notify.KindRolloutStarted, "web")
+		_, aborted := rc.find(notify.KindRolloutAborted, "web")
+		if started && aborted {
+			break
+		}
+		if time.Now().After(deadline) {
+			rc.mu.Lock()
+			t.Fatalf("no rollout.started and rollout.aborted within 30s: %+v, refused %v", rc.hooks, rc.bad)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ab, _ := rc.find(notify.KindRolloutAborted, "web")
+	if ab.Target != "edge" || ab.Digest != digest || ab.Reason != "stopped by the on-call" || ab.Devices == nil ||
+		!strings.Contains(ab.Summary, "Rollout of web on target edge aborted") {
+		t.Errorf("rollout.aborted delivery %+v", ab)
 	}
 }
