@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	stdsync "sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/ferry-wasm/ferry/sync/agent/history"
 	"github.com/ferry-wasm/ferry/sync/notify"
 	"github.com/ferry-wasm/ferry/sync/plan/plantest"
+	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
 )
 
@@ -25,6 +27,7 @@ type hookReceiver struct {
 	srv    *httptest.Server
 	mu     stdsync.Mutex
 	events []notify.Event
+	bodies []string
 	bad    int
 }
 
@@ -46,6 +49,7 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 		}
 		rc.mu.Lock()
 		rc.events = append(rc.events, p.Event)
+		rc.bodies = append(rc.bodies, string(body))
 		rc.mu.Unlock()
 	}))
 	t.Cleanup(rc.srv.Close)
@@ -82,7 +86,11 @@ func withNotifier(t *testing.T, rc *hookReceiver) func(*Options) {
 // both, signed, naming the app, target, digests, commit and round.
 func TestNotifyApplyFailedAndRollback(t *testing.T) {
 	rc := newHookReceiver(t)
-	h := newHarness(t, withNotifier(t, rc))
+	const secretValue = "s3cr3t-value-of-app-a"
+	h := newHarness(t, func(o *Options) {
+		withNotifier(t, rc)(o)
+		o.Releaser = secretsReleaser{o.Releaser, map[string]string{"token": secretValue}}
+	})
 	h.start()
 	h.waitRunning(map[string]string{"a": "v1", "b": "v1"})
 	h.mem.Mu.Lock()
@@ -104,11 +112,40 @@ func TestNotifyApplyFailedAndRollback(t *testing.T) {
 	if len(rc.of(notify.KindApplyFailed, "b")) != 0 {
 		t.Error("b was notified though it did not change")
 	}
+	h.mem.Mu.Lock()
+	sent := h.mem.Secrets["a"]["token"]
+	h.mem.Mu.Unlock()
+	if sent != secretValue {
+		t.Fatalf("the target got secret %q: the test's secret was not in play", sent)
+	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.bad != 0 {
 		t.Errorf("%d deliveries failed the receiver's signature check", rc.bad)
 	}
+	for _, b := range rc.bodies {
+		if strings.Contains(b, secretValue) {
+			t.Errorf("a notification holds the app's secret value: %s", b)
+		}
+	}
+}
+
+// secretsReleaser gives every released app the secret values vals.
+type secretsReleaser struct {
+	release.Releaser
+	vals map[string]string
+}
+
+func (s secretsReleaser) Release(ctx context.Context, dir, commit string) (*release.RoundInput, error) {
+	in, err := s.Releaser.Release(ctx, dir, commit)
+	if in != nil {
+		for i := range in.Desired.Targets {
+			for j := range in.Desired.Targets[i].Apps {
+				in.Desired.Targets[i].Apps[j].Secrets = s.vals
+			}
+		}
+	}
+	return in, err
 }
 
 // TestNotifyHealthDegradedOnce: an app that turns unhealthy is notified
