@@ -108,8 +108,40 @@ type sink struct {
 	sign   bool
 
 	mu    sync.Mutex
-	queue []Event
+	queue ring
 	wake  chan struct{}
+}
+
+// ring is a bounded FIFO of events that drops its oldest when full.
+type ring struct {
+	buf     []Event
+	head, n int
+}
+
+// push appends e; when the ring is full it overwrites the oldest event
+// and returns it.
+func (r *ring) push(e Event) (dropped Event, full bool) {
+	if r.n == len(r.buf) {
+		dropped = r.buf[r.head]
+		r.buf[r.head] = e
+		r.head = (r.head + 1) % len(r.buf)
+		return dropped, true
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = e
+	r.n++
+	return Event{}, false
+}
+
+// pop removes and returns the oldest event.
+func (r *ring) pop() (Event, bool) {
+	if r.n == 0 {
+		return Event{}, false
+	}
+	e := r.buf[r.head]
+	r.buf[r.head] = Event{}
+	r.head = (r.head + 1) % len(r.buf)
+	r.n--
+	return e, true
 }
 
 // New checks opts and returns a Notifier; Start runs its deliveries.
@@ -168,6 +200,7 @@ func New(opts Options) (*Notifier, error) {
 	for _, s := range n.sinks {
 		s.shown = RedactURL(s.url)
 		s.wake = make(chan struct{}, 1)
+		s.queue.buf = make([]Event, opts.QueueSize)
 	}
 	n.total = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ferry_notifications_total",
@@ -255,14 +288,12 @@ func (n *Notifier) Publish(e Event) {
 	e.App, e.Target = n.clean(e.App), n.clean(e.Target)
 	for _, s := range n.sinks {
 		s.mu.Lock()
-		if len(s.queue) >= n.opts.QueueSize {
-			old := s.queue[0]
-			s.queue = append(s.queue[:0], s.queue[1:]...)
+		old, full := s.queue.push(e)
+		s.mu.Unlock()
+		if full {
 			n.total.WithLabelValues(s.name, string(old.Kind), ResultDropped).Inc()
 			n.log.Warn("notification dropped: the queue is full", "sink", s.name, "url", s.shown, "kind", old.Kind, "app", old.App)
 		}
-		s.queue = append(s.queue, e)
-		s.mu.Unlock()
 		select {
 		case s.wake <- struct{}{}:
 		default:
@@ -298,12 +329,7 @@ func (n *Notifier) Start(ctx context.Context) error {
 func (n *Notifier) run(ctx context.Context, s *sink) {
 	for {
 		s.mu.Lock()
-		var e Event
-		ok := len(s.queue) > 0
-		if ok {
-			e = s.queue[0]
-			s.queue = append(s.queue[:0], s.queue[1:]...)
-		}
+		e, ok := s.queue.pop()
 		s.mu.Unlock()
 		if !ok {
 			select {
