@@ -187,7 +187,11 @@ func TestNotifyE2EHostRollback(t *testing.T) {
 	w.Push()
 	a := agentE2EStartAgent(t, e, srv.URL(), "--interval", "300ms", "--notify-webhook", rc.srv.URL+"/hooks/ferry")
 	agentE2EWaitServing(t, h.AppsURL, "alpha", "alpha v1", time.Minute)
+	agentE2EIdle(t, a)
 	good := agentE2EObserved(t, h.CtlURL)["alpha"]
+	if good == "" {
+		t.Fatalf("the host does not report alpha: %v", agentE2EObserved(t, h.CtlURL))
+	}
 
 	flaky, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "targets", "host", "testdata", "flaky-health.wasm"))
 	if err != nil {

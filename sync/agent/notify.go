@@ -43,12 +43,22 @@ func (a *Agent) notifyRound(r *history.Round, observed map[string][]targets.Obse
 	if a.opts.Notify == nil {
 		return
 	}
+	var stored map[string]history.HostRollback // read once, when needed
 	for _, rec := range r.Apps {
 		if rec.Action != history.ActionHostRollback {
 			continue
 		}
+		if stored == nil {
+			stored, _ = a.hist.HostRollbacks()
+		}
+		// The target's own reason; the record's detail, which also says
+		// what the agent does about it, when the store cannot tell.
+		reason := rec.Detail
+		if rb, ok := stored[rec.Target+"/"+rec.App]; ok && rb.From == rec.Previous && rb.Reason != "" {
+			reason = rb.Reason
+		}
 		a.opts.Notify(notify.Event{Kind: notify.KindRollback, By: notify.ByHost, Time: rec.Time, App: rec.App, Target: rec.Target,
-			Digest: rec.Previous, Previous: rec.Digest, Commit: r.Commit, Round: r.ID, Reason: rec.Detail})
+			Digest: rec.Previous, Previous: rec.Digest, Commit: r.Commit, Round: r.ID, Reason: reason})
 	}
 	if a.unhealthy == nil {
 		a.unhealthy = map[string]bool{}

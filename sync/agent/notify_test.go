@@ -230,7 +230,8 @@ func TestNotifyHostRollback(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("%d rollback events over 3 rounds, want 1", len(got))
 	}
-	if e := got[0]; e.By != notify.ByHost || e.Digest != appDigest("b", "v0") || e.Previous != appDigest("b", "v1") || e.Target != "local" || e.Round == 0 {
+	if e := got[0]; e.By != notify.ByHost || e.Digest != appDigest("b", "v0") || e.Previous != appDigest("b", "v1") || e.Target != "local" || e.Round == 0 ||
+		e.Reason != "3 health probes failed within the bake" {
 		t.Errorf("event %+v", e)
 	}
 }
