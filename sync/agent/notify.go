@@ -8,6 +8,8 @@ package agent
 // (notify.Notifier.Publish never does).
 
 import (
+	"strings"
+
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/sync/agent/history"
 	"github.com/ferry-wasm/ferry/sync/notify"
@@ -64,6 +66,16 @@ func (a *Agent) notifyRound(r *history.Round, observed map[string][]targets.Obse
 		a.unhealthy = map[string]bool{}
 	}
 	g := a.inForce()
+	seen := map[string]bool{}
+	defer func() {
+		// Forget apps gone from a target the round observed.
+		for key := range a.unhealthy {
+			target, _, _ := strings.Cut(key, "/")
+			if _, ok := observed[target]; ok && !seen[key] {
+				delete(a.unhealthy, key)
+			}
+		}
+	}()
 	for target, apps := range observed {
 		if g != nil && g.cfg != nil {
 			if t := g.cfg.Target(target); t != nil && t.Type == spec.TargetFleet {
@@ -75,6 +87,7 @@ func (a *Agent) notifyRound(r *history.Round, observed map[string][]targets.Obse
 				continue
 			}
 			key := target + "/" + o.Name
+			seen[key] = true
 			ph := o.EffectivePhase()
 			if ph != targets.PhaseDegraded && ph != targets.PhaseFailed {
 				delete(a.unhealthy, key)
