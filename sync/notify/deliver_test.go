@@ -331,7 +331,7 @@ func TestHammer(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50 {
-				n.Publish(Event{Kind: Kinds[(g+i)%len(Kinds)], App: "a", Round: uint64(i)})
+				n.Publish(Event{Kind: Kinds()[(g+i)%len(Kinds())], App: "a", Round: uint64(i)})
 			}
 		})
 	}
@@ -339,13 +339,13 @@ func TestHammer(t *testing.T) {
 	rc.wait(t, 400, 30*time.Second)
 	sl.wait(t, 400, 30*time.Second)
 	total := 0.0
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		total += count(t, reg, SinkWebhook, k, ResultDelivered)
 	}
 	for total < 400 {
 		time.Sleep(5 * time.Millisecond)
 		total = 0
-		for _, k := range Kinds {
+		for _, k := range Kinds() {
 			total += count(t, reg, SinkWebhook, k, ResultDelivered)
 		}
 	}

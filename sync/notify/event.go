@@ -30,8 +30,10 @@ const (
 	KindRollback Kind = "rollback"
 )
 
-// Kinds are all the kinds, in a stable order.
-var Kinds = []Kind{KindRolloutStarted, KindRolloutCompleted, KindRolloutAborted, KindApplyFailed, KindHealthDegraded, KindRollback}
+// Kinds returns all the kinds, in a stable order (a fresh slice).
+func Kinds() []Kind {
+	return []Kind{KindRolloutStarted, KindRolloutCompleted, KindRolloutAborted, KindApplyFailed, KindHealthDegraded, KindRollback}
+}
 
 // Who rolled back, in Event.By.
 const (

@@ -77,7 +77,7 @@ func TestGoldenPayloads(t *testing.T) {
 	for _, e := range goldenEvents() {
 		seen[e.Kind] = true
 	}
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		if !seen[k] {
 			t.Errorf("no golden event of kind %s", k)
 		}

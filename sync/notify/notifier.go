@@ -40,8 +40,10 @@ const (
 	ResultDropped = "dropped"
 )
 
-// Results are all the results, in a stable order.
-var Results = []string{ResultDelivered, ResultFailed, ResultRejected, ResultDropped}
+// Results returns all the results, in a stable order (a fresh slice).
+func Results() []string {
+	return []string{ResultDelivered, ResultFailed, ResultRejected, ResultDropped}
+}
 
 // ErrOptions is wrapped by New's errors.
 var ErrOptions = errors.New("notify: invalid options")
@@ -207,8 +209,8 @@ func New(opts Options) (*Notifier, error) {
 		Help: "Notifications by sink (webhook, slack), event kind and result (delivered, failed, rejected, dropped).",
 	}, []string{"sink", "kind", "result"})
 	for _, s := range n.sinks {
-		for _, k := range Kinds {
-			for _, r := range Results {
+		for _, k := range Kinds() {
+			for _, r := range Results() {
 				n.total.WithLabelValues(s.name, string(k), r)
 			}
 		}

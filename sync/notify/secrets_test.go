@@ -31,14 +31,14 @@ func TestNoSecretInPayloadsOrLogs(t *testing.T) {
 		Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	leaky := "push to https://ferry:registry-password@registry.example.com/v2/ failed; secret " + string(testSecret) +
 		"; see " + slackURL + " and " + hookURL
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		n.Publish(Event{Kind: k, App: "web", Target: "prod", Reason: leaky})
 	}
 	waitCount(t, reg, SinkSlack, KindRollback, ResultRejected, 1)
 	waitCount(t, reg, SinkWebhook, KindRollback, ResultDelivered, 1)
 	secrets := []string{string(testSecret), "slack-url-secret-token", "hook-path-secret", "registry-password"}
 	var scanned []string
-	for _, d := range append(hook.wait(t, len(Kinds)+1, time.Second), slack.wait(t, len(Kinds), time.Second)...) {
+	for _, d := range append(hook.wait(t, len(Kinds())+1, time.Second), slack.wait(t, len(Kinds()), time.Second)...) {
 		scanned = append(scanned, string(d.body))
 		for k, v := range d.header {
 			scanned = append(scanned, k+": "+strings.Join(v, ","))
