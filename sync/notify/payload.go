@@ -41,21 +41,29 @@ func marshal(v any) ([]byte, error) {
 // notification's fallback, Blocks its layout. Mattermost, Rocket.Chat and
 // others accept the same shape (Text at least).
 type SlackPayload struct {
-	Text   string       `json:"text"`
+	// Text is Summary: what notifications and clients without blocks show.
+	Text string `json:"text"`
+	// Blocks are a section (the headline and reason) and a context line
+	// (app, target, digests, commit, round, device counts).
 	Blocks []SlackBlock `json:"blocks"`
 }
 
 // SlackBlock is a Block Kit block: a "section" with Text or a "context"
 // with Elements.
 type SlackBlock struct {
-	Type     string      `json:"type"`
-	Text     *SlackText  `json:"text,omitempty"`
+	// Type is "section" or "context".
+	Type string `json:"type"`
+	// Text is a section's text.
+	Text *SlackText `json:"text,omitempty"`
+	// Elements are a context's texts.
 	Elements []SlackText `json:"elements,omitempty"`
 }
 
 // SlackText is a Block Kit text object ("mrkdwn").
 type SlackText struct {
+	// Type is "mrkdwn".
 	Type string `json:"type"`
+	// Text is Slack mrkdwn, with &, < and > escaped.
 	Text string `json:"text"`
 }
 
