@@ -18,9 +18,14 @@ import (
 )
 
 // notifyApplyFailed reports app result ar of target, which failed, and
-// the agent's rollback of it when Apply rolled it back.
+// the agent's rollback of it when Apply rolled it back: once per digest,
+// when it first fails (the apply step has counted it in a.failures), not
+// at every retry; a manual sync, which clears the failures, reports anew.
 func (a *Agent) notifyApplyFailed(rr *round, target string, ar plan.AppResult) {
 	if a.opts.Notify == nil {
+		return
+	}
+	if f := a.failures[target+"/"+ar.App]; f != nil && f.count > 1 {
 		return
 	}
 	now := a.clock.Now()

@@ -148,6 +148,32 @@ func (s secretsReleaser) Release(ctx context.Context, dir, commit string) (*rele
 	return in, err
 }
 
+// TestNotifyApplyFailedOncePerDigest: a digest that keeps failing is
+// retried with backoff; it is notified when it first fails, not at every
+// retry.
+func TestNotifyApplyFailedOncePerDigest(t *testing.T) {
+	rc := newHookReceiver(t)
+	h := newHarness(t, func(o *Options) {
+		withNotifier(t, rc)(o)
+		o.Interval = 20 * time.Millisecond // the app's retries back off from here
+	})
+	h.start()
+	h.waitRunning(map[string]string{"a": "v1", "b": "v1"})
+	h.mem.Mu.Lock()
+	h.mem.Fail[appDigest("a", "v2")] = plantest.FailKeep
+	h.mem.Mu.Unlock()
+	h.push("a v2", "v2", "v1")
+	h.waitFor("three failed puts of a v2", func() bool {
+		puts, _, _, _ := h.mem.Counts()
+		return puts >= 2+3
+	})
+	h.waitFor("the first apply.failed", func() bool { return len(rc.of(notify.KindApplyFailed, "a")) > 0 })
+	time.Sleep(100 * time.Millisecond)
+	if n := len(rc.of(notify.KindApplyFailed, "a")); n != 1 {
+		t.Fatalf("%d apply.failed events for one failing digest, want 1", n)
+	}
+}
+
 // TestNotifyHealthDegradedOnce: an app that turns unhealthy is notified
 // once, not every round, and again after it recovered and degraded anew.
 func TestNotifyHealthDegradedOnce(t *testing.T) {
