@@ -135,6 +135,7 @@ func newAgentCmd(s streams) *cobra.Command {
 	var elect leaderFlags
 	var devices deviceFlags
 	var creds credFlags
+	var notes notifyFlags
 	var repo, branch, path, dataDir, listen, buildUser, buildDir, gitCAFile string
 	var interval time.Duration
 	cmd := &cobra.Command{
@@ -155,10 +156,19 @@ endpoints its credential block allows. The status API's bearer token
 is FERRY_AGENT_TOKEN (or the file in FERRY_AGENT_TOKEN_FILE); webhook secrets
 are FERRY_WEBHOOK_GITHUB_SECRET, FERRY_WEBHOOK_GITLAB_TOKEN and
 FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
-/hooks/{github,gitlab,gitea} and /metrics.`,
+/hooks/{github,gitlab,gitea} and /metrics.
+
+Notifications: --notify-webhook gets a JSON POST signed with HMAC-SHA256
+(header X-Ferry-Signature: t=UNIX,v1=HEX over "t.body", keyed with the
+--notify-secret-file secret) and --notify-slack a Slack message, when a
+fleet rollout starts, completes or aborts, an apply fails, an app turns
+unhealthy or is rolled back. Deliveries retry with backoff and never slow a
+round; ferry_notifications_total counts them. See README "Notifications".`,
 		Example: `  FERRY_AGENT_TOKEN=... ferry agent --repo https://git.example.com/acme/apps.git --key cosign.key
   sudo ferry agent --repo https://git.example.com/acme/apps.git --build-user ferry-build --build-dir /var/tmp/ferry-build
-  ferry agent --repo file:///srv/git/apps.git --path deploy --interval 1m`,
+  ferry agent --repo file:///srv/git/apps.git --path deploy --interval 1m
+  FERRY_NOTIFY_SLACK=https://hooks.slack.com/services/T000/B000/XXXX ferry agent --repo https://git.example.com/acme/apps.git \
+      --notify-webhook https://ops.example.com/hooks/ferry --notify-secret-file /etc/ferry/notify.secret`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -222,6 +232,15 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			if err != nil {
 				return withCode(exitError, err)
 			}
+			metrics := prometheus.NewRegistry()
+			notifier, err := notes.notifier(log, metrics)
+			if err != nil {
+				return err
+			}
+			startNotifier(ctx, notifier, log)
+			if notifier != nil {
+				devices.onEvent = fleetNotify(notifier.Publish)
+			}
 			fleets, deviceURL, err := devices.start(ctx, fleetDir(dataDir), log.With("component", "fleet"))
 			if err != nil {
 				return err
@@ -235,7 +254,9 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 			if err != nil {
 				return err
 			}
-			metrics := prometheus.NewRegistry()
+			if fleets != nil {
+				metrics.MustRegister(fleets.Collector())
+			}
 			a, err := agent.NewAgent(agent.Options{
 				Repo: repo, Branch: branch, Path: path, Interval: interval, DataDir: dataDir,
 				Releaser: release.SpecReleaser(ropts), Targets: ct.targets, Auth: auth,
@@ -248,9 +269,10 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 				// --target: only those targets are planned and applied.
 				// Apps are owned by the repository URL + path + target;
 				// --adopt takes over clashing apps in every round.
-				Plan:  plan.PlanOptions{Targets: rf.targets, Source: agentSource(rf.owner, repo, path), Adopt: rf.owner.adopt},
-				Apply: plan.ApplyOptions{LockDir: filepath.Join(dataDir, "locks")},
-				State: state,
+				Plan:   plan.PlanOptions{Targets: rf.targets, Source: agentSource(rf.owner, repo, path), Adopt: rf.owner.adopt},
+				Apply:  plan.ApplyOptions{LockDir: filepath.Join(dataDir, "locks")},
+				State:  state,
+				Notify: notifier.Publisher(),
 			})
 			if err != nil {
 				return withCode(exitError, err)
@@ -275,6 +297,7 @@ FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 	}
 	rf.register(cmd)
 	creds.register(cmd, false)
+	notes.register(cmd)
 	lf.register(cmd)
 	elect.register(cmd)
 	devices.register(cmd)

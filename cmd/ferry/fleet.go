@@ -25,6 +25,8 @@ import (
 // deviceFlags say where the agent serves the fleet device API.
 type deviceFlags struct {
 	listen, certFile, keyFile string
+	// onEvent, when set, is told of rollout events (notifications).
+	onEvent func(controller.Event)
 }
 
 func (f *deviceFlags) register(cmd *cobra.Command) {
@@ -50,7 +52,7 @@ func (f *deviceFlags) start(ctx context.Context, dir string, log *slog.Logger) (
 	} else if err := upLoopbackOnly(f.listen); err != nil {
 		return nil, "", withCode(exitUsage, fmt.Errorf("--device-listen: %w; give the device API a certificate with --device-tls-cert and --device-tls-key", err))
 	}
-	h, err := hub.Open(hub.Options{Dir: dir, Logger: log})
+	h, err := hub.Open(hub.Options{Dir: dir, Logger: log, OnEvent: f.onEvent})
 	if err != nil {
 		return nil, "", err
 	}

@@ -76,6 +76,9 @@ var rules = []rule{
 		Why: "the Kubernetes driver is opened from options, not from the spec (targets/open maps one to the other)"},
 	{From: []string{"targets/kubernetes/statestore"}, Only: []string{"targets/kubernetes/kubeconfig"},
 		Why: "the in-cluster state store keeps opaque bytes in a ConfigMap: it knows no agent, history or driver"},
+	{From: []string{"sync/notify"}, Only: []string{},
+		Never: []string{"k8s.io/...", "sigs.k8s.io/...", "github.com/hashicorp/hcl/...", "github.com/go-git/..."},
+		Why:   "notifications are a leaf: events are plain values, the agent and cmd/ferry describe what happened"},
 	{From: []string{"sdk/..."}, Only: []string{"targets/host/abi"},
 		Why: "the guest SDK builds for wasip1 and shares only the ABI's constants with the host"},
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/sync/agent/gitsource"
 	"github.com/ferry-wasm/ferry/sync/agent/history"
+	"github.com/ferry-wasm/ferry/sync/notify"
 	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
@@ -121,6 +122,10 @@ type Options struct {
 	// ErrNotLeader, so that a standby replica never overwrites the
 	// leader's state. Nil means the state lives in DataDir only.
 	State StateStore
+	// Notify, when set, receives the round's notifications (apply failed,
+	// rollback, health degraded; see notify.go), from the round goroutine:
+	// it must not block. Nil means none.
+	Notify func(notify.Event)
 }
 
 // StateStore keeps the agent's durable state, as opaque bytes, outside
@@ -206,6 +211,7 @@ type Agent struct {
 	releaseAt    time.Time // earliest retry of a partly failed release
 	failStreak   int
 	failures     map[string]*appFailure // target + "/" + app
+	unhealthy    map[string]bool        // target + "/" + app notified unhealthy (notify.go)
 }
 
 // appFailure is an app whose change failed on a target, waiting to be

@@ -684,6 +684,7 @@ func (a *Agent) apply(rr *round, p *planned) (applied, condition) {
 				f.err = ar.Error
 				f.retryAt = a.clock.Now().Add(a.appBackoff(f.count))
 				a.met.appFailures.Inc()
+				a.notifyApplyFailed(rr, tr.Name, ar)
 			case plan.OutcomeApplied:
 				delete(a.failures, key)
 				if ch.After != nil {
@@ -843,6 +844,7 @@ func (a *Agent) record(rr *round, p *planned, ap applied) {
 		a.met.lastCommit.WithLabelValues(r.Commit).Set(1)
 	}
 	a.met.rounds.WithLabelValues(string(r.Result)).Inc()
+	a.notifyRound(r, obs)
 	// A quiet round (nothing changed, nothing failed) is logged at debug
 	// level: with a short interval it would drown everything else.
 	changed := 0

@@ -66,6 +66,10 @@ type Options struct {
 	// Logger receives one line per rollout event (start, wave passed,
 	// abort, completion); never a value. Nil discards.
 	Logger *slog.Logger
+	// OnEvent, when set, is told when a rollout starts, completes or
+	// aborts (events.go). It is called with the controller's lock held:
+	// it must return quickly and must not call the Controller.
+	OnEvent func(Event)
 }
 
 // Controller is the targets.Target of one fleet target.
@@ -77,6 +81,8 @@ type Controller struct {
 	resync time.Duration
 	log    *slog.Logger
 	wake   chan struct{}
+	// onEvent is Options.OnEvent.
+	onEvent func(Event)
 
 	mu     sync.Mutex
 	policy *spec.FleetTarget
@@ -124,6 +130,7 @@ func New(opts Options) (*Controller, error) {
 	c := &Controller{
 		name: opts.Name, srv: opts.Server, dir: opts.Dir, now: opts.Now, resync: opts.Resync,
 		log: opts.Logger, wake: make(chan struct{}, 1), policy: opts.Fleet, apps: map[string]*rollout{},
+		onEvent: opts.OnEvent,
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -288,6 +295,7 @@ func (c *Controller) Put(ctx context.Context, want targets.DesiredApp) (targets.
 	c.apps[want.Name] = nro
 	if ro == nil || ro.st != st {
 		c.log.Info("fleet rollout started", "target", c.name, "app", want.Name, "from", fleet.Short(st.From), "to", fleet.Short(st.To), "supersedes", fleet.Short(st.Supersedes))
+		c.emit(EventStarted, st)
 	}
 	c.applyLocked(want.Name, nro, c.inventory())
 	c.Wake()
@@ -471,8 +479,10 @@ func (c *Controller) stepLocked(name string, ro *rollout, devs []invDevice) (tim
 		switch ns.Outcome {
 		case fleet.OutcomeAborted:
 			c.log.Warn("fleet rollout aborted", "target", c.name, "app", name, "to", fleet.Short(ns.To), "reason", ns.Reason, "rolled_back", len(dec.RollBack))
+			c.emit(EventAborted, ns)
 		case fleet.OutcomeCompleted:
 			c.log.Info("fleet rollout completed", "target", c.name, "app", name, "to", fleet.Short(ns.To), "devices", len(ns.Devices))
+			c.emit(EventCompleted, ns)
 		}
 	}
 	return dec.NextCheck, nil

@@ -136,6 +136,7 @@ func (c *Controller) Abort(app, reason string) error {
 	}
 	ro.st = ns
 	c.log.Warn("fleet rollout aborted", "target", c.name, "app", app, "to", fleet.Short(ns.To), "reason", reason)
+	c.emit(EventAborted, ns)
 	c.applyLocked(app, ro, c.inventory())
 	return nil
 }

@@ -40,6 +40,10 @@ type Options struct {
 	Resync time.Duration
 	// Logger receives the server's and controllers' lines; nil discards.
 	Logger *slog.Logger
+	// OnEvent, when set, is every controller's controller.Options.OnEvent:
+	// told when a rollout starts, completes or aborts. It must return
+	// quickly and must not call the hub.
+	OnEvent func(controller.Event)
 }
 
 // Hub is the device API server and the fleet controllers of one agent. It
@@ -48,6 +52,7 @@ type Hub struct {
 	opts Options
 	srv  *server.Server
 	log  *slog.Logger
+	met  *hubMetrics
 
 	mu   sync.Mutex
 	ctx  context.Context // set by Start; nil before
@@ -73,6 +78,7 @@ func Open(opts Options) (*Hub, error) {
 		return nil, fmt.Errorf("fleet hub: %w", err)
 	}
 	h := &Hub{opts: opts, srv: srv, log: opts.Logger, ctls: map[string]*controller.Controller{}}
+	h.met = newHubMetrics(h)
 	entries, err := os.ReadDir(filepath.Join(opts.Dir, "targets"))
 	if err != nil {
 		return nil, fmt.Errorf("fleet hub: %w", err)
@@ -175,6 +181,7 @@ func (h *Hub) newControllerLocked(name string, f *spec.FleetTarget) (*controller
 	c, err := controller.New(controller.Options{
 		Name: name, Fleet: f, Server: h.srv, Dir: filepath.Join(h.opts.Dir, "targets", name),
 		Now: h.opts.Now, Resync: h.opts.Resync, Logger: h.log.With("component", "fleet", "target", name),
+		OnEvent: h.met.onEvent,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fleet hub: target %s: %w", name, err)
