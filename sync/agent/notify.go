@@ -8,6 +8,7 @@ package agent
 // (notify.Notifier.Publish never does).
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/ferry-wasm/ferry/spec"
@@ -21,11 +22,18 @@ import (
 // the agent's rollback of it when Apply rolled it back: once per digest,
 // when it first fails (the apply step has counted it in a.failures), not
 // at every retry; a manual sync, which clears the failures, reports anew.
+// A rollout the target aborted itself is not reported: the target did.
 func (a *Agent) notifyApplyFailed(rr *round, target string, ar plan.AppResult) {
 	if a.opts.Notify == nil {
 		return
 	}
 	if f := a.failures[target+"/"+ar.App]; f != nil && f.count > 1 {
+		return
+	}
+	if errors.Is(ar.Err, targets.ErrRolloutAborted) {
+		// A fleet's aborted rollout: the controller announced it
+		// (rollout aborted, with its reason and device counts); the
+		// agent's retry of the same digest adds nothing to that.
 		return
 	}
 	now := a.clock.Now()

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/sync/agent/history"
 	"github.com/ferry-wasm/ferry/sync/notify"
+	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/sync/plan/plantest"
 	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
@@ -259,5 +261,27 @@ func TestNotifyHostRollback(t *testing.T) {
 	if e := got[0]; e.By != notify.ByHost || e.Digest != appDigest("b", "v0") || e.Previous != appDigest("b", "v1") || e.Target != "local" || e.Round == 0 ||
 		e.Reason != "3 health probes failed within the bake" {
 		t.Errorf("event %+v", e)
+	}
+}
+
+// TestNotifyApplyFailedSkipsAbortedRollout: a fleet target refuses the
+// digest of its aborted rollout (targets.ErrRolloutAborted) at every
+// round; its controller already announced "rollout aborted", so the
+// agent sends no "apply failed" for it — but does for any other failure.
+func TestNotifyApplyFailedSkipsAbortedRollout(t *testing.T) {
+	var got []notify.Event
+	a := &Agent{opts: Options{Notify: func(e notify.Event) { got = append(got, e) }}, clock: realClock{}, failures: map[string]*appFailure{}}
+	rr := &round{r: &history.Round{ID: 7, Commit: "c0ffee"}}
+	aborted := fmt.Errorf("%w: the rollout of sha256:abc to fleet edge: 1 of 1 failed", targets.ErrRolloutAborted)
+	a.failures["edge/alpha"] = &appFailure{digest: "sha256:abc", count: 1}
+	a.notifyApplyFailed(rr, "edge", plan.AppResult{App: "alpha", Digest: "sha256:abc", Err: aborted, Error: aborted.Error()})
+	if len(got) != 0 {
+		t.Fatalf("aborted rollout notified as %+v", got)
+	}
+	other := fmt.Errorf("%w: connection refused", targets.ErrUnavailable)
+	a.failures["edge/beta"] = &appFailure{digest: "sha256:def", count: 1}
+	a.notifyApplyFailed(rr, "edge", plan.AppResult{App: "beta", Digest: "sha256:def", Err: other, Error: other.Error()})
+	if len(got) != 1 || got[0].Kind != notify.KindApplyFailed || got[0].App != "beta" {
+		t.Fatalf("other failure notified as %+v, want one apply failed for beta", got)
 	}
 }
