@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -116,5 +117,42 @@ func TestRateGrowthFinishesSooner(t *testing.T) {
 	// (10, 20, 40, 80 per wave) needs about a third of that.
 	if ticks[2] >= ticks[0]*2/3 {
 		t.Fatalf("with growth %d ticks, without %d: growth should finish in well under two thirds", ticks[2], ticks[0])
+	}
+}
+
+func TestPreviewOf(t *testing.T) {
+	p := policy(10, 50, 100)
+	p.Rollout.RateLimit, p.Rollout.RateGrowth, p.Rollout.RateMax = 5, 2, 15
+	p.Selector = sel(t, "ring=main")
+	ds := fleetOf(110, 10) // 10 canaries the selector leaves out
+	pv, err := PreviewOf(p, ds, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.Selected != 100 || fmt.Sprint(pv.Waves) != "[10 40 50]" || fmt.Sprint(pv.Rates) != "[5 10 15]" || pv.Pending != 0 {
+		t.Fatalf("preview without a rollout: %+v", pv)
+	}
+	// Four minutes: wave 0 (5 + 5 at 5/min), then wave 1 at 10/min; the
+	// starts of minute 3 have not reported yet.
+	st := mustState(t, digA, digB)
+	for i := range 4 {
+		var d Decision
+		now := t0.Add(time.Duration(i) * time.Minute)
+		d, st = mustStep(t, st, p, ds, now)
+		if i < 3 {
+			report(ds, digB, HealthHealthy, now, d.Start...)
+		}
+	}
+	pv, err = PreviewOf(p, ds, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := st.Counts()
+	if st.Wave != 1 || len(st.Devices) != 30 || pv.Pending != 70 || pv.Gate.Wave != 1 || pv.Gate.Devices != 40 ||
+		pv.Gate.Healthy != c.Healthy-10 || pv.Gate.Pending != 20 {
+		t.Fatalf("preview of %s\n= %+v", st.Summary(), pv)
+	}
+	if _, err := PreviewOf(&spec.FleetTarget{Rollout: &spec.Rollout{}}, ds, nil); err == nil {
+		t.Fatal("a policy without waves previewed")
 	}
 }
