@@ -26,7 +26,15 @@ func (c *Controller) PreviewRollout(ctx context.Context, want targets.DesiredApp
 	} else {
 		c.mu.Unlock()
 	}
-	return Preview(policy, c.srv.Devices(policy.Selector.Matches), want.Digest, cur)
+	// Only what Preview reads of each device: an inventory of 10,000 is
+	// read at every plan.
+	var devs []server.Device
+	c.srv.EachDevice(func(d server.Device) {
+		if d.Revoked.IsZero() && policy.Selector.Matches(d.Labels) {
+			devs = append(devs, server.Device{ID: d.ID, Labels: d.Labels})
+		}
+	})
+	return Preview(policy, devs, want.Digest, cur)
 }
 
 // Preview previews rolling digest out by policy over devices (a device
