@@ -186,7 +186,9 @@ func TestRemoteMatchesAgent(t *testing.T) {
 	}
 	// The agent's API is protected by the caller: a refusal there is an
 	// error, not an empty fleet.
-	deny := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized) }))
+	deny := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+	}))
 	defer deny.Close()
 	if _, err := (&hub.Remote{Client: &hub.Client{BaseURL: deny.URL}, Name: "edge", Fleet: policy}).Observe(ctx); err == nil {
 		t.Error("Observe through an agent that refuses the token succeeded")
