@@ -123,6 +123,9 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 		return nil, withCode(exitError, err)
 	}
 	desired := rel.Desired(sortedKeys(tgts)...)
+	if len(tgts) == 0 {
+		desired.Targets = nil // every target was skipped (Desired() of no names is all of them)
+	}
 	pl, err := plan.Compute(ctx, desired, tgts, plan.PlanOptions{Targets: r.targets, Source: source, Adopt: r.owner.adopt})
 	if err != nil {
 		return nil, withCode(exitError, err)
