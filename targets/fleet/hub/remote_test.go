@@ -23,10 +23,10 @@ import (
 
 const digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
-// device is an enrolled device speaking the real device API.
-type device struct{ id, cred string }
+// enrolled is an enrolled device speaking the real device API.
+type enrolled struct{ id, cred string }
 
-func enrollLabelled(t *testing.T, devURL, secret string, labels map[string]string) device {
+func enrollLabelled(t *testing.T, devURL, secret string, labels map[string]string) enrolled {
 	t.Helper()
 	body, _ := json.Marshal(api.EnrollRequest{Token: secret, Labels: labels, Info: api.DeviceInfo{Arch: "amd64"}})
 	resp, err := http.Post(devURL+api.PathEnroll, "application/json", bytes.NewReader(body))
@@ -38,10 +38,10 @@ func enrollLabelled(t *testing.T, devURL, secret string, labels map[string]strin
 	if err := json.NewDecoder(resp.Body).Decode(&er); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("enroll: %d %v", resp.StatusCode, err)
 	}
-	return device{er.DeviceID, er.Credential}
+	return enrolled{er.DeviceID, er.Credential}
 }
 
-func (d device) report(t *testing.T, devURL, digest string) {
+func (d enrolled) report(t *testing.T, devURL, digest string) {
 	t.Helper()
 	body, _ := json.Marshal(api.StatusReport{Apps: []api.AppStatus{{Name: "alpha", Digest: digest, Phase: api.PhaseServing, Healthy: true}}})
 	req, _ := http.NewRequest(http.MethodPut, devURL+fmt.Sprintf(api.PathStatusFmt, d.id), bytes.NewReader(body))
@@ -79,7 +79,7 @@ func TestRemoteMatchesAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var edge []device
+	var edge []enrolled
 	for i := range 12 {
 		ring := "edge"
 		if i%4 == 3 {
