@@ -367,8 +367,17 @@ type Rollout struct {
 	// wave always covers the whole fleet.
 	Waves []Wave `json:"waves"`
 	// RateLimit is how many devices may start an update per minute;
-	// 0 means no limit.
+	// 0 means no limit. With RateGrowth it is the rate of the first wave.
 	RateLimit int `json:"rate_limit,omitempty"`
+	// RateGrowth multiplies the rate limit at each wave (Greengrass's
+	// exponential rate): wave k (from 0) may start
+	// RateLimit × RateGrowth^k devices per minute, rounded down, at most
+	// RateMax. It is at least 1 and finite; 0 and 1 mean no growth. It has
+	// no effect without a RateLimit.
+	RateGrowth float64 `json:"rate_growth,omitempty"`
+	// RateMax caps the rate limit that RateGrowth grows; 0 means no cap.
+	// Load refuses a cap below RateLimit.
+	RateMax int `json:"rate_max,omitempty"`
 	// HealthGate decides when a wave is good enough to go on.
 	HealthGate HealthGate `json:"health_gate"`
 	// Abort decides when a rollout stops.

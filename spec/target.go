@@ -35,7 +35,7 @@ var typeOf = map[string]TargetType{
 }
 
 var rolloutSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "rate_limit"}, {Name: "device_timeout"}, {Name: "auto_rollback"}},
+	Attributes: []hcl.AttributeSchema{{Name: "rate_limit"}, {Name: "rate_growth"}, {Name: "rate_max"}, {Name: "device_timeout"}, {Name: "auto_rollback"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "wave"}, {Type: "health_gate"}, {Type: "abort"}},
 }
 
@@ -372,6 +372,7 @@ func (l *loader) decodeRollout(b *hcl.Block) *Rollout {
 			r.RateLimit = int(n)
 		}
 	}
+	l.decodeRateGrowth(r, content.Attributes)
 	if a := content.Attributes["device_timeout"]; a != nil {
 		if t, ok := l.duration(a, "device_timeout", "Invalid duration"); ok {
 			if t == 0 {
@@ -436,6 +437,46 @@ func (l *loader) decodeRollout(b *hcl.Block) *Rollout {
 		r.Waves = l.decodeWaves(b, waves)
 	}
 	return r
+}
+
+// decodeRateGrowth decodes rate_growth and rate_max into r, whose
+// RateLimit is decoded: the growth is a finite factor of at least 1, and
+// both need a rate limit to grow; the cap needs a growth and is not below
+// the rate limit.
+func (l *loader) decodeRateGrowth(r *Rollout, attrs hcl.Attributes) {
+	ga, ma := attrs["rate_growth"], attrs["rate_max"]
+	if ga != nil {
+		if f, ok := l.number(ga, "rate_growth"); ok {
+			g, _ := f.Float64()
+			switch {
+			case f.Sign() < 0 || g < 1:
+				l.diags = append(l.diags, errDiag(ga.Expr.Range(), "Invalid rate growth",
+					"The value of rate_growth is the factor the rate limit is multiplied by at each wave, and must be at least 1 (1 means no growth), not %s.", f.Text('g', 10)))
+			case math.IsInf(g, 0):
+				l.diags = append(l.diags, errDiag(ga.Expr.Range(), "Invalid rate growth",
+					"The value of rate_growth must be a finite number; %s is too large (use rate_max to cap the rate instead).", f.Text('g', 10)))
+			case r.RateLimit == 0:
+				l.diags = append(l.diags, errDiag(ga.Expr.Range(), "Rate growth without a rate limit",
+					"rate_growth multiplies rate_limit at each wave, but this rollout has no rate limit (rate_limit is 0 or not set), so there is nothing to grow. Set rate_limit = N, the first wave's devices per minute."))
+			default:
+				r.RateGrowth = g
+			}
+		}
+	}
+	if ma != nil {
+		n, ok := l.integer(ma, "rate_max", 1, math.MaxInt32, "Invalid rate limit")
+		switch {
+		case !ok:
+		case ga == nil:
+			l.diags = append(l.diags, errDiag(ma.Expr.Range(), "Rate cap without rate growth",
+				"rate_max caps the rate that rate_growth grows; without rate_growth the rate stays rate_limit, so the cap has no effect. Set rate_growth = F, or remove rate_max."))
+		case int(n) < r.RateLimit:
+			l.diags = append(l.diags, errDiag(ma.Expr.Range(), "Invalid rate limit",
+				"The value of rate_max (%d) must not be below rate_limit (%d): the rate only grows from rate_limit.", n, r.RateLimit))
+		default:
+			r.RateMax = int(n)
+		}
+	}
 }
 
 // decodeWaves decodes and checks the waves of a rollout: fleet-wide waves

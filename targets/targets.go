@@ -268,3 +268,66 @@ type ObjectDiff struct {
 	// for an update; never their values, which may be secret.
 	Fields []string `json:"fields,omitempty"`
 }
+
+// RolloutPreviewer is implemented by targets that roll a version out over
+// many places in stages (a fleet target: waves of edge devices), so that a
+// plan can say what applying a change would start and how the rollout in
+// progress stands. It only reads; the plan calls it for every app it does
+// not delete, and records the answer in the change.
+type RolloutPreviewer interface {
+	// PreviewRollout returns what Put(want) would roll out, over the
+	// places the target selects now, and the app's current rollout.
+	PreviewRollout(ctx context.Context, want DesiredApp) (RolloutPreview, error)
+}
+
+// RolloutPreview is what rolling one app version out on a target would do,
+// by the target's policy and its inventory at the time of the plan.
+type RolloutPreview struct {
+	// Digest is the version previewed (DesiredApp.Digest).
+	Digest string `json:"digest"`
+	// Devices is how many places the target selects now (a fleet's
+	// enrolled devices that match its selector, revoked ones excluded).
+	Devices int `json:"devices"`
+	// Waves is how many of them each wave of the policy would update, in
+	// order; len(Waves) is the number of waves.
+	Waves []int `json:"waves"`
+	// Rates is each wave's rate limit in starts per minute (grown by the
+	// policy's rate growth); nil when starts are not limited.
+	Rates []int `json:"rates,omitempty"`
+	// Current is the app's rollout on the target now, in progress or the
+	// last one finished; nil when there is none.
+	Current *RolloutState `json:"current,omitempty"`
+}
+
+// RolloutState is how a target's rollout of one app stands.
+type RolloutState struct {
+	// From is the version rolled back to on abort; empty for none. To is
+	// the version being rolled out.
+	From string `json:"from,omitempty"`
+	To   string `json:"to"`
+	// Outcome is "running", "soaking", "completed" or "aborted".
+	Outcome string `json:"outcome"`
+	// Wave is the current wave, counted from 1, of Waves.
+	Wave  int `json:"wave"`
+	Waves int `json:"waves"`
+	// Pending, Updating, Healthy, Failed and RolledBack count the devices
+	// by their state in this rollout: Pending are those the target
+	// selects that it has not started yet.
+	Pending    int `json:"pending"`
+	Updating   int `json:"updating"`
+	Healthy    int `json:"healthy"`
+	Failed     int `json:"failed"`
+	RolledBack int `json:"rolled_back"`
+	// Paused is set while a person paused the rollout.
+	Paused bool `json:"paused,omitempty"`
+	// Stalled is set when the current wave's health gate can no longer
+	// hold (too many of its devices failed, below the abort threshold):
+	// the rollout waits for a newer version or a person.
+	Stalled bool `json:"stalled,omitempty"`
+	// Reason says why the rollout was aborted.
+	Reason string `json:"reason,omitempty"`
+	// Started is when the rollout began; Finished when it completed or
+	// aborted (zero while it runs).
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	stdsync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -241,6 +242,12 @@ round; ferry_notifications_total counts them. See README "Notifications".`,
 			if notifier != nil {
 				devices.onEvent = fleetNotify(notifier.Publish)
 			}
+			// With leader election only the leader runs the fleet's
+			// rollouts and serves its devices; followers answer 503.
+			var leading atomic.Bool
+			if elect.enabled {
+				devices.leading = leading.Load
+			}
 			fleets, deviceURL, err := devices.start(ctx, fleetDir(dataDir), log.With("component", "fleet"))
 			if err != nil {
 				return err
@@ -288,6 +295,11 @@ round; ferry_notifications_total counts them. See README "Notifications".`,
 				fmt.Fprintf(s.out, "ferry agent: fleet device API on %s\n", deviceURL)
 			}
 			return elect.run(ctx, log, func(ctx context.Context) error {
+				if fleets != nil && elect.enabled {
+					fleets.Start(ctx)
+					leading.Store(true)
+					defer leading.Store(false)
+				}
 				if err := a.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
 					return withCode(exitError, err)
 				}

@@ -127,6 +127,9 @@ func newStatusCmd(s streams) *cobra.Command {
 							res += " (pinned)"
 						}
 						fmt.Fprintf(s.out, "%-16s %-10s %-14s %-9s %-8t %-8s %s\n", a.Name, t.Target, short(strings.TrimPrefix(t.Digest, "sha256:")), t.Status, t.Healthy, t.Action, res)
+						if t.Rollout != "" {
+							fmt.Fprintf(s.out, "  %s\n", t.Rollout)
+						}
 					}
 				}
 			}
@@ -237,6 +240,9 @@ func newHistoryCmd(s streams) *cobra.Command {
 					res += ": " + r.Error
 				}
 				fmt.Fprintf(s.out, "%-6d %-20s %-12s %-10s %-10s %-10s %-20s %s\n", r.Round, r.Time.Format("2006-01-02T15:04:05"), short(r.Commit), r.App, r.Target, r.Action, short(strings.TrimPrefix(r.Digest, "sha256:")), res)
+				if r.Rollout != "" {
+					fmt.Fprintf(s.out, "       %s\n", r.Rollout)
+				}
 			}
 			return nil
 		},

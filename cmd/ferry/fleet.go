@@ -27,6 +27,10 @@ type deviceFlags struct {
 	listen, certFile, keyFile string
 	// onEvent, when set, is told of rollout events (notifications).
 	onEvent func(controller.Event)
+	// leading, when set (ferry agent --leader-elect), is hub.Options.Leading:
+	// a follower's device and admin APIs answer 503, and start does not
+	// run the rollouts (the caller starts the hub once it leads).
+	leading func() bool
 }
 
 func (f *deviceFlags) register(cmd *cobra.Command) {
@@ -36,7 +40,7 @@ func (f *deviceFlags) register(cmd *cobra.Command) {
 }
 
 // start opens the fleet hub in dir, serves its device API until ctx ends
-// and runs its rollouts. It returns a nil hub when --device-listen is
+// and runs its rollouts (with leading set, the caller runs them). It returns a nil hub when --device-listen is
 // empty, and the device API's URL.
 func (f *deviceFlags) start(ctx context.Context, dir string, log *slog.Logger) (*hub.Hub, string, error) {
 	if f.listen == "" {
@@ -52,7 +56,7 @@ func (f *deviceFlags) start(ctx context.Context, dir string, log *slog.Logger) (
 	} else if err := upLoopbackOnly(f.listen); err != nil {
 		return nil, "", withCode(exitUsage, fmt.Errorf("--device-listen: %w; give the device API a certificate with --device-tls-cert and --device-tls-key", err))
 	}
-	h, err := hub.Open(hub.Options{Dir: dir, Logger: log, OnEvent: f.onEvent})
+	h, err := hub.Open(hub.Options{Dir: dir, Logger: log, OnEvent: f.onEvent, Leading: f.leading})
 	if err != nil {
 		return nil, "", err
 	}
@@ -75,7 +79,9 @@ func (f *deviceFlags) start(ctx context.Context, dir string, log *slog.Logger) (
 		defer cancel()
 		srv.Shutdown(sctx) //nolint:errcheck // best effort on exit
 	}()
-	h.Start(ctx)
+	if f.leading == nil {
+		h.Start(ctx)
+	}
 	return h, scheme + "://" + ln.Addr().String(), nil
 }
 

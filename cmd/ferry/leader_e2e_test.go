@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,11 +42,32 @@ func TestAgentE2ELeaderElection(t *testing.T) {
 	w.Push()
 
 	const lease = 6 * time.Second
+	deviceAPI := map[string]string{} // each agent's fleet device API
 	start := func(id string) *agentE2EAgent {
+		// The agent prints its device API's address after its API's,
+		// which is the line StartProcess waits for: give it a port.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		deviceAPI[id] = "http://" + addr
 		args := agentE2EAgentArgs(t, e, srv.URL(), t.TempDir(), "--interval", "1s",
 			"--leader-elect", "--leader-elect-kubeconfig", c.Kubeconfig, "--leader-elect-identity", id,
-			"--leader-elect-lease-duration", lease.String())
+			"--leader-elect-lease-duration", lease.String(), "--device-listen", addr)
 		return agentE2EStartAgentProc(t, bin, args)
+	}
+	// enroll answers 503 with Retry-After on a follower; the leader's
+	// device API judges the (bogus) token itself.
+	enrollCode := func(id string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(deviceAPI[id]+"/v1/enroll", "application/json", strings.NewReader(`{"token":"not-a-token"}`))
+		if err != nil {
+			t.Fatalf("device API of %s: %v", id, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
 	}
 	agents := map[string]*agentE2EAgent{"agent-a": start("agent-a"), "agent-b": start("agent-b")}
 	t.Cleanup(func() {
@@ -78,6 +102,13 @@ func TestAgentE2ELeaderElection(t *testing.T) {
 	if n := h.putCounts()["alpha"]; n != 1 {
 		t.Fatalf("alpha v1 was put %d times, want once", n)
 	}
+	followID := map[string]string{"agent-a": "agent-b", "agent-b": "agent-a"}[first]
+	if code, ra := enrollCode(followID); code != http.StatusServiceUnavailable || ra != "5" {
+		t.Fatalf("the follower's device API answered %d (Retry-After %q), want 503 with Retry-After 5", code, ra)
+	}
+	if code, _ := enrollCode(first); code == http.StatusServiceUnavailable {
+		t.Fatalf("the leader's device API answered 503")
+	}
 
 	killed := time.Now()
 	lead.kill(t)
@@ -94,6 +125,9 @@ func TestAgentE2ELeaderElection(t *testing.T) {
 	})
 	if r.Result != history.RoundSucceeded || !agentE2EApplied(r, "alpha", "update") {
 		t.Fatalf("new leader's round: %s %+v", r.Result, r.Apps)
+	}
+	if code, _ := enrollCode(followID); code == http.StatusServiceUnavailable {
+		t.Fatalf("the new leader's device API still answers 503")
 	}
 	time.Sleep(3 * time.Second) // more rounds: none may put again
 	if n := h.putCounts()["alpha"]; n != 1 {

@@ -34,6 +34,9 @@ type releaseFlags struct {
 	lockTTL    time.Duration // apply only (-lock-ttl)
 	creds      credFlags     // plan and apply register it (by hand)
 	owner      ownerFlags    // -source, -adopt (owner.go)
+	// agent, when set (ferry plan), names the agent whose device inventory
+	// fleet targets are previewed against (planfleet.go).
+	agent *agentFlags
 }
 
 func (r *releaseFlags) register(cmd *cobra.Command) {
@@ -104,6 +107,12 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 	if err != nil {
 		return nil, withCode(exitError, err)
 	}
+	var fleets remoteFleets
+	if r.agent != nil {
+		if f, ok := fleetPreview(ctx, r.agent, rel.Config, s.err); ok {
+			fleets, topts.Fleets = f, f
+		}
+	}
 	tgts, skipped, err := openTargets(rel.Config, r.targets, topts)
 	if err != nil {
 		return nil, withCode(exitError, err)
@@ -114,9 +123,15 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 		return nil, withCode(exitError, err)
 	}
 	desired := rel.Desired(sortedKeys(tgts)...)
+	if len(tgts) == 0 {
+		desired.Targets = nil // every target was skipped (Desired() of no names is all of them)
+	}
 	pl, err := plan.Compute(ctx, desired, tgts, plan.PlanOptions{Targets: r.targets, Source: source, Adopt: r.owner.adopt})
 	if err != nil {
 		return nil, withCode(exitError, err)
+	}
+	if fleets.c != nil {
+		noteFleets(s.err, pl, fleets.c.BaseURL)
 	}
 	return &planned{plan: pl, release: rel, tgts: tgts, secrets: plan.SecretsFrom(desired), untrusted: untrusted}, nil
 }
@@ -154,6 +169,7 @@ func isTerminal(w io.Writer) bool {
 
 func newPlanCmd(s streams) *cobra.Command {
 	var rf releaseFlags
+	rf.agent = &agentFlags{}
 	var o outputFlag
 	var out string
 	var detailed, noops bool
@@ -171,6 +187,13 @@ target (SOURCE#TARGET, see -source). A plan deletes only its own apps; apps
 of other specs, and apps with no recorded owner, are left alone, and an
 app name another spec owns is an error naming that owner unless -adopt
 takes it over.
+
+Fleet targets are planned against the device inventory of the agent that
+rolls them out (--agent, FERRY_AGENT_URL, else the local ferry up; token
+FERRY_AGENT_TOKEN), read-only: each change says "roll out DIGEST to N
+matching devices in W waves" with the current rollout's state. Without a
+reachable agent they are left out with a warning; apply leaves them to the
+agent.
 
 Exit codes: 0 success; 1 error. With -detailed-exitcode: 0 no changes,
 1 error, 2 changes present.`,
@@ -217,6 +240,7 @@ Exit codes: 0 success; 1 error. With -detailed-exitcode: 0 no changes,
 	}
 	rf.register(cmd)
 	rf.creds.register(cmd, true)
+	rf.agent.register(cmd)
 	o.register(cmd)
 	cmd.Flags().StringVar(&out, "out", "", "save the plan to this file")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when the plan has changes, 0 when none")
@@ -271,6 +295,7 @@ Secret variable values come from FERRY_SECRET_<NAME>.`,
 				if tgts, cfg, err = targetsForPlan(pl, specDir, rf, s); err != nil {
 					return withCode(exitError, err)
 				}
+				dropFleets(s.err, pl, tgts)
 				policy = release.PolicyFromSpec(cfg)
 				secrets = secretsFromEnv(pl)
 			} else {

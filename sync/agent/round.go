@@ -724,7 +724,8 @@ func (a *Agent) apply(rr *round, p *planned) (applied, condition) {
 
 // appRecord starts the record of change ch of app ch.App on target.
 func (a *Agent) appRecord(rr *round, target string, ch plan.Change, pinned map[string]string) history.AppRecord {
-	rec := history.AppRecord{Round: rr.r.ID, Commit: rr.r.Commit, Time: a.clock.Now().UTC(), App: ch.App, Target: target, Action: string(ch.Action)}
+	rec := history.AppRecord{Round: rr.r.ID, Commit: rr.r.Commit, Time: a.clock.Now().UTC(), App: ch.App, Target: target, Action: string(ch.Action),
+		Rollout: strings.Join(plan.RolloutLines(ch), "; ")}
 	if ch.After != nil {
 		rec.Digest = ch.After.Digest
 		if pinned[ch.App] == ch.After.Digest {
@@ -1076,7 +1077,7 @@ func appStatus(r *history.Round, g *goodState, observed map[string][]targets.Obs
 			t = &AppTargetStatus{Target: rec.Target}
 			ts[k] = t
 		}
-		t.Action, t.Result, t.Error, t.Detail, t.Pinned = rec.Action, rec.Result, rec.Error, rec.Detail, rec.Pinned
+		t.Action, t.Result, t.Error, t.Detail, t.Pinned, t.Rollout = rec.Action, rec.Result, rec.Error, rec.Detail, rec.Pinned, rec.Rollout
 		if rec.Result == string(plan.OutcomeApplied) {
 			t.Digest, t.Healthy, t.Status = rec.Digest, rec.Action != string(plan.ActionDelete), "serving"
 			if rec.Action == string(plan.ActionDelete) {

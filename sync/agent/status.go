@@ -102,6 +102,9 @@ type AppTargetStatus struct {
 	Result string `json:"result,omitempty"`
 	Error  string `json:"error,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// Rollout is, on a fleet target, the last round's rollout preview and
+	// the current rollout's state (history.AppRecord.Rollout).
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // Status returns the agent's status.

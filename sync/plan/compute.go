@@ -82,6 +82,10 @@ type PlanOptions struct {
 //     a target that implements targets.Differ may still report drifted
 //     objects ("drift: N objects differ on the target"), which makes it an
 //     update. The objects are listed in Change.Objects (for updates too).
+//   - on a target that implements targets.RolloutPreviewer (a fleet),
+//     every change but a delete carries the target's preview in
+//     Change.Rollout: the devices and waves a create or update would roll
+//     out to, and the app's current rollout. An error becomes a warning.
 //   - delete: the app is managed by ferry, owned by this spec and target
 //     (see PlanOptions.Source), and the desired target no longer has it
 //     ("removed from the spec"). Apps ferry does not manage, and apps of
@@ -329,6 +333,16 @@ func planTarget(ctx context.Context, dt DesiredTarget, t targets.Target, opts Pl
 					ch.Reasons = []string{fmt.Sprintf("drift: %d %s on the target; redeploying %s",
 						len(objs), plural(len(objs), "object differs", "objects differ"), ShortDigest(want.Digest))}
 				}
+			}
+		}
+		if rp, ok := t.(targets.RolloutPreviewer); ok {
+			pv, err := rp.PreviewRollout(ctx, *want)
+			if err != nil {
+				tp.Diagnostics = append(tp.Diagnostics, Diagnostic{Severity: SeverityWarning, Target: dt.Name, App: want.Name,
+					Summary: "Cannot preview the rollout",
+					Detail:  fmt.Sprintf("The target could not say how it would roll this version out: %v.", err)})
+			} else {
+				ch.Rollout = &pv
 			}
 		}
 		if ck, ok := t.(targets.Checker); ok && (ch.Action == ActionCreate || ch.Action == ActionUpdate) {

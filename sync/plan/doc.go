@@ -54,7 +54,9 @@
 //	      "app": "hello", "action": "create|update|delete|no-op",
 //	      "reasons": ["..."],
 //	      "before": targets.ObservedApp (absent for create),
-//	      "after": targets.DesiredApp (absent for delete; no secrets)
+//	      "after": targets.DesiredApp (absent for delete; no secrets),
+//	      "rollout": targets.RolloutPreview (fleet targets only: devices,
+//	                 waves, rates and the current rollout; absent otherwise)
 //	    }],
 //	    "errored": false,
 //	    "diagnostics": [{"severity": "error|warning|note", "summary": "...", "detail": "...", "target": "...", "app": "..."}]

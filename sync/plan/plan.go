@@ -106,6 +106,13 @@ type Change struct {
 	// After is what the target should run, nil for a delete. Its Secrets
 	// field is always nil.
 	After *targets.DesiredApp `json:"after,omitempty"`
+	// Rollout previews, on a target that rolls versions out in stages
+	// (targets.RolloutPreviewer: a fleet), what a create or update would
+	// roll out to how many devices in how many waves, and how the app's
+	// current rollout stands; nil on other targets and for deletes.
+	// Informational: Apply does not read it, and it is not part of the
+	// fingerprint.
+	Rollout *targets.RolloutPreview `json:"rollout,omitempty"`
 }
 
 // Counts tallies a plan's changes by action. Wait counts the apps left to

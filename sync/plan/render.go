@@ -88,6 +88,9 @@ func (p *Plan) RenderWith(w io.Writer, o RenderOptions) error {
 			for _, r := range ch.Reasons {
 				fmt.Fprintf(&b, "      reason: %s\n", r)
 			}
+			for _, l := range RolloutLines(ch) {
+				fmt.Fprintf(&b, "      %s\n", l)
+			}
 			for _, d := range ch.Objects {
 				fmt.Fprintf(&b, "      object: %s %s", d.Change, d.Object)
 				if len(d.Fields) > 0 {
@@ -159,4 +162,58 @@ func renderDiags(b *strings.Builder, ds Diagnostics, col func(code, s string) st
 			fmt.Fprintf(b, "      %s\n", d.Detail)
 		}
 	}
+}
+
+// RolloutLines renders ch.Rollout for people, one line each: for a create
+// or update "rollout: roll out DIGEST to N matching devices in W waves
+// (a, b, c devices; at most x, y, z a minute)", and for the app's current
+// rollout "current: FROM → TO running, wave k/W: 3 healthy, 1 updating,
+// 0 failed, 0 rolled back, 16 pending" (with ", paused", ", stalled", or
+// "aborted: REASON"). None when ch has no preview. The agent records the
+// same lines in its history.
+func RolloutLines(ch Change) []string {
+	pv := ch.Rollout
+	if pv == nil {
+		return nil
+	}
+	var out []string
+	if ch.Action == ActionCreate || ch.Action == ActionUpdate {
+		l := fmt.Sprintf("rollout: roll out %s to %d matching %s in %d %s", ShortDigest(pv.Digest),
+			pv.Devices, plural(pv.Devices, "device", "devices"), len(pv.Waves), plural(len(pv.Waves), "wave", "waves"))
+		if len(pv.Waves) > 0 {
+			l += " (" + joinInts(pv.Waves) + " devices"
+			if len(pv.Rates) > 0 {
+				l += "; at most " + joinInts(pv.Rates) + " a minute"
+			}
+			l += ")"
+		}
+		out = append(out, l)
+	}
+	if c := pv.Current; c != nil {
+		from := ShortDigest(c.From)
+		if from == "" {
+			from = "(none)"
+		}
+		l := fmt.Sprintf("current: %s → %s %s, wave %d/%d: %d healthy, %d updating, %d failed, %d rolled back, %d pending",
+			from, ShortDigest(c.To), c.Outcome, c.Wave, c.Waves, c.Healthy, c.Updating, c.Failed, c.RolledBack, c.Pending)
+		if c.Paused {
+			l += ", paused"
+		}
+		if c.Stalled {
+			l += ", stalled (the wave's health gate can no longer hold)"
+		}
+		if c.Reason != "" {
+			l += "; reason: " + c.Reason
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ", ")
 }

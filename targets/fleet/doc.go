@@ -26,7 +26,7 @@
 //	     ┌──────────────────────────────────────────────┐
 //	     ▼                                              │ next wave
 //	start pending devices of wave i     ──►  gate of wave i: every device started,
-//	(≤ RateLimit starts per minute)          healthy/devices ≥ SuccessRatio,
+//	(≤ RateAt(i) starts per minute)          healthy/devices ≥ SuccessRatio,
 //	     │                                   held for Soak (a dip resets it)
 //	     ▼                                              │ last wave
 //	devices report: healthy, unhealthy,                 ▼
@@ -59,6 +59,12 @@
 //     when that wave is reached, or at once (rate limit permitting) if it
 //     has passed. After completion, joiners start at once. The rate limit
 //     applies to every start.
+//   - The rate limit grows per wave, not per minute (RateAt): while wave
+//     k is current, RateLimit × RateGrowth^k starts a minute, rounded
+//     down, capped at RateMax. The rate a wave earns is kept by joiners
+//     and after completion (the last wave's rate). The sliding window
+//     counts every start of the last minute, whatever rate it was made
+//     at, so a rate that grows frees slots at once.
 //   - Rollback returns exactly the devices the rollout started (updating,
 //     healthy or failed) to State.From; pending devices are never touched.
 //     An aborted rollout is final. A completed one never aborts: devices

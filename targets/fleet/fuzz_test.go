@@ -32,12 +32,20 @@ func FuzzAssign(f *testing.F) {
 // FuzzStep drives a random fleet with a random policy through Step, with
 // the invariants of TestSimulatedFleet checked at every step.
 func FuzzStep(f *testing.F) {
-	f.Add(uint64(1), uint16(50), uint8(0), uint8(0), uint8(0), uint8(5), uint8(200), uint8(3), true)
-	f.Add(uint64(99), uint16(300), uint8(40), uint8(20), uint8(10), uint8(0), uint8(128), uint8(0), false)
-	f.Fuzz(func(t *testing.T, seed uint64, n uint16, fail, silent, late, rate, ratio, minSample uint8, auto bool) {
+	f.Add(uint64(1), uint16(50), uint8(0), uint8(0), uint8(0), uint8(5), uint8(200), uint8(3), true, uint8(0), uint8(0))
+	f.Add(uint64(99), uint16(300), uint8(40), uint8(20), uint8(10), uint8(0), uint8(128), uint8(0), false, uint8(0), uint8(0))
+	f.Add(uint64(5), uint16(350), uint8(2), uint8(0), uint8(30), uint8(3), uint8(230), uint8(5), true, uint8(100), uint8(40))
+	f.Fuzz(func(t *testing.T, seed uint64, n uint16, fail, silent, late, rate, ratio, minSample uint8, auto bool, growth, rateMax uint8) {
 		rng := rand.New(rand.NewPCG(seed, uint64(n)))
 		r := randomRollout(rng)
 		r.RateLimit = int(rate % 50)
+		// Growth 1 to 6.1 in steps of 0.02 (0: none), capped or not.
+		if growth > 0 {
+			r.RateGrowth = 1 + float64(growth)/50
+		}
+		if rateMax > 0 {
+			r.RateMax = r.RateLimit + int(rateMax)
+		}
 		r.HealthGate = spec.HealthGate{SuccessRatio: float64(ratio) / 255, Soak: time.Duration(rng.IntN(300)) * time.Second}
 		r.Abort = spec.Abort{FailureRatio: float64(255-ratio) / 255, MinSample: int(minSample % 30)}
 		r.DeviceTimeout = time.Duration(1+rng.IntN(300)) * time.Second

@@ -26,7 +26,8 @@ func rollout(t *spec.FleetTarget) (*spec.Rollout, error) {
 // checkRollout applies LANGUAGE.md's rules: at least one wave, percentages
 // 1 to 100 (0 on a selector wave means 100), fleet-wide percentages
 // strictly increasing, the last wave fleet-wide at 100, ratios in [0,1],
-// a positive device timeout, no negative rate limit, soak or sample.
+// a positive device timeout, no negative rate limit, rate cap, soak or
+// sample, and a finite rate growth of at least 1 (0 means 1).
 func checkRollout(r *spec.Rollout) error {
 	if len(r.Waves) == 0 {
 		return fmt.Errorf("%w: no waves", ErrInvalidPolicy)
@@ -61,6 +62,12 @@ func checkRollout(r *spec.Rollout) error {
 	if r.RateLimit < 0 {
 		return fmt.Errorf("%w: negative rate limit %d", ErrInvalidPolicy, r.RateLimit)
 	}
+	if g := r.RateGrowth; math.IsNaN(g) || math.IsInf(g, 0) || (g != 0 && g < 1) {
+		return fmt.Errorf("%w: rate growth %v must be a finite factor of at least 1", ErrInvalidPolicy, g)
+	}
+	if r.RateMax < 0 {
+		return fmt.Errorf("%w: negative rate cap %d", ErrInvalidPolicy, r.RateMax)
+	}
 	if r.HealthGate.Soak < 0 {
 		return fmt.Errorf("%w: negative soak %v", ErrInvalidPolicy, r.HealthGate.Soak)
 	}
@@ -91,4 +98,34 @@ func checkSelector(s spec.LabelSelector, what string) error {
 		}
 	}
 	return nil
+}
+
+// maxRate bounds a grown rate limit, so that a large growth over many
+// waves never overflows.
+const maxRate = math.MaxInt32
+
+// RateAt returns the rate limit, in device starts per minute, while wave
+// (counted from 0) is the current wave: r.RateLimit × r.RateGrowth^wave,
+// rounded down, at most r.RateMax when it is set and never below
+// r.RateLimit. 0 means no limit (r.RateLimit is 0). A growth of 0 or 1
+// keeps the rate at r.RateLimit. The rate grows per wave, not per minute,
+// so a wave that waits for its health gate never earns a faster rate: it
+// grows only once a wave has proven the version on its devices.
+func RateAt(r *spec.Rollout, wave int) int {
+	if r == nil || r.RateLimit <= 0 {
+		return 0
+	}
+	capped := maxRate
+	if r.RateMax > 0 {
+		capped = max(r.RateMax, r.RateLimit)
+	}
+	g := r.RateGrowth
+	if !(g > 1) || math.IsInf(g, 0) || wave <= 0 {
+		return min(r.RateLimit, capped)
+	}
+	f := float64(r.RateLimit) * math.Pow(g, float64(wave))
+	if math.IsNaN(f) || f >= float64(capped) {
+		return capped
+	}
+	return max(int(f), r.RateLimit)
 }

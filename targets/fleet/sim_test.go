@@ -166,7 +166,9 @@ func (c *checker) step(prev *State, devs []Device, now time.Time) (Decision, *St
 		}
 		c.starts = append(c.starts, now)
 	}
-	if r := c.r.RateLimit; r > 0 {
+	// The rate only grows (RateGrowth ≥ 1, waves only advance), so the
+	// current wave's rate bounds every window that ends now.
+	if r := RateAt(c.r, ns.Wave); r > 0 {
 		n := 0
 		for _, s := range c.starts {
 			if now.Sub(s) < time.Minute {
@@ -283,7 +285,7 @@ func drive(t testing.TB, s *sim, p *spec.FleetTarget, tick time.Duration, maxTic
 		now = now.Add(tick)
 		s.tick(st, now)
 	}
-	if r := c.r.RateLimit; r > 0 {
+	if r := RateAt(c.r, len(c.r.Waves)-1); r > 0 {
 		if tt, ok := t.(*testing.T); ok {
 			checkRate(tt, c.starts, r)
 		}

@@ -117,8 +117,9 @@ type Decision struct {
 //     from the first step that saw it hold; a step that sees it fail
 //     resets it), moves to the next wave, and completes after the last.
 //  4. starts pending devices of the current and earlier waves (all waves
-//     once completed), in wave and stable order, at most RateLimit in any
-//     one-minute window [t, t+1m).
+//     once completed), in wave and stable order, at most RateAt(rollout,
+//     current wave) in any one-minute window [t, t+1m): the rate limit,
+//     grown by RateGrowth at each wave passed.
 //
 // An aborted rollout is final: Step returns it unchanged. Errors wrap
 // ErrInvalidPolicy, ErrInvalidState, ErrStateVersion or ErrInvalidDevice;
@@ -236,9 +237,9 @@ func Step(st *State, policy *spec.FleetTarget, devices []Device, now time.Time) 
 		upTo = lastWave
 	}
 	budget := -1
-	if r.RateLimit > 0 {
+	if rate := RateAt(r, ns.Wave); rate > 0 {
 		ns.RecentStarts = slices.DeleteFunc(ns.RecentStarts, func(t time.Time) bool { return now.Sub(t) >= rateWindow })
-		budget = max(r.RateLimit-len(ns.RecentStarts), 0)
+		budget = max(rate-len(ns.RecentStarts), 0)
 	} else {
 		ns.RecentStarts = nil
 	}

@@ -132,6 +132,10 @@ type AppRecord struct {
 	Error string `json:"error,omitempty"`
 	// Detail says what runs now after a failure, or why the app was held.
 	Detail string `json:"detail,omitempty"`
+	// Rollout is, on a fleet target, what the round's plan previewed
+	// (plan.RolloutLines joined by "; "): "rollout: roll out DIGEST to N
+	// matching devices in W waves (...)" and the current rollout's state.
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // Actions of AppRecords about rollbacks a target made by itself.

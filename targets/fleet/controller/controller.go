@@ -23,8 +23,9 @@ import (
 )
 
 var (
-	_ targets.Target        = (*Controller)(nil)
-	_ targets.OwnerRecorder = (*Controller)(nil)
+	_ targets.Target           = (*Controller)(nil)
+	_ targets.OwnerRecorder    = (*Controller)(nil)
+	_ targets.RolloutPreviewer = (*Controller)(nil)
 )
 
 // recordVersion is the format version of app.json.
@@ -336,14 +337,19 @@ func (c *Controller) Observe(ctx context.Context) ([]targets.ObservedApp, error)
 	out := make([]targets.ObservedApp, 0, len(c.apps))
 	for name, ro := range c.apps {
 		phase, msg := phaseOf(ro)
-		out = append(out, targets.ObservedApp{
-			Name: name, Ref: ro.rec.Refs[ro.st.To], Digest: ro.st.To, Managed: true, Owner: ro.rec.Owner,
-			Status: string(ro.st.Outcome), Healthy: ro.st.Outcome == fleet.OutcomeCompleted, Phase: phase,
-			Previous: ro.st.From, Message: msg,
-		})
+		out = append(out, observedApp(name, ro.rec.Refs[ro.st.To], ro.rec.Owner, ro.st, phase, msg))
 	}
 	slices.SortFunc(out, func(a, b targets.ObservedApp) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// observedApp is what Observe reports of app name's rollout st.
+func observedApp(name, ref, owner string, st *fleet.State, phase targets.Phase, msg string) targets.ObservedApp {
+	return targets.ObservedApp{
+		Name: name, Ref: ref, Digest: st.To, Managed: true, Owner: owner,
+		Status: string(st.Outcome), Healthy: st.Outcome == fleet.OutcomeCompleted, Phase: phase,
+		Previous: st.From, Message: msg,
+	}
 }
 
 func phaseOf(ro *rollout) (targets.Phase, string) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferry-wasm/ferry/spec"
+	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/fleet"
 	"github.com/ferry-wasm/ferry/targets/fleet/server"
 )
@@ -26,6 +27,23 @@ type Rollout struct {
 	Last *fleet.Decision `json:"last,omitempty"`
 	// Summary renders it for people, in a few lines.
 	Summary string `json:"summary"`
+	// Ref is the artifact reference of State.To; Owner the owner its Put
+	// recorded (targets.DesiredApp.Owner).
+	Ref   string `json:"ref,omitempty"`
+	Owner string `json:"owner,omitempty"`
+	// Phase and Message are what Observe reports for the app.
+	Phase   targets.Phase `json:"phase,omitempty"`
+	Message string        `json:"message,omitempty"`
+}
+
+// Observed is r as the Controller's Observe reports it, so that a reader
+// of the admin API (hub.Remote, for `ferry plan` run by hand) plans
+// against the same observed state as the agent.
+func (r Rollout) Observed() targets.ObservedApp {
+	if r.State == nil {
+		return targets.ObservedApp{Name: r.App, Managed: true, Owner: r.Owner, Phase: r.Phase, Message: r.Message}
+	}
+	return observedApp(r.App, r.Ref, r.Owner, r.State, r.Phase, r.Message)
 }
 
 // Rollout returns the status of app's rollout. Errors wrap ErrNoRollout.
@@ -51,7 +69,9 @@ func (c *Controller) Rollouts() []Rollout {
 }
 
 func (c *Controller) statusLocked(name string, ro *rollout) Rollout {
-	r := Rollout{App: name, Target: c.name, Paused: ro.rec.Paused, State: ro.st.Clone(), Summary: ro.st.Summary()}
+	phase, msg := phaseOf(ro)
+	r := Rollout{App: name, Target: c.name, Paused: ro.rec.Paused, State: ro.st.Clone(), Summary: ro.st.Summary(),
+		Ref: ro.rec.Refs[ro.st.To], Owner: ro.rec.Owner, Phase: phase, Message: msg}
 	if ro.stepped {
 		d := ro.last
 		r.Last = &d

@@ -261,5 +261,35 @@ func errorOf(resp *http.Response) error {
 	default:
 		sentinel = ErrProtocol
 	}
-	return fmt.Errorf("%w: server answered %d: %s", sentinel, resp.StatusCode, msg)
+	err := fmt.Errorf("%w: server answered %d: %s", sentinel, resp.StatusCode, msg)
+	if sentinel == ErrUnavailable {
+		if secs, perr := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); perr == nil && secs > 0 {
+			return &retryAfterError{err: err, after: min(time.Duration(secs)*time.Second, maxRetryAfter)}
+		}
+	}
+	return err
+}
+
+// maxRetryAfter bounds the wait a server's Retry-After may ask for.
+const maxRetryAfter = 10 * time.Minute
+
+// retryAfterError is an ErrUnavailable answer that said when to retry (a
+// 503 of an agent that is not the fleet's leader, a 429).
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter returns how long the server asked the device to wait before
+// it retries (its Retry-After header, in seconds, at most 10 minutes), or
+// zero when err carries no such answer.
+func RetryAfter(err error) time.Duration {
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		return ra.after
+	}
+	return 0
 }

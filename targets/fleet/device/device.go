@@ -188,7 +188,7 @@ func (d *Device) identity(ctx context.Context) (Credential, error) {
 		if errors.Is(err, ErrBadToken) || errors.Is(err, ErrInsecureURL) || ctx.Err() != nil {
 			return Credential{}, err
 		}
-		delay := d.opts.Backoff.Delay(attempt, d.opts.Jitter())
+		delay := retryDelay(d.opts.Backoff.Delay(attempt, d.opts.Jitter()), err)
 		d.log.Warn("enrollment failed; retrying", "error", err.Error(), "retry_in", delay.Round(time.Millisecond))
 		if !sleep(ctx, delay) {
 			return Credential{}, ctx.Err()
@@ -210,7 +210,7 @@ func (d *Device) pollLoop(ctx context.Context, cred Credential) {
 			if ctx.Err() != nil {
 				return
 			}
-			delay := d.opts.Backoff.Delay(fails, d.opts.Jitter())
+			delay := retryDelay(d.opts.Backoff.Delay(fails, d.opts.Jitter()), err)
 			fails++
 			msg := "server unreachable; the apps keep serving"
 			if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrForbidden) {
@@ -354,7 +354,7 @@ func (d *Device) reportLoop(ctx context.Context, cred Credential) {
 				if ctx.Err() != nil {
 					return
 				}
-				delay := d.opts.Backoff.Delay(fails, d.opts.Jitter())
+				delay := retryDelay(d.opts.Backoff.Delay(fails, d.opts.Jitter()), err)
 				nextTry = now.Add(delay)
 				fails++
 				if fails == 1 {
@@ -396,4 +396,12 @@ func sleep(ctx context.Context, delay time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// retryDelay is the wait before retrying a call that failed with err: the
+// backoff's, or longer when the server asked for longer (RetryAfter: an
+// agent that is not the fleet's leader answers 503 with Retry-After, so
+// its devices come back when a leader may have taken over, not at once).
+func retryDelay(backoff time.Duration, err error) time.Duration {
+	return max(backoff, RetryAfter(err))
 }

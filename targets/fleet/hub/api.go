@@ -42,7 +42,23 @@ type errorBody struct {
 
 // Routes registers the admin API (see the package documentation) on mux.
 // The caller authenticates every request before mux sees it.
+// While Options.Leading reports false, every route answers 503 with
+// Retry-After: a follower's inventory and rollouts are not the fleet's.
 func (h *Hub) Routes(mux *httproute.Mux) {
+	h.routes(&gatedMux{mux: mux, h: h})
+}
+
+// gatedMux registers handlers behind Hub.leaderOnly.
+type gatedMux struct {
+	mux *httproute.Mux
+	h   *Hub
+}
+
+func (g *gatedMux) HandleFunc(pattern string, fn func(http.ResponseWriter, *http.Request)) {
+	g.mux.Handle(pattern, g.h.leaderOnly(http.HandlerFunc(fn)))
+}
+
+func (h *Hub) routes(mux *gatedMux) {
 	mux.HandleFunc("POST /v1/fleet/tokens", func(w http.ResponseWriter, r *http.Request) {
 		var req TokenRequest
 		if !decode(w, r, &req) {

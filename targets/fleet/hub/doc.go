@@ -23,6 +23,14 @@
 //	GET    /v1/fleet/rollouts?target=T      [controller.Rollout]
 //	POST   /v1/fleet/rollouts/{target}/{app}/{pause|resume|abort}
 //
+// Remote is a fleet target read over that API (what `ferry plan` run by
+// hand plans against): it observes and previews like the agent's
+// controller, with the policy of the spec at hand, and never writes.
+//
+// With Options.Leading (leader election among agent replicas), a hub that
+// does not lead answers every device and admin call 503 with Retry-After
+// (FollowerRetryAfter), and its owner starts it only once it leads.
+//
 // Errors are {"error": "..."} with 400, 404 or 409; no answer ever holds a
 // device credential, a token's secret (except the one CreatedToken) or a
 // variable value.

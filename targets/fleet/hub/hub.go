@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,7 +45,18 @@ type Options struct {
 	// told when a rollout starts, completes or aborts. It must return
 	// quickly and must not call the hub.
 	OnEvent func(controller.Event)
+	// Leading, when set, reports whether this agent leads its replicas
+	// (leader election in a cluster). While it reports false the device
+	// API answers every request 503 with Retry-After (FollowerRetryAfter)
+	// and the admin API answers 503: a follower's device store is not the
+	// fleet's, so it neither tells devices what to run nor takes their
+	// status. Run Start only on the leader. Nil means always leading.
+	Leading func() bool
 }
+
+// FollowerRetryAfter is the Retry-After a follower's device API answers
+// with: about how long a new leader takes to take over.
+const FollowerRetryAfter = 5 * time.Second
 
 // Hub is the device API server and the fleet controllers of one agent. It
 // is safe for concurrent use.
@@ -108,8 +120,24 @@ func Open(opts Options) (*Hub, error) {
 // Server returns the device API server.
 func (h *Hub) Server() *server.Server { return h.srv }
 
-// DeviceHandler serves the device API (enroll, desired, status).
-func (h *Hub) DeviceHandler() http.Handler { return h.srv.Handler() }
+// DeviceHandler serves the device API (enroll, desired, status), or, while
+// Options.Leading reports false, answers 503 with Retry-After.
+func (h *Hub) DeviceHandler() http.Handler { return h.leaderOnly(h.srv.Handler()) }
+
+// leaderOnly answers 503 with Retry-After while the hub does not lead.
+func (h *Hub) leaderOnly(next http.Handler) http.Handler {
+	if h.opts.Leading == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.opts.Leading() {
+			w.Header().Set("Retry-After", strconv.Itoa(int(FollowerRetryAfter/time.Second)))
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{"this agent is not the leader of its replicas; the leader serves the fleet: retry later"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // Start runs the rollouts of every controller, and of those Target creates
 // later, until ctx ends. It returns at once.

@@ -176,7 +176,9 @@ target "edge" {
     wave {
       percent = 100
     }
-    rate_limit = 20
+    rate_limit  = 20
+    rate_growth = 1.5
+    rate_max    = 200
 
     health_gate {
       success_ratio = 0.99
