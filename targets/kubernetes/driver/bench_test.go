@@ -131,10 +131,14 @@ func BenchmarkApplyVsKubectl(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		var failed []string
 		for _, a := range apps {
 			if r := res.App("cluster", a.Name); r == nil || r.Outcome != plan.OutcomeApplied {
-				b.Fatalf("ferry apply of %s: %+v", a.Name, r)
+				failed = append(failed, fmt.Sprintf("%s: %+v", a.Name, r))
 			}
+		}
+		if len(failed) > 0 {
+			b.Fatalf("ferry apply: %d of %d apps not applied after %v; the first: %s", len(failed), n, time.Since(start).Round(time.Millisecond), strings.Join(failed[:min(5, len(failed))], "\n"))
 		}
 		ferryS += time.Since(start).Seconds()
 
