@@ -38,6 +38,20 @@ func benchApps(b *testing.B) int {
 	return 100
 }
 
+// benchParallel is how many apps ferry applies at once in
+// BenchmarkApplyVsKubectl (plan.ApplyOptions.AppParallelism):
+// FERRY_BENCH_KUBE_PARALLEL, default 32.
+func benchParallel(b *testing.B) int {
+	if s := os.Getenv("FERRY_BENCH_KUBE_PARALLEL"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("FERRY_BENCH_KUBE_PARALLEL=%q: want a positive number", s)
+		}
+		return n
+	}
+	return 32
+}
+
 // BenchmarkApplyVsKubectl deploys N apps (a Deployment, Service, ConfigMap
 // and two Secrets each) to Ready on one real cluster (apiserver,
 // controller-manager, scheduler, kwok) twice, side by side in one run:
@@ -48,7 +62,7 @@ func benchApps(b *testing.B) int {
 // then times a no-op plan over ferry's N apps and reports this process's
 // peak RSS (the agent's share: the cluster runs in other processes).
 func BenchmarkApplyVsKubectl(b *testing.B) {
-	n := benchApps(b)
+	n, par := benchApps(b), benchParallel(b)
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		b.Fatal("kubectl is not installed")
@@ -127,7 +141,7 @@ func BenchmarkApplyVsKubectl(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := plan.Apply(ctx, p, tgts, plan.ApplyOptions{Timeout: 20 * time.Minute, AppParallelism: 32})
+		res, err := plan.Apply(ctx, p, tgts, plan.ApplyOptions{Timeout: 20 * time.Minute, AppParallelism: par})
 		if err != nil {
 			b.Fatal(err)
 		}
