@@ -24,9 +24,10 @@ import (
 )
 
 // benchApps is how many apps BenchmarkApplyVsKubectl deploys:
-// FERRY_BENCH_KUBE_APPS, default 100. (On a 2-core machine kwok and the
-// scheduler make about four pods Ready per second, whoever applies them,
-// so 1,000 apps take minutes for kubectl and ferry alike.)
+// FERRY_BENCH_KUBE_APPS, default 100. (On a shared 2-core machine the
+// whole cluster, controllers raised to big-cluster client limits by
+// kubetest, makes about 6.5 Deployments Ready per second, whoever applies
+// them, so 1,000 apps take minutes for kubectl and ferry alike.)
 func benchApps(b *testing.B) int {
 	if s := os.Getenv("FERRY_BENCH_KUBE_APPS"); s != "" {
 		n, err := strconv.Atoi(s)
