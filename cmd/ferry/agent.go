@@ -229,7 +229,7 @@ round; ferry_notifications_total counts them. See README "Notifications".`,
 				log.Warn("FERRY_AGENT_TOKEN is not set: the status API refuses every request")
 			}
 			vopts := rf.reg.signerOptions(c)
-			topts, err := creds.apply(targetOptions{Registry: c, Verify: &vopts}, false)
+			topts, err := creds.apply(targetOptions{Registry: c, Verify: &vopts, SpinSign: spinSigning(ropts.Key, ropts.Sign)}, false)
 			if err != nil {
 				return withCode(exitError, err)
 			}

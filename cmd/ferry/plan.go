@@ -103,7 +103,7 @@ func (r *releaseFlags) computePlan(ctx context.Context, s streams, dir string) (
 		fmt.Fprintf(s.err, "Warning: %v\nApps that failed to build, push or sign are left as they run.\n", relErr)
 	}
 	vopts := r.reg.signerOptions(c)
-	topts, err := r.creds.apply(targetOptions{LockTTL: r.lockTTL, Logger: warnLogger(s.err), Registry: c, Verify: &vopts}, true)
+	topts, err := r.creds.apply(targetOptions{LockTTL: r.lockTTL, Logger: warnLogger(s.err), Registry: c, Verify: &vopts, SpinSign: spinSigning(opts.Key, opts.Sign)}, true)
 	if err != nil {
 		return nil, withCode(exitError, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/targets"
 	"github.com/ferry-wasm/ferry/targets/open"
@@ -18,6 +19,15 @@ import (
 
 // targetOptions tune how targets are opened (see open.Options).
 type targetOptions = open.Options
+
+// spinSigning signs Spin images with the key that signs the artifacts;
+// nil (unsigned) without a key.
+func spinSigning(key *signer.PrivateKey, so signer.SignOptions) *open.SpinSigning {
+	if key == nil {
+		return nil
+	}
+	return &open.SpinSigning{Key: key, Options: so}
+}
 
 // credFlags are the flags that give commands their host credentials.
 type credFlags struct {

@@ -166,7 +166,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", c.path("sa.pub"),
 		"--service-account-signing-key-file", c.path("sa.key"),
-		"--service-cluster-ip-range", "10.0.0.0/24",
+		// A /16: room for 65,534 Services. (It was a /24, whose 253
+		// addresses made every Service past the 253rd fail with "range is
+		// full": the 747 of 1,000 benchmark apps that once failed.)
+		"--service-cluster-ip-range", "10.0.0.0/16",
 		// Required with a loopback advertise address.
 		"--endpoint-reconciler-type", "none",
 	)
@@ -205,11 +208,24 @@ func Start(t testing.TB, opts Options) *Cluster {
 			// NotReady after a minute, and kwok never sets them Ready
 			// again. Nothing here tests node failure, so never do that.
 			"--node-monitor-grace-period=1h",
+			// The controllers' client defaults (20 requests/s, burst 30)
+			// and five workers per controller hold a cluster to a few new
+			// Deployments a second, whoever applies them: each costs about
+			// a dozen requests (a ReplicaSet, a Pod, an EndpointSlice,
+			// events, status updates). Operators of big clusters raise
+			// them (kwokctl's own clusters do); so do these, so that a
+			// benchmark measures the client that applies, not this one.
+			"--kube-api-qps=1000", "--kube-api-burst=2000",
+			"--concurrent-deployment-syncs=25", "--concurrent-replicaset-syncs=25",
 		)
 		sched := c.start("kube-scheduler", schedBin,
 			"--kubeconfig", c.Kubeconfig,
 			"--leader-elect=false",
 			"--secure-port", "0",
+			// Its default (50/s, burst 100) binds about 25 pods a second
+			// (a binding and an event each); raised like the
+			// controller-manager's.
+			"--kube-api-qps=1000", "--kube-api-burst=2000",
 		)
 		kwok := c.start("kwok", kwokBin,
 			"--kubeconfig", c.Kubeconfig,

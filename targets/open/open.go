@@ -102,11 +102,24 @@ type Options struct {
 	// FERRY_REGISTRY_* login (registry.EnvCredentials), the Docker
 	// config's logins and the registry package's defaults.
 	Registry *registry.Client
+	// SpinSign, when set, signs the Spin image of each app of a kubernetes
+	// target in mode "spinapp" once it is pushed, with the key and options
+	// that sign ferry's artifacts (cosign's .sig scheme, so `cosign verify`
+	// accepts it). Nil leaves Spin images unsigned.
+	SpinSign *SpinSigning
 	// Verify, when set, makes kubernetes targets in mode host verify each
 	// artifact against their trust keys before applying it (and report in
 	// the plan an artifact their pods would refuse, saying why), reaching
 	// the registry this way. Nil leaves verification to the pods.
 	Verify *signer.RegistryOptions
+}
+
+// SpinSigning is how Spin images are signed (Options.SpinSign).
+type SpinSigning struct {
+	// Key signs. Required.
+	Key *signer.PrivateKey
+	// Options reach the registry (and annotate the signature).
+	Options signer.SignOptions
 }
 
 // Fleets opens the target of a spec fleet target: the controller of its
@@ -238,7 +251,7 @@ func kubeTarget(t *spec.Target, o Options) (targets.Target, error) {
 				return nil, fmt.Errorf("registry: %w", err)
 			}
 		}
-		do.Mode, do.SpinImages, do.TrustKeyFiles = kdriver.ModeSpinApp, spinImages{rc}, nil
+		do.Mode, do.SpinImages, do.TrustKeyFiles = kdriver.ModeSpinApp, spinImages{c: rc, sign: o.SpinSign}, nil
 		ro.Executor = k.Executor
 		do.Render = ro
 	}
@@ -275,13 +288,24 @@ type untrusted struct{ error }
 func (e untrusted) Is(target error) bool { return target == kdriver.ErrUntrusted }
 func (e untrusted) Unwrap() error        { return e.error }
 
-// spinImages makes Spin images with a registry client.
-type spinImages struct{ c *registry.Client }
+// spinImages makes Spin images with a registry client and, with sign,
+// signs each one it pushes.
+type spinImages struct {
+	c    *registry.Client
+	sign *SpinSigning
+}
 
 func (s spinImages) SpinImage(ctx context.Context, ref string, push bool) (string, error) {
 	img, err := s.c.SpinImageFor(ctx, ref, push)
 	if err != nil {
 		return "", err
+	}
+	if push && s.sign != nil && s.sign.Key != nil {
+		// Signing a digest that already carries this key's signature
+		// stores nothing new (signer.Sign), so every Put may ask.
+		if _, err := signer.Sign(ctx, img.Ref, s.sign.Key, s.sign.Options); err != nil {
+			return "", fmt.Errorf("sign Spin image %s: %w", img.Ref, err)
+		}
 	}
 	return img.Ref, nil
 }

@@ -24,9 +24,10 @@ import (
 )
 
 // benchApps is how many apps BenchmarkApplyVsKubectl deploys:
-// FERRY_BENCH_KUBE_APPS, default 100. (On a 2-core machine kwok and the
-// scheduler make about four pods Ready per second, whoever applies them,
-// so 1,000 apps take minutes for kubectl and ferry alike.)
+// FERRY_BENCH_KUBE_APPS, default 100. (On a shared 2-core machine the
+// whole cluster, controllers raised to big-cluster client limits by
+// kubetest, makes about 6.5 Deployments Ready per second, whoever applies
+// them, so 1,000 apps take minutes for kubectl and ferry alike.)
 func benchApps(b *testing.B) int {
 	if s := os.Getenv("FERRY_BENCH_KUBE_APPS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -36,6 +37,20 @@ func benchApps(b *testing.B) int {
 		return n
 	}
 	return 100
+}
+
+// benchParallel is how many apps ferry applies at once in
+// BenchmarkApplyVsKubectl (plan.ApplyOptions.AppParallelism):
+// FERRY_BENCH_KUBE_PARALLEL, default 32.
+func benchParallel(b *testing.B) int {
+	if s := os.Getenv("FERRY_BENCH_KUBE_PARALLEL"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("FERRY_BENCH_KUBE_PARALLEL=%q: want a positive number", s)
+		}
+		return n
+	}
+	return 32
 }
 
 // BenchmarkApplyVsKubectl deploys N apps (a Deployment, Service, ConfigMap
@@ -48,7 +63,7 @@ func benchApps(b *testing.B) int {
 // then times a no-op plan over ferry's N apps and reports this process's
 // peak RSS (the agent's share: the cluster runs in other processes).
 func BenchmarkApplyVsKubectl(b *testing.B) {
-	n := benchApps(b)
+	n, par := benchApps(b), benchParallel(b)
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		b.Fatal("kubectl is not installed")
@@ -127,14 +142,18 @@ func BenchmarkApplyVsKubectl(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := plan.Apply(ctx, p, tgts, plan.ApplyOptions{Timeout: 20 * time.Minute, AppParallelism: 32})
+		res, err := plan.Apply(ctx, p, tgts, plan.ApplyOptions{Timeout: 20 * time.Minute, AppParallelism: par})
 		if err != nil {
 			b.Fatal(err)
 		}
+		var failed []string
 		for _, a := range apps {
 			if r := res.App("cluster", a.Name); r == nil || r.Outcome != plan.OutcomeApplied {
-				b.Fatalf("ferry apply of %s: %+v", a.Name, r)
+				failed = append(failed, fmt.Sprintf("%s: %+v", a.Name, r))
 			}
+		}
+		if len(failed) > 0 {
+			b.Fatalf("ferry apply: %d of %d apps not applied after %v; the first: %s", len(failed), n, time.Since(start).Round(time.Millisecond), strings.Join(failed[:min(5, len(failed))], "\n"))
 		}
 		ferryS += time.Since(start).Seconds()
 
