@@ -1,0 +1,407 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/ferry-wasm/ferry/internal/gittest"
+	"github.com/ferry-wasm/ferry/internal/testenv"
+	"github.com/ferry-wasm/ferry/sync/agent"
+	"github.com/ferry-wasm/ferry/targets/fleet"
+	"github.com/ferry-wasm/ferry/targets/fleet/controller"
+)
+
+// chromiumPath is Debian's chromium, which the dashboard tests drive.
+const chromiumPath = "/usr/bin/chromium"
+
+// browser is a real headless Chromium driven over the DevTools protocol.
+type browser struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string
+}
+
+// newBrowser starts headless Chromium for t. Without chromium the test
+// is skipped, except under CI, where that is a failure.
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing (%v): the dashboard's browser tests cannot run; install chromium", chromiumPath, err)
+		}
+		t.Skipf("%s is missing: the dashboard's browser tests need it (apt-get install chromium)", chromiumPath)
+	}
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1400, 1000), chromedp.UserDataDir(t.TempDir()))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	b := &browser{t: t, ctx: ctx, shots: os.Getenv("FERRY_SCREENSHOTS")}
+	if b.shots == "" {
+		b.shots = t.TempDir()
+	} else if err := os.MkdirAll(b.shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.run(time.Minute, chromedp.Navigate("about:blank")) // starts the browser
+	return b
+}
+
+// run runs actions, failing the test after within.
+func (b *browser) run(within time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, within)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.t.Fatalf("browser: %v\npage text: %s", err, b.text())
+	}
+}
+
+// evalJS evaluates the JavaScript expression expr in b's page.
+func evalJS[T any](b *browser, expr string) (T, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+}
+
+// js runs the JavaScript statement expr, failing the test on an error.
+func (b *browser) js(expr string) {
+	b.t.Helper()
+	if _, err := evalJS[any](b, expr); err != nil {
+		b.t.Fatalf("browser: %s: %v", expr, err)
+	}
+}
+
+// text is the page's visible text (for failure messages).
+func (b *browser) text() string {
+	s, err := evalJS[string](b, `document.body ? document.body.innerText.slice(0, 3000) : ""`)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	return s
+}
+
+// wait polls the JavaScript expression expr until it is true, failing the
+// test after within.
+func (b *browser) wait(what, expr string, within time.Duration) {
+	b.t.Helper()
+	deadline := time.Now().Add(within)
+	var lastErr error
+	for {
+		ok, err := evalJS[bool](b, "Boolean("+expr+")")
+		if lastErr = err; err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("the page did not show %s within %v (last error %v)\npage text:\n%s", what, within, lastErr, b.text())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// shot saves a full-page PNG screenshot as name.png.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(b.shots, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot %s (%d bytes)", path, len(png))
+}
+
+// login logs in at base with token and waits for the apps page.
+func (b *browser) login(base, token string) {
+	b.t.Helper()
+	b.run(time.Minute, chromedp.Navigate(base+"/ui/login"), chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SetValue(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS("#login")))
+	b.wait("the apps matrix after login", `document.querySelector('#matrix') !== null`, time.Minute)
+}
+
+// jsString quotes s for JavaScript.
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// TestDashboardE2EUp drives the dashboard of a real `ferry up examples`
+// (registry, host, agent; a real git repository) from headless Chromium:
+// no session sees only the login page, a wrong token is refused, the right
+// one logs in; every example shows healthy; a commit shows up on the open
+// page without a reload; an app whose health probe fails shows why; a
+// rollback clicked on the page pins the previous version, which the
+// status API and the host then report.
+func TestDashboardE2EUp(t *testing.T) {
+	clone := cloneRepo(t)
+	head := strings.TrimSpace(gitCmd(t, clone, "rev-parse", "HEAD"))
+	up := startUp(t, "--interval", "1h", filepath.Join(clone, "examples"))
+	if up.dashboard == "" || !strings.HasSuffix(up.dashboard, "/") {
+		t.Fatalf("ferry up printed no dashboard URL (got %q)", up.dashboard)
+	}
+	base := strings.TrimSuffix(up.dashboard, "/")
+	st := up.waitRound(t, head, 5*time.Minute) // Go examples build on the way
+	v1 := ""
+	for _, a := range st.Apps {
+		if a.Name == "hello-wat" {
+			v1 = a.Desired
+		}
+	}
+	if v1 == "" || len(st.Apps) < 4 {
+		t.Fatalf("ferry up examples: apps %+v", st.Apps)
+	}
+	b := newBrowser(t)
+
+	// No session: the dashboard is only the login page.
+	b.run(time.Minute, chromedp.Navigate(up.dashboard))
+	b.wait("the login page", `location.pathname === '/ui/login' && document.querySelector('#token') !== null && document.querySelector('#matrix') === null`, time.Minute)
+	b.shot("login")
+	b.run(time.Minute, chromedp.SetValue(chromedp.CSS("#token"), "not-the-token"), chromedp.Click(chromedp.CSS("#login")))
+	b.wait("the refusal of a wrong token", `(document.querySelector('#login-error') || {textContent: ''}).textContent.includes('not valid') && location.pathname === '/ui/login'`, time.Minute)
+	b.shot("login-refused")
+	b.run(time.Minute, chromedp.Navigate(base+"/ui/history"))
+	b.wait("the login page again", `location.pathname === '/ui/login'`, time.Minute)
+
+	b.login(base, up.agent.Token)
+	// Every example is healthy on the local host.
+	healthy := fmt.Sprintf(`document.querySelectorAll('#matrix tr[data-app]').length === %d && document.querySelector('#count-unhealthy').textContent === '0' &&
+		[...document.querySelectorAll('#matrix tr[data-app]')].every(r => r.querySelector('[data-phase="ready"]') !== null)`, len(st.Apps))
+	b.wait("every example healthy", healthy, 2*time.Minute)
+	b.wait("the live connection", `document.body.dataset.live === '1'`, time.Minute)
+	b.shot("apps")
+
+	// A commit shows up live: the marker set on this page survives.
+	b.js(`window.__ferryMarker = 'no-reload'`)
+	commitGreeting(t, filepath.Join(clone, "examples", "hello-wat", "hello.wasm"), clone, "Hello from the dashboard")
+	c2 := strings.TrimSpace(gitCmd(t, clone, "rev-parse", "HEAD"))
+	st2 := up.waitRound(t, c2, 2*time.Minute)
+	v2 := ""
+	for _, a := range st2.Apps {
+		if a.Name == "hello-wat" {
+			v2 = a.Desired
+		}
+	}
+	if v2 == "" || v2 == v1 {
+		t.Fatalf("the commit did not change hello-wat's digest (%s → %s)", v1, v2)
+	}
+	b.wait("the new commit and digest, without a reload",
+		fmt.Sprintf(`window.__ferryMarker === 'no-reload' && document.querySelector('#last-commit').textContent === %s &&
+			document.querySelector('#app-hello-wat').textContent.includes(%s) && Number(document.body.dataset.refreshes) > 0`,
+			jsString(c2[:8]), jsString(short12(v2))), time.Minute)
+
+	// An app whose health probe fails shows the reason.
+	flaky, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "targets", "host", "testdata", "flaky-health.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(clone, "examples", "flaky")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ferry.hcl"), []byte(agentE2EFlakyHCL("flaky")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "flaky.wasm"), flaky, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitCmd(t, clone, "add", "examples/flaky")
+	gitCmd(t, clone, "commit", "-q", "-m", "flaky: an app whose health probe fails")
+	b.wait("the flaky app, live", `window.__ferryMarker === 'no-reload' && document.querySelector('#app-flaky') !== null`, 2*time.Minute)
+	b.run(time.Minute, chromedp.Navigate(base+"/ui/apps/flaky"))
+	b.wait("why the flaky app is unhealthy", `document.querySelector('#main').textContent.includes('500')`, 2*time.Minute)
+	b.shot("app-unhealthy")
+
+	// A rollback clicked on the page takes effect.
+	b.run(time.Minute, chromedp.Navigate(base+"/ui/apps/hello-wat"), chromedp.WaitVisible(chromedp.CSS("#rollback")),
+		chromedp.Click(chromedp.CSS("#rollback")))
+	b.wait("the rollback's confirmation", `(document.querySelector('#flash') || {textContent: ''}).textContent.includes('pinned at')`, time.Minute)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		s, err := up.agent.Status(context.Background())
+		if err == nil && pinnedAt(s, "hello-wat") == v1 && runsOn(s, "hello-wat", "local") == v1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the rollback from the page the status API says pins %+v, hello-wat on local %s; want %s (err %v)", s.Pins, runsOn(s, "hello-wat", "local"), v1, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitBody(t, up.apps+"/", "hello-wat.localhost", "Hello from WAT on ferry!", time.Minute)
+	b.wait("the pin on the app page", `document.querySelector('#pinned') !== null && document.querySelector('#unpin') !== null`, time.Minute)
+	b.shot("app")
+
+	b.run(time.Minute, chromedp.Navigate(base+"/ui/targets"))
+	b.wait("the local target reachable", `document.querySelector('#targets tr[data-target="local"] .reach').textContent === 'reachable'`, time.Minute)
+	b.shot("targets")
+	b.run(time.Minute, chromedp.Navigate(base+"/ui/history"))
+	b.wait("the commit's author and message in the history", `document.querySelector('#timeline').textContent.includes('greeting: Hello from the dashboard')`, time.Minute)
+	b.shot("history")
+}
+
+// TestDashboardE2EFleetRollout watches a real fleet rollout on the
+// dashboard of `ferry agent` (a real git server, registry and two real
+// ferry-host device processes): the open rollout page shows the waves
+// progressing to completed as they happen, without a reload.
+func TestDashboardE2EFleetRollout(t *testing.T) {
+	_, hostBin := e2eBinaries(t)
+	e := agentE2ENewEnv(t)
+	reg := agentE2ENewRegistry(t)
+	srv := gittest.NewServer(t, gittest.Options{})
+	w := srv.Clone(t)
+	w.Write("ferry.hcl", fleetE2ESpec(reg.Addr+"/fleet", agentE2EAppHCL("alpha")))
+	w.WriteBytes("alpha.wasm", agentE2EWasm(t, "alpha v1"))
+	w.Commit("alpha v1")
+	w.Push()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	out, stderr := &testenv.Buffer{}, &testenv.Buffer{}
+	done := make(chan int, 1)
+	args := agentE2EAgentArgs(t, e, srv.URL(), t.TempDir(), "--interval", "1s", "--device-listen", "127.0.0.1:0")
+	go func() { done <- run(ctx, args, strings.NewReader(""), out, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("ferry agent did not stop within 30s")
+		}
+		if t.Failed() {
+			t.Logf("ferry agent log (tail):\n%s", agentE2ETail(stderr.String(), 60))
+		}
+	})
+	var agentURL, deviceAPI string
+	for deadline := time.Now().Add(30 * time.Second); agentURL == "" || deviceAPI == ""; time.Sleep(20 * time.Millisecond) {
+		if m := agentE2EAPIRE.FindStringSubmatch(out.String()); m != nil {
+			agentURL = m[1]
+		}
+		if m := fleetE2EDeviceAPIRE.FindStringSubmatch(out.String()); m != nil {
+			deviceAPI = m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry agent printed no addresses:\n%s\n%s", out.String(), stderr.String())
+		}
+	}
+	if !strings.Contains(out.String(), "dashboard "+agentURL+"/") {
+		t.Errorf("ferry agent does not print its dashboard URL:\n%s", out.String())
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		var o, eb testenv.Buffer
+		if code := run(context.Background(), append(args, "--agent", agentURL), strings.NewReader(""), &o, &eb); code != 0 {
+			t.Fatalf("ferry %s: exit %d\n%s%s", strings.Join(args, " "), code, o.String(), eb.String())
+		}
+		return o.String()
+	}
+	var tok struct {
+		Secret string `json:"secret"`
+	}
+	if err := json.Unmarshal([]byte(cli("fleet", "token", "create", "--ttl", "1h", "--uses", "2", "--labels", "ring=edge", "-o", "json")), &tok); err != nil {
+		t.Fatal(err)
+	}
+	var devs []string
+	for _, name := range []string{"edge-a", "edge-b"} {
+		cmd := exec.Command(hostBin, "device", "--server", deviceAPI, "--enroll-token", tok.Secret, "--labels", "site=lab", "--name", name,
+			"--data-dir", filepath.Join(t.TempDir(), name), "--trust-key", e.pubPath, "--listen", "127.0.0.1:0", "--poll-wait", "5s", "--heartbeat", "1s")
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(t.TempDir(), "docker"))
+		_, m := testenv.StartProcess(t, cmd, fleetE2EDeviceRE, 2*time.Minute)
+		devs = append(devs, m[1])
+	}
+	for _, d := range devs {
+		agentE2EWaitServing(t, d, "alpha", "alpha v1", 2*time.Minute)
+	}
+	rollout := func() controller.Rollout {
+		t.Helper()
+		var ros []controller.Rollout
+		if err := json.Unmarshal([]byte(cli("fleet", "rollout", "status", "edge", "-o", "json")), &ros); err != nil || len(ros) != 1 {
+			t.Fatalf("rollout status: %v %+v", err, ros)
+		}
+		return ros[0]
+	}
+	for deadline := time.Now().Add(2 * time.Minute); rollout().State.Outcome != fleet.OutcomeCompleted; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the v1 rollout did not complete within 2m")
+		}
+	}
+	v1 := rollout().State.To
+
+	b := newBrowser(t)
+	b.login(agentURL, agentE2EAPIToken)
+	b.run(time.Minute, chromedp.Navigate(agentURL+"/ui/fleet"))
+	sel := `document.querySelector('#rollout-edge-alpha')`
+	b.wait("the completed v1 rollout", sel+` !== null && `+sel+`.dataset.outcome === 'completed'`, time.Minute)
+	b.wait("the live connection", `document.body.dataset.live === '1'`, time.Minute)
+	// Record what the page shows, as it changes, from the page itself.
+	b.js(`window.__ferryMarker = 'no-reload'; window.__seen = [];
+		setInterval(() => { const s = document.querySelector('#rollout-edge-alpha'); if (!s) return;
+			const v = s.dataset.wave + ':' + s.dataset.outcome + ':' + s.querySelector('.n-healthy').textContent;
+			if (window.__seen[window.__seen.length - 1] !== v) window.__seen.push(v); }, 50); true`)
+
+	w.WriteBytes("alpha.wasm", agentE2EWasm(t, "alpha v2"))
+	w.Commit("alpha v2")
+	w.Push()
+	b.wait("wave 1 of the v2 rollout", `window.__seen.some(v => v.startsWith('1:running') || v.startsWith('1:soaking'))`, 2*time.Minute)
+	b.shot("fleet")
+	b.wait("wave 2 of the v2 rollout", `window.__seen.some(v => v.startsWith('2:'))`, 2*time.Minute)
+	b.wait("the v2 rollout completed, without a reload", `window.__ferryMarker === 'no-reload' && window.__seen[window.__seen.length - 1].startsWith('2:completed')`, 2*time.Minute)
+	seen, err := evalJS[[]string](b, `window.__seen`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the rollout page showed (wave:outcome:healthy): %v", seen)
+	if ro := rollout(); ro.State.To == v1 || ro.State.Outcome != fleet.OutcomeCompleted {
+		t.Fatalf("the agent's rollout: %+v", ro.State)
+	}
+	for _, d := range devs {
+		agentE2EWaitServing(t, d, "alpha", "alpha v2", time.Minute)
+	}
+	b.shot("fleet-completed")
+
+	b.run(time.Minute, chromedp.Navigate(agentURL+"/ui/fleet/devices?selector=ring%3Dedge"))
+	b.wait("both devices", `document.querySelectorAll('#devices tr[data-device]').length === 2`, time.Minute)
+	b.shot("devices")
+	b.run(time.Minute, chromedp.Navigate(agentURL+"/ui/fleet/devices?selector=ring%3Dnowhere"))
+	b.wait("no device for a selector nobody matches", `document.querySelectorAll('#devices tr[data-device]').length === 0`, time.Minute)
+}
+
+func short12(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	return d
+}
+
+func pinnedAt(s *agent.Status, app string) string {
+	for _, p := range s.Pins {
+		if p.App == app {
+			return p.Digest
+		}
+	}
+	return ""
+}
+
+func runsOn(s *agent.Status, app, target string) string {
+	for _, a := range s.Apps {
+		if a.Name == app {
+			for _, t := range a.Targets {
+				if t.Target == target {
+					return t.Digest
+				}
+			}
+		}
+	}
+	return ""
+}
