@@ -7,13 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/ferry-wasm/ferry/internal/browsertest"
 	"github.com/ferry-wasm/ferry/internal/gittest"
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/sync/agent"
@@ -21,122 +21,16 @@ import (
 	"github.com/ferry-wasm/ferry/targets/fleet/controller"
 )
 
-// chromiumPath is Debian's chromium, which the dashboard tests drive.
-const chromiumPath = "/usr/bin/chromium"
+// browser is headless Chromium with the dashboard's login.
+type browser struct{ *browsertest.Browser }
 
-// browser is a real headless Chromium driven over the DevTools protocol.
-type browser struct {
-	t     *testing.T
-	ctx   context.Context
-	shots string
-}
-
-// newBrowser starts headless Chromium for t. Without chromium the test
-// is skipped, except under CI, where that is a failure.
-func newBrowser(t *testing.T) *browser {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing (%v): the dashboard's browser tests cannot run; install chromium", chromiumPath, err)
-		}
-		t.Skipf("%s is missing: the dashboard's browser tests need it (apt-get install chromium)", chromiumPath)
-	}
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1400, 1000), chromedp.UserDataDir(t.TempDir()))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &browser{t: t, ctx: ctx, shots: os.Getenv("FERRY_SCREENSHOTS")}
-	if b.shots == "" {
-		b.shots = t.TempDir()
-	} else if err := os.MkdirAll(b.shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b.run(time.Minute, chromedp.Navigate("about:blank")) // starts the browser
-	return b
-}
-
-// run runs actions, failing the test after within.
-func (b *browser) run(within time.Duration, actions ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, within)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		b.t.Fatalf("browser: %v\npage text: %s", err, b.text())
-	}
-}
-
-// evalJS evaluates the JavaScript expression expr in b's page.
-func evalJS[T any](b *browser, expr string) (T, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	return chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-}
-
-// js runs the JavaScript statement expr, failing the test on an error.
-func (b *browser) js(expr string) {
-	b.t.Helper()
-	if _, err := evalJS[any](b, expr); err != nil {
-		b.t.Fatalf("browser: %s: %v", expr, err)
-	}
-}
-
-// text is the page's visible text (for failure messages).
-func (b *browser) text() string {
-	s, err := evalJS[string](b, `document.body ? document.body.innerText.slice(0, 3000) : ""`)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	return s
-}
-
-// wait polls the JavaScript expression expr until it is true, failing the
-// test after within.
-func (b *browser) wait(what, expr string, within time.Duration) {
-	b.t.Helper()
-	deadline := time.Now().Add(within)
-	var lastErr error
-	for {
-		ok, err := evalJS[bool](b, "Boolean("+expr+")")
-		if lastErr = err; err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("the page did not show %s within %v (last error %v)\npage text:\n%s", what, within, lastErr, b.text())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// shot saves a full-page PNG screenshot as name.png.
-func (b *browser) shot(name string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	path := filepath.Join(b.shots, name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-	b.t.Logf("screenshot %s (%d bytes)", path, len(png))
-}
+func newBrowser(t *testing.T) *browser { return &browser{browsertest.New(t)} }
 
 // login logs in at base with token and waits for the apps page.
 func (b *browser) login(base, token string) {
-	b.t.Helper()
-	b.run(time.Minute, chromedp.Navigate(base+"/ui/login"), chromedp.WaitVisible(chromedp.CSS("#token")),
+	b.Run(time.Minute, chromedp.Navigate(base+"/ui/login"), chromedp.WaitVisible(chromedp.CSS("#token")),
 		chromedp.SetValue(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS("#login")))
-	b.wait("the apps matrix after login", `document.querySelector('#matrix') !== null`, time.Minute)
-}
-
-// jsString quotes s for JavaScript.
-func jsString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
+	b.Wait("the apps matrix after login", `document.querySelector('#matrix') !== null`, time.Minute)
 }
 
 // TestDashboardE2EUp drives the dashboard of a real `ferry up examples`
@@ -167,25 +61,25 @@ func TestDashboardE2EUp(t *testing.T) {
 	b := newBrowser(t)
 
 	// No session: the dashboard is only the login page.
-	b.run(time.Minute, chromedp.Navigate(up.dashboard))
-	b.wait("the login page", `location.pathname === '/ui/login' && document.querySelector('#token') !== null && document.querySelector('#matrix') === null`, time.Minute)
-	b.shot("login")
-	b.run(time.Minute, chromedp.SetValue(chromedp.CSS("#token"), "not-the-token"), chromedp.Click(chromedp.CSS("#login")))
-	b.wait("the refusal of a wrong token", `(document.querySelector('#login-error') || {textContent: ''}).textContent.includes('not valid') && location.pathname === '/ui/login'`, time.Minute)
-	b.shot("login-refused")
-	b.run(time.Minute, chromedp.Navigate(base+"/ui/history"))
-	b.wait("the login page again", `location.pathname === '/ui/login'`, time.Minute)
+	b.Run(time.Minute, chromedp.Navigate(up.dashboard))
+	b.Wait("the login page", `location.pathname === '/ui/login' && document.querySelector('#token') !== null && document.querySelector('#matrix') === null`, time.Minute)
+	b.Shot("login")
+	b.Run(time.Minute, chromedp.SetValue(chromedp.CSS("#token"), "not-the-token"), chromedp.Click(chromedp.CSS("#login")))
+	b.Wait("the refusal of a wrong token", `(document.querySelector('#login-error') || {textContent: ''}).textContent.includes('not valid') && location.pathname === '/ui/login'`, time.Minute)
+	b.Shot("login-refused")
+	b.Run(time.Minute, chromedp.Navigate(base+"/ui/history"))
+	b.Wait("the login page again", `location.pathname === '/ui/login'`, time.Minute)
 
 	b.login(base, up.agent.Token)
 	// Every example is healthy on the local host.
 	healthy := fmt.Sprintf(`document.querySelectorAll('#matrix tr[data-app]').length === %d && document.querySelector('#count-unhealthy').textContent === '0' &&
-		[...document.querySelectorAll('#matrix tr[data-app]')].every(r => r.querySelector('[data-phase="ready"]') !== null)`, len(st.Apps))
-	b.wait("every example healthy", healthy, 2*time.Minute)
-	b.wait("the live connection", `document.body.dataset.live === '1'`, time.Minute)
-	b.shot("apps")
+		[...document.querySelectorAll('#matrix tr[data-app]')].every(r => r.querySelector('td[data-target="local"] [data-phase="ready"]') !== null)`, len(st.Apps))
+	b.Wait("every example healthy", healthy, 2*time.Minute)
+	b.Wait("the live connection", `document.body.dataset.live === '1'`, time.Minute)
+	b.Shot("apps")
 
 	// A commit shows up live: the marker set on this page survives.
-	b.js(`window.__ferryMarker = 'no-reload'`)
+	b.JS(`window.__ferryMarker = 'no-reload'`)
 	commitGreeting(t, filepath.Join(clone, "examples", "hello-wat", "hello.wasm"), clone, "Hello from the dashboard")
 	c2 := strings.TrimSpace(gitCmd(t, clone, "rev-parse", "HEAD"))
 	st2 := up.waitRound(t, c2, 2*time.Minute)
@@ -198,10 +92,10 @@ func TestDashboardE2EUp(t *testing.T) {
 	if v2 == "" || v2 == v1 {
 		t.Fatalf("the commit did not change hello-wat's digest (%s → %s)", v1, v2)
 	}
-	b.wait("the new commit and digest, without a reload",
+	b.Wait("the new commit and digest, without a reload",
 		fmt.Sprintf(`window.__ferryMarker === 'no-reload' && document.querySelector('#last-commit').textContent === %s &&
 			document.querySelector('#app-hello-wat').textContent.includes(%s) && Number(document.body.dataset.refreshes) > 0`,
-			jsString(c2[:8]), jsString(short12(v2))), time.Minute)
+			browsertest.String(c2[:8]), browsertest.String(short12(v2))), time.Minute)
 
 	// An app whose health probe fails shows the reason.
 	flaky, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "targets", "host", "testdata", "flaky-health.wasm"))
@@ -220,15 +114,26 @@ func TestDashboardE2EUp(t *testing.T) {
 	}
 	gitCmd(t, clone, "add", "examples/flaky")
 	gitCmd(t, clone, "commit", "-q", "-m", "flaky: an app whose health probe fails")
-	b.wait("the flaky app, live", `window.__ferryMarker === 'no-reload' && document.querySelector('#app-flaky') !== null`, 2*time.Minute)
-	b.run(time.Minute, chromedp.Navigate(base+"/ui/apps/flaky"))
-	b.wait("why the flaky app is unhealthy", `document.querySelector('#main').textContent.includes('500')`, 2*time.Minute)
-	b.shot("app-unhealthy")
+	b.Wait("the flaky app, live", `window.__ferryMarker === 'no-reload' && document.querySelector('#app-flaky') !== null`, 2*time.Minute)
+	b.Run(time.Minute, chromedp.Navigate(base+"/ui/apps/flaky"))
+	// The host finds the failing probe after the deploy; the agent sees
+	// it in its next round, which the page's "Sync now" starts (the poll
+	// interval is an hour here).
+	for deadline := time.Now().Add(3 * time.Minute); ; {
+		b.Run(time.Minute, chromedp.Click(chromedp.CSS("#sync-now")))
+		if b.WaitErr(`document.querySelector('#main').textContent.includes('answered 500')`, 10*time.Second) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page did not show why the flaky app is unhealthy within 3m:\n%s", b.Text())
+		}
+	}
+	b.Shot("app-unhealthy")
 
 	// A rollback clicked on the page takes effect.
-	b.run(time.Minute, chromedp.Navigate(base+"/ui/apps/hello-wat"), chromedp.WaitVisible(chromedp.CSS("#rollback")),
+	b.Run(time.Minute, chromedp.Navigate(base+"/ui/apps/hello-wat"), chromedp.WaitVisible(chromedp.CSS("#rollback")),
 		chromedp.Click(chromedp.CSS("#rollback")))
-	b.wait("the rollback's confirmation", `(document.querySelector('#flash') || {textContent: ''}).textContent.includes('pinned at')`, time.Minute)
+	b.Wait("the rollback's confirmation", `(document.querySelector('#flash') || {textContent: ''}).textContent.includes('pinned at')`, time.Minute)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		s, err := up.agent.Status(context.Background())
@@ -241,15 +146,15 @@ func TestDashboardE2EUp(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	waitBody(t, up.apps+"/", "hello-wat.localhost", "Hello from WAT on ferry!", time.Minute)
-	b.wait("the pin on the app page", `document.querySelector('#pinned') !== null && document.querySelector('#unpin') !== null`, time.Minute)
-	b.shot("app")
+	b.Wait("the pin on the app page", `document.querySelector('#pinned') !== null && document.querySelector('#unpin') !== null`, time.Minute)
+	b.Shot("app")
 
-	b.run(time.Minute, chromedp.Navigate(base+"/ui/targets"))
-	b.wait("the local target reachable", `document.querySelector('#targets tr[data-target="local"] .reach').textContent === 'reachable'`, time.Minute)
-	b.shot("targets")
-	b.run(time.Minute, chromedp.Navigate(base+"/ui/history"))
-	b.wait("the commit's author and message in the history", `document.querySelector('#timeline').textContent.includes('greeting: Hello from the dashboard')`, time.Minute)
-	b.shot("history")
+	b.Run(time.Minute, chromedp.Navigate(base+"/ui/targets"))
+	b.Wait("the local target reachable", `document.querySelector('#targets tr[data-target="local"] .reach').textContent === 'reachable'`, time.Minute)
+	b.Shot("targets")
+	b.Run(time.Minute, chromedp.Navigate(base+"/ui/history"))
+	b.Wait("the commit's author and message in the history", `document.querySelector('#timeline').textContent.includes('greeting: Hello from the dashboard')`, time.Minute)
+	b.Shot("history")
 }
 
 // TestDashboardE2EFleetRollout watches a real fleet rollout on the
@@ -340,12 +245,12 @@ func TestDashboardE2EFleetRollout(t *testing.T) {
 
 	b := newBrowser(t)
 	b.login(agentURL, agentE2EAPIToken)
-	b.run(time.Minute, chromedp.Navigate(agentURL+"/ui/fleet"))
+	b.Run(time.Minute, chromedp.Navigate(agentURL+"/ui/fleet"))
 	sel := `document.querySelector('#rollout-edge-alpha')`
-	b.wait("the completed v1 rollout", sel+` !== null && `+sel+`.dataset.outcome === 'completed'`, time.Minute)
-	b.wait("the live connection", `document.body.dataset.live === '1'`, time.Minute)
+	b.Wait("the completed v1 rollout", sel+` !== null && `+sel+`.dataset.outcome === 'completed'`, time.Minute)
+	b.Wait("the live connection", `document.body.dataset.live === '1'`, time.Minute)
 	// Record what the page shows, as it changes, from the page itself.
-	b.js(`window.__ferryMarker = 'no-reload'; window.__seen = [];
+	b.JS(`window.__ferryMarker = 'no-reload'; window.__seen = [];
 		setInterval(() => { const s = document.querySelector('#rollout-edge-alpha'); if (!s) return;
 			const v = s.dataset.wave + ':' + s.dataset.outcome + ':' + s.querySelector('.n-healthy').textContent;
 			if (window.__seen[window.__seen.length - 1] !== v) window.__seen.push(v); }, 50); true`)
@@ -353,11 +258,11 @@ func TestDashboardE2EFleetRollout(t *testing.T) {
 	w.WriteBytes("alpha.wasm", agentE2EWasm(t, "alpha v2"))
 	w.Commit("alpha v2")
 	w.Push()
-	b.wait("wave 1 of the v2 rollout", `window.__seen.some(v => v.startsWith('1:running') || v.startsWith('1:soaking'))`, 2*time.Minute)
-	b.shot("fleet")
-	b.wait("wave 2 of the v2 rollout", `window.__seen.some(v => v.startsWith('2:'))`, 2*time.Minute)
-	b.wait("the v2 rollout completed, without a reload", `window.__ferryMarker === 'no-reload' && window.__seen[window.__seen.length - 1].startsWith('2:completed')`, 2*time.Minute)
-	seen, err := evalJS[[]string](b, `window.__seen`)
+	b.Wait("wave 1 of the v2 rollout", `window.__seen.some(v => v.startsWith('1:running') || v.startsWith('1:soaking'))`, 2*time.Minute)
+	b.Shot("fleet")
+	b.Wait("wave 2 of the v2 rollout", `window.__seen.some(v => v.startsWith('2:'))`, 2*time.Minute)
+	b.Wait("the v2 rollout completed, without a reload", `window.__ferryMarker === 'no-reload' && window.__seen[window.__seen.length - 1].startsWith('2:completed')`, 2*time.Minute)
+	seen, err := browsertest.Eval[[]string](b.Browser, `window.__seen`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,13 +273,13 @@ func TestDashboardE2EFleetRollout(t *testing.T) {
 	for _, d := range devs {
 		agentE2EWaitServing(t, d, "alpha", "alpha v2", time.Minute)
 	}
-	b.shot("fleet-completed")
+	b.Shot("fleet-completed")
 
-	b.run(time.Minute, chromedp.Navigate(agentURL+"/ui/fleet/devices?selector=ring%3Dedge"))
-	b.wait("both devices", `document.querySelectorAll('#devices tr[data-device]').length === 2`, time.Minute)
-	b.shot("devices")
-	b.run(time.Minute, chromedp.Navigate(agentURL+"/ui/fleet/devices?selector=ring%3Dnowhere"))
-	b.wait("no device for a selector nobody matches", `document.querySelectorAll('#devices tr[data-device]').length === 0`, time.Minute)
+	b.Run(time.Minute, chromedp.Navigate(agentURL+"/ui/fleet/devices?selector=ring%3Dedge"))
+	b.Wait("both devices", `document.querySelectorAll('#devices tr[data-device]').length === 2`, time.Minute)
+	b.Shot("devices")
+	b.Run(time.Minute, chromedp.Navigate(agentURL+"/ui/fleet/devices?selector=ring%3Dnowhere"))
+	b.Wait("no device for a selector nobody matches", `document.querySelectorAll('#devices tr[data-device]').length === 0`, time.Minute)
 }
 
 func short12(d string) string {

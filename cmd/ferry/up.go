@@ -30,10 +30,10 @@ import (
 	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
+	"github.com/ferry-wasm/ferry/targets/fleet/hub"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
 	"github.com/ferry-wasm/ferry/targets/host/core"
-	"github.com/ferry-wasm/ferry/targets/fleet/hub"
 	"github.com/ferry-wasm/ferry/targets/host/driver"
 )
 

@@ -1114,6 +1114,9 @@ func appStatus(r *history.Round, g *goodState, observed map[string][]targets.Obs
 				t.Digest, t.Status, t.Phase = "", "deleted", ""
 			}
 		}
+		if rec.Result == string(plan.OutcomeProgressing) {
+			t.Digest, t.Phase = parallel.OrDefault(t.Digest, rec.Digest), string(targets.PhaseProgressing)
+		}
 	}
 	for k, t := range ts {
 		s := get(k.app)

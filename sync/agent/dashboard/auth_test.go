@@ -341,3 +341,54 @@ func TestTokens(t *testing.T) {
 		t.Error("a viewer token equal to the operator's was accepted")
 	}
 }
+
+// TestEveryRouteNeedsASession sends each route of Routes without a session:
+// only the login form (and / redirecting to it) answers; every other page
+// redirects to the login form and every other request is 401.
+func TestEveryRouteNeedsASession(t *testing.T) {
+	f := newFixture(t)
+	anon := f.client()
+	fill := strings.NewReplacer("{app}", "web", "{target}", "edge", "{action}", "pause", "{$}", "")
+	routes := f.d.Routes()
+	if len(routes) < 16 {
+		t.Fatalf("routes %q", routes)
+	}
+	for _, p := range routes {
+		method, path, _ := strings.Cut(p, " ")
+		path = fill.Replace(path)
+		var form url.Values
+		if method == "POST" {
+			form = url.Values{}
+		}
+		code, _, h := f.do(anon, method, path, form)
+		switch {
+		case p == "GET /ui/login":
+			if code != http.StatusOK {
+				t.Errorf("%s = %d, want 200", p, code)
+			}
+		case p == "POST /ui/login":
+			if code != http.StatusUnauthorized {
+				t.Errorf("%s without a token = %d, want 401", p, code)
+			}
+		case p == "GET /{$}":
+			if code != http.StatusSeeOther || h.Get("Location") != "/ui/" {
+				t.Errorf("%s = %d to %q", p, code, h.Get("Location"))
+			}
+		case method == "GET" && path != "/ui/events":
+			if code != http.StatusSeeOther || h.Get("Location") != "/ui/login" {
+				t.Errorf("%s = %d to %q, want 303 to /ui/login", p, code, h.Get("Location"))
+			}
+		default:
+			if code != http.StatusUnauthorized {
+				t.Errorf("%s = %d, want 401", p, code)
+			}
+		}
+	}
+	if f.src.actions() != 0 {
+		t.Errorf("requests without a session acted %d times", f.src.actions())
+	}
+	// An unknown path is no way around the login either.
+	if code, _, _ := f.do(anon, "GET", "/ui/nothing", nil); code != http.StatusSeeOther {
+		t.Errorf("GET /ui/nothing = %d, want 303", code)
+	}
+}

@@ -13,10 +13,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ferry-wasm/ferry/internal/httproute"
 	"github.com/ferry-wasm/ferry/sync/agent"
 	"github.com/ferry-wasm/ferry/sync/agent/history"
 )
@@ -86,7 +88,7 @@ type Dashboard struct {
 	sess     *sessions
 	tok      tokens
 	lim      *limiter
-	mux      *http.ServeMux
+	mux      *httproute.Mux
 	done     chan struct{}
 	doneOnce sync.Once
 }
@@ -167,18 +169,15 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.mux.ServeHTTP(w, r)
 }
 
-// Paths returns the route patterns the dashboard serves, sorted.
-func Paths() []string {
-	return []string{
-		"GET /{$}", "GET /ui/{$}", "GET /ui/apps/{app}", "GET /ui/events", "GET /ui/fleet", "GET /ui/fleet/devices",
-		"GET /ui/history", "GET /ui/login", "GET /ui/static/app.js", "GET /ui/targets",
-		"POST /ui/apps/{app}/rollback", "POST /ui/apps/{app}/unpin", "POST /ui/fleet/{target}/{app}/{action}",
-		"POST /ui/login", "POST /ui/logout", "POST /ui/sync",
-	}
+// Routes returns the route patterns the dashboard serves (http.ServeMux
+// syntax), sorted, without the catch-all "/" that answers 404 (or sends to
+// the login form): the list an endpoint table must cover.
+func (d *Dashboard) Routes() []string {
+	return slices.DeleteFunc(d.mux.Patterns(), func(p string) bool { return p == "/" })
 }
 
 func (d *Dashboard) routes() {
-	m := http.NewServeMux()
+	m := httproute.New()
 	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusSeeOther) })
 	m.HandleFunc("GET /ui/login", d.loginPage)
 	m.HandleFunc("POST /ui/login", d.login)
@@ -313,7 +312,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.lim.fail(addr)
 		d.log.Warn("dashboard login refused: wrong token", "client", addr)
 		d.render(w, r, http.StatusUnauthorized, "login", pageData{Title: "Log in", Login: true, Viewer: d.tok.hasViewer,
-			Error: "That token is not valid. Use the agent's operator token (the status API's) or its viewer token."})
+			Error: "That token is not valid. Use the agent's operator token (the status API's)" + map[bool]string{true: " or its viewer token.", false: "."}[d.tok.hasViewer]})
 		return
 	}
 	id, _ := d.sess.create(role)

@@ -133,6 +133,7 @@ func (d *Dashboard) paginate(r *http.Request, n int) (lo, hi int, pg pager) {
 // cell is one app on one target in the matrix.
 type cell struct {
 	Has     bool
+	Target  string
 	Digest  string
 	Phase   string
 	Healthy bool
@@ -145,7 +146,7 @@ type cell struct {
 }
 
 func cellOf(t agent.AppTargetStatus) cell {
-	c := cell{Has: true, Digest: t.Digest, Phase: t.Phase, Healthy: t.Healthy, Owner: t.Owner, Pinned: t.Pinned,
+	c := cell{Has: true, Target: t.Target, Digest: t.Digest, Phase: t.Phase, Healthy: t.Healthy, Owner: t.Owner, Pinned: t.Pinned,
 		Status: t.Status, Message: t.Message, Result: t.Result, Error: t.Error}
 	if c.Phase == "" {
 		c.Phase = "unknown"
@@ -252,7 +253,7 @@ func (d *Dashboard) appsView(r *http.Request, p *pageData) (int, error) {
 			if t, ok := by[tn]; ok {
 				row.Cells = append(row.Cells, cellOf(t))
 			} else {
-				row.Cells = append(row.Cells, cell{})
+				row.Cells = append(row.Cells, cell{Target: tn})
 			}
 		}
 		data.Total++
