@@ -76,7 +76,12 @@ same apps at once and ferry status, run anywhere in the work tree, finds
 this agent. ferry up writes a .gitignore there that ignores the directory.
 
 An app whose spec declares no hosts answers every host name that no other
-app claims (it is the host's default app); ferry status names it.`,
+app claims (it is the host's default app); ferry status names it.
+
+The dashboard is at the agent's address (printed first); log in with the
+token in DATA-DIR/agent.token, or read-only with --viewer-token-file.
+--notify-webhook, --notify-secret-file and --notify-slack work as for
+ferry agent.`,
 		Example: `  ferry up examples          # what make run does
   ferry up --apps-addr 127.0.0.1:9080 .
   curl -H 'Host: hello-wat.localhost' http://127.0.0.1:8080/`,
