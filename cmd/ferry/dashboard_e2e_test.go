@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-wasm/ferry/internal/gittest"
 	"github.com/ferry-wasm/ferry/internal/testenv"
 	"github.com/ferry-wasm/ferry/sync/agent"
+	"github.com/ferry-wasm/ferry/sync/notify"
 	"github.com/ferry-wasm/ferry/targets/fleet"
 	"github.com/ferry-wasm/ferry/targets/fleet/controller"
 )
@@ -43,7 +44,20 @@ func (b *browser) login(base, token string) {
 func TestDashboardE2EUp(t *testing.T) {
 	clone := cloneRepo(t)
 	head := strings.TrimSpace(gitCmd(t, clone, "rev-parse", "HEAD"))
-	up := startUp(t, "--interval", "1h", filepath.Join(clone, "examples"))
+	viewerFile := filepath.Join(t.TempDir(), "viewer.token")
+	const viewerToken = "viewer-token-for-the-e2e-test"
+	if err := os.WriteFile(viewerFile, []byte(viewerToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// ferry up's notification flags, as ferry agent's.
+	secret := []byte("a-notify-secret-of-the-e2e-test")
+	rc := newNotifyE2EReceiver(t, secret)
+	secretFile := filepath.Join(t.TempDir(), "notify.secret")
+	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := startUp(t, "--interval", "1h", "--viewer-token-file", viewerFile, "--notify-webhook", rc.srv.URL+"/hook", "--notify-secret-file", secretFile,
+		filepath.Join(clone, "examples"))
 	if up.dashboard == "" || !strings.HasSuffix(up.dashboard, "/") {
 		t.Fatalf("ferry up printed no dashboard URL (got %q)", up.dashboard)
 	}
@@ -97,7 +111,9 @@ func TestDashboardE2EUp(t *testing.T) {
 			document.querySelector('#app-hello-wat').textContent.includes(%s) && Number(document.body.dataset.refreshes) > 0`,
 			browsertest.String(c2[:8]), browsertest.String(short12(v2))), time.Minute)
 
-	// An app whose health probe fails shows the reason.
+	// An app whose new version fails its health probe shows the reason:
+	// flaky v1 serves, then a version whose /healthz turns 500 is
+	// deployed, and the host rolls it back by itself.
 	flaky, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "targets", "host", "testdata", "flaky-health.wasm"))
 	if err != nil {
 		t.Fatal(err)
@@ -106,29 +122,48 @@ func TestDashboardE2EUp(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ferry.hcl"), []byte(agentE2EFlakyHCL("flaky")), 0o644); err != nil {
-		t.Fatal(err)
+	write := func(hcl string, wasm []byte) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "ferry.hcl"), []byte(hcl), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "flaky.wasm"), wasm, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gitCmd(t, clone, "add", "examples/flaky")
 	}
-	if err := os.WriteFile(filepath.Join(dir, "flaky.wasm"), flaky, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gitCmd(t, clone, "add", "examples/flaky")
-	gitCmd(t, clone, "commit", "-q", "-m", "flaky: an app whose health probe fails")
-	b.Wait("the flaky app, live", `window.__ferryMarker === 'no-reload' && document.querySelector('#app-flaky') !== null`, 2*time.Minute)
+	write(agentE2EAppHCL("flaky"), agentE2EWasm(t, "flaky v1"))
+	gitCmd(t, clone, "commit", "-q", "-m", "flaky v1")
+	b.Wait("the flaky app serving, live", `window.__ferryMarker === 'no-reload' && document.querySelector('#app-flaky td[data-target="local"] [data-phase="ready"]') !== null`, 2*time.Minute)
+	write(agentE2EFlakyHCL("flaky"), flaky)
+	gitCmd(t, clone, "commit", "-q", "-m", "flaky v2: its health probe fails")
+	c3 := strings.TrimSpace(gitCmd(t, clone, "rev-parse", "HEAD"))
+	up.waitRound(t, c3, 2*time.Minute)
 	b.Run(time.Minute, chromedp.Navigate(base+"/ui/apps/flaky"))
-	// The host finds the failing probe after the deploy; the agent sees
-	// it in its next round, which the page's "Sync now" starts (the poll
-	// interval is an hour here).
+	// The host finds the failing probe within the version's bake and rolls
+	// it back; the agent sees that in its next round, which the page's
+	// "Sync now" starts (the poll interval is an hour here).
 	for deadline := time.Now().Add(3 * time.Minute); ; {
-		b.Run(time.Minute, chromedp.Click(chromedp.CSS("#sync-now")))
-		if b.WaitErr(`document.querySelector('#main').textContent.includes('answered 500')`, 10*time.Second) == nil {
+		if b.WaitErr(`document.querySelector('#app-errors').textContent.includes('answered 500')`, 10*time.Second) == nil {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the page did not show why the flaky app is unhealthy within 3m:\n%s", b.Text())
 		}
+		b.Run(time.Minute, chromedp.Click(chromedp.CSS("#sync-now")))
 	}
 	b.Shot("app-unhealthy")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if p, ok := rc.find(notify.KindRollback, "flaky"); ok {
+			if p.By != notify.ByHost || !strings.Contains(p.Reason, "answered 500") {
+				t.Errorf("ferry up's rollback notification: %+v", p)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ferry up --notify-webhook delivered no rollback of flaky within 1m (refused: %v)", rc.bad)
+		}
+	}
 
 	// A rollback clicked on the page takes effect.
 	b.Run(time.Minute, chromedp.Navigate(base+"/ui/apps/hello-wat"), chromedp.WaitVisible(chromedp.CSS("#rollback")),
@@ -155,6 +190,24 @@ func TestDashboardE2EUp(t *testing.T) {
 	b.Run(time.Minute, chromedp.Navigate(base+"/ui/history"))
 	b.Wait("the commit's author and message in the history", `document.querySelector('#timeline').textContent.includes('greeting: Hello from the dashboard')`, time.Minute)
 	b.Shot("history")
+
+	// A viewer (ferry up --viewer-token-file) reads but cannot act.
+	b.Run(time.Minute, chromedp.Click(chromedp.CSS("header form button")))
+	b.Wait("the login page after logging out", `location.pathname === '/ui/login'`, time.Minute)
+	b.login(base, viewerToken)
+	b.Run(time.Minute, chromedp.Navigate(base+"/ui/apps/hello-wat"))
+	b.Wait("the app page without actions for a viewer", `document.querySelector('#role').textContent === 'viewer' && document.querySelector('#app-targets') !== null &&
+		document.querySelector('#rollback') === null && document.querySelector('#sync-now') === null`, time.Minute)
+	code, err := browsertest.Eval[float64](b.Browser, `(async () => {
+		const csrf = document.querySelector('header form input[name=csrf]').value;
+		const r = await fetch('/ui/apps/hello-wat/unpin', {method: 'POST', body: new URLSearchParams({csrf})});
+		return r.status; })()`)
+	if err != nil || code != 403 {
+		t.Errorf("a viewer's unpin from the page = %v (%v), want 403", code, err)
+	}
+	if s, err := up.agent.Status(context.Background()); err != nil || pinnedAt(s, "hello-wat") != v1 {
+		t.Errorf("after a viewer's unpin the pin is %q (%v), want it kept at %s", pinnedAt(s, "hello-wat"), err, v1)
+	}
 }
 
 // TestDashboardE2EFleetRollout watches a real fleet rollout on the
@@ -259,6 +312,11 @@ func TestDashboardE2EFleetRollout(t *testing.T) {
 	w.Commit("alpha v2")
 	w.Push()
 	b.Wait("wave 1 of the v2 rollout", `window.__seen.some(v => v.startsWith('1:running') || v.startsWith('1:soaking'))`, 2*time.Minute)
+	// Wave 1 soaks for 10 s: catch it for the screenshot, with its
+	// countdown (not a failure if the machine was too slow to).
+	if b.WaitErr(sel+`.dataset.outcome === 'soaking' && `+sel+`.querySelector('.countdown') !== null`, time.Minute) != nil {
+		t.Log("did not catch wave 1 soaking for the screenshot")
+	}
 	b.Shot("fleet")
 	b.Wait("wave 2 of the v2 rollout", `window.__seen.some(v => v.startsWith('2:'))`, 2*time.Minute)
 	b.Wait("the v2 rollout completed, without a reload", `window.__ferryMarker === 'no-reload' && window.__seen[window.__seen.length - 1].startsWith('2:completed')`, 2*time.Minute)
@@ -278,6 +336,8 @@ func TestDashboardE2EFleetRollout(t *testing.T) {
 	b.Run(time.Minute, chromedp.Navigate(agentURL+"/ui/fleet/devices?selector=ring%3Dedge"))
 	b.Wait("both devices", `document.querySelectorAll('#devices tr[data-device]').length === 2`, time.Minute)
 	b.Shot("devices")
+	b.Run(time.Minute, chromedp.Navigate(agentURL+"/ui/history"))
+	b.Wait("the rollout's commit in the history", `document.querySelector('#timeline').textContent.includes('alpha v2')`, time.Minute)
 	b.Run(time.Minute, chromedp.Navigate(agentURL+"/ui/fleet/devices?selector=ring%3Dnowhere"))
 	b.Wait("no device for a selector nobody matches", `document.querySelectorAll('#devices tr[data-device]').length === 0`, time.Minute)
 }

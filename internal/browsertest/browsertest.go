@@ -82,11 +82,12 @@ func (b *Browser) Run(within time.Duration, actions ...chromedp.Action[chromedp.
 	}
 }
 
-// Eval evaluates the JavaScript expression expr in b's page.
+// Eval evaluates the JavaScript expression expr in b's page; a promise
+// is awaited.
 func Eval[T any](b *Browser, expr string) (T, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	return chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	return chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 }
 
 // JS runs the JavaScript expr, failing the test on an error.

@@ -458,8 +458,10 @@ func newRolloutView(ro controller.Rollout, now time.Time) rolloutView {
 	}
 	v.Counts, v.Devices, v.Wave = st.Counts(), len(st.Devices), st.Wave+1
 	v.Live = st.Outcome == fleet.OutcomeRunning || st.Outcome == fleet.OutcomeSoaking
-	for _, t := range st.RecentStarts {
-		if now.Sub(t) < time.Minute {
+	// The rate: devices told to update within the last minute (the
+	// rate limit's window, RecentStarts, is kept only under a limit).
+	for _, p := range st.Devices {
+		if now.Sub(p.Started) < time.Minute {
 			v.StartsPerMinute++
 		}
 	}
