@@ -181,7 +181,8 @@ func TestDashboardE2EUp(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	waitBody(t, up.apps+"/", "hello-wat.localhost", "Hello from WAT on ferry!", time.Minute)
-	b.Wait("the pin on the app page", `document.querySelector('#pinned') !== null && document.querySelector('#unpin') !== null`, time.Minute)
+	b.Wait("the pin on the app page, and the version it holds on the host", fmt.Sprintf(`document.querySelector('#pinned') !== null && document.querySelector('#unpin') !== null &&
+		document.querySelector('#app-targets tr[data-target="local"]').textContent.includes(%s)`, browsertest.String(short12(v1))), time.Minute)
 	b.Shot("app")
 
 	b.Run(time.Minute, chromedp.Navigate(base+"/ui/targets"))

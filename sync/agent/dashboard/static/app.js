@@ -46,7 +46,9 @@
   setInterval(tick, 1000);
 
   var es = new EventSource("/ui/events");
-  es.onopen = function () { live.textContent = "live"; live.className = "live on"; body.dataset.live = "1"; };
+  // Events between this page's render and the stream's start are not
+  // replayed: fetch once whenever the stream (re)opens.
+  es.onopen = function () { live.textContent = "live"; live.className = "live on"; body.dataset.live = "1"; schedule(); };
   es.onerror = function () { live.textContent = "reconnecting"; live.className = "live"; body.dataset.live = "0"; };
   es.addEventListener("update", function (ev) {
     try { body.dataset.lastEvent = JSON.parse(ev.data).kind; } catch (e) {}
