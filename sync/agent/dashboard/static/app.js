@@ -34,7 +34,7 @@
         if (again) { again = false; schedule(); }
       });
   }
-  function schedule() { if (!timer) { timer = setTimeout(refresh, 20); } }
+  function schedule() { if (!timer) { timer = setTimeout(refresh, 5); } }
 
   function tick() {
     var els = document.querySelectorAll("[data-deadline]");
