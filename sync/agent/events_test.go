@@ -82,3 +82,75 @@ func TestBusHammer(t *testing.T) {
 		}
 	}
 }
+
+// collectRound reads s until the end of a round and returns the events.
+func collectRound(t *testing.T, s *Subscription) []Event {
+	t.Helper()
+	var got []Event
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case e := <-s.C:
+			got = append(got, e)
+			if e.Kind == EventRoundFinished {
+				return got
+			}
+		case <-timeout:
+			t.Fatalf("no round finished within 30s; events %+v", got)
+		}
+	}
+}
+
+// TestAgentEvents: a subscriber sees each round start and end, and an
+// app.changed for exactly the apps whose digest, phase or health changed;
+// the round records the commit's author and subject.
+func TestAgentEvents(t *testing.T) {
+	h := newHarness(t, nil)
+	sub := h.agent.Subscribe(0)
+	defer sub.Close()
+	h.start()
+	first := collectRound(t, sub)
+	kinds := map[EventKind]int{}
+	changed := map[string]string{}
+	for _, e := range first {
+		kinds[e.Kind]++
+		if e.Kind == EventAppChanged {
+			changed[e.App+"@"+e.Target] = e.Digest
+		}
+	}
+	if first[0].Kind != EventRoundStarted || first[0].Round == 0 || first[0].Trigger != "start" {
+		t.Errorf("first event %+v, want the round's start", first[0])
+	}
+	if last := first[len(first)-1]; last.Result != "succeeded" || last.Commit == "" {
+		t.Errorf("last event %+v, want a succeeded round with its commit", last)
+	}
+	if changed["a@local"] != appDigest("a", "v1") || changed["b@local"] != appDigest("b", "v1") || len(changed) != 2 {
+		t.Errorf("app changes of the first round %v", changed)
+	}
+
+	c2 := h.push("a v2: a new greeting", "v2", "v1")
+	h.agent.Sync()
+	var second []Event
+	for {
+		second = collectRound(t, sub)
+		if second[len(second)-1].Commit == c2 {
+			break
+		}
+	}
+	changed = map[string]string{}
+	for _, e := range second {
+		if e.Kind == EventAppChanged {
+			changed[e.App+"@"+e.Target] = e.Digest
+		}
+	}
+	if len(changed) != 1 || changed["a@local"] != appDigest("a", "v2") {
+		t.Errorf("app changes of the second round %v, want only a at v2", changed)
+	}
+	rs, err := h.agent.Rounds(1)
+	if err != nil || len(rs) != 1 {
+		t.Fatal(rs, err)
+	}
+	if rs[0].Message != "a v2: a new greeting" || rs[0].Author == "" {
+		t.Errorf("round records author %q, message %q", rs[0].Author, rs[0].Message)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 type fakeFleet struct {
 	devices []server.Device
 	ro      controller.Rollout
+	mu      sync.Mutex
+	acts    []string
 }
 
 func newFakeFleet(n int) *fakeFleet {
@@ -55,9 +58,15 @@ func (f *fakeFleet) Devices(match func(map[string]string) bool) []server.Device 
 	}
 	return out
 }
-func (f *fakeFleet) Pause(string, string) error         { return nil }
-func (f *fakeFleet) Resume(string, string) error        { return nil }
-func (f *fakeFleet) Abort(string, string, string) error { return nil }
+func (f *fakeFleet) act(s string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.acts = append(f.acts, s)
+	return nil
+}
+func (f *fakeFleet) Pause(t, a string) error    { return f.act("pause " + t + "/" + a) }
+func (f *fakeFleet) Resume(t, a string) error   { return f.act("resume " + t + "/" + a) }
+func (f *fakeFleet) Abort(t, a, r string) error { return f.act("abort " + t + "/" + a + ": " + r) }
 
 func scaleStatus(apps int, digest string) agent.Status {
 	st := agent.Status{Targets: []agent.TargetStatus{{Name: "local", Reachable: true}, {Name: "cluster", Reachable: true}, {Name: "edge", Reachable: true}}}
