@@ -192,6 +192,23 @@ func TestDashboardE2EUp(t *testing.T) {
 	b.Wait("the commit's author and message in the history", `document.querySelector('#timeline').textContent.includes('greeting: Hello from the dashboard')`, time.Minute)
 	b.Shot("history")
 
+	// An invalid spec shows its error with file:line, live.
+	b.Run(time.Minute, chromedp.Navigate(base+"/ui/"))
+	b.Wait("the apps page", `document.body.dataset.live === '1'`, time.Minute)
+	b.JS(`window.__ferryMarker = 'no-reload'`)
+	broken := filepath.Join(clone, "examples", "broken")
+	if err := os.MkdirAll(broken, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(broken, "ferry.hcl"), []byte("app \"broken\" {\n  component \"web\" {\n    wasm = 42\n  }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitCmd(t, clone, "add", "examples/broken")
+	gitCmd(t, clone, "commit", "-q", "-m", "broken: an unterminated block")
+	b.Wait("the spec error with file:line, without a reload", `window.__ferryMarker === 'no-reload' &&
+		[...document.querySelectorAll('.spec-error')].some(e => /examples\/broken\/ferry\.hcl:\d+:\d+: error/.test(e.textContent))`, 2*time.Minute)
+	b.Shot("spec-error")
+
 	// A viewer (ferry up --viewer-token-file) reads but cannot act.
 	b.Run(time.Minute, chromedp.Click(chromedp.CSS("header form button")))
 	b.Wait("the login page after logging out", `location.pathname === '/ui/login'`, time.Minute)
