@@ -143,11 +143,14 @@ type cell struct {
 	Message string
 	Result  string
 	Error   string
+	// RolledBack: the target rolled the app back by itself and the
+	// version it left stays held until a newer commit.
+	RolledBack bool
 }
 
 func cellOf(t agent.AppTargetStatus) cell {
 	c := cell{Has: true, Target: t.Target, Digest: t.Digest, Phase: t.Phase, Healthy: t.Healthy, Owner: t.Owner, Pinned: t.Pinned,
-		Status: t.Status, Message: t.Message, Result: t.Result, Error: t.Error}
+		Status: t.Status, Message: t.Message, Result: t.Result, Error: t.Error, RolledBack: t.RolledBack != nil}
 	if c.Phase == "" {
 		c.Phase = "unknown"
 		if t.Healthy {
@@ -165,7 +168,7 @@ func cellOf(t agent.AppTargetStatus) cell {
 
 // bad says whether the cell needs someone.
 func (c cell) Bad() bool {
-	return c.Has && (c.Error != "" || c.Phase == "failed" || c.Phase == "degraded" || (!c.Healthy && c.Phase != "progressing" && c.Phase != "deleted"))
+	return c.Has && (c.Error != "" || c.RolledBack || c.Phase == "failed" || c.Phase == "degraded" || (!c.Healthy && c.Phase != "progressing" && c.Phase != "deleted"))
 }
 
 type appRow struct {

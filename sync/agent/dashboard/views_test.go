@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-wasm/ferry/sync/agent"
+	"github.com/ferry-wasm/ferry/targets"
 )
 
 func TestEventsStream(t *testing.T) {
@@ -103,14 +104,17 @@ func TestAppsFiltersAndPages(t *testing.T) {
 	f.src.status.Apps = nil
 	for i := range 120 {
 		a := agent.AppStatus{Name: fmt.Sprintf("app-%03d", i), Desired: "sha256:aa"}
-		t := agent.AppTargetStatus{Target: "local", Digest: "sha256:aa", Healthy: i%10 != 0, Phase: "ready"}
+		ts := agent.AppTargetStatus{Target: "local", Digest: "sha256:aa", Healthy: i%10 != 0, Phase: "ready"}
 		if i%10 == 0 {
-			t.Phase, t.Message = "degraded", "GET /healthz answered 500"
+			ts.Phase, ts.Message = "degraded", "GET /healthz answered 500"
 		}
 		if i == 7 {
 			a.PinnedTo = "sha256:99"
 		}
-		a.Targets = []agent.AppTargetStatus{t}
+		if i == 13 { // healthy again, but on the version its target rolled back to
+			ts.RolledBack = &targets.Rollback{From: "sha256:bb", To: "sha256:aa"}
+		}
+		a.Targets = []agent.AppTargetStatus{ts}
 		f.src.status.Apps = append(f.src.status.Apps, a)
 	}
 	c := f.client()
@@ -137,7 +141,7 @@ func TestAppsFiltersAndPages(t *testing.T) {
 		{url.Values{"page": {"3"}}, 20, "app-100"},
 		{url.Values{"page": {"99"}}, 20, "app-100"},
 		{url.Values{"q": {"app-11"}}, 10, "app-110"},
-		{url.Values{"phase": {"unhealthy"}}, 12, "app-000"},
+		{url.Values{"phase": {"unhealthy"}}, 13, "app-000"},
 		{url.Values{"phase": {"degraded"}, "page": {"1"}}, 12, "app-000"},
 		{url.Values{"phase": {"pinned"}}, 1, "app-007"},
 		{url.Values{"target": {"local"}, "q": {"app-05"}}, 10, "app-050"},
