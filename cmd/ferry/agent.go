@@ -296,7 +296,7 @@ round; ferry_notifications_total counts them. See README "Notifications".`,
 				return withCode(exitError, err)
 			}
 			defer a.Close()
-			bus.a.Store(a)
+			bus.attach(a.Publish)
 			if fleets != nil {
 				bus.publishDevices(ctx, fleets, 250*time.Millisecond)
 			}

@@ -61,14 +61,17 @@ func newDashboard(a *agent.Agent, h *hub.Hub, operator, viewer string, log *slog
 	return d, nil
 }
 
-// eventBus forwards events to an agent created later (the fleet hub starts
-// before the agent): until then they are dropped, as a bus with no
-// subscriber would.
-type eventBus struct{ a atomic.Pointer[agent.Agent] }
+// eventBus forwards events to the agent's bus (Agent.Publish), which is
+// attached later: the fleet hub starts before the agent. Until then events
+// are dropped, as a bus with no subscriber would.
+type eventBus struct{ sink atomic.Pointer[func(agent.Event)] }
+
+// attach makes publish hand events to fn.
+func (b *eventBus) attach(fn func(agent.Event)) { b.sink.Store(&fn) }
 
 func (b *eventBus) publish(e agent.Event) {
-	if a := b.a.Load(); a != nil {
-		a.Publish(e)
+	if fn := b.sink.Load(); fn != nil {
+		(*fn)(e)
 	}
 }
 

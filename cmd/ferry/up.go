@@ -236,7 +236,7 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 		return err
 	}
 	defer a.Close()
-	bus.a.Store(a)
+	bus.attach(a.Publish)
 	if hubs != nil {
 		bus.publishDevices(ctx, hubs, 250*time.Millisecond)
 	}
