@@ -64,7 +64,9 @@ func newDashboard(a *agent.Agent, h *hub.Hub, operator, viewer string, log *slog
 // eventBus forwards events to the agent's bus (Agent.Publish), which is
 // attached later: the fleet hub starts before the agent. Until then events
 // are dropped, as a bus with no subscriber would.
-type eventBus struct{ sink atomic.Pointer[func(agent.Event)] }
+type eventBus struct {
+	sink atomic.Pointer[func(agent.Event)]
+}
 
 // attach makes publish hand events to fn.
 func (b *eventBus) attach(fn func(agent.Event)) { b.sink.Store(&fn) }
