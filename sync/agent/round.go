@@ -1115,7 +1115,9 @@ func appStatus(r *history.Round, g *goodState, observed map[string][]targets.Obs
 			}
 		}
 		if rec.Result == string(plan.OutcomeProgressing) {
-			t.Digest, t.Phase = parallel.OrDefault(t.Digest, rec.Digest), string(targets.PhaseProgressing)
+			// As targets report it: while progressing, Digest is the
+			// version being rolled out.
+			t.Digest, t.Phase, t.Status, t.Healthy = rec.Digest, string(targets.PhaseProgressing), "progressing", false
 		}
 	}
 	for k, t := range ts {
