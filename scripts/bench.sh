@@ -53,6 +53,8 @@ run ./spec . 1s
 run ./sync/plan 'PlanNoop1000|Apply100' 1s
 run ./sync/agent 'Agent' 1x
 run ./cmd/ferry 'UpCommitToServing' 1x
+# Dashboard in headless Chromium: 1,000 apps, 10,000 devices; first render and live update.
+run ./sync/agent/dashboard 'DashboardScale' 3x
 goals=${BENCH_GOALS:-bench/goals.txt}
 tmp=$(mktemp -d)
 go build -o "$tmp/benchgoals" ./internal/benchgoals

@@ -22,6 +22,7 @@ import (
 	"github.com/ferry-wasm/ferry/signer"
 	"github.com/ferry-wasm/ferry/spec"
 	"github.com/ferry-wasm/ferry/sync/agent"
+	"github.com/ferry-wasm/ferry/sync/agent/dashboard"
 	"github.com/ferry-wasm/ferry/sync/agent/gitsource"
 	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/sync/release"
@@ -97,11 +98,16 @@ func (c *cachedTargets) targets(_ context.Context, cfg *spec.Config) (map[string
 }
 
 // serveAgentAPI serves the agent's status API, webhooks and metrics on ln
-// until ctx ends.
-func serveAgentAPI(ctx context.Context, a *agent.Agent, ln net.Listener) {
+// until ctx ends, and the dashboard ui at / and /ui/ when it is not nil.
+func serveAgentAPI(ctx context.Context, a *agent.Agent, ui *dashboard.Dashboard, ln net.Listener) {
 	mux := http.NewServeMux()
 	mux.Handle("/", a.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if ui != nil {
+		mux.Handle("GET /{$}", ui)
+		mux.Handle("/ui/", ui)
+		srv.RegisterOnShutdown(ui.Close) // the event streams would hold Shutdown
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -137,6 +143,7 @@ func newAgentCmd(s streams) *cobra.Command {
 	var devices deviceFlags
 	var creds credFlags
 	var notes notifyFlags
+	var dash dashboardFlags
 	var repo, branch, path, dataDir, listen, buildUser, buildDir, gitCAFile string
 	var interval time.Duration
 	cmd := &cobra.Command{
@@ -158,6 +165,11 @@ is FERRY_AGENT_TOKEN (or the file in FERRY_AGENT_TOKEN_FILE); webhook secrets
 are FERRY_WEBHOOK_GITHUB_SECRET, FERRY_WEBHOOK_GITLAB_TOKEN and
 FERRY_WEBHOOK_GITEA_SECRET. The API serves /v1/status, /v1/history,
 /hooks/{github,gitlab,gitea} and /metrics.
+
+Dashboard: the same listener serves a web UI at / (and /ui/): log in with
+the status API token (operator: rollback, pin, sync, fleet pause/resume/
+abort) or the token in --viewer-token-file (read-only). See README
+"Dashboard".
 
 Notifications: --notify-webhook gets a JSON POST signed with HMAC-SHA256
 (header X-Ferry-Signature: t=UNIX,v1=HEX over "t.body", keyed with the
@@ -239,8 +251,14 @@ round; ferry_notifications_total counts them. See README "Notifications".`,
 				return err
 			}
 			startNotifier(ctx, notifier, log)
+			var bus eventBus
+			devices.onEvent = bus.fleetEvent
 			if notifier != nil {
-				devices.onEvent = fleetNotify(notifier.Publish)
+				devices.onEvent = both(fleetNotify(notifier.Publish), bus.fleetEvent)
+			}
+			viewer, err := dash.viewerToken()
+			if err != nil {
+				return err
 			}
 			// With leader election only the leader runs the fleet's
 			// rollouts and serves its devices; followers answer 503.
@@ -285,11 +303,22 @@ round; ferry_notifications_total counts them. See README "Notifications".`,
 				return withCode(exitError, err)
 			}
 			defer a.Close()
+			bus.attach(a.Publish)
+			if fleets != nil {
+				bus.publishDevices(ctx, fleets, 250*time.Millisecond)
+			}
+			ui, err := newDashboard(a, fleets, token, viewer, log)
+			if err != nil {
+				return err
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return withCode(exitError, fmt.Errorf("--listen: %w", err))
 			}
-			serveAgentAPI(ctx, a, ln)
+			serveAgentAPI(ctx, a, ui, ln)
+			if ui != nil {
+				fmt.Fprintf(s.out, "ferry agent: dashboard http://%s/ (log in with the status API token)\n", ln.Addr())
+			}
 			fmt.Fprintf(s.out, "ferry agent: watching %s (branch %s, path %s) every %s; API on http://%s\n", repo, branch, path, interval, ln.Addr())
 			if deviceURL != "" {
 				fmt.Fprintf(s.out, "ferry agent: fleet device API on %s\n", deviceURL)
@@ -310,6 +339,7 @@ round; ferry_notifications_total counts them. See README "Notifications".`,
 	rf.register(cmd)
 	creds.register(cmd, false)
 	notes.register(cmd)
+	dash.register(cmd)
 	lf.register(cmd)
 	elect.register(cmd)
 	devices.register(cmd)

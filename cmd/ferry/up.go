@@ -30,6 +30,7 @@ import (
 	"github.com/ferry-wasm/ferry/sync/plan"
 	"github.com/ferry-wasm/ferry/sync/release"
 	"github.com/ferry-wasm/ferry/targets"
+	"github.com/ferry-wasm/ferry/targets/fleet/hub"
 	"github.com/ferry-wasm/ferry/targets/host"
 	"github.com/ferry-wasm/ferry/targets/host/control"
 	"github.com/ferry-wasm/ferry/targets/host/core"
@@ -44,6 +45,8 @@ type upOptions struct {
 	branch                                   string
 	interval                                 time.Duration
 	logs                                     logFlags
+	notes                                    notifyFlags
+	dash                                     dashboardFlags
 }
 
 func newUpCmd(s streams) *cobra.Command {
@@ -73,7 +76,12 @@ same apps at once and ferry status, run anywhere in the work tree, finds
 this agent. ferry up writes a .gitignore there that ignores the directory.
 
 An app whose spec declares no hosts answers every host name that no other
-app claims (it is the host's default app); ferry status names it.`,
+app claims (it is the host's default app); ferry status names it.
+
+The dashboard is at the agent's address (printed first); log in with the
+token in DATA-DIR/agent.token, or read-only with --viewer-token-file.
+--notify-webhook, --notify-secret-file and --notify-slack work as for
+ferry agent.`,
 		Example: `  ferry up examples          # what make run does
   ferry up --apps-addr 127.0.0.1:9080 .
   curl -H 'Host: hello-wat.localhost' http://127.0.0.1:8080/`,
@@ -106,6 +114,8 @@ app claims (it is the host's default app); ferry status names it.`,
 	cmd.Flags().StringVar(&o.branch, "branch", "", "branch to deploy (default: the branch checked out in DIR's repository)")
 	cmd.Flags().DurationVar(&o.interval, "interval", 2*time.Second, "how often the agent looks for new commits besides watching the branch ref")
 	o.logs.register(cmd)
+	o.notes.register(cmd)
+	o.dash.register(cmd)
 	return cmd
 }
 
@@ -130,6 +140,17 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 	if err != nil {
 		return err
 	}
+	viewer, err := o.dash.viewerToken()
+	if err != nil {
+		return err
+	}
+	metrics := prometheus.NewRegistry()
+	notifier, err := o.notes.notifier(log, metrics)
+	if err != nil {
+		return err
+	}
+	startNotifier(ctx, notifier, log)
+	var bus eventBus
 
 	// 1. The registry. Reads are anonymous (the host pulls); writes need a
 	// login only this process knows (its own pushes and signatures).
@@ -175,9 +196,13 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 	tgs := map[string]targets.Target{"local": hostClient}
 	var fleets []release.LocalFleet
 	var fleetRoutes func(*httproute.Mux)
+	var hubs *hub.Hub
 	deviceURL := ""
 	if o.deviceAddr != "" {
-		df := deviceFlags{listen: o.deviceAddr}
+		df := deviceFlags{listen: o.deviceAddr, onEvent: bus.fleetEvent}
+		if notifier != nil {
+			df.onEvent = both(fleetNotify(notifier.Publish), bus.fleetEvent)
+		}
 		h, u, err := df.start(ctx, filepath.Join(o.dataDir, "fleet"), log.With("component", "fleet"))
 		if err != nil {
 			return err
@@ -187,7 +212,7 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 		if err != nil {
 			return err
 		}
-		tgs["devices"], deviceURL, fleetRoutes = ctl, u, h.Routes
+		tgs["devices"], deviceURL, fleetRoutes, hubs = ctl, u, h.Routes, h
 		fleets = append(fleets, release.LocalFleet{Name: "devices", Fleet: ft})
 	}
 	a, err := agent.NewAgent(agent.Options{
@@ -200,7 +225,8 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 		ExtraRoutes: fleetRoutes,
 		APIToken:    agentToken,
 		Logger:      log.With("component", "agent"),
-		Metrics:     prometheus.NewRegistry(),
+		Metrics:     metrics,
+		Notify:      notifier.Publisher(),
 		Apply:       plan.ApplyOptions{LockDir: filepath.Join(o.dataDir, "locks")},
 		// The host is this process's own: it holds only this spec's apps,
 		// so apps recorded before owners were are adopted, not refused.
@@ -210,11 +236,19 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 		return err
 	}
 	defer a.Close()
+	bus.attach(a.Publish)
+	if hubs != nil {
+		bus.publishDevices(ctx, hubs, 250*time.Millisecond)
+	}
+	ui, err := newDashboard(a, hubs, agentToken, viewer, log)
+	if err != nil {
+		return err
+	}
 	apiLn, err := net.Listen("tcp", o.api)
 	if err != nil {
 		return fmt.Errorf("--agent-addr: %w", err)
 	}
-	serveAgentAPI(ctx, a, apiLn)
+	serveAgentAPI(ctx, a, ui, apiLn)
 	agentURL := "http://" + apiLn.Addr().String()
 	if err := writeUpInfo(o.dataDir, agentURL, agentTokenFile); err != nil {
 		return err
@@ -226,6 +260,7 @@ func runUp(ctx context.Context, s streams, log *slog.Logger, dir string, o upOpt
 	}
 	go refs.run(ctx, refWatchPoll, func() { a.Wake("git:ref") })
 
+	fmt.Fprintf(s.out, "ferry up: dashboard  %s/   (log in with the token in %s)\n", agentURL, agentTokenFile)
 	fmt.Fprintf(s.out, `ferry up: state      %s
 ferry up: registry   http://%s
 ferry up: apps       %s

@@ -80,11 +80,13 @@ type upProcess struct {
 	data string // the data directory
 	// devices is the URL of the fleet device API.
 	devices string
-	agent   *agent.Client
-	stderr  *bytes.Buffer
+	// dashboard is the URL of the web dashboard (/ of the agent API).
+	dashboard string
+	agent     *agent.Client
+	stderr    *bytes.Buffer
 }
 
-var upLineRE = regexp.MustCompile(`^ferry up: (apps|host API|agent API|state|devices)\s+(\S+)`)
+var upLineRE = regexp.MustCompile(`^ferry up: (apps|host API|agent API|state|devices|dashboard)\s+(\S+)`)
 
 // startUp runs `ferry up` in process with loopback addresses chosen by the
 // system and args (flags, then DIR), and stops it when the test ends. It
@@ -125,7 +127,7 @@ func startUp(t testing.TB, args ...string) *upProcess {
 	}()
 	got := map[string]string{}
 	timeout := time.After(60 * time.Second)
-	for len(got) < 5 {
+	for len(got) < 6 {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -144,7 +146,7 @@ func startUp(t testing.TB, args ...string) *upProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.apps, p.host, p.data, p.devices = got["apps"], got["host API"], got["state"], got["devices"]
+	p.apps, p.host, p.data, p.devices, p.dashboard = got["apps"], got["host API"], got["state"], got["devices"], got["dashboard"]
 	p.agent = &agent.Client{BaseURL: got["agent API"], Token: strings.TrimSpace(string(token))}
 	return p
 }

@@ -79,6 +79,8 @@ var rules = []rule{
 	{From: []string{"sync/notify"}, Only: []string{},
 		Never: []string{"k8s.io/...", "sigs.k8s.io/...", "github.com/hashicorp/hcl/...", "github.com/go-git/..."},
 		Why:   "notifications are a leaf: events are plain values, the agent and cmd/ferry describe what happened"},
+	{From: []string{"sync/agent/dashboard"}, Never: []string{"targets/open", "targets/kubernetes/...", "targets/host", "targets/host/core", "targets/host/control", "targets/host/driver", "k8s.io/...", "sigs.k8s.io/...", "github.com/chromedp/..."},
+		Why: "the dashboard reads the agent and the fleet hub through small interfaces; it opens no target and drives no browser (only its tests do)"},
 	{From: []string{"sdk/..."}, Only: []string{"targets/host/abi"},
 		Why: "the guest SDK builds for wasip1 and shares only the ABI's constants with the host"},
 }
@@ -86,6 +88,10 @@ var rules = []rule{
 var importRules = []importRule{
 	{Pkg: []string{"sync/agent/..."}, By: []string{"cmd/ferry", "sync/agent/..."},
 		Why: "the agent uses the others; nothing imports the agent"},
+	{Pkg: []string{"sync/agent/dashboard"}, By: []string{"cmd/ferry"},
+		Why: "the dashboard is mounted by cmd/ferry beside the status API; the agent does not know it"},
+	{Pkg: []string{"github.com/chromedp/..."}, By: []string{"internal/browsertest", "github.com/chromedp/..."},
+		Why: "the browser is driven from tests only, through internal/browsertest"},
 	{Pkg: []string{"github.com/tetratelabs/wazero/..."}, By: []string{"targets/host", "builder", "github.com/tetratelabs/wazero/..."},
 		Why: "wazero stays inside the host runtime (and the builder's module check)"},
 	{Pkg: []string{"k8s.io/client-go/..."}, By: []string{"targets/kubernetes/...", "internal/kubetest", "k8s.io/...", "sigs.k8s.io/..."},

@@ -192,6 +192,7 @@ type Agent struct {
 	met   *agentMetrics
 
 	wake       chan string
+	bus        Bus         // live events (events.go)
 	deliveries deliveryLRU // webhook delivery ids seen (webhook.go)
 	started    atomic.Bool
 	closed     atomic.Bool

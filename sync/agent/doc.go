@@ -11,7 +11,10 @@
 // failing app blocks neither other apps nor newer commits; a rollback pin
 // (Agent.Pin) holds until a newer commit changes that app. Agent.Handler
 // serves the status API (/v1/...), webhooks (/hooks/...) and /metrics;
-// Client is its Go client.
+// Client is its Go client. Subscribe follows what happens live (rounds,
+// app phase and health changes, notifications, and the fleet events
+// cmd/ferry publishes): the dashboard (sync/agent/dashboard) streams it;
+// publishing never blocks a round (events.go).
 //
 // # A round
 //

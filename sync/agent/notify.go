@@ -5,7 +5,8 @@ package agent
 // rollback a target made by itself, an app that turned unhealthy. The
 // round calls notifyApplyFailed from its apply step and notifyRound from
 // record; Options.Notify receives the events and must not block
-// (notify.Notifier.Publish never does).
+// (notify.Notifier.Publish never does). Each is also published on the
+// agent's event bus (events.go).
 
 import (
 	"errors"
@@ -24,9 +25,6 @@ import (
 // at every retry; a manual sync, which clears the failures, reports anew.
 // A rollout the target aborted itself is not reported: the target did.
 func (a *Agent) notifyApplyFailed(rr *round, target string, ar plan.AppResult) {
-	if a.opts.Notify == nil {
-		return
-	}
 	if f := a.failures[target+"/"+ar.App]; f != nil && f.count > 1 {
 		return
 	}
@@ -41,10 +39,10 @@ func (a *Agent) notifyApplyFailed(rr *round, target string, ar plan.AppResult) {
 	if ar.Detail != "" {
 		reason += "; " + ar.Detail
 	}
-	a.opts.Notify(notify.Event{Kind: notify.KindApplyFailed, Time: now, App: ar.App, Target: target, Digest: ar.Digest,
+	a.notify(notify.Event{Kind: notify.KindApplyFailed, Time: now, App: ar.App, Target: target, Digest: ar.Digest,
 		Previous: ar.Previous, Commit: rr.r.Commit, Round: rr.r.ID, Reason: reason})
 	if ar.RolledBack {
-		a.opts.Notify(notify.Event{Kind: notify.KindRollback, By: notify.ByAgent, Time: now, App: ar.App, Target: target,
+		a.notify(notify.Event{Kind: notify.KindRollback, By: notify.ByAgent, Time: now, App: ar.App, Target: target,
 			Digest: ar.Digest, Previous: ar.RolledBackTo, Commit: rr.r.Commit, Round: rr.r.ID, Reason: ar.Detail})
 	}
 }
@@ -55,9 +53,6 @@ func (a *Agent) notifyApplyFailed(rr *round, target string, ar plan.AppResult) {
 // until it is healthy again. Fleet targets are left out: their rollouts
 // notify for themselves (rollout aborted).
 func (a *Agent) notifyRound(r *history.Round, observed map[string][]targets.ObservedApp) {
-	if a.opts.Notify == nil {
-		return
-	}
 	var stored map[string]history.HostRollback // read once, when needed
 	for _, rec := range r.Apps {
 		if rec.Action != history.ActionHostRollback {
@@ -72,7 +67,7 @@ func (a *Agent) notifyRound(r *history.Round, observed map[string][]targets.Obse
 		if rb, ok := stored[rec.Target+"/"+rec.App]; ok && rb.From == rec.Previous && rb.Reason != "" {
 			reason = rb.Reason
 		}
-		a.opts.Notify(notify.Event{Kind: notify.KindRollback, By: notify.ByHost, Time: rec.Time, App: rec.App, Target: rec.Target,
+		a.notify(notify.Event{Kind: notify.KindRollback, By: notify.ByHost, Time: rec.Time, App: rec.App, Target: rec.Target,
 			Digest: rec.Previous, Previous: rec.Digest, Commit: r.Commit, Round: r.ID, Reason: reason})
 	}
 	if a.unhealthy == nil {
@@ -117,7 +112,7 @@ func (a *Agent) notifyRound(r *history.Round, observed map[string][]targets.Obse
 					reason += " (" + o.Status + ")"
 				}
 			}
-			a.opts.Notify(notify.Event{Kind: notify.KindHealthDegraded, Time: a.clock.Now(), App: o.Name, Target: target,
+			a.notify(notify.Event{Kind: notify.KindHealthDegraded, Time: a.clock.Now(), App: o.Name, Target: target,
 				Digest: o.Digest, Commit: r.Commit, Round: r.ID, Reason: reason})
 		}
 	}

@@ -70,6 +70,9 @@ func (a *Agent) runRound(ctx context.Context, trigger string) (retry bool) {
 	g := a.inForce()
 	if g != nil {
 		rr.r.Commit = g.commit
+		if info, err := a.git.CommitInfo(g.commit); err == nil {
+			rr.r.Author, rr.r.Message = info.Author, info.Subject
+		}
 	}
 	p, c := a.plan(rr, g)
 	a.track(rr, c)
@@ -165,6 +168,7 @@ func (a *Agent) begin(ctx context.Context, trigger string) (*round, error) {
 		a.releaseAt = time.Time{}
 	}
 	a.log.Debug("round started", "round", r.ID, "trigger", trigger)
+	a.Publish(Event{Kind: EventRoundStarted, Round: r.ID, Trigger: trigger})
 	return &round{ctx: ctx, r: r}, nil
 }
 
@@ -352,6 +356,8 @@ type planned struct {
 	sub    plan.Plan                        // the plan without held changes and targets that could not be planned
 	pinned map[string]string                // app → digest it is pinned at
 	obs    map[string][]targets.ObservedApp // target → what the plan observed
+	tErrs  map[string]string                // target → why it could not be planned
+	full   []PlannedChange                  // every change the plan computed, held ones too, no-ops aside
 }
 
 // plan plans g, the desired state in force with rollback pins applied,
@@ -417,15 +423,21 @@ func (a *Agent) plan(rr *round, g *goodState) (*planned, condition) {
 		return fail(fmt.Sprintf("planning failed: %v", err))
 	}
 	hostRB = a.hostRollbacks(rr, p, desired, &c)
-	out := &planned{g: g, tgts: tgts, sub: *p, pinned: pinned, obs: map[string][]targets.ObservedApp{}}
+	out := &planned{g: g, tgts: tgts, sub: *p, pinned: pinned, obs: map[string][]targets.ObservedApp{}, tErrs: map[string]string{}}
 	out.sub.Targets = nil
 	var errored []string
 	heldN := 0
 	for _, tp := range p.Targets {
 		out.obs[tp.Name] = tp.Observed
+		for _, ch := range tp.Changes {
+			if ch.Action != plan.ActionNoop {
+				out.full = append(out.full, plannedChange(tp.Name, ch))
+			}
+		}
 		if tp.Errored || tp.Diagnostics.HasErrors() {
 			msg := fmt.Sprintf("target %s: %v", tp.Name, tp.Diagnostics.Err())
 			errored = append(errored, msg)
+			out.tErrs[tp.Name] = tp.Diagnostics.Err().Error()
 			for _, ch := range tp.Changes {
 				rec := a.appRecord(rr, tp.Name, ch, pinned)
 				rec.Result, rec.Error = string(plan.OutcomeSkipped), "target could not be planned"
@@ -810,6 +822,12 @@ func (a *Agent) record(rr *round, p *planned, ap applied) {
 		obs = p.obs
 	}
 	st := appStatus(r, g, obs)
+	var tst []TargetStatus
+	var changes []PlannedChange
+	if p != nil {
+		tst = targetStatus(p)
+		changes = p.full
+	}
 	// The history write and the status update happen under one lock, so a
 	// reader that sees the round finished in the history (Rounds) and then
 	// asks for Status gets the status of that round, never the one before.
@@ -821,7 +839,17 @@ func (a *Agent) record(rr *round, p *planned, ap applied) {
 	a.status.Running = nil
 	a.status.LastRound = cloneRound(r)
 	a.status.Errors = slices.Clone(rr.errs)
+	before := a.status.Apps
 	a.status.Apps = st
+	if p != nil {
+		a.status.Targets, a.status.Plan = tst, changes
+	} else {
+		// Planning failed as a whole: the targets are as unknown as
+		// the reason says.
+		for i := range a.status.Targets {
+			a.status.Targets[i].Reachable, a.status.Targets[i].Error = false, "not planned: "+r.Error
+		}
+	}
 	if g != nil {
 		a.status.DesiredCommit = g.commit
 	}
@@ -846,6 +874,8 @@ func (a *Agent) record(rr *round, p *planned, ap applied) {
 	}
 	a.met.rounds.WithLabelValues(string(r.Result)).Inc()
 	a.notifyRound(r, obs)
+	a.publishAppChanges(before, st)
+	a.Publish(Event{Kind: EventRoundFinished, Round: r.ID, Trigger: r.Trigger, Commit: r.Commit, Result: string(r.Result), Message: r.Error})
 	// A quiet round (nothing changed, nothing failed) is logged at debug
 	// level: with a short interval it would drown everything else.
 	changed := 0
@@ -1064,7 +1094,8 @@ func appStatus(r *history.Round, g *goodState, observed map[string][]targets.Obs
 			if !o.Managed {
 				continue
 			}
-			ts[key{o.Name, target}] = &AppTargetStatus{Target: target, Digest: o.Digest, Status: o.Status, Healthy: o.Healthy, RolledBack: o.RolledBack}
+			ts[key{o.Name, target}] = &AppTargetStatus{Target: target, Digest: o.Digest, Status: o.Status, Healthy: o.Healthy, RolledBack: o.RolledBack,
+				Phase: string(o.EffectivePhase()), Owner: o.Owner, Message: o.Message}
 		}
 	}
 	for _, rec := range r.Apps {
@@ -1079,10 +1110,15 @@ func appStatus(r *history.Round, g *goodState, observed map[string][]targets.Obs
 		}
 		t.Action, t.Result, t.Error, t.Detail, t.Pinned, t.Rollout = rec.Action, rec.Result, rec.Error, rec.Detail, rec.Pinned, rec.Rollout
 		if rec.Result == string(plan.OutcomeApplied) {
-			t.Digest, t.Healthy, t.Status = rec.Digest, rec.Action != string(plan.ActionDelete), "serving"
+			t.Digest, t.Healthy, t.Status, t.Phase = rec.Digest, rec.Action != string(plan.ActionDelete), "serving", string(targets.PhaseReady)
 			if rec.Action == string(plan.ActionDelete) {
-				t.Digest, t.Status = "", "deleted"
+				t.Digest, t.Status, t.Phase = "", "deleted", ""
 			}
+		}
+		if rec.Result == string(plan.OutcomeProgressing) {
+			// As targets report it: while progressing, Digest is the
+			// version being rolled out.
+			t.Digest, t.Phase, t.Status, t.Healthy = rec.Digest, string(targets.PhaseProgressing), "progressing", false
 		}
 	}
 	for k, t := range ts {
@@ -1101,6 +1137,33 @@ func appStatus(r *history.Round, g *goodState, observed map[string][]targets.Obs
 		s := apps[n]
 		slices.SortFunc(s.Targets, func(x, y AppTargetStatus) int { return strings.Compare(x.Target, y.Target) })
 		out = append(out, *s)
+	}
+	return out
+}
+
+// plannedChange summarises change ch of target for Status.Plan.
+func plannedChange(target string, ch plan.Change) PlannedChange {
+	pc := PlannedChange{Target: target, App: ch.App, Action: string(ch.Action), Reasons: slices.Clone(ch.Reasons), Objects: slices.Clone(ch.Objects)}
+	if ch.Before != nil {
+		pc.From = ch.Before.Digest
+	}
+	if ch.After != nil {
+		pc.To = ch.After.Digest
+	}
+	return pc
+}
+
+// targetStatus says, for every target p planned, whether it answered.
+func targetStatus(p *planned) []TargetStatus {
+	var out []TargetStatus
+	for _, name := range slices.Sorted(maps.Keys(p.tgts)) {
+		ts := TargetStatus{Name: name, Reachable: true, Apps: len(p.obs[name])}
+		if e, ok := p.tErrs[name]; ok {
+			ts.Reachable, ts.Error = false, e
+		} else if _, ok := p.obs[name]; !ok {
+			ts.Reachable, ts.Error = false, "not observed this round (left out by --target, or not planned)"
+		}
+		out = append(out, ts)
 	}
 	return out
 }

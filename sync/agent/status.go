@@ -61,6 +61,38 @@ type Status struct {
 	// target again until a newer commit changes the app), sorted by
 	// target and app.
 	HostRollbacks []history.HostRollback `json:"host_rollbacks,omitempty"`
+	// Targets are the targets of the last round that planned, sorted by
+	// name: whether each answered, and if not why.
+	Targets []TargetStatus `json:"targets,omitempty"`
+	// Plan is every change the last round's plan computed (no-ops left
+	// out, held changes kept), by target and app.
+	Plan []PlannedChange `json:"plan,omitempty"`
+}
+
+// TargetStatus is one target as of the last round that planned.
+type TargetStatus struct {
+	Name string `json:"name"`
+	// Reachable is false when the target could not be observed; Error
+	// says why.
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	// Apps is how many apps the target reported.
+	Apps int `json:"apps"`
+}
+
+// PlannedChange is one change of a round's plan.
+type PlannedChange struct {
+	Target string `json:"target"`
+	App    string `json:"app"`
+	// Action is create, update, delete or wait.
+	Action string `json:"action"`
+	// From and To are the digests before and after.
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+	// Reasons explain the action (plan.Change.Reasons).
+	Reasons []string `json:"reasons,omitempty"`
+	// Objects are the objects that differ, from targets that diff.
+	Objects []targets.ObjectDiff `json:"objects,omitempty"`
 }
 
 // AppStatus is one app's status.
@@ -93,7 +125,13 @@ type AppTargetStatus struct {
 	Digest  string `json:"digest,omitempty"`
 	Status  string `json:"status,omitempty"`
 	Healthy bool   `json:"healthy"`
-	Pinned  bool   `json:"pinned,omitempty"`
+	// Phase is the app's rollout phase there (targets.Phase: ready,
+	// progressing, degraded, failed, ...); Message explains a failure.
+	Phase   string `json:"phase,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Owner is who the target says deployed the app, when it records it.
+	Owner  string `json:"owner,omitempty"`
+	Pinned bool   `json:"pinned,omitempty"`
 	// RolledBack is set when the target reports having rolled the app
 	// back by itself to the version it runs (see Status.HostRollbacks).
 	RolledBack *targets.Rollback `json:"rolled_back,omitempty"`
@@ -114,6 +152,8 @@ func (a *Agent) Status() Status {
 	s.Errors = slices.Clone(s.Errors)
 	s.SpecErrors = slices.Clone(s.SpecErrors)
 	s.Apps = slices.Clone(s.Apps)
+	s.Targets = slices.Clone(s.Targets)
+	s.Plan = slices.Clone(s.Plan)
 	a.mu.Unlock()
 	pins, err := a.hist.Pins()
 	if err != nil {

@@ -314,6 +314,35 @@ func (g *Source) Fetch(ctx context.Context) (string, error) {
 	return ref.Hash().String(), nil
 }
 
+// CommitInfo is who made a commit and what it says.
+type CommitInfo struct {
+	// Author is "Name <email>".
+	Author string
+	// Subject is the first line of the message, at most 200 bytes.
+	Subject string
+	// When is the author's time.
+	When time.Time
+}
+
+// CommitInfo returns the author and subject of commit, read from the
+// mirror (call it after a Fetch that brought the commit). Like Fetch and
+// Checkout it must not run concurrently with them.
+func (g *Source) CommitInfo(commit string) (CommitInfo, error) {
+	if err := g.open(); err != nil {
+		return CommitInfo{}, err
+	}
+	c, err := g.repo.CommitObject(plumbing.NewHash(commit))
+	if err != nil {
+		return CommitInfo{}, fmt.Errorf("gitsource: commit %s: %w", commit, err)
+	}
+	subject, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
+	subject = strings.TrimSpace(subject)
+	if len(subject) > 200 {
+		subject = strings.ToValidUTF8(subject[:200], "") + "…"
+	}
+	return CommitInfo{Author: c.Author.Name + " <" + c.Author.Email + ">", Subject: subject, When: c.Author.When}, nil
+}
+
 // Checkout returns a directory holding the files of commit, writing it
 // first when needed.
 func (g *Source) Checkout(commit string) (string, error) {

@@ -160,6 +160,10 @@ type Round struct {
 	Commit string `json:"commit,omitempty"`
 	// Fetched is the newest commit of the branch the round saw.
 	Fetched string `json:"fetched,omitempty"`
+	// Author and Message are Commit's author ("Name <email>") and the
+	// first line of its message, when the mirror has it.
+	Author  string `json:"author,omitempty"`
+	Message string `json:"message,omitempty"`
 	// StartedAt and FinishedAt bound the round; FinishedAt is zero while
 	// it runs.
 	StartedAt  time.Time `json:"started_at"`
