@@ -150,7 +150,7 @@ func TestDashboardE2EUp(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the page did not show why the flaky app is unhealthy within 3m:\n%s", b.Text())
 		}
-		b.Run(time.Minute, chromedp.Click(chromedp.CSS("#sync-now")))
+		b.Click("Sync now", "#sync-now", time.Minute)
 	}
 	b.Shot("app-unhealthy")
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
@@ -166,8 +166,8 @@ func TestDashboardE2EUp(t *testing.T) {
 	}
 
 	// A rollback clicked on the page takes effect.
-	b.Run(time.Minute, chromedp.Navigate(base+"/ui/apps/hello-wat"), chromedp.WaitVisible(chromedp.CSS("#rollback")),
-		chromedp.Click(chromedp.CSS("#rollback")))
+	b.Run(time.Minute, chromedp.Navigate(base+"/ui/apps/hello-wat"))
+	b.Click("the rollback button", "#rollback", time.Minute)
 	b.Wait("the rollback's confirmation", `(document.querySelector('#flash') || {textContent: ''}).textContent.includes('pinned at')`, time.Minute)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -210,7 +210,7 @@ func TestDashboardE2EUp(t *testing.T) {
 	b.Shot("spec-error")
 
 	// A viewer (ferry up --viewer-token-file) reads but cannot act.
-	b.Run(time.Minute, chromedp.Click(chromedp.CSS("header form button")))
+	b.Click("Log out", "header form button", time.Minute)
 	b.Wait("the login page after logging out", `location.pathname === '/ui/login'`, time.Minute)
 	b.login(base, viewerToken)
 	b.Run(time.Minute, chromedp.Navigate(base+"/ui/apps/hello-wat"))

@@ -136,6 +136,19 @@ func (b *Browser) WaitErr(expr string, within time.Duration) error {
 	}
 }
 
+// Click clicks the element that the CSS selector matches, once one does,
+// failing the test (saying what) after within. The element is found and
+// clicked in one evaluation in the page, so a live update that replaces it
+// between the two (which makes chromedp.Click fail with "Could not find
+// node with given id") cannot get in the way.
+func (b *Browser) Click(what, selector string, within time.Duration) {
+	b.t.Helper()
+	expr := `(() => { const e = document.querySelector(` + String(selector) + `); if (!e) return false; e.click(); return true; })()`
+	if err := b.WaitErr(expr, within); err != nil {
+		b.t.Fatalf("could not click %s (%s) within %v (%v)\npage text:\n%s", what, selector, within, err, b.Text())
+	}
+}
+
 // Shot saves a full-page PNG screenshot as Shots/name.png.
 func (b *Browser) Shot(name string) {
 	b.t.Helper()
