@@ -389,7 +389,16 @@ func targetsForPlan(pl *plan.Plan, specDir string, rf releaseFlags, s streams) (
 		return nil, nil, err
 	}
 	vopts := rf.reg.signerOptions(rc)
-	topts, err := rf.creds.apply(targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err), Registry: rc, Verify: &vopts}, true)
+	// Spin images are made at apply time (from the plan's artifacts), so
+	// they are signed here with the key that signed those artifacts.
+	var key *signer.PrivateKey
+	if rf.keyPath != "" {
+		if key, err = loadKey(s, rf.keyPath); err != nil {
+			return nil, nil, err
+		}
+	}
+	spinSign := spinSigning(key, signer.SignOptions{Registry: vopts})
+	topts, err := rf.creds.apply(targetOptions{LockTTL: rf.lockTTL, Logger: warnLogger(s.err), Registry: rc, Verify: &vopts, SpinSign: spinSign}, true)
 	if err != nil {
 		return nil, nil, err
 	}
