@@ -17,20 +17,25 @@ import (
 // hello WAT guest, neighbourRequests sequential requests) alone, then while 8 clients keep
 // an app of spinning guests (loop, 1 s deadline) busy: with the CPU
 // scheduler (the default, sched.go: CPUSlots GOMAXPROCS-1), without it
-// (Options.CPUSlots -1), and with every P open to guests (CPUSlots
-// GOMAXPROCS, "allslots").
+// (Options.CPUSlots -1), with every P open to guests (CPUSlots
+// GOMAXPROCS, "allslots"), and with the scheduler but no burst grants
+// ("noburst": every execution queues for a slot).
 // It reports p50/p99 of each and the p99 ratios to the baseline, which is
 // measured in the same run (goal: within 2x with the scheduler). Run with
 // -benchtime 1x.
 func BenchmarkNeighbourUnderSpin(b *testing.B) {
 	for range b.N {
 		reqs := neighbourRequests(b)
-		base50, base99 := neighbourLatency(b, 0, Options{}, reqs)
-		sched50, sched99 := neighbourLatency(b, 8, Options{}, reqs)
+		base50, base99 := neighbourLatency(b, 0, Options{}, nil, reqs)
+		sched50, sched99 := neighbourLatency(b, 8, Options{}, nil, reqs)
 		// Without the scheduler a request takes ~0.15-0.3 s: 100 are
 		// enough to show it.
-		off50, off99 := neighbourLatency(b, 8, Options{CPUSlots: -1}, 100)
-		all50, all99 := neighbourLatency(b, 8, Options{CPUSlots: runtime.GOMAXPROCS(0)}, reqs)
+		off50, off99 := neighbourLatency(b, 8, Options{CPUSlots: -1}, nil, 100)
+		all50, all99 := neighbourLatency(b, 8, Options{CPUSlots: runtime.GOMAXPROCS(0)}, nil, reqs)
+		nob50, nob99 := neighbourLatency(b, 8, Options{}, func(s *cpuSched) { s.burstMax = 0 }, reqs)
+		b.ReportMetric(nob50, "noburst-p50-ms")
+		b.ReportMetric(nob99, "noburst-p99-ms")
+		b.ReportMetric(nob99/base99, "noburst-p99-ratio")
 		b.ReportMetric(all50, "allslots-p50-ms")
 		b.ReportMetric(all99, "allslots-p99-ms")
 		b.ReportMetric(all99/base99, "allslots-p99-ratio")
@@ -63,10 +68,14 @@ func neighbourRequests(b *testing.B) int {
 }
 
 // neighbourLatency returns the neighbour's p50 and p99 in ms with spinners
-// clients hammering the spinning app, under a runtime with opts.
-func neighbourLatency(b *testing.B, spinners int, opts Options, reqs int) (float64, float64) {
+// clients hammering the spinning app, under a runtime with opts (and its
+// scheduler changed by tweak, if not nil).
+func neighbourLatency(b *testing.B, spinners int, opts Options, tweak func(*cpuSched), reqs int) (float64, float64) {
 	b.Helper()
 	e := newEnv(b, opts)
+	if tweak != nil {
+		tweak(e.rt.sched)
+	}
 	h := fixture(b, "hello")
 	n := app("neighbour", deploy.ExecutorWAGI, h, "/...")
 	n.Hosts = []string{"n.test"}

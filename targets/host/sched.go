@@ -41,6 +41,21 @@ import (
 // run without instrumentation) lends its slot to a waiter and queues for
 // one at its next checkpoint, so sleeping guests do not hold the CPU.
 //
+// Burst grants: an execution whose app runs nothing at the moment, arriving
+// when no slot is free, starts at once on a burst grant (at most burstMax
+// = CPUSlots of them outstanding, one per app) instead of queueing. It
+// runs on the P kept free of guests until its first checkpoint, at most
+// fuelPerYield checks, and there takes a free slot or queues like any
+// other. A short request (the hello guest makes no checkpoint) then never
+// waits for a spinner's checkpoint and the hand-over between two threads,
+// one of them demoted: that hand-over was the neighbour's 1-20 ms tail.
+// Bursts are charged like slots, so an app living on them pays for it.
+//
+// A holder takes the scheduler's lock at a checkpoint only when asked to
+// (kick: a waiter of another app came; lent; burst) or every gosEvery
+// checkpoints while anyone waits, not at every one: a demoted thread
+// preempted by the kernel with the lock held stalled every enter.
+//
 // Nothing is killed: a spinning guest still runs to its deadline, only
 // slower while others want the CPU.
 
@@ -74,16 +89,18 @@ type cpuSched struct {
 	slots   int
 	waiting atomic.Int32 // len(queue), for checkpoint's fast path
 
-	mu      sync.Mutex
-	running int // holders not lent out
-	holders map[*schedTicket]struct{}
-	queue   []*schedTicket
-	ticker  *schedTicket         // the one waiter that looks for stale holders
-	apps    map[string]*schedApp // active apps (holding or waiting)
-	seq     uint64
-	epoch   time.Time
-	stale   time.Duration // staleAfter (tests set it longer)
-	demote  bool          // lower the priority of long-running guests' threads
+	mu       sync.Mutex
+	running  int // holders not lent out
+	holders  map[*schedTicket]struct{}
+	queue    []*schedTicket
+	bursts   int // burst grants outstanding (not counted in running)
+	burstMax int
+	ticker   *schedTicket         // the one waiter that looks for stale holders
+	apps     map[string]*schedApp // active apps (holding or waiting)
+	seq      uint64
+	epoch    time.Time
+	stale    time.Duration // staleAfter (tests set it longer)
+	demote   bool          // lower the priority of long-running guests' threads
 }
 
 // schedApp is an active app's account.
@@ -105,6 +122,12 @@ type schedTicket struct {
 	hold bool   // holds a slot (or a lent one)
 	low  bool   // its thread's priority is lowered (demote)
 	got  bool   // granted while queued
+	// burst means it runs on a burst grant: no regular slot was free when
+	// it came, and its app held none. It queues at its first checkpoint.
+	burst bool
+	// kick asks the holder to look at the queue at its next checkpoint
+	// (a waiter of another app came).
+	kick atomic.Bool
 	// lent means its slot was lent to a waiter: it gives it up at its
 	// next checkpoint.
 	lent atomic.Bool
@@ -123,7 +146,7 @@ func newCPUSched(slots int) *cpuSched {
 		slots = 1
 	}
 	return &cpuSched{
-		slots: slots, holders: map[*schedTicket]struct{}{}, apps: map[string]*schedApp{},
+		slots: slots, burstMax: slots, holders: map[*schedTicket]struct{}{}, apps: map[string]*schedApp{},
 		epoch: time.Now(), stale: staleAfter, demote: canDemote(),
 	}
 }
@@ -196,6 +219,7 @@ func (s *cpuSched) charge(t *schedTicket, now int64) {
 func (s *cpuSched) grantLocked(t *schedTicket, now int64) {
 	t.hold = true
 	t.lent.Store(false)
+	t.kick.Store(false)
 	t.since, t.granted, t.seenAt, t.seen = now, now, now, 0
 	t.checks.Store(0)
 	t.app.holding++
@@ -208,7 +232,11 @@ func (s *cpuSched) dropLocked(t *schedTicket, now int64) {
 	t.hold = false
 	t.app.holding--
 	delete(s.holders, t)
-	if !t.lent.Swap(false) {
+	switch {
+	case t.burst:
+		t.burst = false
+		s.bursts--
+	case !t.lent.Swap(false):
 		s.running--
 	}
 }
@@ -254,7 +282,7 @@ func wake(t *schedTicket) {
 func (s *cpuSched) lendStaleLocked(now int64) bool {
 	lent := false
 	for h := range s.holders {
-		if h.lent.Load() {
+		if h.burst || h.lent.Load() {
 			continue
 		}
 		if c := h.checks.Load(); c != h.seen {
@@ -286,6 +314,17 @@ func (s *cpuSched) enter(ctx context.Context, t *schedTicket, app string) error 
 		s.mu.Unlock()
 		return nil
 	}
+	if t.app.holding == 0 && s.bursts < s.burstMax {
+		// A burst: the app runs nothing now, so it starts at once on
+		// the P kept free of guests, until its first checkpoint (at most
+		// fuelPerYield checks); a short request never waits for a
+		// holder's checkpoint and the hand-over between threads.
+		s.bursts++
+		s.grantLocked(t, now)
+		t.burst = true
+		s.mu.Unlock()
+		return nil
+	}
 	if err := s.waitLocked(ctx, t, now); err != nil {
 		s.deactivate(t.app)
 		s.mu.Unlock()
@@ -303,6 +342,11 @@ func (s *cpuSched) waitLocked(ctx context.Context, t *schedTicket, now int64) er
 	t.seq, t.got = s.seq, false
 	s.queue = append(s.queue, t)
 	s.waiting.Store(int32(len(s.queue)))
+	for h := range s.holders {
+		if h.app != t.app {
+			h.kick.Store(true)
+		}
+	}
 	s.passLocked(now)
 	var tick *time.Timer
 	var tickC <-chan time.Time
@@ -375,35 +419,52 @@ func (s *cpuSched) leave(t *schedTicket) {
 // checkpoint runs at every instrumented yield of a running execution: it
 // may hand the slot to a fairer waiter and wait for another, until ctx
 // ends (then the guest traps on its interrupt right after).
+//
+// It takes the scheduler's lock only when it has something to decide: its
+// slot was lent, it runs on a burst, a waiter of another app came (kick),
+// or, every gosEvery checkpoints, while anyone waits. A holder whose
+// thread is demoted must not hold the lock often: the kernel may preempt
+// it with the lock held, and the requests entering would wait for it.
 func (s *cpuSched) checkpoint(ctx context.Context, t *schedTicket) {
 	t.checks.Add(1)
 	t.n++
-	if !t.hold || (s.waiting.Load() == 0 && !t.lent.Load()) {
-		if t.n%gosEvery == 0 {
-			s.tick(t)
-		}
-		return
+	tick := t.n%gosEvery == 0
+	if t.hold && (t.burst || t.lent.Load() || t.kick.Load() || (tick && s.waiting.Load() > 0)) {
+		s.reschedule(ctx, t)
 	}
+	if tick {
+		s.tick(t)
+	}
+}
+
+// reschedule is checkpoint's decision under the lock.
+func (s *cpuSched) reschedule(ctx context.Context, t *schedTicket) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	now := s.now()
 	s.charge(t, now)
-	yield := t.lent.Load()
+	t.kick.Store(false)
+	if t.burst && s.running < s.slots {
+		// A regular slot is free: the burst becomes it.
+		t.burst = false
+		s.bursts--
+		s.running++
+		return
+	}
+	yield := t.burst || t.lent.Load()
 	if !yield {
 		if i := s.best(); i >= 0 {
 			yield = shouldYield(t.app, time.Duration(now-t.granted), s.queue[i])
 		}
 	}
-	if yield {
-		s.dropLocked(t, now)
-		if s.waitLocked(ctx, t, now) != nil {
-			// The context ended: let the guest reach its trap; it counts
-			// as holding nothing.
-			s.passLocked(now)
-		}
+	if !yield {
+		return
 	}
-	s.mu.Unlock()
-	if t.n%gosEvery == 0 {
-		s.tick(t)
+	s.dropLocked(t, now)
+	if s.waitLocked(ctx, t, now) != nil {
+		// The context ended: let the guest reach its trap; it counts
+		// as holding nothing.
+		s.passLocked(now)
 	}
 }
 

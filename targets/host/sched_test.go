@@ -77,6 +77,7 @@ func waitQueued(t *testing.T, s *cpuSched, n int32) {
 func TestSchedQueueOrder(t *testing.T) {
 	s := newCPUSched(1)
 	s.stale = time.Hour // a holder that makes no checkpoint keeps its slot
+	s.burstMax = 0      // every waiter queues
 	ctx := context.Background()
 	var a, b, c schedTicket
 	if err := s.enter(ctx, &a, "spin"); err != nil {
@@ -113,6 +114,7 @@ func TestSchedQueueOrder(t *testing.T) {
 func TestSchedCheckpointHandsOver(t *testing.T) {
 	s := newCPUSched(1)
 	s.stale = time.Hour
+	s.burstMax = 0
 	ctx := context.Background()
 	var spin, nb schedTicket
 	if err := s.enter(ctx, &spin, "spin"); err != nil {
@@ -149,6 +151,7 @@ func TestSchedCheckpointHandsOver(t *testing.T) {
 // host call) lends its slot to a waiter instead of making it wait.
 func TestSchedLendsStaleSlot(t *testing.T) {
 	s := newCPUSched(1)
+	s.burstMax = 0
 	var sleeper, nb schedTicket
 	if err := s.enter(context.Background(), &sleeper, "sleep"); err != nil {
 		t.Fatal(err)
@@ -170,6 +173,71 @@ func TestSchedLendsStaleSlot(t *testing.T) {
 	s.leave(&sleeper)
 	if s.running != 0 {
 		t.Errorf("running %d after all left", s.running)
+	}
+}
+
+// TestSchedBurst: with the one slot held by a spinning app, a neighbour's
+// execution starts at once on a burst grant, and the spinner's checkpoints
+// go on without looking at the scheduler. A second execution of the
+// neighbour's app queues (one burst per app) and kicks the spinner, which
+// hands its slot over at its next checkpoint; the burst queues at its own
+// first checkpoint and runs again before the spinner.
+func TestSchedBurst(t *testing.T) {
+	s := newCPUSched(1)
+	s.stale = time.Hour
+	ctx := context.Background()
+	var spin, nb, nb2 schedTicket
+	if err := s.enter(ctx, &spin, "spin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.enter(ctx, &nb, "neighbour"); err != nil || !nb.burst || !nb.hold {
+		t.Fatalf("neighbour beside a spinner: err %v, burst %v, hold %v; want a burst at once", err, nb.burst, nb.hold)
+	}
+	// The spinner has run for an hour (so the order below does not depend
+	// on how long this test's own steps take).
+	s.mu.Lock()
+	spin.app.vtime += int64(time.Hour)
+	s.mu.Unlock()
+	s.checkpoint(ctx, &spin)
+	if !spin.hold || spin.kick.Load() || s.waiting.Load() != 0 {
+		t.Fatalf("spinner beside a burst: hold %v, kick %v, %d waiting", spin.hold, spin.kick.Load(), s.waiting.Load())
+	}
+
+	second := make(chan error, 1)
+	go func() { second <- s.enter(ctx, &nb2, "neighbour") }()
+	waitQueued(t, s, 1)
+	if !spin.kick.Load() || nb.kick.Load() {
+		t.Errorf("a neighbour waiting: spinner kicked %v, neighbour's burst kicked %v; want only the spinner", spin.kick.Load(), nb.kick.Load())
+	}
+	spinResumed := make(chan struct{})
+	go func() {
+		s.checkpoint(ctx, &spin) // kicked: yields to the neighbour
+		close(spinResumed)
+	}()
+	if err := <-second; err != nil || nb2.burst {
+		t.Fatalf("second neighbour: err %v, burst %v; want the spinner's regular slot", err, nb2.burst)
+	}
+	nbResumed := make(chan struct{})
+	go func() {
+		s.checkpoint(ctx, &nb) // a burst's first checkpoint: no free slot, queues
+		close(nbResumed)
+	}()
+	waitQueued(t, s, 2)
+	s.leave(&nb2)
+	<-nbResumed
+	if !nb.hold || nb.burst {
+		t.Errorf("the burst after its checkpoint: hold %v, burst %v; want a regular slot", nb.hold, nb.burst)
+	}
+	select {
+	case <-spinResumed:
+		t.Fatal("the spinner resumed before the less charged neighbour")
+	default:
+	}
+	s.leave(&nb)
+	<-spinResumed
+	s.leave(&spin)
+	if s.running != 0 || s.bursts != 0 || len(s.apps) != 0 || len(s.holders) != 0 || s.waiting.Load() != 0 {
+		t.Errorf("after all left: running %d, bursts %d, apps %v, holders %d, waiting %d", s.running, s.bursts, s.apps, len(s.holders), s.waiting.Load())
 	}
 }
 
