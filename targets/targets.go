@@ -68,6 +68,16 @@ const (
 	PhaseFailed Phase = "failed"
 )
 
+// AppObserver is implemented by targets that can observe one app without
+// listing all of them. A plan's apply asks it after a failed deploy (what
+// runs now, did it roll back), so that many failures cost one read each,
+// not one listing of the whole target each.
+type AppObserver interface {
+	// ObserveApp returns what Observe would report for app name, or nil
+	// when nothing runs under that name.
+	ObserveApp(ctx context.Context, name string) (*ObservedApp, error)
+}
+
 // RollBacker is implemented by targets that keep the previous version of an
 // app loaded and can switch back to it at once.
 type RollBacker interface {

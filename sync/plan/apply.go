@@ -583,7 +583,14 @@ func (a *applier) afterFailure(ctx context.Context, t targets.Target, ch Change,
 	}
 }
 
+// observeApp returns what t runs under name (nil: nothing): one read where
+// t is a targets.AppObserver, else from the listing of the whole target.
 func (a *applier) observeApp(ctx context.Context, t targets.Target, name string) (*targets.ObservedApp, error) {
+	if ao, ok := t.(targets.AppObserver); ok {
+		octx, cancel := context.WithTimeout(ctx, parallel.OrDefault(a.opts.ObserveTimeout, 30*time.Second))
+		defer cancel()
+		return ao.ObserveApp(octx, name)
+	}
 	obs, err := a.observe(ctx, t)
 	if err != nil {
 		return nil, err

@@ -642,3 +642,74 @@ func TestApplyLockTimeout(t *testing.T) {
 		t.Fatalf("applied without the lock: %v", mem.Digests())
 	}
 }
+
+// appObservingMem is a MemTarget that is also a targets.AppObserver, and
+// counts the listings and the single reads apply makes.
+type appObservingMem struct {
+	*plantest.MemTarget
+	lists, reads atomic.Int32
+}
+
+func (a *appObservingMem) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
+	a.lists.Add(1)
+	return a.MemTarget.Observe(ctx)
+}
+
+func (a *appObservingMem) ObserveApp(ctx context.Context, name string) (*targets.ObservedApp, error) {
+	a.reads.Add(1)
+	obs, err := a.MemTarget.Observe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range obs {
+		if obs[i].Name == name {
+			return &obs[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// TestApplyFailuresReadOneAppEach: when many updates fail on a target that
+// can observe one app (targets.AppObserver, as the Kubernetes driver), the
+// check after each failure reads that app, and the whole target is listed
+// only by the apply's own staleness check, not once per failure (which made
+// 1,000 failures cost 1,000 listings of 1,000 apps). The rollbacks come out
+// as with a listing.
+func TestApplyFailuresReadOneAppEach(t *testing.T) {
+	const n = 40
+	m := &appObservingMem{MemTarget: plantest.NewMem()}
+	var v1, v2 []targets.DesiredApp
+	for i := range n {
+		name := fmt.Sprintf("app%02d", i)
+		v1 = append(v1, plantest.App(name, "v1"))
+		a := plantest.App(name, "v2")
+		m.Fail[a.Digest] = plantest.FailAfterSwitch
+		v2 = append(v2, a)
+	}
+	tg := map[string]targets.Target{"local": m}
+	if _, err := Apply(context.Background(), mustPlan(t, Desired{Targets: []DesiredTarget{{Name: "local", Apps: v1}}}, tg), tg, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := mustPlan(t, Desired{Targets: []DesiredTarget{{Name: "local", Apps: v2}}}, tg)
+	m.lists.Store(0)
+	res, err := Apply(context.Background(), p, tg, ApplyOptions{AppParallelism: 4})
+	if !errors.Is(err, ErrApplyFailed) {
+		t.Fatalf("Apply = %v, want ErrApplyFailed", err)
+	}
+	for _, a := range v1 {
+		if r := res.App("local", a.Name); r.Outcome != OutcomeFailed || !r.RolledBack || r.RolledBackTo != a.Digest {
+			t.Errorf("%s: %+v, want failed and rolled back to v1", a.Name, r)
+		}
+	}
+	if got := m.lists.Load(); got > 2 {
+		t.Errorf("apply listed the whole target %d times for %d failures, want at most 2 (its staleness check)", got, n)
+	}
+	if got := m.reads.Load(); got < n {
+		t.Errorf("%d single-app reads for %d failures, want at least one each", got, n)
+	}
+	for _, a := range v1 {
+		if d := m.Digests()[a.Name]; d != a.Digest {
+			t.Errorf("%s runs %s after the rollback, want v1 %s", a.Name, d, a.Digest)
+		}
+	}
+}

@@ -736,30 +736,83 @@ func (d *Driver) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	var out []targets.ObservedApp
 	for i := range list.Items {
 		u := &list.Items[i]
-		dep, err := toDeployment(u)
+		o, err := d.observedDeployment(u, byName[render.SecretsName(u.GetName())])
 		if err != nil {
 			return nil, err
-		}
-		phase, msg := Phase(dep)
-		o := targets.ObservedApp{
-			Name:    dep.Name,
-			Ref:     dep.Annotations[render.AnnotationRef],
-			Digest:  dep.Spec.Template.Annotations[render.AnnotationDigest],
-			Phase:   phase,
-			Status:  string(phase),
-			Healthy: phase == targets.PhaseReady,
-			Message: msg,
-		}
-		_, owned := dep.Labels[render.LabelOwner]
-		if dep.Labels[render.LabelManagedBy] == render.ManagedBy && owned && dep.Labels[render.LabelName] == dep.Name {
-			o.Managed = true
-			o.Owner = dep.Annotations[render.AnnotationOwner]
-			o.SecretHashes = d.observedSecretHashes(dep.Name, byName[render.SecretsName(dep.Name)])
 		}
 		out = append(out, o)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// observedDeployment is what Observe reports for Deployment u, with
+// secret its app's Secret (nil: none).
+func (d *Driver) observedDeployment(u, secret *unstructured.Unstructured) (targets.ObservedApp, error) {
+	dep, err := toDeployment(u)
+	if err != nil {
+		return targets.ObservedApp{}, err
+	}
+	phase, msg := Phase(dep)
+	o := targets.ObservedApp{
+		Name:    dep.Name,
+		Ref:     dep.Annotations[render.AnnotationRef],
+		Digest:  dep.Spec.Template.Annotations[render.AnnotationDigest],
+		Phase:   phase,
+		Status:  string(phase),
+		Healthy: phase == targets.PhaseReady,
+		Message: msg,
+	}
+	_, owned := dep.Labels[render.LabelOwner]
+	if dep.Labels[render.LabelManagedBy] == render.ManagedBy && owned && dep.Labels[render.LabelName] == dep.Name {
+		o.Managed = true
+		o.Owner = dep.Annotations[render.AnnotationOwner]
+		o.SecretHashes = d.observedSecretHashes(dep.Name, secret)
+	}
+	return o, nil
+}
+
+// ObserveApp implements targets.AppObserver: the app's Deployment (or
+// SpinApp) and its Secret, read by name, reported as Observe would.
+func (d *Driver) ObserveApp(ctx context.Context, name string) (*targets.ObservedApp, error) {
+	kind := "Deployment"
+	if d.spin() {
+		kind = "SpinApp"
+	}
+	u, err := d.ri(kind).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if d.spin() {
+			// As Observe: a cluster that serves no SpinApps is an
+			// ErrSpinKube error, not "nothing runs".
+			if _, lerr := d.ri("SpinApp").List(ctx, metav1.ListOptions{Limit: 1}); lerr != nil {
+				return nil, spinListErr(lerr)
+			}
+		}
+		return nil, nil
+	case err != nil:
+		return nil, apiErr("get "+kind+" "+name, err)
+	}
+	secret, err := d.ri("Secret").Get(ctx, render.SecretsName(name), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		secret = nil
+	case err != nil:
+		return nil, apiErr("get Secret "+render.SecretsName(name), err)
+	case secret.GetLabels()[render.LabelManagedBy] != render.ManagedBy:
+		secret = nil // not ferry's (Observe lists only ferry's owned Secrets)
+	default:
+		if _, owned := secret.GetLabels()[render.LabelOwner]; !owned {
+			secret = nil
+		}
+	}
+	var o targets.ObservedApp
+	if d.spin() {
+		o = d.observedSpinApp(u, secret)
+	} else if o, err = d.observedDeployment(u, secret); err != nil {
+		return nil, err
+	}
+	return &o, nil
 }
 
 // observedSecretHashes hashes the values of app's secret Secret u (one

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -276,6 +277,7 @@ func TestE2E(t *testing.T) {
 	if b, _ := json.Marshal(obs); strings.Contains(string(b), secret) {
 		t.Error("Observe shows a secret value")
 	}
+	checkObserveApp(t, d, obs, "web")
 
 	// The server's defaults (strategy, revisionHistoryLimit, probes'
 	// timeouts, terminationGracePeriodSeconds, ...) and its normal form of
@@ -448,6 +450,7 @@ func TestE2E(t *testing.T) {
 	if legacy == nil || legacy.Managed {
 		t.Errorf("Observe: web-legacy %+v, want unmanaged", legacy)
 	}
+	checkObserveApp(t, d, obs, "web-legacy")
 	if err := d.Delete(ctx, "web"); err != nil {
 		t.Fatal(err)
 	}
@@ -490,5 +493,28 @@ func TestE2E(t *testing.T) {
 	out = kube(t, c, "get", "deployments", "-o", "name")
 	if strings.Contains(out, "/a1") || strings.Contains(out, "/a2") || strings.Contains(out, "/a3") || !strings.Contains(out, "deployment.apps/rival") {
 		t.Errorf("after the deletes:\n%s", out)
+	}
+}
+
+// checkObserveApp: d.ObserveApp(name) reports what the listing obs does
+// for name, and nil for a name nothing runs under.
+func checkObserveApp(t *testing.T, d *driver.Driver, obs []targets.ObservedApp, name string) {
+	t.Helper()
+	ctx := context.Background()
+	var want *targets.ObservedApp
+	for i := range obs {
+		if obs[i].Name == name {
+			want = &obs[i]
+		}
+	}
+	if want == nil {
+		t.Fatalf("Observe lists no %s", name)
+	}
+	got, err := d.ObserveApp(ctx, name)
+	if err != nil || got == nil || !reflect.DeepEqual(*got, *want) {
+		t.Errorf("ObserveApp(%s) = %+v, %v; Observe lists %+v", name, got, err, *want)
+	}
+	if got, err := d.ObserveApp(ctx, "no-such-app"); got != nil || err != nil {
+		t.Errorf("ObserveApp of an app that does not exist = %+v, %v; want nil, nil", got, err)
 	}
 }

@@ -174,20 +174,26 @@ func (d *Driver) observeSpin(ctx context.Context) ([]targets.ObservedApp, error)
 	var out []targets.ObservedApp
 	for i := range list.Items {
 		u := &list.Items[i]
-		phase, msg := SpinPhase(u)
-		ann, labels := u.GetAnnotations(), u.GetLabels()
-		o := targets.ObservedApp{
-			Name: u.GetName(), Ref: ann[render.AnnotationRef], Digest: ann[render.AnnotationDigest],
-			Phase: phase, Status: string(phase), Healthy: phase == targets.PhaseReady, Message: msg,
-		}
-		_, owned := labels[render.LabelOwner]
-		if labels[render.LabelManagedBy] == render.ManagedBy && owned && labels[render.LabelName] == u.GetName() {
-			o.Managed = true
-			o.Owner = ann[render.AnnotationOwner]
-			o.SecretHashes = d.observedSecretHashes(u.GetName(), byName[render.SecretsName(u.GetName())])
-		}
-		out = append(out, o)
+		out = append(out, d.observedSpinApp(u, byName[render.SecretsName(u.GetName())]))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// observedSpinApp is what Observe reports for SpinApp u, with secret its
+// app's Secret (nil: none).
+func (d *Driver) observedSpinApp(u, secret *unstructured.Unstructured) targets.ObservedApp {
+	phase, msg := SpinPhase(u)
+	ann, labels := u.GetAnnotations(), u.GetLabels()
+	o := targets.ObservedApp{
+		Name: u.GetName(), Ref: ann[render.AnnotationRef], Digest: ann[render.AnnotationDigest],
+		Phase: phase, Status: string(phase), Healthy: phase == targets.PhaseReady, Message: msg,
+	}
+	_, owned := labels[render.LabelOwner]
+	if labels[render.LabelManagedBy] == render.ManagedBy && owned && labels[render.LabelName] == u.GetName() {
+		o.Managed = true
+		o.Owner = ann[render.AnnotationOwner]
+		o.SecretHashes = d.observedSecretHashes(u.GetName(), secret)
+	}
+	return o
 }

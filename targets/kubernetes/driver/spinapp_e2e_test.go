@@ -166,6 +166,9 @@ func TestSpinAppE2E(t *testing.T) {
 	if _, err := d.Observe(ctx); !errors.Is(err, driver.ErrSpinKube) || !strings.Contains(err.Error(), "install SpinKube's spin-operator CRDs") {
 		t.Fatalf("Observe without the CRDs: %v", err)
 	}
+	if _, err := d.ObserveApp(ctx, "web"); !errors.Is(err, driver.ErrSpinKube) {
+		t.Fatalf("ObserveApp without the CRDs: %v, want ErrSpinKube", err)
+	}
 	// ... so ferry plan says so for the target.
 	dt0 := plan.Desired{Targets: []plan.DesiredTarget{{Name: "cluster", Type: "kubernetes", Apps: []targets.DesiredApp{want}}}}
 	if p0, err := plan.Compute(ctx, dt0, map[string]targets.Target{"cluster": d}, plan.PlanOptions{Source: "git@example.com:acme/spec.git"}); err == nil {
@@ -305,6 +308,7 @@ spec:
 	if h := d.SecretHashes("web", want.Secrets); !equalMaps(h, obs[0].SecretHashes) {
 		t.Errorf("observed secret hashes %v, want %v", obs[0].SecretHashes, h)
 	}
+	checkObserveApp(t, d, obs, "web")
 	if diffs, err := d.Diff(ctx, want); err != nil || len(diffs) != 0 {
 		t.Fatalf("Diff right after Put: %+v %v", diffs, err)
 	}
