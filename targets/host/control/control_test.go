@@ -188,6 +188,17 @@ func TestPutVerifyServe(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("Observe (-want +got):\n%s", diff)
 		}
+		// One app by name (targets.AppObserver) is what the listing says.
+		one, err := w.client.ObserveApp(ctx, "hello")
+		if err != nil || one == nil {
+			t.Fatalf("ObserveApp(hello) = %v, %v", one, err)
+		}
+		if diff := cmp.Diff(want[0], *one); diff != "" {
+			t.Fatalf("ObserveApp (-want +got):\n%s", diff)
+		}
+		if none, err := w.client.ObserveApp(ctx, "no-such-app"); none != nil || err != nil {
+			t.Fatalf("ObserveApp of an app the host does not run = %+v, %v; want nil, nil", none, err)
+		}
 	})
 
 	t.Run("metrics", func(t *testing.T) {

@@ -133,16 +133,35 @@ func (c *Client) Observe(ctx context.Context) ([]targets.ObservedApp, error) {
 	}
 	out := make([]targets.ObservedApp, 0, len(apps))
 	for _, a := range apps {
-		o := targets.ObservedApp{
-			Name: a.Name, Ref: a.Ref, Digest: a.Digest, Managed: a.Managed, Owner: a.Owner, Status: a.Status,
-			Healthy: a.Healthy, Phase: PhaseOf(a), Previous: a.Previous, Message: a.Message, SecretHashes: a.SecretHashes,
-		}
-		if rb := a.RolledBack; rb != nil {
-			o.RolledBack = &targets.Rollback{From: rb.From, To: rb.To, Reason: rb.Reason, At: rb.At}
-		}
-		out = append(out, o)
+		out = append(out, observed(a))
 	}
 	return out, nil
+}
+
+// ObserveApp implements targets.AppObserver: GET /v1/apps/NAME, nil when
+// the host does not run it.
+func (c *Client) ObserveApp(ctx context.Context, name string) (*targets.ObservedApp, error) {
+	a, err := c.App(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	o := observed(a)
+	return &o, nil
+}
+
+// observed is what Observe reports for a.
+func observed(a api.AppInfo) targets.ObservedApp {
+	o := targets.ObservedApp{
+		Name: a.Name, Ref: a.Ref, Digest: a.Digest, Managed: a.Managed, Owner: a.Owner, Status: a.Status,
+		Healthy: a.Healthy, Phase: PhaseOf(a), Previous: a.Previous, Message: a.Message, SecretHashes: a.SecretHashes,
+	}
+	if rb := a.RolledBack; rb != nil {
+		o.RolledBack = &targets.Rollback{From: rb.From, To: rb.To, Reason: rb.Reason, At: rb.At}
+	}
+	return o
 }
 
 // Put implements targets.Target: the host pulls want.Ref by want.Digest,
