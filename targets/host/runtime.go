@@ -125,7 +125,11 @@ type Options struct {
 	// host-wide; the others wait, and the CPU goes to the app that has had
 	// least of it (weighted fair queueing, sched.go): a running guest hands
 	// its slot to a fairer waiter within microseconds. A request that gets
-	// no slot before its deadline answers 503. Zero means GOMAXPROCS-1
+	// no slot before its deadline answers 503. Beyond the slots, an app
+	// that runs nothing may start one execution at once on a burst grant
+	// (at most CPUSlots of them host-wide), which queues like the others at
+	// its first checkpoint, after at most 4,096 checks: a short request of
+	// an idle app never waits behind spinners. Zero means GOMAXPROCS-1
 	// (at least 1: one P stays free for the connections and other Go
 	// work); negative turns the scheduler off.
 	CPUSlots int
