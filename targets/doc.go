@@ -13,6 +13,7 @@
 // runs anything.
 //
 // Optional capabilities are small interfaces found by type assertion:
-// RollBacker, Locker, LockInspector, Differ, OwnerRecorder, SecretHasher.
+// RollBacker, Locker, LockInspector, Differ, OwnerRecorder, SecretHasher,
+// Checker, RolloutPreviewer, AppObserver.
 // Package targets/open opens a spec target as the right driver.
 package targets
