@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,16 +74,33 @@ func Tool(t testing.TB, name string) string {
 
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment
 // ago, for a separate process that needs its address on the command line.
+// It never returns the same port twice in one test process: the kernel
+// readily hands a just-closed port out again, and two processes told the
+// same port (etcd's client and peer URLs once were) fail to start.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: listen: %v", err)
+	freeMu.Lock()
+	defer freeMu.Unlock()
+	for range 1000 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testenv: listen: %v", err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !freeGiven[addr] {
+			freeGiven[addr] = true
+			return addr
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Fatalf("testenv: no loopback port that was not handed out before in 1,000 tries")
+	return ""
 }
+
+var (
+	freeMu    sync.Mutex
+	freeGiven = map[string]bool{}
+)
 
 // WaitHTTP polls url until it answers (any status) or the deadline passes.
 func WaitHTTP(t testing.TB, url string, within time.Duration) {
