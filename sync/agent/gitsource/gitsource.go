@@ -233,13 +233,16 @@ func (g *Source) repoDir() string     { return filepath.Join(g.Dir, "repo") }
 func (g *Source) worktreeDir() string { return filepath.Join(g.Dir, "worktrees") }
 
 // open opens the mirror, creating it (or re-creating it when it cannot be
-// opened, e.g. after a crash mid-write) as needed, and points its origin
+// opened or a ref is torn, e.g. after a crash mid-write) as needed, and points its origin
 // remote at g.url.
 func (g *Source) open() error {
 	if g.repo != nil {
 		return nil
 	}
 	r, err := git.PlainOpen(g.repoDir())
+	if err == nil {
+		err = checkRefs(r)
+	}
 	if err != nil {
 		if rmErr := os.RemoveAll(g.repoDir()); rmErr != nil {
 			return fmt.Errorf("gitsource: reset git mirror: %w", rmErr)
@@ -263,6 +266,28 @@ func (g *Source) open() error {
 	}
 	g.repo = r
 	return nil
+}
+
+// checkRefs reads every reference of the mirror and checks that the object
+// each names is there. go-git truncates a ref file and then writes it in
+// place, so a process killed between the two leaves it empty or cut short,
+// and every later fetch would fail ("ref file is empty"). The mirror is only
+// a cache of the remote, so a mirror that fails this is started over.
+func checkRefs(r *git.Repository) error {
+	refs, err := r.References()
+	if err != nil {
+		return err
+	}
+	defer refs.Close()
+	return refs.ForEach(func(ref *plumbing.Reference) error {
+		if ref.Type() != plumbing.HashReference {
+			return nil
+		}
+		if err := r.Storer.HasEncodedObject(ref.Hash()); err != nil {
+			return fmt.Errorf("%s names %s: %w", ref.Name(), ref.Hash(), err)
+		}
+		return nil
+	})
 }
 
 // Fetch brings the mirror up to date with the remote branch and returns the

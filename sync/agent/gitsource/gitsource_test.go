@@ -135,3 +135,45 @@ func TestGitSourceReopensCorruptMirror(t *testing.T) {
 		t.Fatalf("fetch after corruption = %q, %v", got, err)
 	}
 }
+
+// TestGitSourceRecoversTornRef is the regression test for an agent that
+// never recovered from a SIGKILL (the chaos suite's seed
+// 1796411157723766879): go-git truncates a ref file and then writes it in
+// place, so a kill between the two leaves it empty, and every later fetch
+// failed with "ref file is empty". A process that finds a ref it cannot
+// read, or one naming an object the mirror lacks, starts the mirror over.
+func TestGitSourceRecoversTornRef(t *testing.T) {
+	ref := filepath.Join("repo", "refs", "remotes", "origin", "main")
+	tests := []struct {
+		name  string
+		write string
+	}{
+		{"empty ref file", ""},
+		{"ref cut short", "3f2a9c"},
+		{"ref to a missing object", strings.Repeat("ab", 20) + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := gittest.NewServer(t, gittest.Options{})
+			w := srv.Clone(t)
+			w.CommitPush("one", map[string]string{"f": "1"})
+			dir := t.TempDir()
+			g := &Source{URL: srv.URL(), Branch: "main", Dir: dir}
+			if _, err := g.Fetch(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			sha := w.CommitPush("two", map[string]string{"f": "2"})
+			if err := os.WriteFile(filepath.Join(dir, ref), []byte(tt.write), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			g2 := &Source{URL: srv.URL(), Branch: "main", Dir: dir}
+			got, err := g2.Fetch(context.Background())
+			if err != nil || got != sha {
+				t.Fatalf("fetch after a torn ref = %q, %v; want %s", got, err, sha)
+			}
+			if _, err := g2.Checkout(got); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
