@@ -262,7 +262,7 @@ func NewAgent(opts Options) (*Agent, error) {
 	if a.clock == nil {
 		a.clock = realClock{}
 	}
-	a.git = &gitsource.Source{URL: opts.Repo, Branch: opts.Branch, Dir: opts.DataDir, Auth: opts.Auth, Timeout: opts.FetchTimeout}
+	a.git = &gitsource.Source{URL: opts.Repo, Branch: opts.Branch, Dir: opts.DataDir, Auth: opts.Auth, Timeout: opts.FetchTimeout, Log: a.log}
 	h, interrupted, err := history.Open(opts.DataDir, opts.HistoryRetention)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -226,7 +227,9 @@ type Source struct {
 	Dir         string
 	Auth        GitAuth
 	Timeout     time.Duration
-	repo        *git.Repository
+	// Log gets a warning when the mirror is started over; nil discards it.
+	Log  *slog.Logger
+	repo *git.Repository
 }
 
 func (g *Source) repoDir() string     { return filepath.Join(g.Dir, "repo") }
@@ -244,6 +247,11 @@ func (g *Source) open() error {
 		err = checkRefs(r)
 	}
 	if err != nil {
+		if !errors.Is(err, git.ErrRepositoryNotExists) {
+			parallel.LoggerOr(g.Log).LogAttrs(context.Background(), slog.LevelWarn,
+				"gitsource: the git mirror is unreadable (a crash mid-write?); starting it over",
+				slog.String("dir", g.repoDir()), slog.String("error", err.Error()))
+		}
 		if rmErr := os.RemoveAll(g.repoDir()); rmErr != nil {
 			return fmt.Errorf("gitsource: reset git mirror: %w", rmErr)
 		}

@@ -1,8 +1,10 @@
 package gitsource
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,18 +160,26 @@ func TestGitSourceRecoversTornRef(t *testing.T) {
 			w := srv.Clone(t)
 			w.CommitPush("one", map[string]string{"f": "1"})
 			dir := t.TempDir()
-			g := &Source{URL: srv.URL(), Branch: "main", Dir: dir}
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			g := &Source{URL: srv.URL(), Branch: "main", Dir: dir, Log: log}
 			if _, err := g.Fetch(context.Background()); err != nil {
 				t.Fatal(err)
+			}
+			if logs.Len() != 0 {
+				t.Fatalf("a first fetch into an empty directory logged: %s", logs.String())
 			}
 			sha := w.CommitPush("two", map[string]string{"f": "2"})
 			if err := os.WriteFile(filepath.Join(dir, ref), []byte(tt.write), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			g2 := &Source{URL: srv.URL(), Branch: "main", Dir: dir}
+			g2 := &Source{URL: srv.URL(), Branch: "main", Dir: dir, Log: log}
 			got, err := g2.Fetch(context.Background())
 			if err != nil || got != sha {
 				t.Fatalf("fetch after a torn ref = %q, %v; want %s", got, err, sha)
+			}
+			if !strings.Contains(logs.String(), "starting it over") {
+				t.Fatalf("starting the mirror over logged no warning: %q", logs.String())
 			}
 			if _, err := g2.Checkout(got); err != nil {
 				t.Fatal(err)
