@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,18 +153,26 @@ func TestClusterRunsDeployment(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	rl, err := cs.Discovery().ServerResourcesForGroupVersion("core.spinkube.dev/v1alpha1")
-	if err != nil {
-		t.Fatalf("discovery of core.spinkube.dev/v1alpha1: %v", err)
-	}
-	served := map[string]bool{}
-	for _, r := range rl.APIResources {
-		served[r.Name] = true
-	}
-	for _, r := range []string{"spinapps", "spinapps/status", "spinappexecutors"} {
-		if !served[r] {
-			t.Errorf("core.spinkube.dev/v1alpha1 does not serve %s (serves %v)", r, served)
+	// Discovery catches up with an Established CRD on its own time (CI once
+	// saw spinappexecutors served and spinapps not yet), so poll it, as
+	// kubectl's discovery refresh does, until the deadline.
+	want := []string{"spinapps", "spinapps/status", "spinappexecutors"}
+	for {
+		served := map[string]bool{}
+		rl, err := cs.Discovery().ServerResourcesForGroupVersion("core.spinkube.dev/v1alpha1")
+		if err == nil {
+			for _, r := range rl.APIResources {
+				served[r.Name] = true
+			}
 		}
+		missing := slices.DeleteFunc(slices.Clone(want), func(r string) bool { return served[r] })
+		if len(missing) == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("core.spinkube.dev/v1alpha1 does not serve %v (serves %v; discovery error: %v)", missing, served, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
